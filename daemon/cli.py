@@ -1,0 +1,208 @@
+"""The `stagewise` command line: a thin layer over the library. The only module that parses
+arguments, and the only one that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from tabulate import tabulate
+
+from daemon.errors import ConfigError, StagewiseError
+from daemon.settings import Config, config_path, load_config
+from daemon.targets import Targets, targets_on
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 2
+EX_DATAERR = 65
+EX_UNAVAILABLE = 69
+EX_CONFIG = 78
+
+DESCRIPTION = """\
+stagewise keeps a crypto portfolio on a life-stage plan. It reads balances and prices
+through ccxt (read-only key, or a paper account), and records the orders it PROPOSES in
+SQLite and in its logs. It never places an order.
+
+Config: --config PATH, else $STAGEWISE_CONFIG, else config/example.toml.
+Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
+Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 78 bad config."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or EX_OK)
+    except ConfigError as e:
+        print(f"stagewise: configuration error: {e}", file=sys.stderr)
+        return EX_CONFIG
+    except StagewiseError as e:
+        print(f"stagewise: {e}", file=sys.stderr)
+        return exit_code_for(e)
+    except KeyboardInterrupt:
+        print("stagewise: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EX_OK
+
+
+def exit_code_for(error: StagewiseError) -> int:
+    from daemon.errors import ExchangeAuthError, ExchangeUnavailable, PriceHistoryError
+
+    if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
+        return EX_UNAVAILABLE
+    if isinstance(error, PriceHistoryError):
+        return EX_DATAERR
+    return EX_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stagewise",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="the investor config (TOML)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate the config and the plan data")
+    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.set_defaults(func=cmd_check_config)
+
+    stage = sub.add_parser(
+        "stage", help="the stage, glide path and targets on a day (default: today)"
+    )
+    stage.add_argument("--at", type=parse_date, metavar="YYYY-MM-DD", help="the day to show")
+    stage.add_argument("--json", action="store_true", help="print as JSON")
+    stage.set_defaults(func=cmd_stage)
+    return parser
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2027-01-31") from None
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(config_path(args.config))
+
+
+def today(config: Config) -> date:
+    return datetime.now(config.tz).date()
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load(args)
+    s = config.settings
+    summary = {
+        "config": str(config.path),
+        "mode": s.exchange.mode,
+        "exchange": s.exchange.id,
+        "quote": s.exchange.quote,
+        "api_key": "set" if s.exchange.api_key else "not set",
+        "stages": [st.id for st in config.plan.stages],
+        "indices": sorted(config.plan.indices),
+        "assets": config.plan.assets(),
+        "state": str(s.state.path),
+        "timezone": s.investor.timezone,
+    }
+    if args.json:
+        emit_json({"ok": True, **summary})
+        return EX_OK
+    print(f"config OK: {config.path}")
+    print(
+        f"  mode {s.exchange.mode} on {s.exchange.id}, quote {s.exchange.quote}, "
+        f"API key {summary['api_key']}"
+    )
+    print(
+        f"  {len(config.plan.stages)} stages, {len(config.plan.indices)} indices, "
+        f"{len(summary['assets'])} assets; time zone {s.investor.timezone}"
+    )
+    print(f"  state: {s.state.path}")
+    return EX_OK
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    config = load(args)
+    on = args.at or today(config)
+    targets = targets_on(config, on)
+    if args.json:
+        emit_json(targets_json(targets))
+    else:
+        print(render_targets(targets, len(config.plan.stages)))
+    return EX_OK
+
+
+def targets_json(t: Targets) -> dict[str, Any]:
+    glide = None
+    if t.glide is not None:
+        glide = {
+            "from": t.glide.from_stage,
+            "to": t.glide.to_stage,
+            "starts": t.glide.starts.isoformat(),
+            "ends": t.glide.ends.isoformat(),
+            "step": t.glide.step,
+            "steps": t.glide.steps,
+            "progress": round(t.glide.progress, 6),
+        }
+    return {
+        "on": t.on.isoformat(),
+        "age": t.age,
+        "stage": {"id": t.stage.id, "name": t.stage.name, "number": t.stage.number},
+        "glide": glide,
+        "crypto_share": round(t.crypto_share, 6),
+        "crypto_band": [round(t.crypto_band[0], 6), round(t.crypto_band[1], 6)],
+        "cash": t.cash,
+        "sleeves": {
+            k: {"name": s.name, "weight": round(s.weight, 6), "cadence": s.cadence}
+            for k, s in t.sleeves.items()
+        },
+        "weights": {k: round(v, 6) for k, v in t.weights.items()},
+    }
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:.2f} %"
+
+
+def render_targets(t: Targets, n_stages: int) -> str:
+    lines = [f"{t.on}: age {t.age}, stage {t.stage.number} of {n_stages}: {t.stage.name}"]
+    if t.glide:
+        g = t.glide
+        lines.append(
+            f"glide path: {g.from_stage} -> {g.to_stage}, step {g.step} of {g.steps} "
+            f"({g.progress * 100:.1f} %), {g.starts} .. {g.ends}"
+        )
+    else:
+        lines.append("glide path: none (targets are the stage's own)")
+    lo, hi = t.crypto_band
+    lines.append(
+        f"crypto share of whole portfolio: target {pct(t.crypto_share)} "
+        f"(band {pct(lo)} .. {pct(hi)})"
+    )
+    if t.cash:
+        lines.append(f"cash kept in the quote currency: {pct(t.cash)}")
+    lines.append("")
+    rows = [[s.name, pct(s.weight), s.cadence] for s in t.sleeves.values()]
+    lines.append(tabulate(rows, headers=["sleeve", "weight", "rebalance"], disable_numparse=True))
+    lines.append("")
+    rows = [[a, pct(w)] for a, w in t.weights.items()]
+    lines.append(tabulate(rows, headers=["asset", "weight"], disable_numparse=True))
+    return "\n".join(lines)
+
+
+Command = Callable[[argparse.Namespace], int]

@@ -1,0 +1,94 @@
+"""The few named errors of stagewise; each carries a message a user can act on.
+
+Only the CLI maps them to exit codes (78, EX_CONFIG, for configuration errors).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ValidationError
+
+
+class StagewiseError(Exception):
+    """Base of every error stagewise raises on purpose."""
+
+
+class ConfigError(StagewiseError):
+    """The configuration (investor config, stages or indices) is invalid.
+
+    `problems` lists one line per offending field: "path.to.field: what is wrong".
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        lines = [message, *(f"  - {p}" for p in self.problems)]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def from_validation(
+        cls, source: str, err: ValidationError, model: type[BaseModel]
+    ) -> ConfigError:
+        """One problem per pydantic error, named by its dotted path, typos given a suggestion."""
+        problems = [_describe(e, model) for e in err.errors(include_url=False)]
+        return cls(f"{source}: invalid configuration", problems)
+
+
+class SnapshotError(StagewiseError):
+    """The exchange answered, but the answer cannot be used to plan (missing/zero/NaN price,
+    unparsable body). No plan is ever made from it."""
+
+
+class ExchangeUnavailable(StagewiseError):
+    """The exchange could not be reached in time, even after retries. Try again later."""
+
+
+class ExchangeAuthError(StagewiseError):
+    """The exchange refused the API key (bad key, missing permission). Not retried: fix the key."""
+
+
+class PriceHistoryError(StagewiseError):
+    """A price history file or download is unusable (bad row, gap, unknown asset)."""
+
+
+def _describe(error: dict, model: type[BaseModel]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    path = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(model, error["loc"][:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{path}: unknown key{hint}"
+    msg = error["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{path}: {msg}"
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[object]) -> list[str]:
+    """The field names valid at `loc` inside `model`, to suggest a fix for a typo."""
+    current: object = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = current.model_fields.get(part)
+            if field is None:
+                return []
+            current = _inner_model(field.annotation)
+        else:  # an index into a list or a key of a dict: the item type stays the same
+            continue
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: object) -> object:
+    """The BaseModel inside `list[M]`, `dict[str, M]`, `M | None`, or the annotation itself."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation

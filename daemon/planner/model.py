@@ -1,0 +1,116 @@
+"""The planner's plain data: what goes in (policy, carried state) and what comes out (a plan).
+
+Frozen dataclasses; no I/O. Weights are fractions of the account's value; money is in the
+quote currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+Rule = Literal["dca", "rebalance", "profit", "withdraw", "windfall"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How the planner trades, from the investor's settings (fractions, not percent).
+
+    band_abs / band_rel: an asset is outside its band when |weight - target| exceeds the
+        smaller of band_abs and band_rel * target (the 5/25 rule).
+    rebalance_to: "target" trades all the way back; "band" only to the band's edge.
+    max_order_share: an order whose notional exceeds this share of the account's value is
+        refused as implausible (buys of new money from DCA or a windfall are exempt).
+    milestone_sell_share: the part of a position's gain sold at each profit milestone.
+    fee_rate: the fee assumed where a market declares none.
+    outside_value: the investor's investments held outside the account (for crypto share).
+    allow_deposit: read-only mode: DCA/windfall buys may need money not yet on the account;
+        the plan then says how much to deposit. Paper mode deposits first and sets it False.
+    """
+
+    band_abs: float = 0.05
+    band_rel: float = 0.25
+    rebalance_to: Literal["target", "band"] = "target"
+    max_order_share: float = 0.25
+    milestone_sell_share: float = 0.5
+    fee_rate: float = 0.001
+    outside_value: float = 0.0
+    allow_deposit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanState:
+    """What the planner carries between runs (kept by the store).
+
+    cost_basis: average cost of one unit per asset, in the quote currency.
+    milestones_taken: per asset, the gain milestones (percent) already sold at.
+    carry: DCA/windfall money not yet placed (too small for a market's minimum).
+    withdrawn_year / withdrawn: the calendar year and the amount withdrawn so far in it.
+    paused / pause_reason: the guide's emergency rule is in force.
+    """
+
+    cost_basis: Mapping[str, float] = field(default_factory=dict)
+    milestones_taken: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    carry: float = 0.0
+    withdrawn_year: int = 0
+    withdrawn: float = 0.0
+    paused: bool = False
+    pause_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One proposed order, rounded to its market's grid and explained."""
+
+    symbol: str
+    base: str
+    side: Side
+    amount: float
+    price: float
+    notional: float
+    fee: float
+    rule: Rule
+    reason: str
+    weight_before: float
+    weight_after: float
+    weight_target: float
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Something the planner chose not to propose, and why (below minimum, cap, no cash …)."""
+
+    asset: str
+    rule: Rule
+    reason: str
+    notional: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The account around the plan: value, crypto share of the whole portfolio, drift."""
+
+    value: float
+    crypto_share: float
+    drift_before: Mapping[str, float]
+    drift_after: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One run's proposal. `refused` is set (and orders empty) when no plan could be made."""
+
+    rule: Rule
+    orders: tuple[Order, ...]
+    skipped: tuple[Skip, ...]
+    notes: tuple[str, ...]
+    state: PlanState
+    summary: Summary | None
+    deposit_needed: float = 0.0
+    refused: str | None = None
+
+    @property
+    def carry(self) -> float:
+        return self.state.carry

@@ -1,0 +1,295 @@
+"""The investor's configuration: a TOML file read by pydantic-settings, environment on top.
+
+`load_config(path)` returns a `Config`: the validated settings plus the plan data they point
+at. Environment variables override the file (`STAGEWISE_` prefix, `__` between levels, e.g.
+`STAGEWISE_INVESTOR__MONTHLY_CONTRIBUTION=500`). API keys are read from the environment only
+and are `SecretStr`, which never prints its value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from daemon.errors import ConfigError
+from daemon.stages import PlanData, load_plan, read_toml
+
+ENV_PREFIX = "STAGEWISE_"
+CONFIG_ENV = "STAGEWISE_CONFIG"
+DEFAULT_CONFIG = Path("config/example.toml")
+SECRET_FIELDS = ("api_key", "secret", "password")
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InvestorSettings(Section):
+    """Who the plan is for, and the figures only the investor knows."""
+
+    birth_date: date
+    timezone: str = "UTC"
+    outside_investments: float = Field(default=0, ge=0, allow_inf_nan=False)
+    monthly_contribution: float = Field(default=0, ge=0, allow_inf_nan=False)
+    contribution_start: date | None = None
+    crypto_share_point: float = Field(default=0.5, ge=0, le=1)
+    derisk_pct_per_year: float | None = Field(default=None, ge=0, le=100)
+    withdrawal_pct: float | None = Field(default=None, ge=0, le=100)
+    bonus_share_pct: float | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not an IANA time zone (e.g. Europe/Berlin, America/New_York)"
+            ) from None
+        return value
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible(cls, value: date) -> date:
+        if not date(1900, 1, 1) <= value <= date(2100, 1, 1):
+            raise ValueError(f"{value} is not a plausible birth date")
+        return value
+
+
+class ExchangeSettings(Section):
+    """Which exchange, how, and in which quote currency. Keys: environment only."""
+
+    id: str = Field(default="binance", pattern=r"^[a-z0-9_]+$")
+    mode: Literal["paper", "read-only"] = "paper"
+    quote: str = Field(default="USDT", pattern=r"^[A-Z0-9]{2,10}$")
+    options: dict[str, Any] = {}
+    timeout_ms: int = Field(default=10_000, ge=100, le=300_000)
+    markets_refresh_hours: float = Field(default=24, gt=0, le=24 * 30)
+    retry_attempts: int = Field(default=5, ge=1, le=20)
+    retry_max_seconds: float = Field(default=60, gt=0, le=3600)
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _keys_for_read_only(self) -> ExchangeSettings:
+        if self.mode == "read-only" and (self.api_key is None or self.secret is None):
+            raise ValueError(
+                "read-only mode reads a real account and needs a read-only API key: set "
+                "STAGEWISE_EXCHANGE__API_KEY and STAGEWISE_EXCHANGE__SECRET in the environment"
+            )
+        return self
+
+
+class PaperSettings(Section):
+    """The simulated account of paper mode: its seed and the costs assumed for fills."""
+
+    initial_balances: dict[str, float] = {}
+    fee_rate: float = Field(default=0.001, ge=0, le=0.05)
+    slippage: float = Field(default=0.0005, ge=0, le=0.05)
+
+    @field_validator("initial_balances")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for asset, amount in value.items():
+            if not (amount >= 0) or amount == float("inf"):
+                raise ValueError(f"{asset}: balance must be a non-negative number, not {amount}")
+        return value
+
+
+class ScheduleSettings(Section):
+    """When the jobs fire, in the investor's time zone."""
+
+    dca_day: int = Field(default=1, ge=1, le=28)
+    dca_hour: int = Field(default=9, ge=0, le=23)
+    rebalance_day: int = Field(default=2, ge=1, le=28)
+    rebalance_weekday: Weekday = "mon"
+    rebalance_hour: int = Field(default=10, ge=0, le=23)
+    profit_hour: int = Field(default=18, ge=0, le=23)
+    drift_minute: int = Field(default=30, ge=0, le=59)
+    drift_enabled: bool = True
+    withdraw_periods: Literal[1, 2, 4, 12] = 12
+    withdraw_day: int = Field(default=15, ge=1, le=28)
+    reassess_hour: int = Field(default=8, ge=0, le=23)
+    grace_hours: float = Field(default=72, ge=0, le=24 * 60)
+
+
+class PolicySettings(Section):
+    """How the planner trades: drift bands, how far to rebalance, safety caps."""
+
+    band_abs_pct: float = Field(default=5, gt=0, le=100)
+    band_rel_pct: float = Field(default=25, gt=0, le=1000)
+    rebalance_to: Literal["target", "band"] = "target"
+    max_order_pct: float = Field(default=25, gt=0, le=100)
+    milestone_sell_pct: float = Field(default=50, gt=0, le=100)
+    cash_pct: float = Field(default=0, ge=0, lt=100)
+
+
+class PlanSettings(Section):
+    """Where the plan data lives and how stage transitions glide."""
+
+    stages: Path = Path("stages.toml")
+    indices: Path = Path("indices.toml")
+    transition_months: int = Field(default=24, ge=1, le=120)
+    transition_anchor: Literal["end", "start"] = "end"
+
+
+class StateSettings(Section):
+    path: Path = Path("../state/stagewise.db")
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """The whole investor configuration (one TOML file; environment overrides)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    investor: InvestorSettings
+    exchange: ExchangeSettings = ExchangeSettings()
+    paper: PaperSettings = PaperSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    policy: PolicySettings = PolicySettings()
+    plan: PlanSettings = PlanSettings()
+    state: StateSettings = StateSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init arguments; the environment wins over them.
+        return (env_settings, init_settings)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings, the plan data they name, and where they came from."""
+
+    settings: Settings
+    plan: PlanData
+    path: Path
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.investor.timezone)
+
+    @property
+    def quote(self) -> str:
+        return self.settings.exchange.quote
+
+
+def config_path(cli_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The config file to read: --config, else $STAGEWISE_CONFIG, else config/example.toml."""
+    env = os.environ if environ is None else environ
+    if cli_path:
+        return Path(cli_path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and resolve the config at `path` (and the plan files it names)."""
+    data = read_toml(path, "config")
+    _refuse_secrets_in_file(data, path)
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise ConfigError.from_validation(str(path), e, Settings) from None
+    base = path.resolve().parent
+    settings = settings.model_copy(
+        update={
+            "plan": settings.plan.model_copy(
+                update={
+                    "stages": base / settings.plan.stages,
+                    "indices": base / settings.plan.indices,
+                }
+            ),
+            "state": settings.state.model_copy(
+                update={"path": (base / settings.state.path).resolve()}
+            ),
+        }
+    )
+    plan = load_plan(settings.plan.stages, settings.plan.indices)
+    _check_against_plan(settings, plan, path)
+    return Config(settings=settings, plan=plan, path=path.resolve())
+
+
+def _refuse_secrets_in_file(data: dict[str, Any], path: Path) -> None:
+    exchange = data.get("exchange")
+    if not isinstance(exchange, dict):
+        return
+    found = [k for k in SECRET_FIELDS if k in exchange]
+    if found:
+        raise ConfigError(
+            f"{path}: API keys are read from the environment only, never from the config file",
+            [
+                f"exchange.{k}: remove it from the file and set {ENV_PREFIX}EXCHANGE__{k.upper()} "
+                "in the environment (the systemd env file)"
+                for k in found
+            ],
+        )
+
+
+def _check_against_plan(settings: Settings, plan: PlanData, path: Path) -> None:
+    """Checks that need both the settings and the plan data."""
+    problems = []
+    rules = plan.rules
+    months = settings.plan.transition_months
+    if not rules.transition_months_min <= months <= rules.transition_months_max:
+        problems.append(
+            f"plan.transition_months: {months} is outside the plan's transition protocol "
+            f"({rules.transition_months_min}-{rules.transition_months_max} months)"
+        )
+    quote = settings.exchange.quote
+    if quote in plan.assets():
+        problems.append(f"exchange.quote: {quote} is also a constituent of an index")
+    derisk = settings.investor.derisk_pct_per_year
+    if derisk is not None:
+        for stage in plan.stages:
+            band = stage.derisk_pct_per_year
+            if band.max > 0 and not band.min <= derisk <= band.max:
+                problems.append(
+                    f"investor.derisk_pct_per_year: {derisk:g} is outside stage '{stage.id}' "
+                    f"range {band.min:g}-{band.max:g} %"
+                )
+    for asset in settings.paper.initial_balances:
+        if asset != quote and asset not in plan.assets():
+            problems.append(
+                f"paper.initial_balances.{asset}: not the quote currency nor in any index"
+            )
+    if problems:
+        raise ConfigError(f"{path}: invalid configuration", problems)

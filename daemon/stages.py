@@ -1,0 +1,257 @@
+"""The plan as data: the five life stages and the index baskets, loaded from TOML and validated.
+
+Frozen pydantic models; nothing here reads the clock or touches the exchange.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from daemon.errors import ConfigError
+from daemon.money import WEIGHT_SUM_TOLERANCE_PCT
+
+Cadence = Literal["weekly", "monthly", "quarterly", "annual"]
+Percent = Field(ge=0, le=100)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(Frozen):
+    """A range of the guide, both ends included (e.g. 20-30 %)."""
+
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    def point(self, fraction: float) -> float:
+        """The value `fraction` of the way from min (0) to max (1)."""
+        return self.min + fraction * (self.max - self.min)
+
+
+class PercentBand(Band):
+    min: float = Percent
+    max: float = Percent
+
+
+class Goal(Band):
+    by_age: int = Field(ge=0, le=130)
+
+
+class ExpectedReturn(Frozen):
+    min: float
+    max: float
+    when: str = ""
+
+
+class Contribution(Frozen):
+    """How much goes in: monthly range, yearly increase, share of bonuses, the stage's goal."""
+
+    monthly: Band
+    yearly_increase_pct: float = Percent
+    bonus_share_pct: PercentBand
+    portfolio_goal: Goal
+
+
+class Sleeve(Frozen):
+    """A part of a stage's crypto portfolio, held in one or more indices in equal parts."""
+
+    name: str
+    weight_pct: float = Field(gt=0, le=100)
+    indices: list[str] = Field(min_length=1)
+    alternatives: list[str] = []
+    expected_return_pct: ExpectedReturn | None = None
+
+
+class Stage(Frozen):
+    """One life stage of the guide with every figure it gives."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    number: int = Field(ge=1)
+    min_age: int = Field(ge=0, le=130)
+    max_age: int | None = Field(default=None, ge=0, le=130)
+    guide_ages: str = ""
+    years_to_retirement: str = ""
+    crypto_share_pct: PercentBand
+    portfolio_rebalance: Cadence
+    emergency_fund_months: Band
+    max_drawdown_accepted_pct: float | None = Field(default=None, ge=0, le=100)
+    profit_milestones_pct: list[float] = []
+    withdrawal_pct: PercentBand
+    derisk_pct_per_year: PercentBand
+    contribution: Contribution
+    sleeve: list[Sleeve] = Field(min_length=1)
+    example: dict[str, int | float | str] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stage:
+        if self.max_age is not None and self.max_age < self.min_age:
+            raise ValueError(f"max_age ({self.max_age}) is below min_age ({self.min_age})")
+        total = sum(s.weight_pct for s in self.sleeve)
+        if abs(total - 100) > WEIGHT_SUM_TOLERANCE_PCT:
+            raise ValueError(f"sleeve weights sum to {total:g} %, not 100 %")
+        if any(m <= 0 for m in self.profit_milestones_pct):
+            raise ValueError("profit milestones must be gains above 0 %")
+        if self.profit_milestones_pct != sorted(set(self.profit_milestones_pct)):
+            raise ValueError("profit milestones must be distinct and in ascending order")
+        return self
+
+    def covers(self, age: int) -> bool:
+        return self.min_age <= age and (self.max_age is None or age <= self.max_age)
+
+
+class TransitionExample(Frozen):
+    from_age: int
+    to_age: int
+    yearly_shift_pct: float = Percent
+
+
+class PlanRules(Frozen):
+    """Cross-stage figures: the transition protocol's range of months."""
+
+    transition_months_min: int = Field(ge=1, le=120)
+    transition_months_max: int = Field(ge=1, le=120)
+    transition_example: TransitionExample | None = None
+
+
+class EmergencyRule(Frozen):
+    """The guide's emergency rule: stop contributions, don't panic sell, resume when stable."""
+
+    stop_contributions: bool = True
+    sell: bool = False
+    use_emergency_fund_first: bool = True
+    resume: str = "on command"
+
+
+class StagesFile(Frozen):
+    plan: PlanRules
+    emergency_rule: EmergencyRule
+    stage: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> StagesFile:
+        stages = self.stage
+        if stages[0].min_age != 0:
+            raise ValueError(f"the first stage must start at age 0, not {stages[0].min_age}")
+        for before, after in zip(stages, stages[1:], strict=False):
+            if before.max_age is None:
+                raise ValueError(f"stage '{before.id}' has no max_age but is not the last stage")
+            if after.min_age != before.max_age + 1:
+                kind = "gap" if after.min_age > before.max_age + 1 else "overlap"
+                raise ValueError(
+                    f"age bands have a {kind} between '{before.id}' (to {before.max_age}) "
+                    f"and '{after.id}' (from {after.min_age})"
+                )
+        if stages[-1].max_age is not None:
+            raise ValueError(f"the last stage '{stages[-1].id}' must be open-ended (no max_age)")
+        ids = [s.id for s in stages]
+        if len(set(ids)) != len(ids):
+            raise ValueError("stage ids must be unique")
+        return self
+
+
+class Index(Frozen):
+    """An index basket: constituents with weights (percent) and a rebalance cadence."""
+
+    name: str
+    cadence: Cadence
+    focus: str = ""
+    constituents: dict[str, float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> Index:
+        for asset, w in self.constituents.items():
+            if not (0 < w <= 100):
+                raise ValueError(
+                    f"constituent {asset} weight {w:g} must be above 0 and at most 100"
+                )
+            if asset != asset.upper() or not asset.isalnum():
+                raise ValueError(f"constituent '{asset}' must be an exchange code like BTC")
+        total = sum(self.constituents.values())
+        if abs(total - 100) > WEIGHT_SUM_TOLERANCE_PCT:
+            raise ValueError(f"constituent weights sum to {total:g} %, not 100 %")
+        return self
+
+
+class IndicesFile(Frozen):
+    index: dict[str, Index] = Field(min_length=1)
+
+
+class PlanData(Frozen):
+    """The whole plan: rules, emergency rule, stages (youngest first) and index baskets."""
+
+    rules: PlanRules
+    emergency_rule: EmergencyRule
+    stages: tuple[Stage, ...]
+    indices: Mapping[str, Index]
+
+    def stage_for_age(self, age: int) -> Stage:
+        for stage in self.stages:
+            if stage.covers(age):
+                return stage
+        raise ValueError(f"no stage covers age {age}")  # unreachable: bands validated contiguous
+
+    def next_stage(self, stage: Stage) -> Stage | None:
+        i = self.stages.index(stage)
+        return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+    def assets(self) -> list[str]:
+        """Every asset any index holds, sorted."""
+        return sorted({a for ix in self.indices.values() for a in ix.constituents})
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The parsed TOML file, or a ConfigError naming the file and the problem."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except (PermissionError, IsADirectoryError) as e:
+        raise ConfigError(f"{what} file cannot be read: {path} ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} file is not valid TOML: {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} file is not UTF-8 text: {path}: {e}") from None
+
+
+def load_plan(stages_path: Path, indices_path: Path) -> PlanData:
+    """Read and validate both plan files, and check that every index a stage names exists."""
+    stages = _validate(StagesFile, read_toml(stages_path, "stages"), stages_path)
+    indices = _validate(IndicesFile, read_toml(indices_path, "indices"), indices_path)
+    problems = []
+    for i, stage in enumerate(stages.stage):
+        for j, sleeve in enumerate(stage.sleeve):
+            for name in [*sleeve.indices, *sleeve.alternatives]:
+                if name not in indices.index:
+                    problems.append(
+                        f"stage.{i}.sleeve.{j}.indices: index '{name}' (stage '{stage.id}') "
+                        f"is not defined in {indices_path.name}"
+                    )
+    if problems:
+        raise ConfigError(f"{stages_path}: invalid configuration", problems)
+    return PlanData(
+        rules=stages.plan,
+        emergency_rule=stages.emergency_rule,
+        stages=tuple(stages.stage),
+        indices=dict(indices.index),
+    )
+
+
+def _validate(model: type[Frozen], data: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError.from_validation(str(path), e, model) from None

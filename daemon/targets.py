@@ -1,0 +1,207 @@
+"""Targets at a moment: the investor's stage, glide path position, crypto share and weights.
+
+Pure functions of the config and a date: the daemon, the CLI and simulations agree on the
+targets of any day. No clock reads, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from daemon.settings import Config
+from daemon.stages import Cadence, Stage
+
+
+@dataclass(frozen=True, slots=True)
+class Glide:
+    """A stage transition in progress: `step` of `steps` monthly steps to the next stage."""
+
+    from_stage: str
+    to_stage: str
+    starts: date
+    ends: date
+    step: int
+    steps: int
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.steps
+
+
+@dataclass(frozen=True, slots=True)
+class SleeveTarget:
+    """One index of the portfolio: its weight in the crypto portfolio and its own cadence."""
+
+    index: str
+    name: str
+    weight: float
+    cadence: Cadence
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What the portfolio should look like on `on`.
+
+    crypto_share: target share of crypto in the whole investment portfolio (fraction).
+    crypto_band: the stage's band for that share, blended on a glide path (fractions).
+    sleeves: per index, its weight inside the crypto portfolio (they sum to 1 - cash).
+    weights: per asset, its weight inside the crypto portfolio (they sum to 1 - cash).
+    cash: share of the crypto account kept in the quote currency.
+    """
+
+    on: date
+    age: int
+    stage: Stage
+    glide: Glide | None
+    crypto_share: float
+    crypto_band: tuple[float, float]
+    sleeves: Mapping[str, SleeveTarget]
+    weights: Mapping[str, float]
+    cash: float
+
+    def assets_of(self, index: str, config: Config) -> list[str]:
+        """The assets a sleeve (index) holds, for per-sleeve rebalancing."""
+        return sorted(config.plan.indices[index].constituents)
+
+
+def age_on(birth: date, on: date) -> int:
+    """Age in whole years on `on`."""
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def birthday(birth: date, age: int) -> date:
+    """The day the investor turns `age` (29 February falls on 28 February in common years)."""
+    year = birth.year + age
+    try:
+        return birth.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by whole calendar months, clamped to the month's end."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def months_between(start: date, end: date) -> int:
+    """Whole calendar months from `start` to `end` (0 when end < one month after start)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if add_months(start, months) > end:
+        months -= 1
+    return months
+
+
+def stage_on(config: Config, on: date) -> Stage:
+    """The investor's stage by age on `on`."""
+    return config.plan.stage_for_age(age_on(config.settings.investor.birth_date, on))
+
+
+def glide_on(config: Config, on: date) -> Glide | None:
+    """The transition in progress on `on`, if any (the guide's transition protocol)."""
+    birth = config.settings.investor.birth_date
+    steps = config.settings.plan.transition_months
+    anchor = config.settings.plan.transition_anchor
+    for before, after in zip(config.plan.stages, config.plan.stages[1:], strict=False):
+        boundary = birthday(birth, after.min_age)
+        starts = add_months(boundary, -steps) if anchor == "end" else boundary
+        ends = add_months(starts, steps)
+        if starts <= on < ends:
+            step = months_between(starts, on)
+            return Glide(before.id, after.id, starts, ends, step, steps)
+    return None
+
+
+def crypto_share_of(config: Config, stage: Stage, on: date) -> float:
+    """The stage's crypto-share target (fraction): a point in its band, less yearly de-risking."""
+    inv = config.settings.investor
+    band = stage.crypto_share_pct
+    pct = band.point(inv.crypto_share_point)
+    if stage.derisk_pct_per_year.max > 0:
+        per_year = (
+            inv.derisk_pct_per_year
+            if inv.derisk_pct_per_year is not None
+            else stage.derisk_pct_per_year.min
+        )
+        years_in = max(0, age_on(inv.birth_date, on) - stage.min_age)
+        pct -= per_year * years_in
+    return min(max(pct, band.min), band.max) / 100
+
+
+def index_weights(config: Config, stage: Stage) -> dict[str, float]:
+    """Weight of each index in the stage's crypto portfolio (fractions summing to 1)."""
+    weights: dict[str, float] = {}
+    for sleeve in stage.sleeve:
+        part = sleeve.weight_pct / 100 / len(sleeve.indices)
+        for name in sleeve.indices:
+            weights[name] = weights.get(name, 0.0) + part
+    return weights
+
+
+def targets_on(config: Config, on: date) -> Targets:
+    """The targets of `on`: the stage's, or a blend of two stages' on a glide path."""
+    birth = config.settings.investor.birth_date
+    cash = config.settings.policy.cash_pct / 100
+    stage = stage_on(config, on)
+    glide = glide_on(config, on)
+    if glide is None:
+        mix = {stage.id: 1.0}
+    else:
+        mix = {glide.from_stage: 1 - glide.progress, glide.to_stage: glide.progress}
+    by_id = {s.id: s for s in config.plan.stages}
+    share = sum(f * crypto_share_of(config, by_id[s], on) for s, f in mix.items())
+    low = sum(f * by_id[s].crypto_share_pct.min / 100 for s, f in mix.items())
+    high = sum(f * by_id[s].crypto_share_pct.max / 100 for s, f in mix.items())
+    per_index: dict[str, float] = {}
+    for stage_id, f in mix.items():
+        for name, w in index_weights(config, by_id[stage_id]).items():
+            per_index[name] = per_index.get(name, 0.0) + f * w
+    per_index = {k: v for k, v in per_index.items() if v > 0}
+    sleeves = {
+        name: SleeveTarget(
+            index=name,
+            name=config.plan.indices[name].name,
+            weight=w * (1 - cash),
+            cadence=config.plan.indices[name].cadence,
+        )
+        for name, w in sorted(per_index.items())
+    }
+    weights: dict[str, float] = {}
+    for name, w in per_index.items():
+        for asset, pct in config.plan.indices[name].constituents.items():
+            weights[asset] = weights.get(asset, 0.0) + w * pct / 100 * (1 - cash)
+    return Targets(
+        on=on,
+        age=age_on(birth, on),
+        stage=stage,
+        glide=glide,
+        crypto_share=share,
+        crypto_band=(low, high),
+        sleeves=sleeves,
+        weights=dict(sorted(weights.items())),
+        cash=cash,
+    )
+
+
+def monthly_contribution(config: Config, on: date) -> float:
+    """The DCA amount of the month of `on`: the configured amount, raised on each anniversary
+    of `contribution_start` by the yearly increase of the stage the investor is then in."""
+    inv = config.settings.investor
+    amount = inv.monthly_contribution
+    start = inv.contribution_start
+    if start is None:
+        return amount
+    years = age_on(start, on)
+    for n in range(1, years + 1):
+        anniversary = birthday(start, n)
+        amount *= 1 + stage_on(config, anniversary).contribution.yearly_increase_pct / 100
+    return amount
