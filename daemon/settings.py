@@ -80,11 +80,12 @@ class ExchangeSettings(Section):
     id: str = Field(default="binance", pattern=r"^[a-z0-9_]+$")
     mode: Literal["paper", "read-only"] = "paper"
     quote: str = Field(default="USDT", pattern=r"^[A-Z0-9]{2,10}$")
-    options: dict[str, Any] = {}
+    ccxt: dict[str, Any] = {}
     timeout_ms: int = Field(default=10_000, ge=100, le=300_000)
     markets_refresh_hours: float = Field(default=24, gt=0, le=24 * 30)
     retry_attempts: int = Field(default=5, ge=1, le=20)
     retry_max_seconds: float = Field(default=60, gt=0, le=3600)
+    retry_initial_seconds: float = Field(default=1.0, gt=0, le=60)
     api_key: SecretStr | None = None
     secret: SecretStr | None = None
     password: SecretStr | None = None
