@@ -67,3 +67,16 @@ def make_config(write_config):
         return load_config(write_config(overrides))
 
     return make
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A migrated Store on a real temporary SQLite file (WAL), closed afterwards."""
+    from daemon.store import Store
+
+    opened = Store.open(tmp_path / "state" / "stagewise.db")
+    yield opened
+    opened.close()

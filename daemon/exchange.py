@@ -1,0 +1,374 @@
+"""The daemon's only door to an exchange, and the only module that imports ccxt.
+
+`Exchange` reads market rules (cached), prices (one batched ticker request) and balances (one
+request); it has NO method that creates, cancels or edits an order or moves funds, and the
+ccxt object it wraps is not exposed. `ReadOnlyAccount` turns those into a `Snapshot`.
+
+ccxt errors are translated here, grouped by what the caller should do: retried then
+`ExchangeUnavailable` (network, timeouts, 5xx, rate limits); `ExchangeAuthError` at once (fix
+the key); `SnapshotError` (an answer that cannot be used). Messages are redacted of keys and
+request signatures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import ccxt
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from daemon.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from daemon.settings import ExchangeSettings
+from daemon.snapshot import Market, Snapshot
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+# Currencies tried, in order, to price an asset that has no market in the quote currency.
+BRIDGES = ("BTC", "ETH", "BNB", "USDT", "USDC")
+_SIGNED = re.compile(r"(signature|apiKey|api_key|X-MBX-APIKEY|sign)=([^&\s\"']+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPermissions:
+    """What the exchange says the API key may do."""
+
+    read: bool
+    trade: bool
+    withdraw: bool
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with request signatures and every secret value replaced by <redacted>."""
+    text = _SIGNED.sub(lambda m: f"{m.group(1)}=<redacted>", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+class Exchange:
+    """Read-only access to one exchange through ccxt (public data, balances, key rights)."""
+
+    def __init__(self, settings: ExchangeSettings) -> None:
+        self._settings = settings
+        self._secrets = tuple(
+            s.get_secret_value()
+            for s in (settings.api_key, settings.secret, settings.password)
+            if s is not None
+        )
+        self.__ccxt = _build(settings)
+        self._markets: dict[str, dict[str, Any]] = {}
+        self._markets_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self._settings.id
+
+    @property
+    def quote(self) -> str:
+        return self._settings.quote
+
+    def close(self) -> None:
+        session = getattr(self.__ccxt, "session", None)
+        if session is not None:
+            session.close()
+
+    # -- market rules ----------------------------------------------------------------------
+
+    def load_markets(self, now: datetime) -> None:
+        """Load market rules if never loaded or older than `markets_refresh_hours`."""
+        max_age = timedelta(hours=self._settings.markets_refresh_hours)
+        if self._markets_at is not None and now - self._markets_at < max_age:
+            return
+        markets = self._call("load_markets", lambda: self.__ccxt.load_markets(reload=True))
+        if not isinstance(markets, dict) or not markets:
+            raise SnapshotError(f"{self.id}: the exchange listed no markets")
+        self._markets = markets
+        self._markets_at = now
+        log.info("markets_loaded", exchange=self.id, markets=len(markets))
+
+    def routes(self, assets: Collection[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """For each asset, the symbols whose prices multiply to its quote price (direct market,
+        or a bridge pair); and the assets with no route at all."""
+        routes: dict[str, list[str]] = {}
+        unpriced: list[str] = []
+        for asset in sorted(set(assets) - {self.quote}):
+            direct = f"{asset}/{self.quote}"
+            if self._tradable(direct):
+                routes[asset] = [direct]
+                continue
+            bridge = next(
+                (
+                    b
+                    for b in BRIDGES
+                    if self._tradable(f"{asset}/{b}") and self._tradable(f"{b}/{self.quote}")
+                ),
+                None,
+            )
+            if bridge is None:
+                unpriced.append(asset)
+            else:
+                routes[asset] = [f"{asset}/{bridge}", f"{bridge}/{self.quote}"]
+        return routes, unpriced
+
+    def _tradable(self, symbol: str) -> bool:
+        market = self._markets.get(symbol)
+        return bool(market) and market.get("spot", True) and market.get("active") is not False
+
+    # -- the two requests of a snapshot ----------------------------------------------------
+
+    def quotes(
+        self, assets: Collection[str], now: datetime
+    ) -> tuple[dict[str, float], dict[str, Market], list[str]]:
+        """Prices and market rules of `assets` in the quote currency, from ONE ticker request.
+
+        Returns (prices, markets, unpriced). A route's price that is missing, zero, negative
+        or NaN fails the whole snapshot, naming the asset and the symbol."""
+        self.load_markets(now)
+        routes, unpriced = self.routes(assets)
+        symbols = sorted({s for route in routes.values() for s in route})
+        tickers: Mapping[str, Any] = {}
+        if symbols:
+            tickers = self._call("fetch_tickers", lambda: self.__ccxt.fetch_tickers(symbols))
+            if not isinstance(tickers, Mapping):
+                raise SnapshotError(f"{self.id}: tickers answer is not a table of prices")
+        prices: dict[str, float] = {self.quote: 1.0}
+        markets: dict[str, Market] = {}
+        for asset, route in routes.items():
+            legs = [_ticker_price(tickers.get(symbol), asset, symbol) for symbol in route]
+            prices[asset] = math.prod(legs)
+            # On a bridge pair the market's minimum cost is in the bridge currency.
+            markets[asset] = self._market_rules(route[0], legs[1] if len(legs) == 2 else 1.0)
+        return prices, markets, unpriced
+
+    def balances(self) -> dict[str, float]:
+        """Free balance per asset (non-zero only), from ONE balance request."""
+        answer = self._call("fetch_balance", self.__ccxt.fetch_balance)
+        free = answer.get("free") if isinstance(answer, Mapping) else None
+        # ccxt turns a non-JSON body into an EMPTY balance; an empty account must never be
+        # inferred from garbage, so the raw answer has to be structured data.
+        raw = answer.get("info") if isinstance(answer, Mapping) else None
+        if not isinstance(free, Mapping) or not isinstance(raw, Mapping | list):
+            raise SnapshotError(f"{self.id}: balance answer has no free balances")
+        balances: dict[str, float] = {}
+        for asset, amount in free.items():
+            value = _number(amount)
+            if value is None or value < 0:
+                raise SnapshotError(f"{self.id}: balance of {asset} is not a number: {amount!r}")
+            if value > 0:
+                balances[str(asset)] = value
+        return balances
+
+    def key_permissions(self) -> KeyPermissions | None:
+        """What the API key may do, where the exchange tells (Binance's apiRestrictions)."""
+        method = getattr(self.__ccxt, "sapi_get_account_apirestrictions", None)
+        if method is None or not self._secrets:
+            return None
+        answer = self._call("key_permissions", method)
+        if not isinstance(answer, Mapping):
+            return None
+        return KeyPermissions(
+            read=bool(answer.get("enableReading", True)),
+            trade=bool(answer.get("enableSpotAndMarginTrading") or answer.get("enableMargin")),
+            withdraw=bool(answer.get("enableWithdrawals") or answer.get("enableInternalTransfer")),
+        )
+
+    def ohlcv_closes(
+        self, base: str, since_ms: int, until_ms: int, timeframe: str = "1d"
+    ) -> list[tuple[int, float]]:
+        """Daily (or `timeframe`) closes of BASE/QUOTE from `since_ms` to `until_ms`, paginated."""
+        symbol = f"{base}/{self.quote}"
+        rows: list[tuple[int, float]] = []
+        cursor = since_ms
+        while cursor < until_ms:
+            page = self._call(
+                "fetch_ohlcv",
+                lambda c=cursor: self.__ccxt.fetch_ohlcv(symbol, timeframe, since=c, limit=1000),
+            )
+            if not isinstance(page, list):
+                raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not a list")
+            fresh = [(int(r[0]), float(r[4])) for r in page if int(r[0]) >= cursor]
+            if not fresh:
+                break
+            rows.extend(r for r in fresh if r[0] < until_ms)
+            cursor = fresh[-1][0] + 1
+        return rows
+
+    # -- translation of ccxt's answers -----------------------------------------------------
+
+    def _market_rules(self, symbol: str, quote_rate: float) -> Market:
+        market = self._markets[symbol]
+        limits = market.get("limits") or {}
+        min_cost = (_number((limits.get("cost") or {}).get("min")) or 0.0) * quote_rate
+        return Market(
+            symbol=market["symbol"],
+            base=market["base"],
+            quote=market["quote"],
+            amount_step=self._amount_step(market),
+            min_amount=_number((limits.get("amount") or {}).get("min")) or 0.0,
+            min_notional=min_cost,
+            fee_rate=_number(market.get("taker")) or 0.0,
+            price_step=self._step(market.get("precision", {}).get("price")),
+        )
+
+    def _amount_step(self, market: Mapping[str, Any]) -> float:
+        return self._step((market.get("precision") or {}).get("amount"))
+
+    def _step(self, precision: Any) -> float:
+        value = _number(precision)
+        if value is None:
+            return 0.0
+        if self.__ccxt.precisionMode == ccxt.DECIMAL_PLACES:
+            return 10.0 ** (-int(value))
+        return value
+
+    def amount_to_precision(self, symbol: str, amount: float) -> float:
+        """ccxt's own rounding of an order amount (truncation to the market's precision)."""
+        return float(self.__ccxt.amount_to_precision(symbol, amount))
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        s = self._settings
+        retrying = Retrying(
+            retry=retry_if_exception_type(ccxt.NetworkError),
+            stop=stop_after_attempt(s.retry_attempts) | stop_after_delay(s.retry_max_seconds),
+            wait=wait_random_exponential(
+                multiplier=s.retry_initial_seconds, max=max(s.retry_initial_seconds, 30)
+            ),
+            before_sleep=self._log_retry(what),
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except ccxt.AuthenticationError as e:
+            raise ExchangeAuthError(
+                f"{self.id} refused the API key during {what}: {self._clean(e)}. Check "
+                "STAGEWISE_EXCHANGE__API_KEY / __SECRET (a read-only key is enough)"
+            ) from None
+        except ccxt.NetworkError as e:
+            raise ExchangeUnavailable(
+                f"{self.id} unavailable during {what} after retries: "
+                f"{type(e).__name__}: {self._clean(e)}"
+            ) from None
+        except ccxt.BaseError as e:
+            raise SnapshotError(
+                f"{self.id} gave an unusable answer to {what}: {type(e).__name__}: {self._clean(e)}"
+            ) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as e:  # ccxt parsing garbage
+            raise SnapshotError(
+                f"{self.id} gave an unparsable answer to {what}: {self._clean(e)}"
+            ) from None
+
+    def _clean(self, error: BaseException) -> str:
+        return redact(str(error), self._secrets)[:500]
+
+    def _log_retry(self, what: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "exchange_retry",
+                exchange=self.id,
+                call=what,
+                attempt=state.attempt_number,
+                wait_s=round(state.next_action.sleep, 2) if state.next_action else None,
+                error=type(error).__name__ if error else None,
+                detail=self._clean(error) if error else None,
+            )
+
+        return before_sleep
+
+
+class ReadOnlyAccount:
+    """A real account seen through a read-only key: balances and prices, never an order."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    def snapshot(self, assets: Collection[str], now: datetime) -> Snapshot:
+        """One balance request and one ticker request, whatever the number of assets."""
+        balances = self._exchange.balances()
+        wanted = set(assets) | set(balances)
+        prices, markets, unpriced = self._exchange.quotes(wanted, now)
+        return Snapshot(
+            taken_at=now,
+            quote=self._exchange.quote,
+            balances=balances,
+            prices=prices,
+            markets=markets,
+            unpriced=tuple(unpriced),
+        )
+
+    def warn_if_key_can_trade(self) -> KeyPermissions | None:
+        """Log a warning when the exchange says the key may trade or withdraw."""
+        rights = self._exchange.key_permissions()
+        if rights is not None and (rights.trade or rights.withdraw):
+            log.warning(
+                "api_key_not_read_only",
+                exchange=self._exchange.id,
+                trade=rights.trade,
+                withdraw=rights.withdraw,
+                advice="stagewise only reads; create a key with reading rights only",
+            )
+        return rights
+
+
+def _build(settings: ExchangeSettings) -> Any:
+    """The ccxt exchange object: rate limited, with a timeout, keys and pass-through config."""
+    cls = getattr(ccxt, settings.id, None)
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, ccxt.Exchange):
+        from daemon.errors import ConfigError
+
+        raise ConfigError(f"exchange.id: '{settings.id}' is not an exchange ccxt knows")
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.timeout_ms}
+    for field, name in (("api_key", "apiKey"), ("secret", "secret"), ("password", "password")):
+        value = getattr(settings, field)
+        if value is not None:
+            config[name] = value.get_secret_value()
+    return cls(_deep_merge(config, settings.ccxt))
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _ticker_price(ticker: Any, asset: str, symbol: str) -> float:
+    if not isinstance(ticker, Mapping):
+        raise SnapshotError(f"no price for {asset}: the exchange returned no ticker for {symbol}")
+    for key in ("last", "close"):
+        raw = ticker.get(key)
+        if raw is not None:
+            break
+    else:
+        bid, ask = _number(ticker.get("bid")), _number(ticker.get("ask"))
+        raw = (bid + ask) / 2 if bid and ask else None
+    price = _number(raw)
+    if price is None or price <= 0:
+        raise SnapshotError(f"bad price for {asset}: {symbol} last price is {raw!r}")
+    return price
