@@ -1,0 +1,14 @@
+"""The daemon's memory: one SQLite file, and the only package that speaks SQL (via sqlite-utils).
+
+Runs (one per period key) with the orders they proposed, the snapshot they saw and what they
+skipped; the planner's carried state; the paper account's append-only ledger; an event log;
+windfalls waiting for a run. A run and everything it changed are written in one transaction.
+
+    store.py   the Store: the whole API
+    schema.py  the tables, as migrations
+    codec.py   how values become columns and back (times, JSON, the plan state)
+"""
+
+from daemon.store.store import DuplicatePeriod, PendingWindfall, RunStatus, Store
+
+__all__ = ["DuplicatePeriod", "PendingWindfall", "RunStatus", "Store"]

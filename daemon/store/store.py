@@ -1,0 +1,318 @@
+"""The Store: the daemon's state file behind a small API of domain nouns."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from daemon.errors import StagewiseError
+from daemon.paper import LedgerEntry
+from daemon.planner.model import Plan, PlanState
+from daemon.snapshot import Snapshot
+from daemon.store.codec import (
+    columns,
+    decode,
+    from_iso,
+    iso,
+    plan_columns,
+    state_from_json,
+    state_json,
+    to_json,
+    where_clause,
+)
+from daemon.store.schema import MIGRATIONS
+
+RunStatus = Literal["ok", "failed", "skipped", "missed"]
+
+
+class DuplicatePeriod(StagewiseError):
+    """A run for this period key is already recorded: a period runs at most once."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingWindfall:
+    """Money announced with `stagewise windfall` that no run has invested yet."""
+
+    id: int
+    at: datetime
+    amount: float
+
+
+class Store:
+    """The daemon's SQLite state, on the `Database` it is given (migrated on construction)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
+        MIGRATIONS.apply(db)
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating it and its folder if needed) the state file at `path`, in WAL mode."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.enable_wal()
+        return cls(db)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def schema_version(self) -> int:
+        """How many of the schema's migrations this file has had applied."""
+        return len(MIGRATIONS.applied(self.db))
+
+    def integrity_ok(self) -> bool:
+        """True when SQLite finds the file sound and no foreign key dangles."""
+        check = [r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall()]
+        dangling = self.db.execute("PRAGMA foreign_key_check").fetchall()
+        return check == ["ok"] and not dangling
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def has_period(self, period: str) -> bool:
+        """True when a run (of any status) is recorded for `period`."""
+        row = self.db.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
+        return row is not None
+
+    def record_run(
+        self,
+        *,
+        job: str,
+        period: str,
+        scheduled_at: datetime,
+        started_at: datetime,
+        finished_at: datetime,
+        status: RunStatus,
+        mode: str,
+        plan: Plan | None = None,
+        snapshot: Snapshot | None = None,
+        state: PlanState | None = None,
+        ledger: Sequence[LedgerEntry] = (),
+        events: Sequence[tuple[str, dict]] = (),
+        consume_windfalls: Sequence[int] = (),
+        error: str | None = None,
+    ) -> int:
+        """Record one run and all it changed, whole or not at all; returns the run's id.
+
+        `state` (default: the plan's) becomes the carried plan state, except the pause,
+        which only set_paused changes. Ledger entries and events are tied to the run; the
+        windfalls named are marked consumed by it. Raises DuplicatePeriod if `period` is
+        already recorded, ValueError for a naive time or a windfall not pending.
+        """
+        row = {
+            "job": job,
+            "period": period,
+            "scheduled_at": iso(scheduled_at),
+            "started_at": iso(started_at),
+            "finished_at": iso(finished_at),
+            "status": status,
+            "error": error,
+            "mode": mode,
+            "snapshot_at": iso(snapshot.taken_at) if snapshot else None,
+            **(plan_columns(plan) if plan else {}),
+        }
+        if state is None and plan is not None:
+            state = plan.state
+        with self.db.atomic():
+            run_id = self._insert_run(row)
+            if plan is not None:
+                self._insert_plan(run_id, plan)
+            if snapshot is not None:
+                self._insert_snapshot(run_id, snapshot)
+            if state is not None:
+                held = self._read_state()
+                kept = dataclasses.replace(
+                    state, paused=held.paused, pause_reason=held.pause_reason
+                )
+                self._write_state(kept, finished_at)
+            self._insert_ledger(ledger, run_id)
+            for kind, data in events:
+                self._insert_event(kind, finished_at, data, run_id)
+            self._consume_windfalls(consume_windfalls, run_id)
+        return run_id
+
+    def runs(
+        self, *, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recorded runs, newest first, optionally of one job and/or status."""
+        where, args = where_clause(("job = ?", job), ("status = ?", status))
+        rows = self.db.table("runs").rows_where(where, args, order_by="id DESC", limit=limit)
+        return [decode(r) for r in rows]
+
+    def last_run(self, job: str) -> dict[str, Any] | None:
+        """The newest run of `job` (any status), or None."""
+        found = self.runs(job=job, limit=1)
+        return found[0] if found else None
+
+    def proposals(
+        self, *, since: datetime | None = None, job: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Proposed orders with their run's job, period, mode and finished_at, newest first."""
+        where, args = where_clause(
+            ("r.finished_at >= ?", iso(since) if since else None), ("r.job = ?", job)
+        )
+        sql = (
+            "SELECT o.*, r.job, r.period, r.mode, r.finished_at"
+            " FROM orders o JOIN runs r ON r.id = o.run_id"
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY r.id DESC, o.seq"
+        )
+        return [decode(r) for r in self.db.query(sql, args)]
+
+    # -- plan state, pause, events ----------------------------------------------------------
+
+    def plan_state(self) -> PlanState:
+        """The planner's carried state; the default PlanState() before any was saved."""
+        return self._read_state()
+
+    def set_paused(self, paused: bool, reason: str, at: datetime) -> None:
+        """Start (True) or end the emergency pause, with a 'paused'/'resumed' event."""
+        with self.db.atomic():
+            self._lock_state(at)  # take the write lock before reading: no lost update
+            state = dataclasses.replace(
+                self._read_state(), paused=paused, pause_reason=reason if paused else ""
+            )
+            self._write_state(state, at)
+            self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
+
+    def add_event(self, kind: str, at: datetime, data: Mapping[str, Any]) -> None:
+        """Log something that happened outside a run (stage change, fault, config reload …)."""
+        with self.db.atomic():
+            self._insert_event(kind, at, data)
+
+    def events(self, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Logged events, newest first, optionally of one kind; `data` decoded."""
+        where, args = where_clause(("kind = ?", kind))
+        rows = self.db.table("events").rows_where(where, args, order_by="id DESC", limit=limit)
+        return [decode(r) for r in rows]
+
+    # -- windfalls --------------------------------------------------------------------------
+
+    def add_pending_windfall(self, amount: float, at: datetime) -> int:
+        """Announce a windfall for the next run to invest; returns its id (and logs an event)."""
+        with self.db.atomic():
+            table = self.db.table("pending_windfalls").insert({"at": iso(at), "amount": amount})
+            windfall_id = int(table.last_rowid or 0)
+            self._insert_event("windfall", at, {"id": windfall_id, "amount": amount})
+        return windfall_id
+
+    def pending_windfalls(self) -> list[PendingWindfall]:
+        """Windfalls no run has consumed yet, oldest first."""
+        rows = self.db.table("pending_windfalls").rows_where("consumed_run IS NULL", order_by="id")
+        return [PendingWindfall(r["id"], from_iso(r["at"]), r["amount"]) for r in rows]
+
+    # -- ledger -----------------------------------------------------------------------------
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        """The whole paper ledger, in the order it was written."""
+        rows = self.db.table("ledger").rows_where(order_by="id")
+        return [
+            LedgerEntry(
+                from_iso(r["at"]), r["kind"], r["asset"], r["amount"], r["price"], r["note"]
+            )
+            for r in rows
+        ]
+
+    def ledger_balances(self) -> dict[str, float]:
+        """The paper account's balance per asset: the sum of its ledger entries."""
+        sql = "SELECT asset, SUM(amount) AS balance FROM ledger GROUP BY asset ORDER BY asset"
+        return {r["asset"]: r["balance"] for r in self.db.query(sql)}
+
+    def seed_ledger(
+        self,
+        balances: Mapping[str, float],
+        at: datetime,
+        *,
+        prices: Mapping[str, float] | None = None,
+    ) -> bool:
+        """Seed an empty ledger with `balances` (cost basis from `prices` where given).
+
+        True when seeded; False, writing nothing, when the ledger already has entries.
+        """
+        prices = prices or {}
+        entries = [
+            LedgerEntry(at, "seed", asset, amount, prices.get(asset), "initial balance")
+            for asset, amount in sorted(balances.items())
+            if amount != 0
+        ]
+        with self.db.atomic():
+            if self.db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
+                return False
+            self._insert_ledger(entries, None)
+            self._insert_event("ledger_seeded", at, {"balances": dict(balances)})
+        return True
+
+    # -- writing, inside a caller's transaction ---------------------------------------------
+
+    def _insert_run(self, row: dict[str, Any]) -> int:
+        try:
+            table = self.db.table("runs").insert(row)
+        except sqlite3.IntegrityError as e:
+            if "runs.period" in str(e):
+                raise DuplicatePeriod(f"period {row['period']} has already run") from e
+            raise
+        return int(table.last_rowid or 0)
+
+    def _insert_plan(self, run_id: int, plan: Plan) -> None:
+        orders = [{"run_id": run_id, "seq": i, **columns(o)} for i, o in enumerate(plan.orders)]
+        skips = [{"run_id": run_id, "seq": i, **columns(s)} for i, s in enumerate(plan.skipped)]
+        self.db.table("orders").insert_all(orders)
+        self.db.table("skips").insert_all(skips)
+
+    def _insert_snapshot(self, run_id: int, snapshot: Snapshot) -> None:
+        assets = sorted(set(snapshot.balances) | set(snapshot.prices))
+        rows = []
+        for asset in assets:
+            price = 1.0 if asset == snapshot.quote else snapshot.prices.get(asset)
+            amount = snapshot.balances.get(asset, 0.0)
+            value = None if price is None else amount * price
+            rows.append(
+                {"run_id": run_id, "asset": asset, "amount": amount, "price": price, "value": value}
+            )
+        self.db.table("snapshots").insert_all(rows)
+
+    def _insert_ledger(self, entries: Sequence[LedgerEntry], run_id: int | None) -> None:
+        rows = [
+            {**columns(e), "at": iso(e.at), "run_id": run_id, "note": e.note or ""} for e in entries
+        ]
+        self.db.table("ledger").insert_all(rows)
+
+    def _insert_event(
+        self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
+    ) -> None:
+        row = {"at": iso(at), "kind": kind, "run_id": run_id, "data": to_json(data)}
+        self.db.table("events").insert(row)
+
+    def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
+        for windfall_id in ids:
+            cursor = self.db.execute(
+                "UPDATE pending_windfalls SET consumed_run = ?"
+                " WHERE id = ? AND consumed_run IS NULL",
+                [run_id, windfall_id],
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"windfall {windfall_id} is not pending")
+
+    def _lock_state(self, at: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [state_json(PlanState()), iso(at)],
+        )
+
+    def _read_state(self) -> PlanState:
+        row = self.db.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
+        return PlanState() if row is None else state_from_json(row[0])
+
+    def _write_state(self, state: PlanState, at: datetime) -> None:
+        row = {"id": 1, "state": state_json(state), "updated_at": iso(at)}
+        self.db.table("plan_state").upsert(row, pk="id")

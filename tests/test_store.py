@@ -1,0 +1,438 @@
+"""The store on real SQLite files: schema, atomic runs, plan state, queries, the ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlite_utils import Database
+
+from daemon.paper import LedgerEntry
+from daemon.planner.model import Order, Plan, PlanState, Skip, Summary
+from daemon.snapshot import Market, Snapshot
+from daemon.store import DuplicatePeriod, Store
+
+T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
+TABLES = ("runs", "orders", "skips", "snapshots", "ledger", "events", "plan_state")
+
+
+def order(base: str = "BTC", side: str = "buy", amount: float = 0.01, rule: str = "dca") -> Order:
+    price = {"BTC": 50_000.0, "ETH": 2_000.0}[base]
+    return Order(
+        symbol=f"{base}/USDT",
+        base=base,
+        side=side,  # type: ignore[arg-type]
+        amount=amount,
+        price=price,
+        notional=amount * price,
+        fee=amount * price * 0.001,
+        rule=rule,  # type: ignore[arg-type]
+        reason="furthest below target",
+        weight_before=0.40,
+        weight_after=0.45,
+        weight_target=0.50,
+    )
+
+
+def plan(*orders: Order, state: PlanState | None = None) -> Plan:
+    return Plan(
+        rule="dca",
+        orders=orders or (order(),),
+        skipped=(Skip("ETH", "dca", "below the market minimum", 3.5),),
+        notes=("contribution 500 USDT",),
+        state=state or PlanState(carry=3.5),
+        summary=Summary(1_000.0, 0.25, {"BTC": -0.1}, {"BTC": -0.05}),
+    )
+
+
+def snapshot() -> Snapshot:
+    market = Market("BTC/USDT", "BTC", "USDT", amount_step=0.00001)
+    return Snapshot(
+        taken_at=T0,
+        quote="USDT",
+        balances={"USDT": 500.0, "BTC": 0.01},
+        prices={"USDT": 1.0, "BTC": 50_000.0, "ETH": 2_000.0},
+        markets={"BTC": market},
+    )
+
+
+def record(store: Store, period: str = "dca:2027-01", at: datetime = T0, **extra: Any) -> int:
+    """Record an ok paper run of `period` finishing at `at`; `extra` overrides any argument."""
+    args: dict[str, Any] = {
+        "job": period.split(":")[0],
+        "period": period,
+        "scheduled_at": at,
+        "started_at": at,
+        "finished_at": at + timedelta(seconds=2),
+        "status": "ok",
+        "mode": "paper",
+        **extra,
+    }
+    return store.record_run(**args)
+
+
+def counts(store: Store) -> dict[str, int]:
+    return {t: store.db.table(t).count for t in TABLES}
+
+
+# --- the file ------------------------------------------------------------------------------
+
+
+def test_open_creates_the_folder_and_sets_the_pragmas(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "deep" / "state" / "s.db")
+    pragma = {
+        name: store.db.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+    }
+    assert pragma == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "synchronous": 1,
+    }
+    assert store.integrity_ok()
+    store.close()
+
+
+def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = Store.open(path)
+    assert first.schema_version() == 1
+    record(first)
+    first.close()
+
+    again = Store.open(path)
+    assert again.schema_version() == 1
+    assert again.has_period("dca:2027-01")
+    assert not again.has_period("dca:2027-02")
+    assert again.db.table("_sqlite_migrations").count == 1
+    again.close()
+
+
+def test_tables_are_declared_with_types_and_foreign_keys(store: Store) -> None:
+    orders = store.db.table("orders")
+    assert orders.columns_dict["amount"] is float
+    assert orders.pks == ["run_id", "seq"]
+    assert {(fk.column, fk.other_table) for fk in store.db.table("ledger").foreign_keys} == {
+        ("run_id", "runs")
+    }
+
+
+def test_a_store_works_on_an_in_memory_database() -> None:
+    store = Store(Database(memory=True))
+    record(store)
+    assert store.has_period("dca:2027-01")
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.table("orders").insert({"run_id": 99, "seq": 0, **vars_of(order())})
+
+
+def vars_of(o: Order) -> dict[str, Any]:
+    return {f: getattr(o, f) for f in o.__dataclass_fields__}
+
+
+# --- recording a run -----------------------------------------------------------------------
+
+
+def test_record_run_writes_the_run_and_everything_it_changed(store: Store) -> None:
+    fill = LedgerEntry(T0, "fill", "BTC", 0.01, 50_000.0, "dca buy")
+    run_id = record(
+        store,
+        plan=plan(order(), order("ETH", "sell", 0.5, "rebalance")),
+        snapshot=snapshot(),
+        ledger=[fill],
+        events=[("glide_step", {"step": 3})],
+    )
+
+    run = store.runs()[0]
+    assert run["id"] == run_id
+    assert (run["job"], run["status"], run["rule"]) == ("dca", "ok", "dca")
+    assert run["summary"]["drift_before"] == {"BTC": -0.1}
+    assert run["notes"] == ["contribution 500 USDT"]
+    assert run["finished_at"] == T0 + timedelta(seconds=2)
+    assert [(o["seq"], o["base"], o["side"]) for o in store.proposals()] == [
+        (0, "BTC", "buy"),
+        (1, "ETH", "sell"),
+    ]
+    assert counts(store) == {
+        "runs": 1,
+        "orders": 2,
+        "skips": 1,
+        "snapshots": 3,  # USDT, BTC held, ETH priced
+        "ledger": 1,
+        "events": 1,
+        "plan_state": 1,
+    }
+    assert store.plan_state() == PlanState(carry=3.5)
+    assert store.ledger_entries() == [fill]
+    assert store.events()[0]["run_id"] == run_id
+    btc = store.db.execute("SELECT amount, price, value FROM snapshots WHERE asset='BTC'")
+    assert btc.fetchone() == (0.01, 50_000.0, 500.0)
+
+
+def test_a_duplicate_period_raises_and_writes_nothing(store: Store) -> None:
+    record(store, plan=plan())
+    before = counts(store)
+
+    with pytest.raises(DuplicatePeriod, match="dca:2027-01"):
+        record(
+            store,
+            plan=plan(state=PlanState(carry=99.0)),
+            snapshot=snapshot(),
+            ledger=[LedgerEntry(T0, "deposit", "USDT", 500.0)],
+            events=[("windfall", {})],
+        )
+
+    assert counts(store) == before
+    assert store.plan_state().carry == 3.5
+
+
+def bad_ledger_kind(store: Store) -> dict[str, Any]:
+    return {"ledger": [LedgerEntry(T0, "deposit", "USDT", 5), LedgerEntry(T0, "gift", "BTC", 1)]}  # type: ignore[arg-type]
+
+
+def windfall_not_pending(store: Store) -> dict[str, Any]:
+    return {"consume_windfalls": [store.add_pending_windfall(100.0, T0), 12345]}
+
+
+def event_not_json(store: Store) -> dict[str, Any]:
+    return {"events": [("fault", {"fine": 1}), ("fault", {"when": object()})]}
+
+
+def nan_in_state(store: Store) -> dict[str, Any]:
+    return {"state": PlanState(cost_basis={"BTC": float("nan")})}
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (bad_ledger_kind, sqlite3.IntegrityError),  # the ledger's CHECK, after run and orders
+        (windfall_not_pending, ValueError),  # the very last step of the transaction
+        (event_not_json, TypeError),
+        (nan_in_state, ValueError),
+    ],
+)
+def test_record_run_is_all_or_nothing(store: Store, failure, error) -> None:
+    extra = failure(store)
+    before = counts(store)
+    pending = store.pending_windfalls()
+
+    with pytest.raises(error):
+        record(store, plan=plan(), snapshot=snapshot(), ledger=extra.pop("ledger", ()), **extra)
+
+    assert counts(store) == before
+    assert not store.has_period("dca:2027-01")
+    assert store.pending_windfalls() == pending
+    assert store.plan_state() == PlanState()
+    assert store.integrity_ok()
+
+
+def test_a_run_without_a_plan_records_its_status(store: Store) -> None:
+    record(store, "rebalance:2027-Q1", status="failed", error="exchange unavailable")
+    record(store, "dca:2027-02", status="missed")
+    runs = store.runs()
+    assert [(r["period"], r["status"], r["error"]) for r in runs] == [
+        ("dca:2027-02", "missed", None),
+        ("rebalance:2027-Q1", "failed", "exchange unavailable"),
+    ]
+    assert runs[0]["summary"] is None and runs[0]["notes"] == []
+
+
+def test_unknown_status_is_refused(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        record(store, status="maybe")
+    assert counts(store)["runs"] == 0
+
+
+def test_runs_and_last_run_by_job(store: Store) -> None:
+    record(store, "dca:2027-01", T0)
+    record(store, "rebalance:2027-W01", T0 + timedelta(days=2))
+    record(store, "dca:2027-02", T0 + timedelta(days=31))
+    assert [r["period"] for r in store.runs(job="dca")] == ["dca:2027-02", "dca:2027-01"]
+    assert [r["period"] for r in store.runs(limit=1)] == ["dca:2027-02"]
+    assert store.last_run("rebalance")["period"] == "rebalance:2027-W01"  # type: ignore[index]
+    assert store.last_run("profit") is None
+
+
+# --- time ----------------------------------------------------------------------------------
+
+
+def test_naive_datetimes_are_refused_and_nothing_is_written(store: Store) -> None:
+    naive = datetime(2027, 1, 1, 9, 0)
+    with pytest.raises(ValueError, match="naive"):
+        record(store, started_at=naive)
+    with pytest.raises(ValueError, match="naive"):
+        record(store, ledger=[LedgerEntry(naive, "deposit", "USDT", 1.0)])
+    with pytest.raises(ValueError, match="naive"):
+        store.add_event("fault", naive, {})
+    with pytest.raises(ValueError, match="naive"):
+        store.proposals(since=naive)
+    assert counts(store) == dict.fromkeys(TABLES, 0)
+
+
+def test_times_are_stored_as_utc_text_and_come_back_aware(store: Store) -> None:
+    paris = timezone(timedelta(hours=1))
+    record(store, at=datetime(2027, 1, 1, 10, 0, tzinfo=paris))
+    stored = store.db.execute("SELECT scheduled_at FROM runs").fetchone()[0]
+    assert stored == "2027-01-01T09:00:00.000000+00:00"
+    assert store.runs()[0]["scheduled_at"] == T0
+
+
+# --- plan state and pause ------------------------------------------------------------------
+
+
+def test_plan_state_is_the_default_until_saved(store: Store) -> None:
+    assert store.plan_state() == PlanState()
+
+
+def test_plan_state_round_trips_mappings_and_tuples(store: Store) -> None:
+    state = PlanState(
+        cost_basis={"BTC": 41_234.5678, "ETH": 1_999.99},
+        milestones_taken={"BTC": (100.0, 200.0), "SOL": (50.0,)},
+        carry=12.34,
+        withdrawn_year=2027,
+        withdrawn=1_500.0,
+    )
+    record(store, state=state)
+    back = store.plan_state()
+    assert back == state
+    assert isinstance(back.milestones_taken["BTC"], tuple)
+
+
+def test_pause_and_resume_change_the_state_and_log_events(store: Store) -> None:
+    store.set_paused(True, "job loss", T0)
+    assert store.plan_state().paused
+    assert store.plan_state().pause_reason == "job loss"
+    store.set_paused(False, "new job", T0 + timedelta(days=90))
+    assert not store.plan_state().paused
+    assert [(e["kind"], e["data"]) for e in store.events()] == [
+        ("resumed", {"reason": "new job"}),
+        ("paused", {"reason": "job loss"}),
+    ]
+
+
+def test_a_run_cannot_undo_a_pause_made_while_it_ran(store: Store) -> None:
+    state_read_by_the_job = store.plan_state()
+    store.set_paused(True, "emergency", T0)
+    record(store, state=state_read_by_the_job)
+    assert store.plan_state().paused
+    assert store.plan_state().pause_reason == "emergency"
+
+
+# --- proposals and events ------------------------------------------------------------------
+
+
+def test_proposals_newest_first_filtered_by_since_and_job(store: Store) -> None:
+    record(store, "dca:2027-01", T0, plan=plan(order("BTC")))
+    record(store, "rebalance:2027-Q1", T0 + timedelta(days=5), plan=plan(order("ETH", "sell")))
+    record(store, "dca:2027-02", T0 + timedelta(days=31), plan=plan(order("ETH")))
+
+    every = store.proposals()
+    assert [(p["period"], p["base"]) for p in every] == [
+        ("dca:2027-02", "ETH"),
+        ("rebalance:2027-Q1", "ETH"),
+        ("dca:2027-01", "BTC"),
+    ]
+    assert every[0]["finished_at"] == T0 + timedelta(days=31, seconds=2)
+    assert [p["period"] for p in store.proposals(job="dca")] == ["dca:2027-02", "dca:2027-01"]
+    since = T0 + timedelta(days=1)
+    assert [p["period"] for p in store.proposals(since=since)] == [
+        "dca:2027-02",
+        "rebalance:2027-Q1",
+    ]
+    assert [p["period"] for p in store.proposals(since=since, job="dca")] == ["dca:2027-02"]
+
+
+def test_events_newest_first_and_by_kind(store: Store) -> None:
+    store.add_event("stage_changed", T0, {"from": "builder", "to": "accumulator"})
+    store.add_event("config_reloaded", T0 + timedelta(hours=1), {})
+    store.add_event("stage_changed", T0 + timedelta(days=365), {"from": "accumulator"})
+    assert [e["kind"] for e in store.events()] == [
+        "stage_changed",
+        "config_reloaded",
+        "stage_changed",
+    ]
+    changed = store.events(kind="stage_changed", limit=1)
+    assert changed == [
+        {
+            "id": 3,
+            "at": T0 + timedelta(days=365),
+            "kind": "stage_changed",
+            "run_id": None,
+            "data": {"from": "accumulator"},
+        }
+    ]
+
+
+# --- windfalls -----------------------------------------------------------------------------
+
+
+def test_windfalls_wait_until_a_run_consumes_them(store: Store) -> None:
+    first = store.add_pending_windfall(1_000.0, T0)
+    second = store.add_pending_windfall(250.0, T0 + timedelta(hours=1))
+    assert [(w.id, w.amount, w.at) for w in store.pending_windfalls()] == [
+        (first, 1_000.0, T0),
+        (second, 250.0, T0 + timedelta(hours=1)),
+    ]
+    run_id = record(store, "windfall:2027-01-01", consume_windfalls=[first])
+    assert [w.id for w in store.pending_windfalls()] == [second]
+    consumed = store.db.execute("SELECT consumed_run FROM pending_windfalls WHERE id=?", [first])
+    assert consumed.fetchone()[0] == run_id
+    with pytest.raises(ValueError, match="not pending"):
+        record(store, "windfall:2027-01-02", consume_windfalls=[first])
+    assert [e["data"]["amount"] for e in store.events(kind="windfall")] == [250.0, 1_000.0]
+
+
+# --- ledger --------------------------------------------------------------------------------
+
+
+def test_seed_only_an_empty_ledger(store: Store) -> None:
+    assert store.seed_ledger({"USDT": 1_000.0, "BTC": 0.5, "ETH": 0.0}, T0, prices={"BTC": 40e3})
+    assert not store.seed_ledger({"USDT": 5.0}, T0)
+    assert store.ledger_entries() == [
+        LedgerEntry(T0, "seed", "BTC", 0.5, 40_000.0, "initial balance"),
+        LedgerEntry(T0, "seed", "USDT", 1_000.0, None, "initial balance"),
+    ]
+    assert store.events(kind="ledger_seeded")[0]["data"]["balances"]["USDT"] == 1_000.0
+
+
+def test_ledger_balances_are_the_sums_per_asset(store: Store) -> None:
+    store.seed_ledger({"USDT": 1_000.0}, T0)
+    record(
+        store,
+        ledger=[
+            LedgerEntry(T0, "deposit", "USDT", 500.0),
+            LedgerEntry(T0, "fill", "BTC", 0.01, 50_000.0),
+            LedgerEntry(T0, "fill", "USDT", -500.0),
+            LedgerEntry(T0, "fee", "USDT", -0.5),
+        ],
+    )
+    assert store.ledger_balances() == {"BTC": 0.01, "USDT": 999.5}
+
+
+def test_the_ledger_is_append_only(store: Store) -> None:
+    store.seed_ledger({"USDT": 1_000.0}, T0)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("UPDATE ledger SET amount = 2000")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("DELETE FROM ledger")
+    assert store.ledger_balances() == {"USDT": 1_000.0}
+
+
+def test_the_daemon_and_the_cli_share_the_file(tmp_path: Path) -> None:
+    """Two connections to one WAL file, as the running daemon and a `stagewise pause`."""
+    daemon = Store.open(tmp_path / "s.db")
+    cli = Store.open(tmp_path / "s.db")
+    state_read_by_the_job = daemon.plan_state()
+    cli.set_paused(True, "emergency", T0)
+    record(daemon, state=replace(state_read_by_the_job, carry=7.0))
+    assert cli.has_period("dca:2027-01")
+    assert cli.plan_state() == PlanState(carry=7.0, paused=True, pause_reason="emergency")
+    daemon.close()
+    cli.close()
