@@ -12,9 +12,10 @@ request signatures.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -94,7 +95,10 @@ class Exchange:
         max_age = timedelta(hours=self._settings.markets_refresh_hours)
         if self._markets_at is not None and now - self._markets_at < max_age:
             return
-        markets = self._call("load_markets", lambda: self.__ccxt.load_markets(reload=True))
+        # The first time, adopt the markets ccxt may have just loaded by itself (fetch_balance
+        # does): a snapshot must not ask for them twice.
+        reload = self._markets_at is not None
+        markets = self._call("load_markets", lambda: self.__ccxt.load_markets(reload=reload))
         if not isinstance(markets, dict) or not markets:
             raise SnapshotError(f"{self.id}: the exchange listed no markets")
         self._markets = markets
@@ -143,7 +147,14 @@ class Exchange:
         symbols = sorted({s for route in routes.values() for s in route})
         tickers: Mapping[str, Any] = {}
         if symbols:
-            tickers = self._call("fetch_tickers", lambda: self.__ccxt.fetch_tickers(symbols))
+            try:
+                tickers = self._call("fetch_tickers", lambda: self.__ccxt.fetch_tickers(symbols))
+            except SnapshotError as e:
+                # ccxt fails the whole batch on one bad ticker (a "NaN" price): name the asset.
+                culprits = ", ".join(
+                    f"{a} ({' x '.join(routes[a])})" for a in self._culprits(routes)
+                )
+                raise SnapshotError(f"bad price for {culprits}: {e}") from None
             if not isinstance(tickers, Mapping):
                 raise SnapshotError(f"{self.id}: tickers answer is not a table of prices")
         prices: dict[str, float] = {self.quote: 1.0}
@@ -154,6 +165,20 @@ class Exchange:
             # On a bridge pair the market's minimum cost is in the bridge currency.
             markets[asset] = self._market_rules(route[0], legs[1] if len(legs) == 2 else 1.0)
         return prices, markets, unpriced
+
+    def _culprits(self, routes: Mapping[str, list[str]]) -> list[str]:
+        """After ccxt failed to parse a tickers answer: the assets whose own raw ticker fails to
+        parse alone, or all of them when none can be singled out (e.g. a non-JSON body)."""
+        raw = _json(self.__ccxt.last_http_response)
+        items = raw.values() if isinstance(raw, dict) else raw if isinstance(raw, list) else []
+        bad: set[str] = set()
+        for item in items:
+            try:
+                self.__ccxt.parse_ticker(item)
+            except Exception:  # only diagnosing which ticker broke the batch
+                market_id = item.get("symbol") if isinstance(item, dict) else None
+                bad.add(self.__ccxt.safe_symbol(market_id))
+        return [a for a, route in routes.items() if bad & set(route)] or list(routes)
 
     def balances(self) -> dict[str, float]:
         """Free balance per asset (non-zero only), from ONE balance request."""
@@ -180,7 +205,8 @@ class Exchange:
             return None
         answer = self._call("key_permissions", method)
         if not isinstance(answer, Mapping):
-            return None
+            # garbage must not read as "the exchange does not tell" (no warning would be logged)
+            raise SnapshotError(f"{self.id}: API-key permissions answer is not a table")
         return KeyPermissions(
             read=bool(answer.get("enableReading", True)),
             trade=bool(answer.get("enableSpotAndMarginTrading") or answer.get("enableMargin")),
@@ -201,8 +227,20 @@ class Exchange:
             )
             if not isinstance(page, list):
                 raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not a list")
-            fresh = [(int(r[0]), float(r[4])) for r in page if int(r[0]) >= cursor]
+            try:
+                fresh = [(int(r[0]), _number(r[4])) for r in page if int(r[0]) >= cursor]
+            except (TypeError, ValueError, IndexError, KeyError) as e:
+                raise SnapshotError(
+                    f"{self.id}: OHLCV answer for {symbol} is unparsable: {e}"
+                ) from None
+            bad = next((r for r in fresh if r[1] is None or r[1] <= 0), None)
+            if bad is not None:
+                raise SnapshotError(f"bad close for {base}: {symbol} at {bad[0]} is {bad[1]!r}")
             if not fresh:
+                # ccxt parses a non-JSON body into an empty page: no history is not garbage
+                raw = self.__ccxt.last_http_response
+                if not page and isinstance(raw, str) and not isinstance(_json(raw), list):
+                    raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not JSON")
                 break
             rows.extend(r for r in fresh if r[0] < until_ms)
             cursor = fresh[-1][0] + 1
@@ -238,7 +276,10 @@ class Exchange:
 
     def amount_to_precision(self, symbol: str, amount: float) -> float:
         """ccxt's own rounding of an order amount (truncation to the market's precision)."""
-        return float(self.__ccxt.amount_to_precision(symbol, amount))
+        try:
+            return float(self.__ccxt.amount_to_precision(symbol, amount))
+        except ccxt.InvalidOrder:  # ccxt refuses amounts that truncate to 0; no ccxt error leaks
+            return 0.0
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         s = self._settings
@@ -251,6 +292,12 @@ class Exchange:
             before_sleep=self._log_retry(what),
             reraise=True,
         )
+        # ccxt's binance reads -2015 (bad key/IP/permissions) after any earlier successful
+        # private call as a temporary ban (DDoSProtection, retried); a long-running daemon must
+        # be told at once to fix its key instead, without hammering the exchange.
+        options = getattr(self.__ccxt, "options", None)
+        if isinstance(options, dict):
+            options["hasAlreadyAuthenticatedSuccessfully"] = False
         try:
             return retrying(fn)
         except ccxt.AuthenticationError as e:
@@ -294,10 +341,24 @@ class Exchange:
 class ReadOnlyAccount:
     """A real account seen through a read-only key: balances and prices, never an order."""
 
+    mode = "read-only"
+    # Contributions are not on the account yet when DCA runs: the plan says what to deposit.
+    allow_deposit = True
+
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
 
-    def snapshot(self, assets: Collection[str], now: datetime) -> Snapshot:
+    def deposit(self, amount: float, now: datetime, note: str) -> list[Any]:
+        """Nothing: stagewise cannot move money on a real account."""
+        return []
+
+    def settle(self, plan: Any, snapshot: Snapshot, now: datetime) -> list[Any]:
+        """Nothing: proposals on a real account are for the investor to place or not."""
+        return []
+
+    def snapshot(
+        self, assets: Collection[str], now: datetime, *, pending: Sequence[Any] = ()
+    ) -> Snapshot:
         """One balance request and one ticker request, whatever the number of assets."""
         balances = self._exchange.balances()
         wanted = set(assets) | set(balances)
@@ -348,6 +409,14 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
         else:
             merged[key] = value
     return merged
+
+
+def _json(text: Any) -> Any:
+    """`text` parsed as JSON, or None."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _number(value: Any) -> float | None:

@@ -7,6 +7,8 @@ boundary where an order is made, by `floor_to_step`.
 from __future__ import annotations
 
 import math
+from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 # Weights in the plan data (percent) must sum to 100 within this.
 WEIGHT_SUM_TOLERANCE_PCT = 0.01
@@ -19,13 +21,20 @@ STEP_EPSILON = 1e-9
 
 
 def floor_to_step(amount: float, step: float) -> float:
-    """`amount` rounded down to a whole number of `step` (step 0 = no grid)."""
+    """`amount` rounded down to a whole number of `step` (step 0 = no grid).
+
+    Exact decimal arithmetic on the numbers as written (repr), like ccxt's own truncation:
+    binary noise can neither push an amount over a step boundary nor drop it below one
+    (0.3 on a 0.1 grid stays 0.3; 99.99999999 on a 1 grid is 99)."""
     if step <= 0:
         return amount
-    units = math.floor(amount / step * (1 + STEP_EPSILON))
-    # round() strips the binary noise of units * step (0.1 * 3 = 0.30000000000000004).
-    decimals = max(0, -math.floor(math.log10(step))) + 2
-    return round(units * step, decimals)
+    units = (Decimal(repr(amount)) / _decimal(step)).to_integral_value(rounding=ROUND_FLOOR)
+    return float(units * _decimal(step))
+
+
+@lru_cache(maxsize=256)
+def _decimal(step: float) -> Decimal:
+    return Decimal(repr(step))
 
 
 def on_step(amount: float, step: float) -> bool:

@@ -9,6 +9,7 @@ Paper mode never talks to an exchange's private endpoints: prices and market rul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -186,6 +187,10 @@ def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Re
 class PaperAccount:
     """The simulated account: balances from the stored ledger, prices from a MarketSource."""
 
+    mode = "paper"
+    # Paper DCA deposits its contribution first: buys never need money that is not there.
+    allow_deposit = False
+
     def __init__(
         self,
         store: Store,
@@ -217,11 +222,26 @@ class PaperAccount:
         prices = {a: p for a, p in prices.items() if a in wanted}
         prices[self.quote] = 1.0
         unpriced = tuple(a for a in wanted if a not in prices)
-        return Snapshot(now, self.quote, balances, prices, dict(markets), unpriced)
+        # The paper account pays its own configured fee, whatever the exchange charges.
+        rules = {a: dataclasses.replace(m, fee_rate=self.fee_rate) for a, m in markets.items()}
+        return Snapshot(now, self.quote, balances, prices, rules, unpriced)
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:
         """The entries of filling `plan` with this account's fee rate and slippage."""
         return fill_entries(plan, snapshot, fee_rate=self.fee_rate, slippage=self.slippage, at=at)
+
+    def deposit(self, amount: float, now: datetime, note: str) -> list[LedgerEntry]:
+        """A contribution is deposited before it is planned (the pending entry of its run)."""
+        return [deposit_entry(self.quote, amount, now, note)] if amount > 0 else []
+
+    def settle(self, plan: Plan, snapshot: Snapshot, now: datetime) -> list[LedgerEntry]:
+        """What `plan` does to the paper account: its fills, and a withdrawal's payout."""
+        entries = self.fills(plan, snapshot, now)
+        if plan.rule == "withdraw":
+            proceeds = sum(e.amount for e in entries if e.asset == self.quote)
+            if proceeds > 0:
+                entries.append(withdrawal_entry(self.quote, proceeds, now, "withdrawal payout"))
+        return entries
 
     def seed(self, balances: Mapping[str, float], now: datetime) -> bool:
         """Seed an empty ledger with `balances`, costed at `now`'s prices; False if not empty."""

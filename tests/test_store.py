@@ -101,15 +101,15 @@ def test_open_creates_the_folder_and_sets_the_pragmas(tmp_path: Path) -> None:
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = Store.open(path)
-    assert first.schema_version() == 1
+    assert first.schema_version() == 2
     record(first)
     first.close()
 
     again = Store.open(path)
-    assert again.schema_version() == 1
+    assert again.schema_version() == 2
     assert again.has_period("dca:2027-01")
     assert not again.has_period("dca:2027-02")
-    assert again.db.table("_sqlite_migrations").count == 1
+    assert again.db.table("_sqlite_migrations").count == 2  # each migration applied once
     again.close()
 
 

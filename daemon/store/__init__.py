@@ -9,6 +9,6 @@ windfalls waiting for a run. A run and everything it changed are written in one 
     codec.py   how values become columns and back (times, JSON, the plan state)
 """
 
-from daemon.store.store import DuplicatePeriod, PendingWindfall, RunStatus, Store
+from daemon.store.store import DuplicatePeriod, PendingWindfall, RunStatus, StateError, Store
 
-__all__ = ["DuplicatePeriod", "PendingWindfall", "RunStatus", "Store"]
+__all__ = ["DuplicatePeriod", "PendingWindfall", "RunStatus", "StateError", "Store"]

@@ -110,3 +110,18 @@ _SCHEMA_V1 = (
         consumed_run INTEGER REFERENCES runs (id)
     )""",
 )
+
+
+@MIGRATIONS()
+def m002_price_cache(db: Database) -> None:
+    """Closes downloaded for `simulate`, so a second run over the same span needs no network."""
+    db.execute(
+        """CREATE TABLE price_cache (
+            exchange TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            timeframe TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            close REAL NOT NULL CHECK (close > 0),
+            PRIMARY KEY (exchange, symbol, timeframe, ts)
+        ) WITHOUT ROWID"""
+    )

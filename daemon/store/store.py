@@ -31,6 +31,10 @@ from daemon.store.schema import MIGRATIONS
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
 
+class StateError(StagewiseError):
+    """The state file cannot be opened or is not a stagewise database."""
+
+
 class DuplicatePeriod(StagewiseError):
     """A run for this period key is already recorded: a period runs at most once."""
 
@@ -55,12 +59,17 @@ class Store:
     @classmethod
     def open(cls, path: Path) -> Store:
         """Open (creating it and its folder if needed) the state file at `path`, in WAL mode."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = Database(path)
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.enable_wal()
-        return cls(db)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # The daemon hands the store from its main thread to the scheduler's single
+            # worker; it never uses one connection from two threads at once.
+            db = Database(sqlite3.connect(str(path), check_same_thread=False))
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.enable_wal()
+            return cls(db)
+        except (sqlite3.Error, OSError) as e:
+            raise StateError(f"cannot use the state file {path}: {e}") from None
 
     def close(self) -> None:
         """Close the database connection."""
@@ -169,6 +178,53 @@ class Store:
         return [decode(r) for r in self.db.query(sql, args)]
 
     # -- plan state, pause, events ----------------------------------------------------------
+
+    def latest_snapshot(self) -> tuple[datetime, dict[str, dict[str, Any]]] | None:
+        """The newest recorded snapshot: its time and, per asset, amount, price and value."""
+        row = self.db.execute(
+            "SELECT id, snapshot_at FROM runs WHERE snapshot_at IS NOT NULL "
+            "ORDER BY snapshot_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        assets = self.db.execute(
+            "SELECT asset, amount, price, value FROM snapshots WHERE run_id = ? ORDER BY asset",
+            [row[0]],
+        ).fetchall()
+        return from_iso(row[1]), {
+            a: {"amount": amount, "price": price, "value": value}
+            for a, amount, price, value in assets
+        }
+
+    def cached_closes(
+        self, exchange: str, symbol: str, timeframe: str, since_ms: int, until_ms: int
+    ) -> list[tuple[int, float]]:
+        """Cached (timestamp ms, close) rows of one market in [since_ms, until_ms)."""
+        rows = self.db.execute(
+            "SELECT ts, close FROM price_cache WHERE exchange = ? AND symbol = ? "
+            "AND timeframe = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            [exchange, symbol, timeframe, since_ms, until_ms],
+        ).fetchall()
+        return [(int(ts), float(close)) for ts, close in rows]
+
+    def cache_closes(
+        self, exchange: str, symbol: str, timeframe: str, rows: Sequence[tuple[int, float]]
+    ) -> None:
+        """Keep downloaded closes (replacing the same timestamps), in one transaction."""
+        with self.db.atomic():
+            self.db.table("price_cache").upsert_all(
+                [
+                    {
+                        "exchange": exchange,
+                        "symbol": symbol,
+                        "timeframe": timeframe,
+                        "ts": ts,
+                        "close": close,
+                    }
+                    for ts, close in rows
+                ],
+                pk=("exchange", "symbol", "timeframe", "ts"),
+            )
 
     def plan_state(self) -> PlanState:
         """The planner's carried state; the default PlanState() before any was saved."""

@@ -1,5 +1,10 @@
-"""The `stagewise` command line: a thin layer over the library. The only module that parses
-arguments, and the only one that maps errors to exit codes."""
+"""The `stagewise` command line: a thin layer over the library. The only package that parses
+arguments, and the only one that maps errors to exit codes.
+
+    __init__.py  the parser, main() and the config/stage commands
+    commands.py  run, once, status, proposals, pause/resume, windfall
+    simulate.py  simulate
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -64,26 +70,112 @@ def exit_code_for(error: StagewiseError) -> int:
     return EX_FAILURE
 
 
+JOBS = ("dca", "rebalance", "drift", "profit", "withdraw", "reassess")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from daemon.cli.commands import (
+        cmd_once,
+        cmd_pause,
+        cmd_proposals,
+        cmd_resume,
+        cmd_run,
+        cmd_status,
+        cmd_windfall,
+    )
+
+    # --config is accepted before or after the command (`stagewise run --config X`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help="the investor config (TOML)"
+    )
     parser = argparse.ArgumentParser(
         prog="stagewise",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
     )
-    parser.add_argument("--config", metavar="PATH", help="the investor config (TOML)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check-config", help="validate the config and the plan data")
-    check.add_argument("--json", action="store_true", help="print the summary as JSON")
-    check.set_defaults(func=cmd_check_config)
+    def command(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(func=func)
+        return p
 
-    stage = sub.add_parser(
-        "stage", help="the stage, glide path and targets on a day (default: today)"
+    command("run", cmd_run, "run the daemon: scheduled jobs until SIGTERM (systemd: Type=notify)")
+
+    once = command("once", cmd_once, "run one job now, recorded like a scheduled run")
+    once.add_argument("job", choices=JOBS, help="the job to run")
+    once.add_argument(
+        "--at",
+        type=parse_time,
+        metavar="TIME",
+        help="run as if at TIME (ISO date or date-time; investor's time zone unless given)",
     )
+    once.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    status = command("status", cmd_status, "holdings vs targets, drift, stage, pause, runs")
+    status.add_argument("--json", action="store_true", help="print as JSON")
+
+    proposals = command("proposals", cmd_proposals, "the orders proposed so far, newest first")
+    proposals.add_argument("--since", type=parse_time, metavar="TIME", help="only since TIME")
+    proposals.add_argument("--job", choices=(*JOBS, "windfall"), help="only of this job")
+    proposals.add_argument("--limit", type=positive_int, default=50, help="at most N (50)")
+    proposals.add_argument("--json", action="store_true", help="print as JSON")
+    proposals.add_argument(
+        "--db", type=Path, metavar="PATH", help="read another state file (e.g. a simulation's)"
+    )
+
+    stage = command("stage", cmd_stage, "the stage, glide path and targets on a day (today)")
     stage.add_argument("--at", type=parse_date, metavar="YYYY-MM-DD", help="the day to show")
     stage.add_argument("--json", action="store_true", help="print as JSON")
-    stage.set_defaults(func=cmd_stage)
+
+    pause = command("pause", cmd_pause, "the emergency rule: stop contributions (sells nothing)")
+    pause.add_argument("--reason", required=True, help="why (kept in the journal)")
+    command("resume", cmd_resume, "end the emergency pause: contributions resume")
+
+    windfall = command(
+        "windfall", cmd_windfall, "announce a bonus: the stage's share is invested at the next job"
+    )
+    windfall.add_argument("amount", type=positive_amount, help="the bonus, in the quote currency")
+
+    check = command("check-config", cmd_check_config, "validate the config and the plan data")
+    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    from daemon.cli.simulate import add_simulate_command
+
+    add_simulate_command(command)
     return parser
+
+
+def positive_amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time; naive ones are completed later in the investor's zone."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a time like 2027-01-31 or 2027-01-31T09:00"
+        ) from None
 
 
 def parse_date(text: str) -> date:
@@ -94,7 +186,12 @@ def parse_date(text: str) -> date:
 
 
 def load(args: argparse.Namespace) -> Config:
-    return load_config(config_path(args.config))
+    return load_config(config_path(getattr(args, "config", None)))
+
+
+def aware(moment: datetime, config: Config) -> datetime:
+    """`moment` with the investor's time zone if it has none."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
 
 
 def today(config: Config) -> date:

@@ -1,0 +1,215 @@
+"""`stagewise simulate`: paper-trade the plan over price history and print a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from daemon.cli import EX_OK, emit_json, load, parse_date, pct
+from daemon.errors import PriceHistoryError
+from daemon.history import PriceHistory, from_closes, load_csv
+from daemon.settings import Config
+from daemon.simulate import SimulationResult, plan_assets, simulate
+from daemon.store import Store
+
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "config" / "sample-prices.csv"
+
+HELP = """\
+Runs the daemon's own jobs (DCA, rebalances, drift watch, profit-taking, withdrawals,
+re-assessment) on a simulated clock from --start to --end, with a paper account in a
+separate database, and prints a report. Prices come from a CSV file (--prices; format:
+header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
+config's exchange (--from-exchange; downloaded once, then cached). Without either, the
+shipped GENERATED sample history (config/sample-prices.csv) is used: a demo, not a market."""
+
+
+def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("simulate", cmd_simulate, "paper-trade the plan over price history")
+    p.description = HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--prices", type=Path, metavar="CSV", help="price history file")
+    source.add_argument(
+        "--from-exchange",
+        action="store_true",
+        help="download daily closes from the config's exchange (cached for later runs)",
+    )
+    p.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="day after the last")
+    p.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="simulation database, replaced each run (default: simulation.db "
+        "beside the state file)",
+    )
+    p.add_argument(
+        "--min-notional",
+        type=float,
+        default=5.0,
+        metavar="AMOUNT",
+        help="smallest order of the simulated exchange, quote currency (5)",
+    )
+    p.add_argument(
+        "--proposals",
+        type=int,
+        default=15,
+        metavar="N",
+        help="print the last N proposals (15; 0 for none)",
+    )
+    p.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PNG",
+        help="draw value vs contributions and allocation (needs stagewise[plot])",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    config = load(args)
+    history = load_history(args, config)
+    start = args.start or history.days[0]
+    end = args.end or history.days[-1] + timedelta(days=1)
+    db_path = args.db or config.settings.state.path.with_name("simulation.db")
+    show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
+    result = simulate(
+        config, history, start, end, db_path, min_notional=args.min_notional, progress=show
+    )
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        emit_json(result_json(result))
+    else:
+        print(render_report(result, config))
+        if args.proposals > 0:
+            print(render_last_proposals(db_path, args.proposals))
+    if args.chart:
+        from daemon.chart import draw
+
+        draw(result, db_path, args.chart)
+        print(f"chart written to {args.chart}", file=sys.stderr)
+    return EX_OK
+
+
+def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
+    if args.from_exchange:
+        if not (args.start and args.end):
+            raise PriceHistoryError("--from-exchange needs --start and --end")
+        return download_history(config, args.start, args.end)
+    path = args.prices or SAMPLE
+    return load_csv(path)
+
+
+def download_history(config: Config, start: date, end: date) -> PriceHistory:
+    """Daily closes of every plan asset from the exchange, through a cache beside the state."""
+    from daemon.exchange import Exchange
+
+    public = config.settings.exchange.model_copy(
+        update={"api_key": None, "secret": None, "password": None}
+    )
+    since = int(
+        datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000
+    )
+    until = int(datetime.combine(end, datetime.min.time(), UTC).timestamp() * 1000)
+    cache = Store.open(config.settings.state.path.with_name("price-cache.db"))
+    exchange = Exchange(public)
+    closes: dict[str, list[tuple[int, float]]] = {}
+    try:
+        for asset in sorted(plan_assets(config, start, end)):
+            symbol = f"{asset}/{config.quote}"
+            rows = cache.cached_closes(exchange.id, symbol, "1d", since, until)
+            expected_days = (until - since) // 86_400_000
+            if len(rows) < expected_days:
+                print(f"downloading {symbol} daily closes ...", file=sys.stderr)
+                rows = exchange.ohlcv_closes(asset, since, until)
+                cache.cache_closes(exchange.id, symbol, "1d", rows)
+            closes[asset] = rows
+    finally:
+        exchange.close()
+        cache.close()
+    return from_closes(closes, f"{config.settings.exchange.id} daily closes")
+
+
+def _progress_bar(start: date, end: date) -> Callable[[float], None]:
+    def show(fraction: float) -> None:
+        day = start + (end - start) * min(fraction, 1.0)
+        filled = int(fraction * 30)
+        print(
+            f"\rsimulating {day:%Y-%m} [{'#' * filled}{' ' * (30 - filled)}] "
+            f"{fraction * 100:3.0f}%",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def result_json(r: SimulationResult) -> dict[str, Any]:
+    return {
+        "start": r.start.isoformat(),
+        "end": r.end.isoformat(),
+        "seed_value": round(r.seed_value, 2),
+        "contributions": round(r.contributions, 2),
+        "withdrawals": round(r.withdrawals, 2),
+        "final_value": round(r.final_value, 2),
+        "gain": round(r.gain, 2),
+        "fees": round(r.fees, 2),
+        "turnover": round(r.turnover, 4),
+        "max_drawdown": round(r.max_drawdown, 4),
+        "proposals_by_job": r.proposals_by_job,
+        "runs_by_status": r.runs_by_status,
+        "stages": [
+            {"from": s.starts.isoformat(), "stage": s.stage, "glide": s.glide} for s in r.stages
+        ],
+        "database": str(r.db_path),
+    }
+
+
+def render_report(r: SimulationResult, config: Config) -> str:
+    q = config.quote
+    rows = [
+        ["period", f"{r.start} .. {r.end - timedelta(days=1)}"],
+        ["starting balance", f"{r.seed_value:,.2f} {q}"],
+        ["contributions", f"{r.contributions:,.2f} {q}"],
+        ["withdrawals", f"{r.withdrawals:,.2f} {q}"],
+        ["final value", f"{r.final_value:,.2f} {q}"],
+        ["gain", f"{r.gain:,.2f} {q}"],
+        ["max drawdown", pct(r.max_drawdown)],
+        ["turnover", f"{r.turnover:.2f}x average value"],
+        ["fees", f"{r.fees:,.2f} {q}"],
+        ["proposals", ", ".join(f"{k} {v}" for k, v in r.proposals_by_job.items()) or "none"],
+        ["runs", ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items())],
+    ]
+    stages = [[s.starts, s.stage, s.glide or ""] for s in r.stages]
+    return "\n".join(
+        [
+            "simulation (paper account; never an order)",
+            tabulate(rows, tablefmt="plain", disable_numparse=True),
+            "",
+            tabulate(stages, headers=["from", "stage", "glide path"]),
+            "",
+            f"every run and proposal: {r.db_path} (sqlite-utils / Datasette, or "
+            f"`stagewise proposals --db {r.db_path}`)",
+        ]
+    )
+
+
+def render_last_proposals(db_path: Path, n: int) -> str:
+    from daemon.cli.commands import render_proposals
+
+    store = Store.open(db_path)
+    try:
+        rows = store.proposals()[:n]
+    finally:
+        store.close()
+    if not rows:
+        return "\nno proposals"
+    return f"\nthe last {len(rows)} proposals:\n" + render_proposals(rows)

@@ -1,0 +1,192 @@
+"""Price history for `simulate`: daily (or coarser) closes per asset, from a CSV file or an
+exchange's OHLCV, served to a paper account as a MarketSource.
+
+CSV format (wide, one row per day, one column per asset, prices in the quote currency):
+
+    date,BTC,ETH,SOL
+    2020-01-01,7200.17,130.80,0.95
+    2020-01-02,6985.47,127.41,0.93
+
+Dates are ISO (YYYY-MM-DD), strictly increasing, rows at most `max_gap_days` apart. Every cell
+is a positive number; an empty cell means "not listed yet" only before an asset's first price
+(a later gap is an error naming the row and the asset). Lines starting with # are comments.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from daemon.errors import PriceHistoryError
+from daemon.snapshot import Market
+
+MAX_GAP_DAYS = 31
+
+
+@dataclass(frozen=True)
+class PriceHistory:
+    """Closes by day: `days` ascending, `closes[asset]` aligned with `days` (None = unlisted)."""
+
+    days: tuple[date, ...]
+    closes: Mapping[str, tuple[float | None, ...]]
+    source: str = ""
+
+    @property
+    def assets(self) -> list[str]:
+        return sorted(self.closes)
+
+    def index_on(self, day: date) -> int | None:
+        """Index of the last day at or before `day` (None before the history starts)."""
+        i = bisect.bisect_right(self.days, day) - 1
+        return i if i >= 0 else None
+
+    def require(self, assets: Collection[str], start: date, end: date) -> None:
+        """Fail, naming them, if `assets` are absent or unpriced anywhere in [start, end)."""
+        if not self.days or start < self.days[0]:
+            first = self.days[0] if self.days else "nothing"
+            raise PriceHistoryError(f"{self.source}: history starts at {first}, after {start}")
+        if end - timedelta(days=1) > self.days[-1] + timedelta(days=MAX_GAP_DAYS):
+            raise PriceHistoryError(f"{self.source}: history ends at {self.days[-1]}, before {end}")
+        missing = sorted(set(assets) - set(self.closes))
+        if missing:
+            raise PriceHistoryError(
+                f"{self.source}: no prices for {', '.join(missing)} (the plan holds them; add "
+                "a column per asset)"
+            )
+        i = self.index_on(start)
+        for asset in sorted(assets):
+            if i is None or self.closes[asset][i] is None:
+                raise PriceHistoryError(
+                    f"{self.source}: {asset} has no price on {start} (listed later)"
+                )
+
+
+def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
+    """Read and check a wide price CSV (see the module's docstring)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            lines = [line for line in f if line.strip() and not line.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as e:
+        raise PriceHistoryError(f"cannot read price history {path}: {e}") from None
+    rows = list(csv.reader(lines))
+    if not rows or [h.strip().lower() for h in rows[0][:1]] != ["date"] or len(rows[0]) < 2:
+        raise PriceHistoryError(f"{path}: the first line must be a header: date,ASSET,ASSET,...")
+    header = [h.strip() for h in rows[0][1:]]
+    if len(set(header)) != len(header) or not all(h.isalnum() and h.isupper() for h in header):
+        raise PriceHistoryError(f"{path}: asset columns must be distinct codes like BTC: {header}")
+    days: list[date] = []
+    columns: dict[str, list[float | None]] = {a: [] for a in header}
+    for n, row in enumerate(rows[1:], start=2):
+        day = _row_day(path, n, row, len(header))
+        if days and day <= days[-1]:
+            raise PriceHistoryError(f"{path}: row {n}: {day} is not after {days[-1]}")
+        if days and (day - days[-1]).days > max_gap_days:
+            raise PriceHistoryError(
+                f"{path}: row {n}: gap of {(day - days[-1]).days} days after {days[-1]} "
+                f"(at most {max_gap_days})"
+            )
+        days.append(day)
+        for asset, cell in zip(header, row[1:], strict=True):
+            columns[asset].append(_cell(path, n, asset, cell, columns[asset]))
+    if not days:
+        raise PriceHistoryError(f"{path}: no price rows")
+    return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, str(path))
+
+
+def _row_day(path: Path, n: int, row: Sequence[str], width: int) -> date:
+    if len(row) != width + 1:
+        raise PriceHistoryError(f"{path}: row {n}: {len(row)} cells, expected {width + 1}")
+    try:
+        return date.fromisoformat(row[0].strip())
+    except ValueError:
+        raise PriceHistoryError(f"{path}: row {n}: '{row[0]}' is not a date (YYYY-MM-DD)") from None
+
+
+def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None]) -> float | None:
+    text = cell.strip()
+    if not text:
+        if any(v is not None for v in before):
+            raise PriceHistoryError(f"{path}: row {n}: {asset} has a gap (empty after prices)")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise PriceHistoryError(
+            f"{path}: row {n}: {asset} price '{text}' is not a number"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise PriceHistoryError(f"{path}: row {n}: {asset} price {text} must be positive")
+    return value
+
+
+def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
+    """A history from per-asset (timestamp ms, close) rows, aligned on the union of days."""
+    by_day: dict[date, dict[str, float]] = {}
+    for asset, rows in closes.items():
+        for ms, close in rows:
+            day = _utc_day(ms)
+            by_day.setdefault(day, {})[asset] = close
+    days = sorted(by_day)
+    columns: dict[str, list[float | None]] = {a: [] for a in closes}
+    for day in days:
+        for asset in closes:
+            value = by_day[day].get(asset)
+            if value is None and columns[asset] and columns[asset][-1] is not None:
+                value = columns[asset][-1]  # a day the exchange skipped: the last close holds
+            columns[asset].append(value)
+    return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, source)
+
+
+def _utc_day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+
+
+@dataclass
+class HistoryMarkets:
+    """A MarketSource over a PriceHistory: the close of the last day at or before `now`.
+
+    Market rules are the same for every asset (a simulated exchange): an amount step, a
+    minimum order value, and a fee (the paper account applies its own)."""
+
+    history: PriceHistory
+    quote: str
+    tz: object = None
+    amount_step: float = 1e-8
+    min_notional: float = 5.0
+    _markets: dict[str, Market] = field(default_factory=dict)
+
+    def quotes(
+        self, assets: Collection[str], now: datetime
+    ) -> tuple[dict[str, float], dict[str, Market]]:
+        day = now.astimezone(self.tz).date() if self.tz else now.date()  # type: ignore[arg-type]
+        i = self.history.index_on(day)
+        prices: dict[str, float] = {}
+        markets: dict[str, Market] = {}
+        if i is None:
+            return prices, markets
+        for asset in assets:
+            column = self.history.closes.get(asset)
+            price = column[i] if column is not None else None
+            if price is not None:
+                prices[asset] = price
+                markets[asset] = self._market(asset)
+        return prices, markets
+
+    def _market(self, asset: str) -> Market:
+        market = self._markets.get(asset)
+        if market is None:
+            market = Market(
+                symbol=f"{asset}/{self.quote}",
+                base=asset,
+                quote=self.quote,
+                amount_step=self.amount_step,
+                min_notional=self.min_notional,
+                fee_rate=0.0,
+            )
+            self._markets[asset] = market
+        return market

@@ -1,0 +1,382 @@
+"""The daemon's jobs: thin compositions of snapshot -> targets -> plan -> record -> log.
+
+Each job is given `now` (and the time it was scheduled for); nothing here reads the clock.
+The account decides what a plan does to money: a paper account deposits and fills, a
+read-only account only reads. Every run is recorded whole, in one transaction, under its
+period key; a period that is already recorded does not run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+import structlog
+
+from daemon.errors import StagewiseError
+from daemon.paper import LedgerEntry
+from daemon.periods import period_key
+from daemon.planner import (
+    plan_dca,
+    plan_profit,
+    plan_rebalance,
+    plan_windfall,
+    plan_withdraw,
+    policy_from,
+)
+from daemon.planner.model import Plan
+from daemon.scheduler import Schedule
+from daemon.settings import Config
+from daemon.snapshot import Snapshot
+from daemon.store import Store
+from daemon.targets import Targets, monthly_contribution, stage_on, targets_on
+
+log = structlog.get_logger()
+
+# After this many failed runs in a row of one job, an error-level event is raised.
+FAILURES_BEFORE_ALARM = 3
+
+
+class Account(Protocol):
+    """What a job needs of an account; read-only and paper implement it."""
+
+    mode: str
+    allow_deposit: bool
+
+    def snapshot(
+        self, assets: Collection[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
+    ) -> Snapshot: ...
+
+    def deposit(self, amount: float, now: datetime, note: str) -> list[LedgerEntry]: ...
+
+    def settle(self, plan: Plan, snapshot: Snapshot, now: datetime) -> list[LedgerEntry]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run did."""
+
+    job: str
+    period: str
+    status: str
+    orders: int = 0
+    error: str | None = None
+
+
+class Jobs:
+    """The jobs of one config, store and account."""
+
+    def __init__(self, config: Config, store: Store, account: Account) -> None:
+        self.config = config
+        self.store = store
+        self.account = account
+        self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
+
+    # -- what a trigger fires -----------------------------------------------------------
+
+    def fire(self, schedule: Schedule, scheduled_at: datetime, now: datetime) -> list[Outcome]:
+        """Run what `schedule` fires for at `scheduled_at` (each period at most once)."""
+        outcomes = [self.windfall(w.id, w.amount, now) for w in self.store.pending_windfalls()]
+        for key, scope in self.periods_for(schedule, scheduled_at):
+            if self.store.has_period(key):
+                log.debug("period_already_done", period=key)
+                continue
+            outcomes.append(self._run(schedule.job, key, scope, scheduled_at, now))
+        return [o for o in outcomes if o is not None]
+
+    def periods_for(
+        self, schedule: Schedule, scheduled_at: datetime
+    ) -> list[tuple[str, str | None]]:
+        """The period keys (and sleeve scope) that a fire of `schedule` at `scheduled_at` owns."""
+        local = scheduled_at.astimezone(self.config.tz)
+        if schedule.job != "rebalance":
+            return [(period_key(schedule.job, schedule.cadence, local), None)]
+        targets = targets_on(self.config, local.date())
+        keys = [
+            (period_key("rebalance", schedule.cadence, local, index), index)
+            for index, sleeve in targets.sleeves.items()
+            if sleeve.cadence == schedule.cadence
+        ]
+        if targets.stage.portfolio_rebalance == schedule.cadence:
+            keys.append((period_key("rebalance", schedule.cadence, local, "portfolio"), None))
+        return keys
+
+    def done(self, schedule: Schedule, scheduled_at: datetime) -> bool:
+        """True when every period a fire at `scheduled_at` owns is recorded."""
+        return all(self.store.has_period(k) for k, _ in self.periods_for(schedule, scheduled_at))
+
+    def record_missed(self, schedule: Schedule, scheduled_at: datetime, now: datetime) -> None:
+        """Record the periods of a fire that happened while the daemon was down, as missed."""
+        for key, _ in self.periods_for(schedule, scheduled_at):
+            if not self.store.has_period(key):
+                self.store.record_run(
+                    job=schedule.job,
+                    period=key,
+                    scheduled_at=scheduled_at,
+                    started_at=now,
+                    finished_at=now,
+                    status="missed",
+                    mode=self.account.mode,
+                    error="the daemon was down past the grace window",
+                )
+                log.warning(
+                    "period_missed",
+                    job=schedule.job,
+                    period=key,
+                    scheduled_at=scheduled_at.isoformat(),
+                )
+
+    # -- one run -----------------------------------------------------------------------------
+
+    def _run(
+        self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
+    ) -> Outcome:
+        with structlog.contextvars.bound_contextvars(job=job, period=key):
+            try:
+                return self._dispatch(job, key, scope, scheduled_at, now)
+            except StagewiseError as e:
+                return self._failed(job, key, scheduled_at, now, str(e))
+
+    def _dispatch(
+        self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
+    ) -> Outcome:
+        targets = targets_on(self.config, self.local_date(now))
+        state = self.store.plan_state()
+        if job == "dca":
+            contribution = monthly_contribution(self.config, self.local_date(now))
+            pending = [] if state.paused else self.account.deposit(contribution, now, key)
+            snapshot = self._snapshot(targets, now, pending)
+            plan = plan_dca(snapshot, targets, self.policy, state, contribution)
+            return self._record(job, key, scheduled_at, now, plan, snapshot, pending)
+        if job == "rebalance":
+            snapshot = self._snapshot(targets, now)
+            scoped = None if scope is None else self.config.plan.indices[scope].constituents
+            plan = plan_rebalance(snapshot, targets, self.policy, state, scoped)
+            return self._record(job, key, scheduled_at, now, plan, snapshot)
+        if job in ("drift", "profit"):
+            return self._check(job, key, targets, scheduled_at, now)
+        if job == "withdraw":
+            return self._withdraw(key, targets, scheduled_at, now)
+        if job == "reassess":
+            return self._reassess(key, targets, scheduled_at, now)
+        raise ValueError(f"unknown job {job!r}")
+
+    def _check(
+        self, job: str, key: str, targets: Targets, scheduled_at: datetime, now: datetime
+    ) -> Outcome:
+        """A watch job: records a run only when it proposes or changes the carried state."""
+        state = self.store.plan_state()
+        snapshot = self._snapshot(targets, now)
+        if job == "drift":
+            plan = plan_rebalance(snapshot, targets, self.policy, state, None)
+        else:
+            plan = plan_profit(snapshot, targets, self.policy, state)
+        if not plan.orders and plan.state == state and plan.refused is None:
+            return Outcome(job, key, "quiet")
+        return self._record(job, key, scheduled_at, now, plan, snapshot)
+
+    def _withdraw(
+        self, key: str, targets: Targets, scheduled_at: datetime, now: datetime
+    ) -> Outcome:
+        stage = targets.stage
+        if stage.withdrawal_pct.max <= 0:
+            return self._skipped(
+                "withdraw", key, scheduled_at, now, f"stage '{stage.id}' has no withdrawals"
+            )
+        chosen = self.config.settings.investor.withdrawal_pct
+        rate = (chosen if chosen is not None else stage.withdrawal_pct.point(0.5)) / 100
+        periods = self.config.settings.schedule.withdraw_periods
+        state = self.store.plan_state()
+        snapshot = self._snapshot(targets, now)
+        plan = plan_withdraw(
+            snapshot, targets, self.policy, state, rate, periods, self.local_date(now).year
+        )
+        return self._record("withdraw", key, scheduled_at, now, plan, snapshot)
+
+    def windfall(self, windfall_id: int, bonus: float, now: datetime) -> Outcome | None:
+        """Invest the stage's share of a bonus announced with `stagewise windfall`."""
+        key = f"windfall:{windfall_id}"
+        if self.store.has_period(key):
+            return None
+        with structlog.contextvars.bound_contextvars(job="windfall", period=key):
+            try:
+                targets = targets_on(self.config, self.local_date(now))
+                share = self.bonus_share(targets) / 100
+                state = self.store.plan_state()
+                pending = [] if state.paused else self.account.deposit(bonus * share, now, key)
+                snapshot = self._snapshot(targets, now, pending)
+                plan = plan_windfall(snapshot, targets, self.policy, state, bonus, share)
+                return self._record(
+                    "windfall", key, now, now, plan, snapshot, pending, consume=[windfall_id]
+                )
+            except StagewiseError as e:
+                return self._failed("windfall", key, now, now, str(e))
+
+    def bonus_share(self, targets: Targets) -> float:
+        """Percent of a bonus to invest: the investor's choice, else the stage's low end."""
+        chosen = self.config.settings.investor.bonus_share_pct
+        return chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
+
+    def _reassess(
+        self, key: str, targets: Targets, scheduled_at: datetime, now: datetime
+    ) -> Outcome:
+        today = self.local_date(now)
+        a_year_ago = date(today.year - 1, today.month, min(today.day, 28))
+        before = stage_on(self.config, a_year_ago)
+        snapshot = self._snapshot(targets, now)
+        contribution = monthly_contribution(self.config, today)
+        summary = {
+            "age": targets.age,
+            "stage": targets.stage.id,
+            "previous_stage": before.id,
+            "glide": None
+            if targets.glide is None
+            else f"{targets.glide.from_stage}->{targets.glide.to_stage} "
+            f"step {targets.glide.step}/{targets.glide.steps}",
+            "crypto_share_target": round(targets.crypto_share, 4),
+            "monthly_contribution": round(contribution, 2),
+            "contribution_band": [
+                targets.stage.contribution.monthly.min,
+                targets.stage.contribution.monthly.max,
+            ],
+            "account_value": round(snapshot.total_value, 2),
+        }
+        events: list[tuple[str, dict]] = [("reassessed", summary)]
+        if before.id != targets.stage.id:
+            events.append(("stage_changed", {"from": before.id, "to": targets.stage.id}))
+        self.store.record_run(
+            job="reassess",
+            period=key,
+            scheduled_at=scheduled_at,
+            started_at=now,
+            finished_at=now,
+            status="ok",
+            mode=self.account.mode,
+            snapshot=snapshot,
+            events=events,
+        )
+        log.info("yearly_summary", **summary)
+        return Outcome("reassess", key, "ok")
+
+    # -- shared steps ----------------------------------------------------------------------
+
+    def local_date(self, now: datetime) -> date:
+        return now.astimezone(self.config.tz).date()
+
+    def _snapshot(
+        self, targets: Targets, now: datetime, pending: Sequence[LedgerEntry] = ()
+    ) -> Snapshot:
+        return self.account.snapshot(list(targets.weights), now, pending=pending)
+
+    def _record(
+        self,
+        job: str,
+        key: str,
+        scheduled_at: datetime,
+        now: datetime,
+        plan: Plan,
+        snapshot: Snapshot,
+        pending: Sequence[LedgerEntry] = (),
+        consume: Sequence[int] = (),
+    ) -> Outcome:
+        if plan.refused is not None:
+            # Nothing is deposited or filled for a plan that could not be made.
+            return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)
+        ledger = [*pending, *self.account.settle(plan, snapshot, now)]
+        self.store.record_run(
+            job=job,
+            period=key,
+            scheduled_at=scheduled_at,
+            started_at=now,
+            finished_at=now,
+            status="ok",
+            mode=self.account.mode,
+            plan=plan,
+            snapshot=snapshot,
+            ledger=ledger,
+            consume_windfalls=consume,
+        )
+        for order in plan.orders:
+            log.info("proposal", **_order_fields(order))
+        for skip in plan.skipped:
+            log.info(
+                "skipped",
+                asset=skip.asset,
+                rule=skip.rule,
+                reason=skip.reason,
+                notional=round(skip.notional, 2),
+            )
+        for note in plan.notes:
+            log.info("note", text=note)
+        log.info(
+            "run_finished",
+            status="ok",
+            orders=len(plan.orders),
+            skipped=len(plan.skipped),
+            carry=round(plan.state.carry, 2),
+            deposit_needed=round(plan.deposit_needed, 2),
+            value=round(plan.summary.value, 2) if plan.summary else None,
+        )
+        return Outcome(job, key, "ok", orders=len(plan.orders))
+
+    def _skipped(
+        self, job: str, key: str, scheduled_at: datetime, now: datetime, reason: str
+    ) -> Outcome:
+        self.store.record_run(
+            job=job,
+            period=key,
+            scheduled_at=scheduled_at,
+            started_at=now,
+            finished_at=now,
+            status="skipped",
+            mode=self.account.mode,
+            error=reason,
+        )
+        log.info("run_finished", status="skipped", reason=reason)
+        return Outcome(job, key, "skipped", error=reason)
+
+    def _failed(
+        self,
+        job: str,
+        key: str,
+        scheduled_at: datetime,
+        now: datetime,
+        error: str,
+        snapshot: Snapshot | None = None,
+    ) -> Outcome:
+        self.store.record_run(
+            job=job,
+            period=key,
+            scheduled_at=scheduled_at,
+            started_at=now,
+            finished_at=now,
+            status="failed",
+            mode=self.account.mode,
+            snapshot=snapshot,
+            error=error,
+        )
+        log.warning("run_failed", error=error)
+        recent = self.store.runs(job=job, limit=FAILURES_BEFORE_ALARM)
+        if len(recent) == FAILURES_BEFORE_ALARM and all(r["status"] == "failed" for r in recent):
+            self.store.add_event("job_failing", now, {"job": job, "last_error": error})
+            log.error("job_failing_repeatedly", failures=FAILURES_BEFORE_ALARM, last_error=error)
+        return Outcome(job, key, "failed", error=error)
+
+
+def _order_fields(order) -> dict:
+    return {
+        "symbol": order.symbol,
+        "side": order.side,
+        "amount": order.amount,
+        "price": order.price,
+        "notional": round(order.notional, 2),
+        "fee": round(order.fee, 4),
+        "rule": order.rule,
+        "reason": order.reason,
+        "weight_before": round(order.weight_before, 6),
+        "weight_after": round(order.weight_after, 6),
+        "weight_target": round(order.weight_target, 6),
+    }
+

@@ -1,0 +1,86 @@
+"""A config made live: the store, the account of its mode, and the jobs over them.
+
+Read-only mode reads a real account through a read-only key; paper mode keeps a simulated
+account in the store, priced from the exchange's public endpoints (no key sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from daemon.exchange import Exchange, ReadOnlyAccount
+from daemon.jobs import Account, Jobs
+from daemon.paper import MarketSource, PaperAccount
+from daemon.settings import Config
+from daemon.snapshot import Market
+from daemon.store import Store
+
+log = structlog.get_logger()
+
+
+class PublicMarkets:
+    """Prices and market rules from an exchange's public endpoints (paper mode)."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def quotes(self, assets, now: datetime) -> tuple[dict[str, float], dict[str, Market]]:
+        prices, markets, _unpriced = self.exchange.quotes(assets, now)
+        return prices, markets
+
+
+@dataclass
+class Runtime:
+    """Everything a running config needs; `close()` releases the file and the connection."""
+
+    config: Config
+    store: Store
+    account: Account
+    jobs: Jobs
+    exchange: Exchange
+
+    def check_exchange(self, now: datetime) -> None:
+        """The start-up check: market rules load; a read-only key that can trade is flagged."""
+        self.exchange.load_markets(now)
+        if isinstance(self.account, ReadOnlyAccount):
+            self.account.warn_if_key_can_trade()
+
+    def close(self) -> None:
+        self.exchange.close()
+        self.store.close()
+
+
+def open_runtime(config: Config, *, market_source: MarketSource | None = None) -> Runtime:
+    """Open the store and build the account of the config's mode.
+
+    `market_source` replaces the exchange's public prices in paper mode (price history)."""
+    settings = config.settings
+    store = Store.open(settings.state.path)
+    if settings.exchange.mode == "read-only":
+        exchange = Exchange(settings.exchange)
+        account: Account = ReadOnlyAccount(exchange)
+    else:
+        # Paper mode needs no key: none is sent, even if one is configured.
+        public = settings.exchange.model_copy(
+            update={"api_key": None, "secret": None, "password": None}
+        )
+        exchange = Exchange(public)
+        account = PaperAccount(
+            store,
+            market_source or PublicMarkets(exchange),
+            settings.exchange.quote,
+            fee_rate=settings.paper.fee_rate,
+            slippage=settings.paper.slippage,
+        )
+    return Runtime(config, store, account, Jobs(config, store, account), exchange)
+
+
+def seed_paper(runtime: Runtime, now: datetime) -> None:
+    """Give a new paper account its configured starting balances (once)."""
+    account = runtime.account
+    balances = runtime.config.settings.paper.initial_balances
+    if isinstance(account, PaperAccount) and balances and account.seed(balances, now):
+        log.info("paper_seeded", balances=balances)

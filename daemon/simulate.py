@@ -1,0 +1,236 @@
+"""Paper-trade a plan over price history with the daemon's own jobs on a simulated clock.
+
+The same `Jobs`, the same schedules (`fire_times`), a paper account in a separate database,
+and the investor aging through stages and glide paths. Prices are daily or coarser, so the
+hourly drift watch runs once per price day (the other checks of that day would see the same
+prices).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from daemon.errors import ConfigError
+from daemon.history import HistoryMarkets, PriceHistory
+from daemon.jobs import Jobs
+from daemon.paper import PaperAccount
+from daemon.scheduler import fire_times, schedules
+from daemon.settings import Config
+from daemon.store import Store
+from daemon.targets import add_months, targets_on
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """A stretch of the simulation spent in one stage (or one glide path)."""
+
+    starts: date
+    stage: str
+    glide: str | None
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulation did: money in and out, value, risk, costs, activity."""
+
+    start: date
+    end: date
+    seed_value: float
+    contributions: float
+    withdrawals: float
+    final_value: float
+    fees: float
+    turnover: float
+    max_drawdown: float
+    proposals_by_job: dict[str, int]
+    runs_by_status: dict[str, int]
+    stages: list[StageSpan]
+    series: list[tuple[date, float, float]] = field(repr=False)  # day, value, invested so far
+    db_path: Path | None = None
+
+    @property
+    def gain(self) -> float:
+        """Final value less everything put in, plus everything taken out."""
+        return self.final_value - self.seed_value - self.contributions + self.withdrawals
+
+
+def simulation_config(config: Config, db_path: Path) -> Config:
+    """The config in paper mode with its state in `db_path` (never the daemon's own file)."""
+    if db_path.resolve() == config.settings.state.path.resolve():
+        raise ConfigError(
+            f"the simulation database {db_path} is the daemon's own state file: choose another"
+        )
+    s = config.settings
+    settings = s.model_copy(
+        update={
+            "exchange": s.exchange.model_copy(
+                update={"mode": "paper", "api_key": None, "secret": None, "password": None}
+            ),
+            "state": s.state.model_copy(update={"path": db_path}),
+        }
+    )
+    return Config(settings=settings, plan=config.plan, path=config.path)
+
+
+def plan_assets(config: Config, start: date, end: date) -> set[str]:
+    """Every asset the targets hold at any month of [start, end)."""
+    assets: set[str] = set()
+    day = start
+    while day < end:
+        assets |= set(targets_on(config, day).weights)
+        day = add_months(day, 1)
+    return assets
+
+
+def simulate(
+    config: Config,
+    history: PriceHistory,
+    start: date,
+    end: date,
+    db_path: Path,
+    *,
+    min_notional: float = 5.0,
+    progress: Callable[[float], None] | None = None,
+) -> SimulationResult:
+    """Run every schedule of `config` from `start` to `end` over `history`; a fresh paper
+    account in `db_path` (replaced if it exists) keeps the ledger and every proposal."""
+    if end <= start:
+        raise ConfigError(f"the simulation must end after it starts ({start} .. {end})")
+    sim = simulation_config(config, db_path)
+    history.require(plan_assets(sim, start, end), start, end)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    store = Store.open(db_path)
+    try:
+        markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
+        paper = sim.settings.paper
+        account = PaperAccount(
+            store, markets, sim.quote, fee_rate=paper.fee_rate, slippage=paper.slippage
+        )
+        jobs = Jobs(sim, store, account)
+        start_at = _at(start, sim)
+        end_at = _at(end, sim)
+        if paper.initial_balances:
+            account.seed(paper.initial_balances, start_at)
+        _drive(jobs, sim, start_at, end_at, progress)
+        return _result(sim, store, history, start, end, db_path)
+    finally:
+        store.close()
+
+
+def _at(day: date, config: Config) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=config.tz).astimezone(UTC)
+
+
+def _drive(
+    jobs: Jobs,
+    config: Config,
+    start_at: datetime,
+    end_at: datetime,
+    progress: Callable[[float], None] | None,
+) -> None:
+    span = (end_at - start_at).total_seconds()
+    last_drift_day: date | None = None
+    last_report = start_at
+    for when, sched in fire_times(schedules(config), start_at, end_at):
+        if sched.job == "drift":
+            day = when.astimezone(config.tz).date()
+            if day == last_drift_day:
+                continue
+            last_drift_day = day
+        jobs.fire(sched, when, when)
+        if progress and when - last_report > timedelta(days=7):
+            progress((when - start_at).total_seconds() / span)
+            last_report = when
+    if progress:
+        progress(1.0)
+
+
+def _result(
+    config: Config, store: Store, history: PriceHistory, start: date, end: date, db_path: Path
+) -> SimulationResult:
+    entries = store.ledger_entries()
+    quote = config.quote
+    seed = sum(
+        e.amount * (e.price if e.asset != quote and e.price else 1.0)
+        for e in entries
+        if e.kind == "seed"
+    )
+    contributions = sum(e.amount for e in entries if e.kind == "deposit")
+    withdrawals = -sum(e.amount for e in entries if e.kind == "withdrawal")
+    fees = -sum(e.amount for e in entries if e.kind == "fee")
+    traded = sum(abs(e.amount) for e in entries if e.kind == "fill" and e.asset == quote)
+    series = _series(entries, history, quote, start, end, config)
+    values = [v for _, v, _ in series]
+    average = sum(values) / len(values) if values else 0.0
+    proposals = Counter(p["job"] for p in store.proposals())
+    statuses = Counter(r["status"] for r in store.runs(limit=10**9))
+    return SimulationResult(
+        start=start,
+        end=end,
+        seed_value=seed,
+        contributions=contributions,
+        withdrawals=withdrawals,
+        final_value=values[-1] if values else seed,
+        fees=fees,
+        turnover=traded / average if average else 0.0,
+        max_drawdown=_max_drawdown(values),
+        proposals_by_job=dict(sorted(proposals.items())),
+        runs_by_status=dict(sorted(statuses.items())),
+        stages=_stages(config, start, end),
+        series=series,
+        db_path=db_path,
+    )
+
+
+def _series(entries, history, quote, start, end, config) -> list[tuple[date, float, float]]:
+    """Account value and money put in so far at each price day's close in [start, end)."""
+    entries = sorted(entries, key=lambda e: e.at)
+    balances: dict[str, float] = {}
+    invested = 0.0
+    i = 0
+    out = []
+    for n, day in enumerate(history.days):
+        if day < start or day >= end:
+            continue
+        day_end = _at(day + timedelta(days=1), config)
+        while i < len(entries) and entries[i].at < day_end:
+            e = entries[i]
+            balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
+            if e.kind == "deposit":
+                invested += e.amount
+            elif e.kind == "seed":
+                invested += e.amount * (e.price if e.asset != quote and e.price else 1.0)
+            i += 1
+        value = sum(
+            amount * (1.0 if asset == quote else (history.closes[asset][n] or 0.0))
+            for asset, amount in balances.items()
+        )
+        out.append((day, value, invested))
+    return out
+
+
+def _max_drawdown(values: list[float]) -> float:
+    """The largest fall from a peak, as a fraction of the peak (contributions included)."""
+    peak, worst = 0.0, 0.0
+    for v in values:
+        peak = max(peak, v)
+        if peak > 0:
+            worst = max(worst, (peak - v) / peak)
+    return worst
+
+
+def _stages(config: Config, start: date, end: date) -> list[StageSpan]:
+    spans: list[StageSpan] = []
+    day = start
+    while day < end:
+        t = targets_on(config, day)
+        glide = f"{t.glide.from_stage}->{t.glide.to_stage}" if t.glide else None
+        if not spans or (spans[-1].stage, spans[-1].glide) != (t.stage.id, glide):
+            spans.append(StageSpan(day, t.stage.id, glide))
+        day = add_months(day, 1)
+    return spans

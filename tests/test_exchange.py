@@ -1,0 +1,715 @@
+"""The exchange adapter (daemon/exchange.py) with real ccxt, over real HTTP, against the local
+Binance stand-in (tests/standin.py): snapshot parsing, precision, request economy, fault
+translation for every method that talks to the exchange, read-only safety, secrets, key rights.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import pytest
+import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from standin import StandinExchange
+from structlog.testing import capture_logs
+
+from daemon.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from daemon.exchange import Exchange, KeyPermissions, ReadOnlyAccount, redact
+from daemon.money import floor_to_step
+from daemon.settings import ExchangeSettings
+from daemon.snapshot import Market
+
+KEY = "KEY-SECRET-123"
+SECRET = "SEC-SECRET-456"
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+LATER = NOW + timedelta(days=2)
+DAY = 86_400_000
+JAN_2020 = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+ATTEMPTS = 3
+NAMED_ERRORS = (ExchangeUnavailable, ExchangeAuthError, SnapshotError)
+
+
+def exchange_settings(standin: StandinExchange, **override: Any) -> ExchangeSettings:
+    values: dict[str, Any] = {
+        "id": "binance",
+        "mode": "read-only",
+        "quote": "USDT",
+        "api_key": KEY,
+        "secret": SECRET,
+        "ccxt": standin.ccxt_config(),
+        "timeout_ms": 1000,
+        "retry_attempts": ATTEMPTS,
+        "retry_initial_seconds": 0.01,
+        "retry_max_seconds": 5,
+    }
+    return ExchangeSettings(**{**values, **override})
+
+
+@pytest.fixture
+def connect(standin: StandinExchange) -> Iterator[Callable[..., Exchange]]:
+    """Factory of adapters wired to the stand-in (settings overridable); all closed afterwards."""
+    made: list[Exchange] = []
+
+    def make(**override: Any) -> Exchange:
+        made.append(Exchange(exchange_settings(standin, **override)))
+        return made[-1]
+
+    yield make
+    for exchange in made:
+        exchange.close()
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """structlog events logged during the test, whatever an earlier test configured."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
+
+
+def signatures(standin: StandinExchange) -> set[str]:
+    return {r.query["signature"] for r in standin.requests if r.query.get("signature")}
+
+
+def assert_no_secrets(text: str, standin: StandinExchange) -> None:
+    assert KEY not in text
+    assert SECRET not in text
+    for signature in signatures(standin):
+        assert signature not in text
+
+
+def run(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    """(result, None) or (None, error): any exception that is not a named one fails the test."""
+    try:
+        return call(), None
+    except Exception as e:
+        assert isinstance(e, NAMED_ERRORS), f"{type(e).__name__} escaped the adapter: {e}"
+        return None, e
+
+
+# -- 1. snapshot parsing ---------------------------------------------------------------------
+
+
+def declare_account(standin: StandinExchange) -> None:
+    standin.add_market("BTC", step="0.00001", min_qty="0.00002", min_notional="5", tick="0.01")
+    standin.add_market("ETH", step="0.0001", min_qty="0.001", min_notional="10", tick="0.1")
+    standin.add_market(
+        "XMR", "BTC", step="0.001", min_qty="0.01", min_notional="0.0001", tick="0.000001"
+    )
+    standin.add_market("LUNA", status="BREAK", step="1", min_qty="1")
+    standin.set_price("BTC", 65000)
+    standin.set_price("ETH", 3000.5)
+    standin.set_price("XMR", 0.003, "BTC")
+    standin.set_price("LUNA", 0.0001)
+    standin.set_balance("BTC", "0.5", locked="0.1")
+    standin.set_balance("ETH", 2)
+    standin.set_balance("XMR", 3)
+    standin.set_balance("USDT", "1234.56")
+    standin.set_balance("DUST", 7)  # listed nowhere
+    standin.set_balance("LUNA", 100)  # its only market is halted
+    standin.set_balance("SOL", 0)  # zero: not a balance
+
+
+def test_snapshot_parses_balances_prices_and_market_rules(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    account = ReadOnlyAccount(connect())
+
+    snap = account.snapshot(["BTC", "ETH", "XMR", "ADA"], NOW)
+
+    assert snap.taken_at == NOW and snap.quote == "USDT"
+    assert snap.balances == {
+        "BTC": 0.5,
+        "ETH": 2.0,
+        "XMR": 3.0,
+        "USDT": 1234.56,
+        "DUST": 7.0,
+        "LUNA": 100.0,
+    }  # free amounts only, zero lines dropped
+    assert snap.prices == {
+        "USDT": 1.0,
+        "BTC": 65000.0,
+        "ETH": 3000.5,
+        "XMR": pytest.approx(0.003 * 65000),
+    }
+    assert sorted(snap.unpriced) == ["ADA", "DUST", "LUNA"]
+    assert snap.markets["BTC"] == Market(
+        symbol="BTC/USDT",
+        base="BTC",
+        quote="USDT",
+        amount_step=pytest.approx(0.00001),
+        min_amount=pytest.approx(0.00002),
+        min_notional=pytest.approx(5),
+        fee_rate=pytest.approx(0.001),  # ccxt's Binance spot taker fee (the stand-in has none)
+        price_step=pytest.approx(0.01),
+    )
+    eth = snap.markets["ETH"]
+    assert (eth.symbol, eth.amount_step, eth.min_amount, eth.min_notional, eth.price_step) == (
+        "ETH/USDT",
+        pytest.approx(0.0001),
+        pytest.approx(0.001),
+        pytest.approx(10),
+        pytest.approx(0.1),
+    )
+    # XMR has only XMR/BTC: priced through BTC/USDT, its minimum order value turned into USDT
+    xmr = snap.markets["XMR"]
+    assert (xmr.symbol, xmr.base, xmr.quote) == ("XMR/BTC", "XMR", "BTC")
+    assert xmr.amount_step == pytest.approx(0.001)
+    assert xmr.min_amount == pytest.approx(0.01)
+    assert xmr.min_notional == pytest.approx(0.0001 * 65000)
+    assert set(snap.markets) == {"BTC", "ETH", "XMR"}
+    assert snap.total_value == pytest.approx(1234.56 + 0.5 * 65000 + 2 * 3000.5 + 3 * 195)
+
+
+def test_direct_market_is_preferred_to_a_bridge(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.add_market("BTC")
+    standin.add_market("ETH")
+    standin.add_market("ETH", "BTC")
+    standin.set_price("BTC", 60000)
+    standin.set_price("ETH", 3000)
+    standin.set_price("ETH", 0.04, "BTC")
+    exchange = connect()
+    exchange.load_markets(NOW)
+
+    assert exchange.routes(["ETH", "USDT", "NOPE"]) == ({"ETH": ["ETH/USDT"]}, ["NOPE"])
+    prices, markets, unpriced = exchange.quotes(["ETH"], NOW)
+    assert prices["ETH"] == 3000 and markets["ETH"].symbol == "ETH/USDT" and unpriced == []
+
+
+@pytest.mark.parametrize(
+    ("price", "setup"),
+    [
+        ("NaN", None),
+        (0, None),
+        (None, None),  # no ticker at all for the symbol
+        (1.0, "bridge-missing"),  # X/BTC priced, BTC/USDT not
+    ],
+    ids=["nan", "zero", "missing", "bridge-leg-missing"],
+)
+def test_an_unusable_price_fails_the_snapshot_naming_the_asset(
+    standin: StandinExchange, connect: Callable[..., Exchange], price: Any, setup: str | None
+) -> None:
+    standin.add_market("BTC")
+    standin.set_price("BTC", 65000)
+    if setup == "bridge-missing":
+        standin.add_market("BAD", "BTC")
+        standin.set_price("BAD", price, "BTC")
+        standin.add_market("ETH")
+        standin.set_price("ETH", 3000)
+        standin.set_price("BTC", None)
+        wanted = ["BAD", "ETH"]
+    else:
+        standin.add_market("BAD")
+        standin.set_price("BAD", price)
+        wanted = ["BTC", "BAD"]
+    standin.set_balance("USDT", 100)
+    account = ReadOnlyAccount(connect())
+
+    result, error = run(lambda: account.snapshot(wanted, NOW))
+
+    assert result is None and type(error) is SnapshotError
+    message = str(error)
+    assert "BAD" in message
+    assert "ETH" not in message and "BTC/USDT:" not in message
+    assert standin.count("/api/v3/ticker/24hr") == 1  # never retried: it will not get better
+
+
+# -- 2. precision ------------------------------------------------------------------------------
+
+STEPS = {"S3": 0.001, "S2": 0.01, "S0": 1.0, "S5": 0.00001, "S1": 0.1, "S8": 0.00000001}
+
+
+@pytest.fixture(scope="module")
+def precision_exchange() -> Iterator[tuple[Exchange, dict[str, Market]]]:
+    """An adapter whose markets S3/USDT ... carry the step sizes of STEPS, and their rules."""
+    with StandinExchange() as standin:
+        for base, step in STEPS.items():
+            standin.add_market(base, step=f"{step:.8f}", min_qty=f"{step:.8f}")
+            standin.set_price(base, 1)
+        exchange = Exchange(exchange_settings(standin))
+        _, markets, _ = exchange.quotes(list(STEPS), NOW)
+        yield exchange, markets
+        exchange.close()
+
+
+def binance_amounts(step: float) -> st.SearchStrategy[float]:
+    """Amounts as an exchange reports them (8 decimals) and arbitrary floats, up to 1e7 steps."""
+    top = step * 10_000_000
+    eight_decimals = st.integers(0, int(top * 10**8)).map(lambda n: float(Decimal(n) / 10**8))
+    whole_steps = st.integers(0, 10_000_000).map(lambda n: float(Decimal(n) * Decimal(repr(step))))
+    return st.one_of(
+        eight_decimals, whole_steps, st.floats(0, top, allow_nan=False, allow_infinity=False)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_floor_to_step_agrees_with_ccxt_truncation(
+    precision_exchange: tuple[Exchange, dict[str, Market]], data: st.DataObject
+) -> None:
+    exchange, markets = precision_exchange
+    market = markets[data.draw(st.sampled_from(sorted(STEPS)))]
+    step = market.amount_step
+    assert step == pytest.approx(STEPS[market.base])
+    amount = data.draw(binance_amounts(step))
+
+    ours = floor_to_step(amount, step)
+    theirs = exchange.amount_to_precision(market.symbol, amount)
+
+    assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12), (amount, step)
+    assert ours <= amount
+
+
+# Amounts just below a step boundary: a relative slack once rounded these UP past the amount.
+@pytest.mark.parametrize(
+    ("amount", "base"),
+    [(99.99999999, "S0"), (123456.78999999, "S5"), (0.0029999999999, "S3")],
+)
+def test_floor_to_step_never_rounds_up(
+    precision_exchange: tuple[Exchange, dict[str, Market]], amount: float, base: str
+) -> None:
+    exchange, markets = precision_exchange
+    ours = floor_to_step(amount, markets[base].amount_step)
+    assert ours <= amount
+    assert ours == exchange.amount_to_precision(f"{base}/USDT", amount)
+
+
+def test_amount_below_one_step_is_zero_not_a_ccxt_error(
+    precision_exchange: tuple[Exchange, dict[str, Market]],
+) -> None:
+    exchange, _ = precision_exchange
+    assert exchange.amount_to_precision("S3/USDT", 0.0009) == 0.0
+    assert exchange.amount_to_precision("S3/USDT", 0.0) == 0.0
+    assert floor_to_step(0.0009, 0.001) == 0.0
+
+
+# -- 3. request economy ------------------------------------------------------------------------
+
+
+def priced_assets(standin: StandinExchange, n: int) -> list[str]:
+    assets = []
+    for i in range(n):
+        base = f"C{i:03d}"
+        standin.add_market(base)
+        standin.set_price(base, 1 + i)
+        standin.set_balance(base, 1)
+        assets.append(base)
+    standin.set_balance("USDT", 100)
+    return assets
+
+
+@pytest.mark.parametrize("n", [3, 50])
+def test_a_snapshot_costs_one_balance_and_one_ticker_request(
+    standin: StandinExchange, connect: Callable[..., Exchange], n: int
+) -> None:
+    assets = priced_assets(standin, n)
+    account = ReadOnlyAccount(connect())
+    account.snapshot(assets, NOW)  # loads (and caches) the markets, once
+    assert sorted(r.path for r in standin.requests) == [
+        "/api/v3/account",
+        "/api/v3/exchangeInfo",
+        "/api/v3/ticker/24hr",
+    ]
+    standin.clear_requests()
+
+    snap = account.snapshot(assets, NOW + timedelta(hours=1))
+
+    assert [(r.method, r.path) for r in standin.requests] == [
+        ("GET", "/api/v3/account"),
+        ("GET", "/api/v3/ticker/24hr"),
+    ]
+    asked = standin.requests[1].query["symbols"]
+    assert sorted(re.findall(r"C\d{3}USDT", asked)) == [f"{a}USDT" for a in assets]
+    assert len(snap.prices) == n + 1 and snap.unpriced == ()
+
+
+def test_markets_are_reloaded_only_after_the_refresh_period(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    assets = priced_assets(standin, 3)
+    account = ReadOnlyAccount(connect(markets_refresh_hours=6))
+
+    def loads_at(now: datetime) -> int:
+        before = standin.count("/api/v3/exchangeInfo")
+        account.snapshot(assets, now)
+        return standin.count("/api/v3/exchangeInfo") - before
+
+    assert loads_at(NOW) == 1
+    assert loads_at(NOW + timedelta(hours=5, minutes=59, seconds=59)) == 0
+    assert loads_at(NOW + timedelta(hours=6)) == 1
+    assert loads_at(NOW + timedelta(hours=11, minutes=59)) == 0  # counted from the reload
+    assert loads_at(NOW + timedelta(hours=12)) == 1
+    assert standin.count("/api/v3/account") == 5 and standin.count("/api/v3/ticker") == 5
+
+
+# -- 4. faults -----------------------------------------------------------------------------
+
+
+def warm_up(exchange: Exchange) -> None:
+    """A running daemon's adapter: markets cached and one private call already succeeded."""
+    exchange.load_markets(NOW)
+    exchange.balances()
+
+
+def assert_maps_faults(
+    call: Callable[[Exchange], Any],
+    standin: StandinExchange,
+    path: str,
+    connect: Callable[..., Exchange],
+    *,
+    names: tuple[str, ...] = (),
+) -> None:
+    """Every stand-in fault on requests to `path` during `call` either recovers within the
+    retry bounds, with the same answer as a clean call, or fails with the right named error.
+
+    network-ish (500/503/429/418): ATTEMPTS - 1 faults -> recovered after as many retries;
+        ATTEMPTS faults -> ExchangeUnavailable after exactly ATTEMPTS requests.
+    timeout: 1 -> recovered; with retry_max_seconds below the timeout -> ExchangeUnavailable
+        after one request.
+    auth -> ExchangeAuthError after exactly one request (never retried).
+    garbage -> SnapshotError after one request, naming `names` (the assets concerned).
+    No other exception type, no secret in any message or log event.
+    """
+    exchange = connect()
+    warm_up(exchange)
+    before = standin.count(path)
+    expected = call(exchange)
+    clean = standin.count(path) - before
+    assert clean >= 1, f"a clean call makes no request to {path}"
+
+    cases: list[tuple[str, int, dict[str, Any], type[Exception] | None, int]] = []
+    for fault in ("500", "503", "429", "418"):
+        cases.append((fault, ATTEMPTS - 1, {}, None, clean + ATTEMPTS - 1))
+        cases.append((fault, ATTEMPTS, {}, ExchangeUnavailable, ATTEMPTS))
+    cases += [
+        ("timeout", 1, {}, None, clean + 1),
+        ("timeout", 1, {"retry_max_seconds": 0.5}, ExchangeUnavailable, 1),
+        ("auth", 1, {}, ExchangeAuthError, 1),
+        ("garbage", 1, {}, SnapshotError, 1),
+    ]
+    for fault, times, override, error_type, requests in cases:
+        what = f"{fault} x{times} on {path}"
+        exchange = connect(**override)
+        warm_up(exchange)
+        before = standin.count(path)
+        standin.inject(path, fault, times)
+        started = time.monotonic()
+        with capture_logs() as logs:
+            result, error = run(lambda ex=exchange: call(ex))
+        elapsed = time.monotonic() - started
+
+        assert standin.count(path) - before == requests, what
+        assert elapsed < 1.0 * (fault == "timeout") * times + 1.5, what
+        retries = [e for e in logs if e["event"] == "exchange_retry"]
+        if error_type is None:
+            assert error is None, f"{what}: {error!r}"
+            assert result == expected, what
+            assert len(retries) == times, what
+        else:
+            assert type(error) is error_type, f"{what}: {error!r}"
+            assert len(retries) == (ATTEMPTS - 1 if requests == ATTEMPTS else 0), what
+            for name in names if error_type is SnapshotError else ():
+                assert name in str(error), f"{what}: {error}"
+            assert_no_secrets("".join(traceback.format_exception(error)), standin)
+        assert_no_secrets(repr(logs), standin)
+        # whatever happened, the next call works again
+        assert call(exchange) == expected, what
+
+
+FAULT_CALLS: list[tuple[str, Callable[[Exchange], Any], str, tuple[str, ...]]] = [
+    ("load_markets", lambda ex: ex.load_markets(LATER), "/api/v3/exchangeInfo", ()),
+    (
+        "quotes",
+        lambda ex: ex.quotes(["BTC", "ETH", "XMR"], NOW),
+        "/api/v3/ticker/24hr",
+        ("BTC", "ETH", "XMR"),
+    ),
+    ("balances", lambda ex: ex.balances(), "/api/v3/account", ()),
+    ("key_permissions", lambda ex: ex.key_permissions(), "/sapi/v1/account/apiRestrictions", ()),
+    (
+        "ohlcv_closes",
+        lambda ex: ex.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 10 * DAY),
+        "/api/v3/klines",
+        ("BTC",),
+    ),
+]
+
+
+def test_every_method_that_talks_to_the_exchange_is_covered() -> None:
+    talking = {"load_markets", "quotes", "balances", "key_permissions", "ohlcv_closes"}
+    assert {name for name, *_ in FAULT_CALLS} == talking
+    methods = {n for n, v in vars(Exchange).items() if callable(v) and not n.startswith("_")}
+    local = {"close", "routes", "amount_to_precision"}  # no request of their own
+    assert methods == talking | local
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "names"),
+    [pytest.param(c, p, n, id=name) for name, c, p, n in FAULT_CALLS],
+)
+def test_faults_are_retried_or_named(
+    standin: StandinExchange,
+    connect: Callable[..., Exchange],
+    call: Callable[[Exchange], Any],
+    path: str,
+    names: tuple[str, ...],
+) -> None:
+    declare_account(standin)
+    standin.set_klines(
+        "BTC", "USDT", [(JAN_2020 + i * DAY, 1, 2, 0.5, 1.5 + i, 10) for i in range(5)]
+    )
+    assert_maps_faults(call, standin, path, connect, names=names)
+
+
+def test_auth_is_not_retried_on_a_fresh_client(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.inject("/api/v3/account", "auth", times=ATTEMPTS)
+    result, error = run(connect().balances)
+    assert result is None and type(error) is ExchangeAuthError
+    assert "STAGEWISE_EXCHANGE__API_KEY" in str(error)
+    assert standin.count("/api/v3/account") == 1
+
+
+def test_ohlcv_closes_paginates_and_refuses_a_nan_close(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.add_market("BTC")
+    rows = [(JAN_2020 + i * DAY, 1, 2, 0.5, 100 + i, 10) for i in range(2500)]
+    standin.set_klines("BTC", "USDT", rows)
+    exchange = connect()
+
+    closes = exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 2400 * DAY)
+    assert closes == [(JAN_2020 + i * DAY, 100.0 + i) for i in range(2400)]
+    assert standin.count("/api/v3/klines") == 3
+
+    standin.set_klines("BTC", "USDT", [*rows[:3], (JAN_2020 + 3 * DAY, 1, 2, 0.5, "NaN", 10)])
+    result, error = run(lambda: exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 10 * DAY))
+    assert result is None and type(error) is SnapshotError and "BTC" in str(error)
+
+
+def test_an_unknown_exchange_id_is_a_config_error(standin: StandinExchange) -> None:
+    with pytest.raises(ConfigError, match="nosuchexchange"):
+        Exchange(exchange_settings(standin, id="nosuchexchange"))
+
+
+# -- 5. safety -----------------------------------------------------------------------------
+
+_MUTATING = re.compile(
+    r"^(create|cancel|edit|withdraw|transfer|futures_transfer|borrow|repay|set_|add_margin|"
+    r"reduce_margin|close_position|close_all_positions)|_(post|put|delete|patch)_",
+    re.IGNORECASE,
+)
+CCXT_MUTATING = {n for n in {*dir(ccxt.Exchange), *dir(ccxt.binance)} if _MUTATING.search(n)}
+
+
+def public_names(obj: object) -> set[str]:
+    return {n for n in dir(obj) if not n.startswith("_")}
+
+
+def test_ccxt_mutating_names_are_the_ones_we_mean() -> None:
+    assert {
+        "create_order",
+        "create_orders",
+        "create_market_buy_order",
+        "cancel_order",
+        "cancel_all_orders",
+        "edit_order",
+        "withdraw",
+        "transfer",
+        "private_post_order",
+        "private_delete_order",
+        "sapi_post_capital_withdraw_apply",
+    } <= CCXT_MUTATING
+    assert not CCXT_MUTATING & {"fetch_balance", "fetch_tickers", "load_markets"}
+
+
+def test_the_adapter_cannot_place_cancel_or_move_anything(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    exchange = connect()
+    exchange.load_markets(NOW)
+    for obj in (Exchange, exchange, ReadOnlyAccount, ReadOnlyAccount(exchange)):
+        names = public_names(obj)
+        assert not names & CCXT_MUTATING, obj
+        assert not [n for n in names if re.search(r"order|withdraw|transfer|cancel", n)], obj
+    for name in CCXT_MUTATING:
+        assert not hasattr(exchange, name), name  # nor delegated through __getattr__
+    assert all(name.startswith("_") for name in vars(exchange))
+
+
+def test_no_public_attribute_hands_out_the_ccxt_object(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    exchange = connect()
+    for name in public_names(exchange):
+        value = getattr(exchange, name)
+        assert not isinstance(value, ccxt.Exchange), name
+        if inspect.ismethod(value):
+            returns = str(inspect.signature(value).return_annotation)
+            assert "ccxt" not in returns and "Any" not in returns, (name, returns)
+
+
+def test_a_full_session_makes_only_read_requests(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    standin.set_klines("BTC", "USDT", [(JAN_2020 + i * DAY, 1, 2, 0.5, 1.5, 10) for i in range(3)])
+    exchange = connect()
+    account = ReadOnlyAccount(exchange)
+
+    account.warn_if_key_can_trade()
+    snap = account.snapshot(["BTC", "ETH"], NOW)
+    exchange.quotes(["XMR"], LATER)
+    exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 3 * DAY)
+    exchange.amount_to_precision("BTC/USDT", 0.123456789)
+    exchange.close()
+
+    assert snap.prices["BTC"] == 65000
+    requests = standin.requests
+    assert requests and all(r.method == "GET" for r in requests)
+    assert standin.count(method="POST") + standin.count(method="DELETE") == 0
+    assert {r.path for r in requests} <= {
+        "/api/v3/exchangeInfo",
+        "/api/v3/ticker/24hr",
+        "/api/v3/account",
+        "/api/v3/klines",
+        "/sapi/v1/account/apiRestrictions",
+    }
+    assert not [r for r in requests if re.search(r"order|withdraw|transfer", r.path, re.I)]
+
+
+# -- 6. secrets ----------------------------------------------------------------------------
+
+
+def test_errors_and_logs_never_carry_the_key_secret_or_signature(
+    standin: StandinExchange, connect: Callable[..., Exchange], events: list[dict[str, Any]]
+) -> None:
+    declare_account(standin)
+    errors: list[BaseException] = []
+
+    def provoke(fault: str, path: str, times: int, call: Callable[[Exchange], Any]) -> None:
+        exchange = connect()
+        exchange.load_markets(NOW)
+        standin.inject(path, fault, times)
+        result, error = run(lambda: call(exchange))
+        assert result is None and error is not None, fault
+        errors.append(error)
+
+    provoke("auth", "/api/v3/account", 1, lambda ex: ex.balances())
+    provoke("auth", "/sapi/v1/account/apiRestrictions", 1, lambda ex: ex.key_permissions())
+    provoke("500", "/api/v3/account", ATTEMPTS, lambda ex: ex.balances())
+    provoke("429", "/sapi/v1/account/apiRestrictions", ATTEMPTS, lambda ex: ex.key_permissions())
+    provoke("garbage", "/api/v3/account", 1, lambda ex: ex.balances())
+    provoke("garbage", "/api/v3/ticker", 1, lambda ex: ex.quotes(["BTC"], NOW))
+    provoke("garbage", "/sapi/v1/account/apiRestrictions", 1, lambda ex: ex.key_permissions())
+
+    assert [type(e) for e in errors] == [
+        ExchangeAuthError,
+        ExchangeAuthError,
+        ExchangeUnavailable,
+        ExchangeUnavailable,
+        SnapshotError,
+        SnapshotError,
+        SnapshotError,
+    ]
+    unavailable = str(errors[2])
+    assert "signature=<redacted>" in unavailable  # the URL is kept, its signature is not
+    assert len(signatures(standin)) >= 2 * ATTEMPTS
+    for error in errors:
+        assert_no_secrets(str(error), standin)
+        assert_no_secrets(repr(error), standin)
+        assert_no_secrets("".join(traceback.format_exception(error)), standin)
+    retries = [e for e in events if e["event"] == "exchange_retry"]
+    assert len(retries) == 2 * (ATTEMPTS - 1)
+    balance_retries = [e for e in retries if e["call"] == "fetch_balance"]
+    assert balance_retries and all("signature=<redacted>" in e["detail"] for e in balance_retries)
+    assert_no_secrets(repr(events), standin)
+
+
+def test_settings_and_adapter_reprs_hide_the_keys(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    exchange = connect()
+    assert_no_secrets(repr(exchange_settings(standin)), standin)
+    assert_no_secrets(repr(exchange) + str(exchange), standin)
+
+
+def test_redact_replaces_signatures_and_secret_values() -> None:
+    url = (
+        "binance GET http://x/api/v3/account?timestamp=1&recvWindow=10000&signature=abc123def"
+        " 500 Internal Server Error"
+    )
+    assert redact(url, ()) == (
+        "binance GET http://x/api/v3/account?timestamp=1&recvWindow=10000&signature=<redacted>"
+        " 500 Internal Server Error"
+    )
+    assert redact("a=1&Signature=XYZ&b=2", ()) == "a=1&Signature=<redacted>&b=2"
+    assert redact("apiKey=K1 api_key=K2 X-MBX-APIKEY=K3 sign=S1", ()) == (
+        "apiKey=<redacted> api_key=<redacted> X-MBX-APIKEY=<redacted> sign=<redacted>"
+    )
+    assert redact('{"signature": "q", "url": "..?signature=zz"}', ()) == (
+        '{"signature": "q", "url": "..?signature=<redacted>"}'
+    )
+    text = f"key {KEY} and {SECRET} and again {KEY}"
+    assert redact(text, [KEY, SECRET]) == "key <redacted> and <redacted> and again <redacted>"
+    assert redact("nothing to hide", ["", KEY]) == "nothing to hide"
+    assert redact("", [KEY]) == ""
+
+
+# -- 7. key permissions --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trade", "withdraw", "warned"),
+    [(True, False, True), (False, True, True), (True, True, True), (False, False, False)],
+)
+def test_a_key_that_can_trade_or_withdraw_is_warned_about(
+    standin: StandinExchange,
+    connect: Callable[..., Exchange],
+    events: list[dict[str, Any]],
+    trade: bool,
+    withdraw: bool,
+    warned: bool,
+) -> None:
+    standin.set_permissions(trade=trade, withdraw=withdraw)
+
+    rights = ReadOnlyAccount(connect()).warn_if_key_can_trade()
+
+    assert rights == KeyPermissions(read=True, trade=trade, withdraw=withdraw)
+    warnings = [e for e in events if e["event"] == "api_key_not_read_only"]
+    if warned:
+        assert len(warnings) == 1
+        assert warnings[0]["log_level"] == "warning"
+        assert (warnings[0]["trade"], warnings[0]["withdraw"]) == (trade, withdraw)
+        assert warnings[0]["exchange"] == "binance"
+    else:
+        assert warnings == []
+    assert standin.count("/sapi/v1/account/apiRestrictions") == 1
+    assert_no_secrets(repr(events), standin)
+
+
+def test_without_keys_permissions_are_not_asked(
+    standin: StandinExchange, connect: Callable[..., Exchange], events: list[dict[str, Any]]
+) -> None:
+    exchange = connect(mode="paper", api_key=None, secret=None)
+    assert ReadOnlyAccount(exchange).warn_if_key_can_trade() is None
+    assert standin.count() == 0
+    assert not [e for e in events if e["event"] == "api_key_not_read_only"]
