@@ -1,0 +1,32 @@
+"""The planner: pure rules that turn a snapshot, the targets, a policy and the carried state
+into a proposal (orders with reasons), never placing anything.
+
+One module per rule of the guide (dca, windfall, rebalance, profit, withdraw); the shared
+machinery is `book` (the checked account), `orders` (one order on the market's grid) and
+`fills` (the account once a plan fills). No I/O, no clock, no logging.
+"""
+
+from daemon.planner.dca import plan_dca
+from daemon.planner.fills import apply
+from daemon.planner.model import Order, Plan, PlanState, Policy, Skip, Summary
+from daemon.planner.policy import policy_from
+from daemon.planner.profit import plan_profit
+from daemon.planner.rebalance import plan_rebalance
+from daemon.planner.windfall import plan_windfall
+from daemon.planner.withdraw import plan_withdraw
+
+__all__ = [
+    "Order",
+    "Plan",
+    "PlanState",
+    "Policy",
+    "Skip",
+    "Summary",
+    "apply",
+    "plan_dca",
+    "plan_profit",
+    "plan_rebalance",
+    "plan_windfall",
+    "plan_withdraw",
+    "policy_from",
+]

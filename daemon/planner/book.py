@@ -1,0 +1,158 @@
+"""The account as the planner sees it: a checked snapshot, its values, weights and drift bands.
+
+`open_book` is the one place a snapshot is checked. Anything that would make a plan wrong
+(a missing, zero, negative or NaN price, a negative balance) raises `Refusal`, which the rule
+entry points turn into a refused plan: the daemon never proposes from bad data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from daemon.money import WEIGHT_TOLERANCE
+from daemon.planner.model import Policy
+from daemon.snapshot import Snapshot
+
+
+class Refusal(Exception):  # noqa: N818 - it is the domain word: the planner refuses to plan
+    """No plan can be made from these inputs; the message names the asset and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """A checked snapshot: held assets with usable prices, their values, the account's value.
+
+    amounts: positive free balances of the held assets (the quote currency excluded).
+    prices: a usable (finite, positive) price for every held asset and every asset to buy.
+    cash: the free quote balance.
+    notes: what was left out and why (an asset the exchange cannot price and the plan
+        does not hold).
+    """
+
+    quote: str
+    cash: float
+    amounts: Mapping[str, float]
+    prices: Mapping[str, float]
+    values: Mapping[str, float]
+    value: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def crypto(self) -> float:
+        """Value of everything but the quote currency."""
+        return self.value - self.cash
+
+    def weight(self, asset: str) -> float:
+        """Share of the account's value in `asset` (0 for an empty account)."""
+        return self.values.get(asset, 0.0) / self.value if self.value > 0 else 0.0
+
+
+def usable(number: object) -> bool:
+    """A finite positive number (a price): not None, NaN, zero, negative or infinite."""
+    try:
+        return 0 < number < math.inf  # type: ignore[operator]  # NaN compares False
+    except TypeError:
+        return False
+
+
+def non_negative(number: object) -> bool:
+    """A finite number at least 0 (a balance, a market's step or minimum, a fee rate)."""
+    try:
+        return 0 <= number < math.inf  # type: ignore[operator]
+    except TypeError:
+        return False
+
+
+def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[str]) -> Book:
+    """Check `snapshot` and value it; `buyable` assets need a price even when not held.
+
+    A held asset the exchange declared unpriced (`snapshot.unpriced`) that is not in the plan
+    (`planned`) is left out with a note (an airdrop or a delisted coin must not stop the
+    daemon); every other held asset without a usable price refuses the plan.
+    """
+    quote = snapshot.quote
+    cash = snapshot.balances.get(quote, 0.0)
+    if not non_negative(cash):
+        raise Refusal(f"the {quote} balance is {cash!r}: not a usable amount")
+    amounts, prices, bad, ignored = _held(snapshot, planned)
+    for asset in sorted(set(buyable) - prices.keys() - {quote}):
+        price = snapshot.prices.get(asset)
+        if usable(price):
+            prices[asset] = price  # type: ignore[assignment]  # usable() checked it
+        else:
+            bad.append(_price_problem(asset, price))
+    if bad:
+        raise Refusal("no usable price: " + "; ".join(bad))
+    values = {a: n * prices[a] for a, n in amounts.items()}
+    notes = tuple(
+        f"{a} is held but has no price on the exchange: left out of the account's value"
+        for a in ignored
+    )
+    return Book(quote, cash, amounts, prices, values, cash + sum(values.values()), notes)
+
+
+def _held(
+    snapshot: Snapshot, planned: Collection[str]
+) -> tuple[dict[str, float], dict[str, float], list[str], list[str]]:
+    """Held assets (not the quote): amounts and prices of the usable ones, the price problems,
+    and the unpriced ones outside the plan to leave out."""
+    amounts: dict[str, float] = {}
+    prices: dict[str, float] = {}
+    bad: list[str] = []
+    ignored: list[str] = []
+    for asset in sorted(snapshot.balances):
+        amount = snapshot.balances[asset]
+        if asset == snapshot.quote or amount == 0:
+            continue
+        if not non_negative(amount):
+            raise Refusal(f"the {asset} balance is {amount!r}: not a usable amount")
+        price = snapshot.prices.get(asset)
+        if usable(price):
+            amounts[asset] = amount
+            prices[asset] = price  # type: ignore[assignment]
+        elif asset in snapshot.unpriced and asset not in planned:
+            ignored.append(asset)
+        else:
+            bad.append(_price_problem(asset, price))
+    return amounts, prices, bad, ignored
+
+
+def _price_problem(asset: str, price: object) -> str:
+    if price is None:
+        return f"{asset} (missing)"
+    return f"{asset} ({price!r})"
+
+
+def band_of(target: float, policy: Policy) -> float:
+    """Half-width of an asset's drift band: the smaller of the absolute and relative bands."""
+    return min(policy.band_abs, policy.band_rel * target)
+
+
+def outside_band(drift: float, band: float) -> bool:
+    """True when a drift leaves its band (float noise at the edge does not count)."""
+    return abs(drift) > band + WEIGHT_TOLERANCE
+
+
+def biggest_gaps_first(gaps: Mapping[str, float], budget: float) -> tuple[dict[str, float], float]:
+    """Money per asset, filling the biggest gaps first (ties by name); and what is left over."""
+    alloc: dict[str, float] = {}
+    left = budget
+    for asset, gap in sorted(gaps.items(), key=lambda kv: (-kv[1], kv[0])):
+        if left <= 0:
+            break
+        if gap > 0:
+            alloc[asset] = min(gap, left)
+            left -= alloc[asset]
+    return alloc, max(left, 0.0)
+
+
+def pct(fraction: float) -> str:
+    """A fraction as a human reads a weight: 0.142 -> '14.2%'."""
+    return f"{fraction * 100:.1f}%"
+
+
+def money(amount: float, quote: str) -> str:
+    """An amount of the quote currency for a reason string: '1,234.50 USDT'."""
+    return f"{amount:,.2f} {quote}"

@@ -1,0 +1,143 @@
+"""DCA: invest the monthly contribution, underweight assets first (cash-flow rebalancing).
+
+Buys only, never sells. The budget is the contribution plus the money carried from earlier
+runs. Each asset's gap is measured against the account as it will be once the money is in:
+gap = target * value_after - value, where value_after is the account's value plus any part
+of the budget not yet on the account (read-only mode's deposit). The biggest gaps are filled
+first; money beyond every gap is spread by target weight. Fees come out of the budget; what
+cannot be placed (below a market's minimum, rounding) is carried to the next run.
+
+While the guide's emergency rule is in force (`state.paused`) nothing is bought, the
+contribution is not added (contributions stop) and the carry stays as it was.
+"""
+
+from __future__ import annotations
+
+import math
+
+from daemon.money import QUOTE_EPSILON
+from daemon.planner.book import Book, Refusal, biggest_gaps_first, money, open_book, pct
+from daemon.planner.fills import Proposal, finish, refuses
+from daemon.planner.model import Plan, PlanState, Policy, Rule
+from daemon.planner.orders import trader_for
+from daemon.snapshot import Snapshot
+from daemon.targets import Targets
+
+
+@refuses("dca")
+def plan_dca(
+    snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState, contribution: float
+) -> Plan:
+    """Buys for this period's `contribution` (quote currency) plus the carried money."""
+    must_be_money(contribution, "the contribution")
+    label = f"DCA of {money(contribution, snapshot.quote)}"
+    return invest("dca", snapshot, targets, policy, state, contribution, label)
+
+
+def must_be_money(amount: float, what: str) -> None:
+    """Refuse a NaN, infinite or negative amount of money handed to the planner."""
+    if not (isinstance(amount, int | float) and math.isfinite(amount) and amount >= 0):
+        raise Refusal(f"{what} is {amount!r}: not a usable amount of money")
+
+
+def invest(
+    rule: Rule,
+    snapshot: Snapshot,
+    targets: Targets,
+    policy: Policy,
+    state: PlanState,
+    new_money: float,
+    label: str,
+) -> Plan:
+    """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls."""
+    aims = {a: t for a, t in targets.weights.items() if t > 0}
+    book = open_book(snapshot, targets.weights, aims)
+    proposal = Proposal(rule, book, aims)
+    if state.paused:
+        why = f" ({state.pause_reason})" if state.pause_reason else ""
+        proposal.notes.append(
+            f"the emergency rule is in force{why}: contributions stop, "
+            f"nothing bought, nothing sold; {money(state.carry, book.quote)} "
+            "stays carried"
+        )
+        proposal.skip(
+            book.quote, f"{label}: not invested, the emergency rule is in force", new_money
+        )
+        return finish(proposal, state, policy)
+    budget = new_money + state.carry
+    available = max(0.0, book.cash - targets.cash * book.value)
+    funded = budget if policy.allow_deposit else min(budget, available)
+    if funded < budget:
+        proposal.notes.append(
+            f"only {money(available, book.quote)} of the {money(budget, book.quote)} budget is "
+            f"on the account above the cash target: the rest is not invested nor carried"
+        )
+    external = max(0.0, funded - available)
+    spent = _buy_gaps(proposal, policy, aims, funded, external, label, snapshot)
+    if spent > available:  # only possible when policy.allow_deposit
+        proposal.deposit = deposit_for(spent - available)
+    _note_crypto_share(proposal, targets, policy)
+    return finish(proposal, state, policy, carry=max(0.0, funded - spent))
+
+
+def deposit_for(shortfall: float) -> float:
+    """The deposit to ask for: the shortfall rounded up to the cent, one cent more when it
+    falls on a cent within float noise (the fills must never overdraw the account)."""
+    deposit = math.ceil(shortfall * 100) / 100
+    if deposit - shortfall < QUOTE_EPSILON / 100:
+        deposit += 0.01
+    return deposit
+
+
+def _buy_gaps(
+    proposal: Proposal,
+    policy: Policy,
+    aims: dict[str, float],
+    funded: float,
+    external: float,
+    label: str,
+    snapshot: Snapshot,
+) -> float:
+    """Place the buys; return the money spent (notional + fees)."""
+    book = proposal.book
+    value_after = book.value + external
+    gaps = {a: t * value_after - book.values.get(a, 0.0) for a, t in aims.items()}
+    alloc, rest = biggest_gaps_first(gaps, funded)
+    if rest > 0:
+        total = sum(aims.values())
+        for asset, t in aims.items():
+            alloc[asset] = alloc.get(asset, 0.0) + rest * t / total
+    trader = trader_for(book, snapshot.markets, policy, proposal.rule, alloc, capped_buys=False)
+    left = funded
+    for asset in sorted(alloc):
+        reason = _reason(book, label, asset, aims[asset], gaps[asset])
+        made = proposal.add(trader.buy(asset, min(alloc[asset], left), reason, aims[asset]))
+        if made is not None:
+            left -= made.notional + made.fee
+    return funded - left
+
+
+def _reason(book: Book, label: str, asset: str, target: float, gap: float) -> str:
+    where = (
+        f"{gap:,.2f} below target once the money is in"
+        if gap > 0
+        else "at or above target: its share of what is left after every gap"
+    )
+    return (
+        f"{label}: {asset} {pct(book.weight(asset))} vs target {pct(target)}, {where}: "
+        "buy (biggest gaps first)"
+    )
+
+
+def _note_crypto_share(proposal: Proposal, targets: Targets, policy: Policy) -> None:
+    book = proposal.book
+    if policy.outside_value <= 0:
+        return
+    share = book.crypto / (book.value + policy.outside_value)
+    low, high = targets.crypto_band
+    if share > high:
+        proposal.notes.append(
+            f"crypto is {pct(share)} of the whole portfolio, above the "
+            f"stage's band ({pct(low)}-{pct(high)}): consider a smaller "
+            "contribution; the next whole-portfolio rebalance will sell down"
+        )

@@ -1,0 +1,171 @@
+"""What the account looks like once a plan fills: `apply`, the plan's summary and next state.
+
+Fills are assumed at the estimated price with the estimated fee. A buy costs notional + fee
+in the quote currency; a sell brings notional - fee. A deposit the plan asks for
+(`deposit_needed`) is assumed made before the orders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec
+
+from daemon.planner.book import Book, Refusal
+from daemon.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
+from daemon.planner.orders import Draft
+from daemon.snapshot import Snapshot
+
+P = ParamSpec("P")
+
+
+def refuses(rule: Rule) -> Callable[[Callable[P, Plan]], Callable[P, Plan]]:
+    """Turn a `Refusal` raised while planning into a refused plan (state unchanged, no orders)."""
+
+    def wrap(plan: Callable[P, Plan]) -> Callable[P, Plan]:
+        @functools.wraps(plan)
+        def planned(*args: P.args, **kwargs: P.kwargs) -> Plan:
+            try:
+                return plan(*args, **kwargs)
+            except Refusal as why:
+                state = kwargs.get("state", args[3] if len(args) > 3 else PlanState())
+                return Plan(rule, (), (), (), state, None, refused=str(why))  # type: ignore[arg-type]
+
+        return planned
+
+    return wrap
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A plan being built: its orders and skips so far, and the targets it is measured against."""
+
+    rule: Rule
+    book: Book
+    aims: Mapping[str, float]
+    drafts: list[Draft] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    deposit: float = 0.0
+
+    def add(self, made: Draft | Skip) -> Draft | None:
+        """Keep an order or a skip; the order is returned so the caller can count its money."""
+        if isinstance(made, Skip):
+            self.skipped.append(made)
+            return None
+        self.drafts.append(made)
+        return made
+
+    def skip(self, asset: str, reason: str, notional: float = 0.0) -> None:
+        self.skipped.append(Skip(asset, self.rule, reason, notional))
+
+
+def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any) -> Plan:
+    """The finished plan: sells first then buys, each by asset name; weights after the whole
+    plan; the summary; and the next state (`updates` are PlanState fields the rule changed)."""
+    book = proposal.book
+    drafts = sorted(proposal.drafts, key=lambda d: (d.side != "sell", d.asset))
+    after = _values_after(book, drafts, proposal.deposit)
+    value_after = sum(after.values())
+    before, total = book.values, book.value or 1.0  # an empty account: every weight 0
+    after_total = value_after or 1.0
+    orders = tuple(
+        Order(
+            d.symbol,
+            d.asset,
+            d.side,
+            d.amount,
+            d.price,
+            d.notional,
+            d.fee,
+            proposal.rule,
+            d.reason,
+            before.get(d.asset, 0.0) / total,
+            after[d.asset] / after_total,
+            d.target,
+        )
+        for d in drafts
+    )
+    return Plan(
+        rule=proposal.rule,
+        orders=orders,
+        skipped=tuple(proposal.skipped),
+        notes=(*book.notes, *proposal.notes),
+        state=next_state(book, drafts, state, **updates),
+        summary=_summary(book, proposal.aims, after, value_after, policy),
+        deposit_needed=proposal.deposit,
+    )
+
+
+def _values_after(book: Book, drafts: list[Draft], deposit: float) -> dict[str, float]:
+    """Value per asset (the quote under its own name) once the orders fill."""
+    amounts = dict(book.amounts)
+    cash = book.cash + deposit
+    for d in drafts:
+        amounts[d.asset] = amounts.get(d.asset, 0.0) + (d.amount if d.side == "buy" else -d.amount)
+        cash += d.cash_flow
+    values = {a: amounts[a] * book.prices[a] for a in amounts}
+    values[book.quote] = cash
+    return values
+
+
+def _summary(
+    book: Book,
+    aims: Mapping[str, float],
+    after: Mapping[str, float],
+    value_after: float,
+    policy: Policy,
+) -> Summary:
+    assets = sorted(book.amounts.keys() | {a for a, t in aims.items() if t > 0})
+    whole = book.value + policy.outside_value
+    before, total = book.values, book.value or 1.0  # an empty account: every weight 0
+    after_total = value_after or 1.0
+    return Summary(
+        value=book.value,
+        crypto_share=book.crypto / whole if whole > 0 else 0.0,
+        drift_before={a: before.get(a, 0.0) / total - aims.get(a, 0.0) for a in assets},
+        drift_after={a: after.get(a, 0.0) / after_total - aims.get(a, 0.0) for a in assets},
+    )
+
+
+def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any) -> PlanState:
+    """The state after the plan fills: average cost per unit updated by the buys (fee
+    included); sells leave it unchanged. An asset held without a cost basis gets today's price:
+    its profit milestones count from when stagewise first saw it. A buy into an asset not held
+    starts a fresh position (new cost, its milestones cleared)."""
+    basis = dict(state.cost_basis)
+    taken = dict(updates.pop("milestones_taken", state.milestones_taken))
+    for asset in book.amounts.keys() - basis.keys():
+        basis[asset] = book.prices[asset]
+    held = dict(book.amounts)
+    for d in drafts:
+        if d.side == "sell":
+            held[d.asset] = held.get(d.asset, 0.0) - d.amount
+            continue
+        before = held.get(d.asset, 0.0)
+        if before <= 0:
+            taken.pop(d.asset, None)
+            basis[d.asset] = (d.notional + d.fee) / d.amount
+        else:
+            cost = basis[d.asset] * before + d.notional + d.fee
+            basis[d.asset] = cost / (before + d.amount)
+        held[d.asset] = before + d.amount
+    return dataclasses.replace(state, cost_basis=basis, milestones_taken=taken, **updates)
+
+
+def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
+    """`snapshot` with the balances after `plan` fills at its estimated prices and fees
+    (its deposit, if any, made first). Prices and markets are unchanged."""
+    balances = dict(snapshot.balances)
+    quote = snapshot.quote
+    balances[quote] = balances.get(quote, 0.0) + plan.deposit_needed
+    for order in plan.orders:
+        if order.side == "buy":
+            balances[order.base] = balances.get(order.base, 0.0) + order.amount
+            balances[quote] -= order.notional + order.fee
+        else:
+            balances[order.base] = balances.get(order.base, 0.0) - order.amount
+            balances[quote] += order.notional - order.fee
+    return dataclasses.replace(snapshot, balances=balances)

@@ -1,0 +1,164 @@
+"""Making one order: on the market's grid, above its minimums, under the plausibility cap.
+
+Amounts are rounded DOWN to the market's step, once, here. A buy never spends more than the
+money given to it (notional + fee); a sell never exceeds the free balance. What cannot be
+proposed comes back as a `Skip` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from daemon.money import floor_to_step
+from daemon.planner.book import Book, Refusal, money, non_negative, pct
+from daemon.planner.model import Policy, Rule, Side, Skip
+from daemon.snapshot import Market
+
+# Steps down to undo float noise before giving up on an order (one or two are ever needed).
+_TRIES = 8
+
+
+@dataclass(slots=True)
+class Draft:
+    """An order before the whole plan is known (weight_after comes last)."""
+
+    asset: str
+    symbol: str
+    side: Side
+    amount: float
+    price: float
+    notional: float
+    fee: float
+    reason: str
+    target: float
+
+    @property
+    def cash_flow(self) -> float:
+        """Quote money in (sell) or out (buy, negative), fee included."""
+        if self.side == "buy":
+            return -(self.notional + self.fee)
+        return self.notional - self.fee
+
+
+@dataclass(frozen=True, slots=True)
+class Trader:
+    """What every order of one plan shares: the account, the markets, the policy, the rule."""
+
+    book: Book
+    markets: Mapping[str, Market]
+    # Per asset: the market's fee, or the policy's where the market states none (or nonsense:
+    # negative, NaN, 100 % or more).
+    fee_rates: Mapping[str, float]
+    policy: Policy
+    rule: Rule
+    capped_buys: bool = True  # False for DCA/windfall: new money is exempt from the cap
+
+    def buy(self, asset: str, spend: float, reason: str, target: float) -> Draft | Skip:
+        """Buy `asset` for at most `spend` of the quote currency, fee included."""
+        market = self.markets[asset]
+        price, rate = self.book.prices[asset], self.fee_rates[asset]
+        amount = floor_to_step(spend / (1 + rate) / price, market.amount_step)
+        # Float noise can lift notional + fee a hair above `spend`: step down until it fits.
+        # (notional + notional * rate is how the plan and `apply` add up what a buy costs.)
+        for _ in range(_TRIES):
+            notional = amount * price
+            if amount <= 0 or notional + notional * rate <= spend:
+                break
+            amount = _step_down(amount, market.amount_step)
+        else:
+            amount = 0.0
+        notional = amount * price
+        draft = Draft(
+            asset, market.symbol, "buy", amount, price, notional, notional * rate, reason, target
+        )
+        return self._checked(draft, market, capped=self.capped_buys)
+
+    def sell(self, asset: str, value: float, reason: str, target: float) -> Draft | Skip:
+        """Sell about `value` (quote, before fee) of `asset`, never more than its free balance."""
+        market = self.markets[asset]
+        price, rate = self.book.prices[asset], self.fee_rates[asset]
+        free = self.book.amounts.get(asset, 0.0)
+        amount = floor_to_step(min(value / price, free), market.amount_step)
+        for _ in range(_TRIES):  # a guard: min() and flooring already keep it within
+            if amount <= free:
+                break
+            amount = _step_down(amount, market.amount_step)
+        else:
+            amount = 0.0
+        notional = amount * price
+        draft = Draft(
+            asset, market.symbol, "sell", amount, price, notional, notional * rate, reason, target
+        )
+        return self._checked(draft, market, capped=True)
+
+    def _checked(self, draft: Draft, market: Market, *, capped: bool) -> Draft | Skip:
+        amount, notional = draft.amount, draft.notional
+        if amount <= 0 or amount < market.min_amount:
+            return self._skip(
+                draft,
+                f"below the market's minimum amount {market.min_amount:g} {draft.asset} "
+                f"(step {market.amount_step:g})",
+            )
+        if notional < market.min_notional:
+            return self._skip(
+                draft,
+                f"below the market's minimum order value "
+                f"{money(market.min_notional, self.book.quote)}",
+            )
+        if capped and notional > self.policy.max_order_share * self.book.value:
+            share = notional / self.book.value
+            return self._skip(
+                draft,
+                f"{pct(share)} of the account, above the {pct(self.policy.max_order_share)} "
+                "cap: refused as implausible",
+            )
+        return draft
+
+    def _skip(self, draft: Draft, why: str) -> Skip:
+        value = money(draft.notional, self.book.quote)
+        reason = f"{draft.side} {draft.amount:g} {draft.asset} ({value}): {why} (wanted because: "
+        reason += f"{draft.reason})"
+        return Skip(draft.asset, self.rule, reason, draft.notional)
+
+
+def _step_down(amount: float, step: float) -> float:
+    """One step less; without a grid, a hair less (always strictly less: float noise only)."""
+    if step <= 0:
+        return min(amount * (1 - 1e-12), math.nextafter(amount, 0.0))
+    return max(0.0, floor_to_step(amount - step, step))
+
+
+def trader_for(
+    book: Book,
+    markets: Mapping[str, Market],
+    policy: Policy,
+    rule: Rule,
+    assets: Iterable[str],
+    *,
+    capped_buys: bool = True,
+) -> Trader:
+    """A Trader for a plan that trades `assets`: each needs a market with sane rules."""
+    problems = []
+    fee_rates = {}
+    for asset in sorted(set(assets)):
+        market = markets.get(asset)
+        if market is None:
+            problems.append(f"{asset} (no {asset}/{book.quote} market)")
+        elif not _rules_ok(market):
+            problems.append(f"{asset} (market {market.symbol} has unusable step or minimums)")
+        else:
+            rate = market.fee_rate
+            fee_rates[asset] = rate if non_negative(rate) and rate < 1 else policy.fee_rate
+    if problems:
+        raise Refusal("no usable market: " + "; ".join(problems))
+    return Trader(book, markets, fee_rates, policy, rule, capped_buys)
+
+
+def _rules_ok(market: Market) -> bool:
+    return (
+        non_negative(market.amount_step)
+        and non_negative(market.min_amount)
+        and non_negative(market.min_notional)
+    )

@@ -1,0 +1,22 @@
+"""The planner's Policy, read from the investor's settings (percent there, fractions here)."""
+
+from __future__ import annotations
+
+from daemon.planner.model import Policy
+from daemon.settings import Settings
+
+
+def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:
+    """The Policy of `settings`. `allow_deposit`: read-only mode, where DCA/windfall money may
+    not be on the account yet (paper mode deposits the contribution first: False)."""
+    p = settings.policy
+    return Policy(
+        band_abs=p.band_abs_pct / 100,
+        band_rel=p.band_rel_pct / 100,
+        rebalance_to=p.rebalance_to,
+        max_order_share=p.max_order_pct / 100,
+        milestone_sell_share=p.milestone_sell_pct / 100,
+        fee_rate=settings.paper.fee_rate,
+        outside_value=settings.investor.outside_investments,
+        allow_deposit=allow_deposit,
+    )

@@ -1,0 +1,351 @@
+"""The planner's shared behaviour: the guide's figures, refusals, caps, `apply`, the next state.
+
+Also the small builders the other tests/test_planner_*.py files import: plain data in,
+no fixtures needed (the planner is pure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from daemon.planner import (
+    PlanState,
+    Policy,
+    apply,
+    plan_dca,
+    plan_profit,
+    plan_rebalance,
+    plan_windfall,
+    plan_withdraw,
+    policy_from,
+)
+from daemon.settings import Config, load_config
+from daemon.snapshot import Market, Snapshot
+from daemon.stages import Stage
+from daemon.targets import Targets, targets_on
+
+QUOTE = "USDT"
+TAKEN_AT = datetime(2026, 6, 1, 9, tzinfo=UTC)
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.toml"
+
+
+# --- builders ------------------------------------------------------------------------------
+
+
+@cache
+def example_config() -> Config:
+    return load_config(EXAMPLE)
+
+
+def config_born(birth: date) -> Config:
+    """The example config for an investor born on `birth`."""
+    config = example_config()
+    investor = config.settings.investor.model_copy(update={"birth_date": birth})
+    settings = config.settings.model_copy(update={"investor": investor})
+    return dataclasses.replace(config, settings=settings)
+
+
+def stage(stage_id: str = "career_builder", milestones: list[float] | None = None) -> Stage:
+    found = next(s for s in example_config().plan.stages if s.id == stage_id)
+    if milestones is not None:
+        found = found.model_copy(update={"profit_milestones_pct": milestones})
+    return found
+
+
+def targets(
+    weights: Mapping[str, float],
+    *,
+    cash: float = 0.0,
+    band: tuple[float, float] = (0.15, 0.25),
+    milestones: list[float] | None = None,
+) -> Targets:
+    """Targets by hand: `weights` must sum to 1 - cash."""
+    assert math.isclose(sum(weights.values()) + cash, 1.0)
+    return Targets(
+        on=TAKEN_AT.date(),
+        age=35,
+        stage=stage(milestones=milestones),
+        glide=None,
+        crypto_share=sum(band) / 2,
+        crypto_band=band,
+        sleeves={},
+        weights=dict(weights),
+        cash=cash,
+    )
+
+
+def market(
+    asset: str,
+    step: float = 0.01,
+    min_notional: float = 0.0,
+    min_amount: float = 0.0,
+    fee: float = 0.001,
+) -> Market:
+    return Market(f"{asset}/{QUOTE}", asset, QUOTE, step, min_amount, min_notional, fee)
+
+
+def snapshot(
+    balances: Mapping[str, float],
+    prices: Mapping[str, float],
+    markets: Mapping[str, Market] | None = None,
+    **rules: float,
+) -> Snapshot:
+    """A snapshot; every priced asset gets a market with `rules` unless `markets` is given."""
+    if markets is None:
+        markets = {a: market(a, **rules) for a in prices}
+    return Snapshot(TAKEN_AT, QUOTE, dict(balances), dict(prices), dict(markets))
+
+
+POLICY = Policy(band_abs=0.05, band_rel=0.25, max_order_share=0.25, fee_rate=0.001)
+
+
+def spend(plan) -> float:  # noqa: ANN001 - a Plan
+    """Quote money the plan's buys cost, fees included."""
+    return sum(o.notional + o.fee for o in plan.orders if o.side == "buy")
+
+
+def received(plan) -> float:  # noqa: ANN001 - a Plan
+    """Quote money the plan's sells bring, after fees."""
+    return sum(o.notional - o.fee for o in plan.orders if o.side == "sell")
+
+
+# --- the guide's figures -------------------------------------------------------------------
+
+# Prices of the example baskets' assets (any positive figures do; a fine step keeps rounding
+# small against the guide's dollars).
+GUIDE_PRICES = {
+    "AAVE": 95.0, "AVAX": 35.0, "BNB": 580.0, "BTC": 65_000.0, "ETH": 3_400.0, "FET": 1.6,
+    "INJ": 25.0, "LINK": 14.0, "MKR": 2_400.0, "NEAR": 5.5, "ONDO": 0.9, "POLYX": 0.3,
+    "RENDER": 7.5, "SOL": 150.0, "SUI": 1.1, "TAO": 420.0, "UNI": 9.0,
+}  # fmt: skip
+
+
+def at_target(t: Targets, crypto_value: float, cash: float) -> Snapshot:
+    """An account holding exactly its targets' weights of `crypto_value`, plus `cash`."""
+    total = sum(t.weights.values())
+    balances = {a: w / total * crypto_value / GUIDE_PRICES[a] for a, w in t.weights.items()}
+    balances[QUOTE] = cash
+    markets = {a: market(a, step=1e-6, min_notional=5.0) for a in GUIDE_PRICES}
+    return snapshot(balances, GUIDE_PRICES, markets)
+
+
+def spend_per_sleeve(config: Config, t: Targets, plan) -> dict[str, float]:  # noqa: ANN001
+    """Each sleeve's part of the plan's buys: an asset in two indices (SOL in Momentum and
+    Balanced) counts for each in proportion to what each index gives its target weight."""
+    per_sleeve = dict.fromkeys(t.sleeves, 0.0)
+    for order in plan.orders:
+        for name, sleeve in t.sleeves.items():
+            pct = config.plan.indices[name].constituents.get(order.base, 0.0)
+            per_sleeve[name] += order.notional * sleeve.weight * pct / 100 / t.weights[order.base]
+    return per_sleeve
+
+
+@pytest.mark.parametrize("allow_deposit", [False, True])
+def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_deposit):
+    config = config_born(date(2000, 3, 10))
+    t = targets_on(config, date(2026, 6, 1))
+    assert (t.age, t.stage.id, t.glide) == (26, "young_professional", None)
+    # Paper mode deposits the $1,000 first; read-only mode asks for it (deposit_needed).
+    cash = 0.0 if allow_deposit else 1_000.0
+    snap = at_target(t, 20_000.0, cash)
+    policy = policy_from(config.settings, allow_deposit=allow_deposit)
+    plan = plan_dca(snap, t, policy, PlanState(), 1_000.0)
+    sleeves = spend_per_sleeve(config, t, plan)
+    # 500/300/200 less the 0.1 % fee (1,000 / 1.001 = 999.00) and rounding to 1e-6 units.
+    for name, dollars in {
+        "momentum_trader": 500,
+        "ai_agents": 300,
+        "balanced_investor": 200,
+    }.items():
+        assert dollars / 1.001 - 0.5 <= sleeves[name] <= dollars / 1.001, name
+    assert 999.0 <= spend(plan) <= 1_000.0
+    assert all(o.side == "buy" for o in plan.orders) and not plan.skipped
+    if allow_deposit:  # what the buys cost, rounded up to the cent
+        assert spend(plan) < plan.deposit_needed <= spend(plan) + 0.0101
+    else:
+        assert plan.deposit_needed == 0.0
+
+
+def test_george_70_withdraws_about_8085_of_245000_at_3_3_percent():
+    config = config_born(date(1956, 2, 1))
+    t = targets_on(config, date(2026, 6, 1))
+    assert (t.age, t.stage.id) == (70, "retiree")
+    snap = at_target(t, 245_000.0, 0.0)
+    policy = policy_from(config.settings, allow_deposit=False)
+    plan = plan_withdraw(snap, t, policy, PlanState(), 0.033, 1, 2026)
+    # 0.033 * 245,000 / 1 = 8,085 received after fees (the guide: $8,000 ≈ 3.3 %).
+    assert 8_084.0 <= received(plan) <= 8_085.0
+    assert plan.state.withdrawn == pytest.approx(received(plan))
+    assert plan.state.withdrawn_year == 2026
+    assert {o.side for o in plan.orders} == {"sell"}
+    # At target nothing is overweight: the sells are pro rata to holdings.
+    for order in plan.orders:
+        assert order.notional / 8_085 == pytest.approx(t.weights[order.base], rel=0.01)
+
+
+# --- refusals: never an exception, never an order from bad data -----------------------------
+
+BAD_PRICES = [float("nan"), 0.0, -3.0, float("inf"), None]
+
+RULES = {
+    "dca": lambda s, t, p, st: plan_dca(s, t, p, st, 100.0),
+    "windfall": lambda s, t, p, st: plan_windfall(s, t, p, st, 1_000.0, 0.5),
+    "rebalance": lambda s, t, p, st: plan_rebalance(s, t, p, st),
+    "profit": lambda s, t, p, st: plan_profit(s, t, p, st),
+    "withdraw": lambda s, t, p, st: plan_withdraw(s, t, p, st, 0.04, 12, 2026),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("bad", BAD_PRICES, ids=repr)
+def test_a_bad_price_refuses_the_plan_naming_the_asset(rule, bad):
+    prices = {"BTC": 50_000.0, "ETH": bad}
+    if bad is None:
+        del prices["ETH"]
+    snap = snapshot({"BTC": 0.01, "ETH": 1.0, QUOTE: 500.0}, prices,
+                    {"BTC": market("BTC"), "ETH": market("ETH")})  # fmt: skip
+    state = PlanState(cost_basis={"BTC": 20_000.0}, carry=3.0)
+    plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), POLICY, state)
+    assert plan.refused is not None and "ETH" in plan.refused
+    assert plan.orders == () and plan.state == state and plan.rule == rule
+
+
+def test_a_missing_price_of_an_asset_to_buy_refuses_dca():
+    snap = snapshot({QUOTE: 500.0}, {"BTC": 50_000.0})
+    plan = plan_dca(snap, targets({"BTC": 0.5, "SOL": 0.5}), POLICY, PlanState(), 100.0)
+    assert plan.refused is not None and "SOL (missing)" in plan.refused
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_a_missing_market_refuses_the_plan_naming_it(rule):
+    # ETH is held far above its target and is far up on its cost: every rule wants to trade it.
+    snap = snapshot({"ETH": 10.0, QUOTE: 100.0}, {"ETH": 100.0, "BTC": 100.0},
+                    {"BTC": market("BTC")})  # fmt: skip
+    state = PlanState(cost_basis={"ETH": 10.0})
+    policy = dataclasses.replace(POLICY, max_order_share=1.0)
+    plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), policy, state)
+    if rule in ("dca", "windfall"):
+        # Buys go to BTC (the gap); ETH needs no market, so a plan is made.
+        assert plan.refused is None and {o.base for o in plan.orders} == {"BTC"}
+    else:
+        assert plan.refused is not None and "ETH" in plan.refused and plan.orders == ()
+
+
+def test_a_negative_balance_refuses_the_plan():
+    snap = snapshot({"BTC": -1.0, QUOTE: 100.0}, {"BTC": 100.0})
+    plan = plan_rebalance(snap, targets({"BTC": 1.0}), POLICY, PlanState())
+    assert plan.refused is not None and "BTC" in plan.refused
+
+
+@pytest.mark.parametrize("contribution", [float("nan"), -5.0, float("inf")])
+def test_an_unusable_contribution_refuses_dca(contribution):
+    snap = snapshot({QUOTE: 100.0}, {"BTC": 100.0})
+    plan = plan_dca(snap, targets({"BTC": 1.0}), POLICY, PlanState(), contribution)
+    assert plan.refused is not None and "contribution" in plan.refused
+
+
+def test_an_unpriced_coin_outside_the_plan_is_left_out_with_a_note():
+    snap = Snapshot(TAKEN_AT, QUOTE, {"BTC": 1.0, "AIRDROP": 1e6, QUOTE: 0.0},
+                    {"BTC": 100.0}, {"BTC": market("BTC")}, unpriced=("AIRDROP",))  # fmt: skip
+    plan = plan_rebalance(snap, targets({"BTC": 1.0}), POLICY, PlanState())
+    assert plan.refused is None and plan.orders == ()
+    assert any("AIRDROP" in n for n in plan.notes)
+
+
+def test_the_cap_refuses_an_implausible_order_with_a_reason():
+    # 1,000 account: BTC 600 vs target 10 % must sell 500 = 50 % of the account > 25 % cap.
+    snap = snapshot({"BTC": 6.0, "ETH": 4.0, QUOTE: 0.0}, {"BTC": 100.0, "ETH": 100.0})
+    plan = plan_rebalance(snap, targets({"BTC": 0.1, "ETH": 0.9}), POLICY, PlanState())
+    sells = [s for s in plan.skipped if s.asset == "BTC"]
+    assert len(sells) == 1 and "implausible" in sells[0].reason and "25.0% cap" in sells[0].reason
+    assert sells[0].notional == pytest.approx(500.0)
+    assert all(o.base != "BTC" for o in plan.orders)
+    # ETH's buy (500 > 250 too) has no cash without the BTC sale: nothing is proposed.
+    assert plan.orders == ()
+
+
+def test_dca_buys_are_exempt_from_the_cap():
+    snap = snapshot({QUOTE: 1_000.0}, {"BTC": 100.0})
+    plan = plan_dca(snap, targets({"BTC": 1.0}), POLICY, PlanState(), 1_000.0)
+    assert [o.base for o in plan.orders] == ["BTC"] and plan.orders[0].notional > 250
+
+
+# --- apply and the next state --------------------------------------------------------------
+
+
+def test_apply_fills_at_the_estimated_prices_with_fees():
+    # Rebalance A 70 %/B 30 % to 50/50 at price 1, fee 0.1 %, step 0.01:
+    # sell 200 A -> +199.80; buy B for 199.80 / 1.001 = 199.60 (fee 0.1996) -> -199.7996.
+    snap = snapshot({"A": 700.0, "B": 300.0, QUOTE: 0.0}, {"A": 1.0, "B": 1.0})
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    after = apply(plan, snap)
+    assert after.balances["A"] == pytest.approx(500.0)
+    assert after.balances["B"] == pytest.approx(499.60)
+    assert after.balances[QUOTE] == pytest.approx(199.80 - 199.7996)
+    assert after.prices == snap.prices and after.taken_at == snap.taken_at
+
+
+def test_apply_makes_the_deposit_the_plan_asks_for_first():
+    snap = snapshot({QUOTE: 0.0}, {"A": 10.0})
+    policy = dataclasses.replace(POLICY, allow_deposit=True)
+    plan = plan_dca(snap, targets({"A": 1.0}), policy, PlanState(), 100.0)
+    # 100 / 1.001 / 10 = 9.99000... -> 9.99 A, notional 99.90, fee 0.0999: 99.9999 spent,
+    # deposit rounded up to the cent: 100.00.
+    assert plan.deposit_needed == pytest.approx(100.00)
+    assert apply(plan, snap).balances[QUOTE] == pytest.approx(0.0001, abs=1e-9)
+
+
+def test_next_state_averages_the_cost_of_buys_including_the_fee():
+    # 10 A held at 100; DCA buys 5 A at 130 (notional 650, fee 0.65):
+    # (10 * 100 + 650 + 0.65) / 15 = 110.0433...
+    snap = snapshot({"A": 10.0, QUOTE: 650.65}, {"A": 130.0}, step=1.0)
+    state = PlanState(cost_basis={"A": 100.0})
+    plan = plan_dca(snap, targets({"A": 1.0}), POLICY, state, 650.65)
+    assert [(o.side, o.amount) for o in plan.orders] == [("buy", 5.0)]
+    assert plan.state.cost_basis["A"] == pytest.approx((1_000 + 650 + 0.65) / 15)
+
+
+def test_next_state_gives_an_asset_without_cost_basis_todays_price():
+    snap = snapshot({"A": 1.0, "B": 2.0, QUOTE: 0.0}, {"A": 50.0, "B": 50.0})
+    plan = plan_rebalance(snap, targets({"A": 1 / 3, "B": 2 / 3}), POLICY, PlanState())
+    assert plan.orders == ()
+    assert plan.state.cost_basis == {"A": 50.0, "B": 50.0}
+
+
+def test_a_sell_leaves_the_average_cost_unchanged():
+    snap = snapshot({"A": 700.0, "B": 300.0, QUOTE: 0.0}, {"A": 1.0, "B": 1.0})
+    state = PlanState(cost_basis={"A": 0.5, "B": 2.0})
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, state)
+    assert plan.state.cost_basis["A"] == 0.5
+    # B: 300 units at 2.0 + 199.60 units for 199.7996 -> (600 + 199.7996) / 499.60.
+    assert plan.state.cost_basis["B"] == pytest.approx((600 + 199.7996) / 499.60)
+
+
+def test_every_order_says_its_weights_before_after_and_target():
+    snap = snapshot({"A": 700.0, "B": 300.0, QUOTE: 0.0}, {"A": 1.0, "B": 1.0})
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    sell, buy = plan.orders
+    assert (sell.weight_before, sell.weight_target) == (pytest.approx(0.7), 0.5)
+    assert sell.weight_after == pytest.approx(500 / (1_000 - 0.2 - 0.1996))
+    assert buy.weight_after == pytest.approx(499.6 / (1_000 - 0.2 - 0.1996))
+    assert plan.summary is not None and plan.summary.value == pytest.approx(1_000.0)
+    assert plan.summary.drift_before == {"A": pytest.approx(0.2), "B": pytest.approx(-0.2)}
+
+
+# --- policy from settings ------------------------------------------------------------------
+
+
+def test_policy_from_settings_turns_percent_into_fractions():
+    settings = example_config().settings
+    policy = policy_from(settings, allow_deposit=True)
+    assert policy == Policy(
+        band_abs=0.05, band_rel=0.25, rebalance_to="target", max_order_share=0.25,
+        milestone_sell_share=0.5, fee_rate=0.001, outside_value=150_000.0, allow_deposit=True,
+    )  # fmt: skip

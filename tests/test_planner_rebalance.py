@@ -1,0 +1,171 @@
+"""Rebalance: back into the bands, sells funding buys, cash at target, the crypto share."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from test_planner import POLICY, QUOTE, received, snapshot, spend, targets
+
+from daemon.planner import PlanState, apply, plan_rebalance
+
+PRICES = {"A": 1.0, "B": 1.0, "C": 1.0}
+
+
+def test_rebalance_sells_overweight_to_fund_underweight():
+    # A 700 / B 300 vs 50/50, band min(5 %, 25 % * 50 %) = 5 %: both 20 points out.
+    # Sell 200 A (fee 0.20) -> 199.80; buy B for 199.80: 199.80 / 1.001 = 199.6004 -> 199.60.
+    snap = snapshot({"A": 700.0, "B": 300.0, QUOTE: 0.0}, PRICES)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [
+        ("sell", "A", 200.0),
+        ("buy", "B", 199.6),
+    ]
+    assert plan.orders[0].reason == "A 70.0% vs target 50.0% (band ±5.0%): sell back to target"
+    assert "B 30.0% vs target 50.0% (band ±5.0%): buy back to target" in plan.orders[1].reason
+
+
+def test_rebalance_to_the_band_edge_trades_less():
+    # rebalance_to = "band": A down to 55 % (sell 150), B up to 45 % (buy 150 -> 149.85 paid).
+    # 150 - 0.15 fee = 149.85 of cash: 149.85 / 1.001 = 149.7003 -> 149.70 B.
+    snap = snapshot({"A": 700.0, "B": 300.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, rebalance_to="band")
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [
+        ("sell", "A", 150.0),
+        ("buy", "B", 149.7),
+    ]
+    assert "to the band's edge 55.0%" in plan.orders[0].reason
+
+
+def test_an_asset_inside_its_band_is_left_alone():
+    # A 52 / B 48 vs 50/50: drift 2 points < 5: nothing to do.
+    snap = snapshot({"A": 520.0, "B": 480.0, QUOTE: 0.0}, PRICES)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    assert plan.orders == () and plan.skipped == ()
+    assert "every asset is inside its band: nothing to rebalance" in plan.notes
+
+
+def test_the_relative_band_is_narrower_for_a_small_target():
+    # C target 8 %: band min(5 %, 25 % * 8 % = 2 %) = 2 %. C at 11 % (+3) is out, A/B not.
+    # Sell C down to 80 (30 units); A and B (-1.5 points) are inside their bands, so the
+    # 29.97 received stays as cash (the next DCA invests it).
+    snap = snapshot({"A": 445.0, "B": 445.0, "C": 110.0, QUOTE: 0.0}, PRICES)
+    t = targets({"A": 0.46, "B": 0.46, "C": 0.08})
+    plan = plan_rebalance(snap, t, POLICY, PlanState())
+    assert [(o.side, o.base) for o in plan.orders] == [("sell", "C")]
+    assert plan.orders[0].amount == 30.0
+    assert "(band ±2.0%)" in plan.orders[0].reason
+
+
+def test_an_asset_not_in_the_plan_is_sold():
+    snap = snapshot({"A": 900.0, "X": 100.0, QUOTE: 0.0}, {"A": 1.0, "X": 1.0})
+    plan = plan_rebalance(snap, targets({"A": 1.0}), POLICY, PlanState())
+    sell = plan.orders[0]
+    assert (sell.side, sell.base, sell.amount) == ("sell", "X", 100.0)
+    assert sell.reason == "X 10.0% is not in the plan (target 0.0%): sell"
+    # The proceeds (99.90) buy A: 99.90 / 1.001 = 99.8002 -> 99.80.
+    assert [(o.side, o.base, o.amount) for o in plan.orders[1:]] == [("buy", "A", 99.8)]
+
+
+def test_a_portfolio_at_target_gets_no_orders():
+    snap = snapshot({"A": 400.0, "B": 300.0, "C": 200.0, QUOTE: 100.0}, PRICES)
+    t = targets({"A": 0.4, "B": 0.3, "C": 0.2}, cash=0.1)
+    plan = plan_rebalance(snap, t, POLICY, PlanState())
+    assert plan.orders == () and plan.refused is None
+
+
+def test_cash_stays_at_its_target():
+    # Cash target 10 % of 1,000 = 100 and there is exactly 100: B's buy is paid by A's sale
+    # only. A 600 -> 450 (sell 150, +149.85); B 300 -> 450 wants 150.15 with fee: gets 149.85.
+    snap = snapshot({"A": 600.0, "B": 300.0, QUOTE: 100.0}, PRICES)
+    t = targets({"A": 0.45, "B": 0.45}, cash=0.1)
+    plan = plan_rebalance(snap, t, POLICY, PlanState())
+    assert received(plan) == pytest.approx(149.85)
+    assert spend(plan) <= received(plan)
+    assert "part: the cash allows 149.85" in plan.orders[1].reason
+
+
+def test_cash_above_its_target_pays_for_buys():
+    # 200 USDT, target 0: A 300 / B 500 vs 50/50 of 1,000: A is 20 points under. Its gap
+    # with the fee is 200.20, the cash 200: 200 / 1.001 = 199.8002 -> 199.80 A.
+    snap = snapshot({"A": 300.0, "B": 500.0, QUOTE: 200.0}, PRICES)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [("buy", "A", 199.8)]
+
+
+def test_sells_come_before_buys():
+    snap = snapshot({"A": 100.0, "B": 300.0, "C": 600.0, QUOTE: 0.0}, PRICES)
+    t = targets({"A": 0.3, "B": 0.3, "C": 0.4})
+    plan = plan_rebalance(snap, t, dataclasses.replace(POLICY, max_order_share=1.0), PlanState())
+    sides = [o.side for o in plan.orders]
+    assert sides == sorted(sides, key=lambda s: s != "sell") and sides[0] == "sell"
+
+
+def test_a_scoped_rebalance_touches_only_its_assets():
+    # A +20 points, B and C -10 points (bands 5): with scope {A, B} C is not touched; with
+    # scope {C} nothing can pay for C's buy (no cash, no sale in scope).
+    snap = snapshot({"A": 500.0, "B": 200.0, "C": 300.0, QUOTE: 0.0}, PRICES)
+    t = targets({"A": 0.3, "B": 0.3, "C": 0.4})
+    plan = plan_rebalance(snap, t, POLICY, PlanState(), scope={"A", "B"})
+    assert {o.base for o in plan.orders} == {"A", "B"}
+    plan = plan_rebalance(snap, t, POLICY, PlanState(), scope={"C"})
+    assert plan.orders == () and "no cash left" in plan.skipped[0].reason
+
+
+def test_crypto_above_the_whole_portfolio_band_is_sold_pro_rata():
+    # Account 1,000 of crypto (A 500, B 500, at target), 1,500 outside: crypto is 40 % of
+    # 2,500, band 15-25 %: sell x with (1,000 - x) / (2,500 - 0.001 x) = 25 %:
+    # x = 375 / (1 - 0.25 * 0.001) = 375.0938, pro rata 187.5469 of each -> 187.54 (step).
+    snap = snapshot({"A": 500.0, "B": 500.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=1_500.0)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [
+        ("sell", "A", 187.54),
+        ("sell", "B", 187.54),
+    ]
+    assert "sell 37.5% of A into USDT" in plan.orders[0].reason
+    assert any("crypto is 40.0% of the whole portfolio" in n for n in plan.notes)
+    assert plan.summary is not None and plan.summary.crypto_share == pytest.approx(0.4)
+
+
+def test_after_the_crypto_share_sale_the_next_rebalance_neither_buys_back_nor_sells_again():
+    # The account after the sale above: 312.46 of each and 374.705 USDT: crypto is 25.0 %
+    # (a hair over: the step rounded the sale down, less than one step left to sell).
+    # Targets are scaled so the cash is kept: no buy back.
+    snap = snapshot({"A": 500.0, "B": 500.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=1_500.0)
+    t = targets({"A": 0.5, "B": 0.5})
+    after = apply(plan_rebalance(snap, t, policy, PlanState()), snap)
+    plan = plan_rebalance(after, t, policy, PlanState())
+    assert plan.orders == () and plan.skipped == ()
+    assert any("targets scaled" in n for n in plan.notes)
+    assert not any("above the stage's band" in n for n in plan.notes)
+
+
+def test_crypto_below_the_band_suggests_a_higher_contribution_and_buys_nothing_more():
+    snap = snapshot({"A": 50.0, "B": 50.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=10_000.0)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
+    assert plan.orders == ()
+    assert any("below the stage's band" in n and "higher contribution" in n for n in plan.notes)
+
+
+def test_without_outside_investments_the_crypto_share_is_not_checked():
+    snap = snapshot({"A": 500.0, "B": 500.0, QUOTE: 0.0}, PRICES)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), POLICY, PlanState())
+    assert plan.orders == ()
+    assert any("not checked" in n for n in plan.notes)
+
+
+def test_an_empty_account_has_nothing_to_rebalance():
+    plan = plan_rebalance(snapshot({}, PRICES), targets({"A": 1.0}), POLICY, PlanState())
+    assert plan.orders == () and plan.refused is None and "empty" in plan.notes[0]
+
+
+def test_a_sell_below_the_minimum_is_skipped_and_buys_nothing():
+    # X 3 USDT of dust not in the plan, minimum order 5: skipped; no cash to buy with.
+    snap = snapshot({"A": 997.0, "X": 3.0, QUOTE: 0.0}, {"A": 1.0, "X": 1.0}, min_notional=5.0)
+    plan = plan_rebalance(snap, targets({"A": 1.0}), POLICY, PlanState())
+    assert plan.orders == ()
+    assert [s.asset for s in plan.skipped] == ["X"] and "minimum" in plan.skipped[0].reason
