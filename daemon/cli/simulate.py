@@ -11,6 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from daemon import logs
 from daemon.cli import EX_OK, emit_json, load, parse_date, pct
 from daemon.errors import PriceHistoryError
 from daemon.history import PriceHistory, from_closes, load_csv
@@ -70,10 +71,13 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         help="draw value vs contributions and allocation (needs stagewise[plot])",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--verbose", action="store_true",
+                   help="log every run and proposal (default: warnings and errors only)")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     config = load(args)
+    logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     history = load_history(args, config)
     start = args.start or history.days[0]
     end = args.end or history.days[-1] + timedelta(days=1)
