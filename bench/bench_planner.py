@@ -16,13 +16,12 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from daemon.planner import PlanState, Policy, plan_rebalance
+from daemon.settings import load_config
+from daemon.snapshot import Market, Snapshot
+from daemon.targets import Targets
 
-from daemon.planner import PlanState, Policy, plan_rebalance  # noqa: E402
-from daemon.settings import load_config  # noqa: E402
-from daemon.snapshot import Market, Snapshot  # noqa: E402
-from daemon.targets import Targets  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = (20, 100, 500)
 GOAL_MS = {500: 5.0}

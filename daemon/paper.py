@@ -83,29 +83,26 @@ class MarketSource(Protocol):
         ...
 
 
-def fill_entries(
-    plan: Plan, snapshot: Snapshot, *, fee_rate: float, slippage: float, at: datetime
-) -> list[LedgerEntry]:
-    """The entries of filling every order of `plan` at the snapshot's prices.
+def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[LedgerEntry]:
+    """The entries of filling every order of `plan` exactly as the plan estimated it.
 
-    A buy fills at price * (1 + slippage), a sell at price * (1 - slippage); the fee is
-    amount * fill price * fee_rate, paid in the quote currency. Each order gives three
-    entries in this order: the base asset's fill, the quote's fill, the quote's fee.
+    The estimate already holds the paper account's costs: its price is the snapshot price
+    worsened by the policy's slippage, its fee the account's fee rate (the paper account's
+    snapshot carries that rate). Filling the estimate keeps the ledger and the plan equal, so
+    a plan that fits the cash never overdraws the account. Each order gives three entries in
+    this order: the base asset's fill, the quote's fill, the quote's fee.
     """
     quote = snapshot.quote
     entries: list[LedgerEntry] = []
     for order in plan.orders:
-        price = snapshot.prices.get(order.base)
-        if price is None or not price > 0:
-            raise SnapshotError(f"cannot fill {order.symbol}: no price for {order.base}")
+        if not order.price > 0 or order.amount <= 0:
+            raise SnapshotError(f"cannot fill {order.symbol}: price {order.price!r}")
         sign = 1.0 if order.side == "buy" else -1.0
-        fill_price = price * (1 + sign * slippage)
-        gross = order.amount * fill_price
-        note = f"{order.rule} {order.side} {order.amount:g} {order.symbol} @ {fill_price:g}"
+        note = f"{order.rule} {order.side} {order.amount:g} {order.symbol} @ {order.price:g}"
         entries += [
-            LedgerEntry(at, "fill", order.base, sign * order.amount, fill_price, note),
-            LedgerEntry(at, "fill", quote, -sign * gross, None, note),
-            LedgerEntry(at, "fee", quote, -gross * fee_rate, None, note),
+            LedgerEntry(at, "fill", order.base, sign * order.amount, order.price, note),
+            LedgerEntry(at, "fill", quote, -sign * order.notional, None, note),
+            LedgerEntry(at, "fee", quote, -order.fee, None, note),
         ]
     return entries
 
@@ -198,13 +195,11 @@ class PaperAccount:
         quote: str,
         *,
         fee_rate: float = 0.001,
-        slippage: float = 0.0005,
     ) -> None:
         self.store = store
         self.market_source = market_source
         self.quote = quote
         self.fee_rate = fee_rate
-        self.slippage = slippage
 
     def snapshot(
         self, assets: Iterable[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -227,8 +222,8 @@ class PaperAccount:
         return Snapshot(now, self.quote, balances, prices, rules, unpriced)
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:
-        """The entries of filling `plan` with this account's fee rate and slippage."""
-        return fill_entries(plan, snapshot, fee_rate=self.fee_rate, slippage=self.slippage, at=at)
+        """The entries of filling `plan` (priced with this account's fee and the slippage)."""
+        return fill_entries(plan, snapshot, at=at)
 
     def deposit(self, amount: float, now: datetime, note: str) -> list[LedgerEntry]:
         """A contribution is deposited before it is planned (the pending entry of its run)."""

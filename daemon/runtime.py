@@ -73,7 +73,6 @@ def open_runtime(config: Config, *, market_source: MarketSource | None = None) -
             market_source or PublicMarkets(exchange),
             settings.exchange.quote,
             fee_rate=settings.paper.fee_rate,
-            slippage=settings.paper.slippage,
         )
     return Runtime(config, store, account, Jobs(config, store, account), exchange)
 

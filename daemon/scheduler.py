@@ -46,7 +46,10 @@ class Schedule:
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after `moment`."""
-        return self.trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
+        # In UTC: wall-clock arithmetic on a local time drops the fold of a repeated DST hour.
+        return self.trigger.get_next_fire_time(
+            None, moment.astimezone(UTC) + timedelta(microseconds=1)
+        )
 
 
 def schedules(config: Config) -> list[Schedule]:

@@ -108,9 +108,7 @@ def simulate(
     try:
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
         paper = sim.settings.paper
-        account = PaperAccount(
-            store, markets, sim.quote, fee_rate=paper.fee_rate, slippage=paper.slippage
-        )
+        account = PaperAccount(store, markets, sim.quote, fee_rate=paper.fee_rate)
         jobs = Jobs(sim, store, account)
         start_at = _at(start, sim)
         end_at = _at(end, sim)

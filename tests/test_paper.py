@@ -28,8 +28,17 @@ T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
 PRICES = {"USDT": 1.0, "BTC": 50_000.0, "ETH": 2_000.0}
 
 
-def order(base: str, side: str, amount: float) -> Order:
-    price = PRICES[base]
+def order(
+    base: str,
+    side: str,
+    amount: float,
+    *,
+    fee_rate: float = 0.0,
+    slippage: float = 0.0,
+    prices: dict[str, float] = PRICES,
+) -> Order:
+    """An order as the planner estimates it: the price worsened by slippage, the fee on it."""
+    price = prices[base] * (1 + slippage if side == "buy" else 1 - slippage)
     return Order(
         symbol=f"{base}/USDT",
         base=base,
@@ -37,7 +46,7 @@ def order(base: str, side: str, amount: float) -> Order:
         amount=amount,
         price=price,
         notional=amount * price,
-        fee=0.0,
+        fee=amount * price * fee_rate,
         rule="rebalance",
         reason="back to target",
         weight_before=0.0,
@@ -69,11 +78,10 @@ def apply(balances: dict[str, float], entries: Sequence[LedgerEntry]) -> dict[st
 
 
 def test_fill_entries_by_hand() -> None:
+    costs = {"fee_rate": 0.001, "slippage": 0.0005}
     entries = fill_entries(
-        plan(order("BTC", "buy", 0.1), order("ETH", "sell", 2.0)),
+        plan(order("BTC", "buy", 0.1, **costs), order("ETH", "sell", 2.0, **costs)),
         snapshot({"USDT": 10_000.0, "ETH": 5.0}),
-        fee_rate=0.001,
-        slippage=0.0005,
         at=T0,
     )
     # buy 0.1 BTC:  50_000 * 1.0005 = 50_025 per BTC; 0.1 * 50_025 = 5_002.5; fee 5.0025
@@ -99,10 +107,8 @@ def test_fill_entries_by_hand() -> None:
 def test_an_order_without_a_price_cannot_fill() -> None:
     with pytest.raises(SnapshotError, match="SOL"):
         fill_entries(
-            plan(Order("SOL/USDT", "SOL", "buy", 1, 100, 100, 0, "dca", "", 0, 0, 0)),
+            plan(Order("SOL/USDT", "SOL", "buy", 1, 0.0, 0.0, 0, "dca", "", 0, 0, 0)),
             snapshot({"USDT": 1_000.0}),
-            fee_rate=0.001,
-            slippage=0.0,
             at=T0,
         )
 
@@ -122,11 +128,10 @@ def test_deposits_and_withdrawals_are_signed() -> None:
 def test_value_after_is_value_before_plus_deposits_minus_fees_and_slippage() -> None:
     before = {"USDT": 2_000.0, "ETH": 5.0}  # 2_000 + 5 * 2_000 = 12_000
     deposit = deposit_entry("USDT", 5_000.0, T0)
+    costs = {"fee_rate": 0.001, "slippage": 0.0005}
     fills = fill_entries(
-        plan(order("BTC", "buy", 0.1), order("ETH", "sell", 2.0)),
+        plan(order("BTC", "buy", 0.1, **costs), order("ETH", "sell", 2.0, **costs)),
         snapshot(apply(before, [deposit])),
-        fee_rate=0.001,
-        slippage=0.0005,
         at=T0,
     )
     after = apply(before, [deposit, *fills])
@@ -168,8 +173,8 @@ def test_derived_balances_equal_a_running_balance(trades, fee_rate, slippage) ->
     entries = [LedgerEntry(T0, "seed", "USDT", 100_000.0)]
     cash, units = 100_000.0, {"BTC": 0.0, "ETH": 0.0}
     for base, side, amount in trades:
-        o = order(base, side, amount)
-        entries += fill_entries(plan(o), snapshot({}), fee_rate=fee_rate, slippage=slippage, at=T0)
+        o = order(base, side, amount, fee_rate=fee_rate, slippage=slippage)
+        entries += fill_entries(plan(o), snapshot({}), at=T0)
         sign = 1 if side == "buy" else -1
         # a buy costs price * (1 + s) * (1 + fee); a sell brings price * (1 - s) * (1 - fee)
         cash -= sign * amount * PRICES[base] * (1 + sign * slippage) * (1 + sign * fee_rate)
@@ -187,17 +192,20 @@ def test_derived_balances_equal_a_running_balance(trades, fee_rate, slippage) ->
 
 
 def test_average_cost_after_two_buys_includes_fees_and_sells_keep_it() -> None:
-    first = fill_entries(
-        plan(order("BTC", "buy", 0.1)), snapshot({}), fee_rate=0.001, slippage=0, at=T0
+    first = fill_entries(plan(order("BTC", "buy", 0.1, fee_rate=0.001)), snapshot({}), at=T0)
+    dear = {**PRICES, "BTC": 60_000.0}
+    dearer = snapshot({}, dear)
+    second = fill_entries(
+        plan(order("BTC", "buy", 0.1, fee_rate=0.001, prices=dear)), dearer, at=T0
     )
-    dearer = snapshot({}, {**PRICES, "BTC": 60_000.0})
-    second = fill_entries(plan(order("BTC", "buy", 0.1)), dearer, fee_rate=0.001, slippage=0, at=T0)
     # 0.1 * 50_000 + fee 5 = 5_005; 0.1 * 60_000 + fee 6 = 6_006; 11_011 / 0.2 = 55_055
     btc = derive_positions([*first, *second])["BTC"]
     assert btc.amount == pytest.approx(0.2)
     assert btc.avg_cost == pytest.approx(55_055.0)
 
-    sell = fill_entries(plan(order("BTC", "sell", 0.05)), dearer, fee_rate=0.001, slippage=0, at=T0)
+    sell = fill_entries(
+        plan(order("BTC", "sell", 0.05, fee_rate=0.001, prices=dear)), dearer, at=T0
+    )
     btc = derive_positions([*first, *second, *sell])["BTC"]
     assert btc.amount == pytest.approx(0.15)
     assert btc.avg_cost == pytest.approx(55_055.0)
@@ -206,7 +214,7 @@ def test_average_cost_after_two_buys_includes_fees_and_sells_keep_it() -> None:
 
 def test_seed_price_is_the_basis_and_unpriced_units_make_it_unknown() -> None:
     seeded = [LedgerEntry(T0, "seed", "ETH", 2.0, 1_500.0), LedgerEntry(T0, "seed", "BTC", 1.0)]
-    buy = fill_entries(plan(order("ETH", "buy", 2.0)), snapshot({}), fee_rate=0, slippage=0, at=T0)
+    buy = fill_entries(plan(order("ETH", "buy", 2.0)), snapshot({}), at=T0)
     positions = derive_positions([*seeded, *buy])
     assert positions["ETH"].avg_cost == pytest.approx((2 * 1_500 + 2 * 2_000) / 4)
     assert positions["BTC"].avg_cost is None
@@ -214,8 +222,8 @@ def test_seed_price_is_the_basis_and_unpriced_units_make_it_unknown() -> None:
 
 def test_a_flat_position_starts_a_new_average() -> None:
     seeded = [LedgerEntry(T0, "seed", "BTC", 0.3)]  # no known basis
-    out = fill_entries(plan(order("BTC", "sell", 0.3)), snapshot({}), fee_rate=0, slippage=0, at=T0)
-    back = fill_entries(plan(order("BTC", "buy", 0.1)), snapshot({}), fee_rate=0, slippage=0, at=T0)
+    out = fill_entries(plan(order("BTC", "sell", 0.3)), snapshot({}), at=T0)
+    back = fill_entries(plan(order("BTC", "buy", 0.1)), snapshot({}), at=T0)
     assert derive_positions([*seeded, *out])["BTC"].avg_cost is None
     assert derive_positions([*seeded, *out, *back])["BTC"] == Position(
         pytest.approx(0.1), pytest.approx(50_000.0)
@@ -241,7 +249,7 @@ class HistoryPrices:
 
 def test_the_account_sees_its_ledger_at_market_prices(store: Store) -> None:
     source = HistoryPrices({"BTC": 50_000.0, "ETH": 2_000.0})
-    account = PaperAccount(store, source, "USDT", fee_rate=0.001, slippage=0.0005)
+    account = PaperAccount(store, source, "USDT", fee_rate=0.001)
     assert account.seed({"USDT": 1_000.0, "BTC": 0.02}, T0)
     assert not account.seed({"USDT": 1.0}, T0)
 
@@ -262,7 +270,8 @@ def test_a_paper_run_fills_its_plan_and_the_stored_ledger_agrees(store: Store) -
     account.seed({"USDT": 1_000.0}, T0)
     deposit = deposit_entry("USDT", 500.0, T0)
     snap = account.snapshot(["BTC"], T0, pending=[deposit])
-    proposal = plan(order("BTC", "buy", 0.02))
+    # As the planner estimates it with the account's costs (fee 0.1 %, slippage 0.05 %).
+    proposal = plan(order("BTC", "buy", 0.02, fee_rate=0.001, slippage=0.0005))
     fills = account.fills(proposal, snap, T0)
 
     store.record_run(

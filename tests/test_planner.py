@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemon.planner import (
+    Plan,
     PlanState,
     Policy,
     apply,
@@ -106,12 +107,12 @@ def snapshot(
 POLICY = Policy(band_abs=0.05, band_rel=0.25, max_order_share=0.25, fee_rate=0.001)
 
 
-def spend(plan) -> float:  # noqa: ANN001 - a Plan
+def spend(plan: Plan) -> float:
     """Quote money the plan's buys cost, fees included."""
     return sum(o.notional + o.fee for o in plan.orders if o.side == "buy")
 
 
-def received(plan) -> float:  # noqa: ANN001 - a Plan
+def received(plan: Plan) -> float:
     """Quote money the plan's sells bring, after fees."""
     return sum(o.notional - o.fee for o in plan.orders if o.side == "sell")
 
@@ -136,7 +137,7 @@ def at_target(t: Targets, crypto_value: float, cash: float) -> Snapshot:
     return snapshot(balances, GUIDE_PRICES, markets)
 
 
-def spend_per_sleeve(config: Config, t: Targets, plan) -> dict[str, float]:  # noqa: ANN001
+def spend_per_sleeve(config: Config, t: Targets, plan: Plan) -> dict[str, float]:
     """Each sleeve's part of the plan's buys: an asset in two indices (SOL in Momentum and
     Balanced) counts for each in proportion to what each index gives its target weight."""
     per_sleeve = dict.fromkeys(t.sleeves, 0.0)
@@ -209,8 +210,11 @@ def test_a_bad_price_refuses_the_plan_naming_the_asset(rule, bad):
     prices = {"BTC": 50_000.0, "ETH": bad}
     if bad is None:
         del prices["ETH"]
-    snap = snapshot({"BTC": 0.01, "ETH": 1.0, QUOTE: 500.0}, prices,
-                    {"BTC": market("BTC"), "ETH": market("ETH")})  # fmt: skip
+    snap = snapshot(
+        {"BTC": 0.01, "ETH": 1.0, QUOTE: 500.0},
+        prices,
+        {"BTC": market("BTC"), "ETH": market("ETH")},
+    )
     state = PlanState(cost_basis={"BTC": 20_000.0}, carry=3.0)
     plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), POLICY, state)
     assert plan.refused is not None and "ETH" in plan.refused
@@ -226,8 +230,9 @@ def test_a_missing_price_of_an_asset_to_buy_refuses_dca():
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_a_missing_market_refuses_the_plan_naming_it(rule):
     # ETH is held far above its target and is far up on its cost: every rule wants to trade it.
-    snap = snapshot({"ETH": 10.0, QUOTE: 100.0}, {"ETH": 100.0, "BTC": 100.0},
-                    {"BTC": market("BTC")})  # fmt: skip
+    snap = snapshot(
+        {"ETH": 10.0, QUOTE: 100.0}, {"ETH": 100.0, "BTC": 100.0}, {"BTC": market("BTC")}
+    )
     state = PlanState(cost_basis={"ETH": 10.0})
     policy = dataclasses.replace(POLICY, max_order_share=1.0)
     plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), policy, state)
@@ -252,8 +257,14 @@ def test_an_unusable_contribution_refuses_dca(contribution):
 
 
 def test_an_unpriced_coin_outside_the_plan_is_left_out_with_a_note():
-    snap = Snapshot(TAKEN_AT, QUOTE, {"BTC": 1.0, "AIRDROP": 1e6, QUOTE: 0.0},
-                    {"BTC": 100.0}, {"BTC": market("BTC")}, unpriced=("AIRDROP",))  # fmt: skip
+    snap = Snapshot(
+        TAKEN_AT,
+        QUOTE,
+        {"BTC": 1.0, "AIRDROP": 1e6, QUOTE: 0.0},
+        {"BTC": 100.0},
+        {"BTC": market("BTC")},
+        unpriced=("AIRDROP",),
+    )
     plan = plan_rebalance(snap, targets({"BTC": 1.0}), POLICY, PlanState())
     assert plan.refused is None and plan.orders == ()
     assert any("AIRDROP" in n for n in plan.notes)
@@ -346,6 +357,26 @@ def test_policy_from_settings_turns_percent_into_fractions():
     settings = example_config().settings
     policy = policy_from(settings, allow_deposit=True)
     assert policy == Policy(
-        band_abs=0.05, band_rel=0.25, rebalance_to="target", max_order_share=0.25,
-        milestone_sell_share=0.5, fee_rate=0.001, outside_value=150_000.0, allow_deposit=True,
-    )  # fmt: skip
+        band_abs=0.05,
+        band_rel=0.25,
+        rebalance_to="target",
+        max_order_share=0.25,
+        milestone_sell_share=0.5,
+        fee_rate=0.001,
+        slippage=0.0005,
+        outside_value=150_000.0,
+        allow_deposit=True,
+    )
+
+
+def test_estimated_prices_include_the_assumed_slippage():
+    # Buys are estimated 1 % above the snapshot price, sells 1 % below; a buy of 1,000 USDT
+    # with fee 0.1 % gets 1_000 / 1.001 / (2.0 * 1.01) = 494.5549... units on a 0.0001 grid.
+    snap = snapshot({"A": 1_000.0, "B": 0.0, QUOTE: 0.0}, {"A": 1.0, "B": 2.0})
+    slipping = Policy(
+        band_abs=0.05, band_rel=0.25, max_order_share=1.0, fee_rate=0.001, slippage=0.01
+    )
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), slipping, PlanState())
+    sell, buy = plan.orders
+    assert sell.price == pytest.approx(0.99) and buy.price == pytest.approx(2.02)
+    assert buy.notional + buy.fee <= sell.notional - sell.fee + 1e-9  # paid from the sale only

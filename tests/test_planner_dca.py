@@ -129,3 +129,10 @@ def test_dca_uses_the_policy_fee_where_the_market_states_none():
     plan = plan_dca(snap, targets({"A": 1.0}), policy, PlanState(), 101.0)
     [order] = plan.orders
     assert (order.amount, order.fee) == (pytest.approx(100.0), pytest.approx(1.0))
+
+
+@pytest.mark.parametrize("carry", [float("nan"), -1.0])
+def test_an_unusable_carry_refuses_rather_than_invests_it(carry):
+    snap = snapshot({QUOTE: 100.0}, {"A": 1.0})
+    plan = plan_dca(snap, targets({"A": 1.0}), POLICY, PlanState(carry=carry), 100.0)
+    assert plan.refused is not None and "carried money" in plan.refused

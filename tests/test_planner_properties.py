@@ -215,7 +215,7 @@ def test_a_rebalance_with_the_crypto_share_reduces_drift_from_its_own_targets(
     policy = dataclasses.replace(policy, outside_value=outside)
     assume(snap.total_value > 0)
     plan = plan_rebalance(snap, t, policy, state)
-    assume(plan.summary is not None and plan.orders)
+    assume(plan.summary is not None)
     before = max(map(abs, plan.summary.drift_before.values()))
     after = max(map(abs, plan.summary.drift_after.values()))
     fees = sum(o.fee for o in plan.orders)

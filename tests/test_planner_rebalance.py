@@ -83,7 +83,7 @@ def test_cash_stays_at_its_target():
     plan = plan_rebalance(snap, t, POLICY, PlanState())
     assert received(plan) == pytest.approx(149.85)
     assert spend(plan) <= received(plan)
-    assert "part: the cash allows 149.85" in plan.orders[1].reason
+    assert "part: the cash allows 149.85 USDT" in plan.orders[1].reason
 
 
 def test_cash_above_its_target_pays_for_buys():

@@ -50,6 +50,7 @@ def invest(
     label: str,
 ) -> Plan:
     """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls."""
+    must_be_money(state.carry, "the carried money")
     aims = {a: t for a, t in targets.weights.items() if t > 0}
     book = open_book(snapshot, targets.weights, aims)
     proposal = Proposal(rule, book, aims)

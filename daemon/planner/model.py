@@ -25,6 +25,8 @@ class Policy:
         refused as implausible (buys of new money from DCA or a windfall are exempt).
     milestone_sell_share: the part of a position's gain sold at each profit milestone.
     fee_rate: the fee assumed where a market declares none.
+    slippage: how much worse than the snapshot price an order is assumed to fill (buys
+        above, sells below); the order's estimated price includes it.
     outside_value: the investor's investments held outside the account (for crypto share).
     allow_deposit: read-only mode: DCA/windfall buys may need money not yet on the account;
         the plan then says how much to deposit. Paper mode deposits first and sets it False.
@@ -36,6 +38,7 @@ class Policy:
     max_order_share: float = 0.25
     milestone_sell_share: float = 0.5
     fee_rate: float = 0.001
+    slippage: float = 0.0
     outside_value: float = 0.0
     allow_deposit: bool = False
 

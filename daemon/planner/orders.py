@@ -58,7 +58,8 @@ class Trader:
     def buy(self, asset: str, spend: float, reason: str, target: float) -> Draft | Skip:
         """Buy `asset` for at most `spend` of the quote currency, fee included."""
         market = self.markets[asset]
-        price, rate = self.book.prices[asset], self.fee_rates[asset]
+        price = self.book.prices[asset] * (1 + self.policy.slippage)  # expected fill
+        rate = self.fee_rates[asset]
         amount = floor_to_step(spend / (1 + rate) / price, market.amount_step)
         # Float noise can lift notional + fee a hair above `spend`: step down until it fits.
         # (notional + notional * rate is how the plan and `apply` add up what a buy costs.)
@@ -78,7 +79,8 @@ class Trader:
     def sell(self, asset: str, value: float, reason: str, target: float) -> Draft | Skip:
         """Sell about `value` (quote, before fee) of `asset`, never more than its free balance."""
         market = self.markets[asset]
-        price, rate = self.book.prices[asset], self.fee_rates[asset]
+        price = self.book.prices[asset] * (1 - self.policy.slippage)  # expected fill
+        rate = self.fee_rates[asset]
         free = self.book.amounts.get(asset, 0.0)
         amount = floor_to_step(min(value / price, free), market.amount_step)
         for _ in range(_TRIES):  # a guard: min() and flooring already keep it within

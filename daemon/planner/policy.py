@@ -17,6 +17,7 @@ def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:
         max_order_share=p.max_order_pct / 100,
         milestone_sell_share=p.milestone_sell_pct / 100,
         fee_rate=settings.paper.fee_rate,
+        slippage=settings.paper.slippage,
         outside_value=settings.investor.outside_investments,
         allow_deposit=allow_deposit,
     )

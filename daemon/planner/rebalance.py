@@ -21,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from daemon.money import WEIGHT_TOLERANCE
-from daemon.planner.book import Book, band_of, biggest_gaps_first, open_book, outside_band, pct
+from daemon.planner.book import (
+    Book,
+    band_of,
+    biggest_gaps_first,
+    money,
+    open_book,
+    outside_band,
+    pct,
+)
 from daemon.planner.fills import Proposal, finish, refuses
 from daemon.planner.model import Plan, PlanState, Policy
 from daemon.planner.orders import Trader, trader_for
@@ -201,10 +209,10 @@ def _buy(
         if trade > 0
     }
     alloc, _ = biggest_gaps_first(gaps, budget)
-    left = budget
+    left, quote = budget, proposal.book.quote
     for asset in sorted(alloc):
         if alloc[asset] < gaps[asset]:
-            reason = wanted[asset][1] + f" (part: the cash allows {alloc[asset]:,.2f})"
+            reason = wanted[asset][1] + f" (part: the cash allows {money(alloc[asset], quote)})"
         else:
             reason = wanted[asset][1]
         made = proposal.add(trader.buy(asset, min(alloc[asset], left), reason, aims[asset]))
