@@ -73,6 +73,16 @@ class Jobs:
         self.store = store
         self.account = account
         self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
+        self._targets: dict[date, Targets] = {}
+
+    def targets(self, day: date) -> Targets:
+        """The targets of `day` (a pure function of config and day, so kept per day)."""
+        targets = self._targets.get(day)
+        if targets is None:
+            if len(self._targets) > 64:
+                self._targets.clear()
+            targets = self._targets[day] = targets_on(self.config, day)
+        return targets
 
     # -- what a trigger fires -----------------------------------------------------------
 
@@ -93,7 +103,7 @@ class Jobs:
         local = scheduled_at.astimezone(self.config.tz)
         if schedule.job != "rebalance":
             return [(period_key(schedule.job, schedule.cadence, local), None)]
-        targets = targets_on(self.config, local.date())
+        targets = self.targets(local.date())
         keys = [
             (period_key("rebalance", schedule.cadence, local, index), index)
             for index, sleeve in targets.sleeves.items()
@@ -142,7 +152,7 @@ class Jobs:
     def _dispatch(
         self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
     ) -> Outcome:
-        targets = targets_on(self.config, self.local_date(now))
+        targets = self.targets(self.local_date(now))
         state = self.store.plan_state()
         if job == "dca":
             contribution = monthly_contribution(self.config, self.local_date(now))
@@ -202,7 +212,7 @@ class Jobs:
             return None
         with structlog.contextvars.bound_contextvars(job="windfall", period=key):
             try:
-                targets = targets_on(self.config, self.local_date(now))
+                targets = self.targets(self.local_date(now))
                 share = self.bonus_share(targets) / 100
                 state = self.store.plan_state()
                 pending = [] if state.paused else self.account.deposit(bonus * share, now, key)

@@ -6,7 +6,6 @@ boundary where an order is made, by `floor_to_step`.
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 

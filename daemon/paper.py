@@ -200,6 +200,7 @@ class PaperAccount:
         self.market_source = market_source
         self.quote = quote
         self.fee_rate = fee_rate
+        self._markets: dict[Market, Market] = {}
 
     def snapshot(
         self, assets: Iterable[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -217,9 +218,15 @@ class PaperAccount:
         prices = {a: p for a, p in prices.items() if a in wanted}
         prices[self.quote] = 1.0
         unpriced = tuple(a for a in wanted if a not in prices)
-        # The paper account pays its own configured fee, whatever the exchange charges.
-        rules = {a: dataclasses.replace(m, fee_rate=self.fee_rate) for a, m in markets.items()}
+        rules = {a: self._own_fee(m) for a, m in markets.items()}
         return Snapshot(now, self.quote, balances, prices, rules, unpriced)
+
+    def _own_fee(self, market: Market) -> Market:
+        """The market with the paper account's own fee, whatever the exchange charges."""
+        ours = self._markets.get(market)
+        if ours is None:
+            ours = self._markets[market] = dataclasses.replace(market, fee_rate=self.fee_rate)
+        return ours
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:
         """The entries of filling `plan` (priced with this account's fee and the slippage)."""

@@ -52,8 +52,11 @@ class Schedule:
         )
 
 
-def schedules(config: Config) -> list[Schedule]:
-    """Every trigger the config asks for (sleeve cadences from the data, stage cadences too)."""
+def schedules(config: Config, *, daily_prices: bool = False) -> list[Schedule]:
+    """Every trigger the config asks for (sleeve cadences from the data, stage cadences too).
+
+    `daily_prices` (simulations over daily closes): the drift watch fires once a day, at
+    00:`drift_minute`, since its other 23 checks of a day would see the same prices."""
     s = config.settings.schedule
     tz = config.tz
 
@@ -107,7 +110,10 @@ def schedules(config: Config) -> list[Schedule]:
         ),
     ]
     if s.drift_enabled:
-        out.append(Schedule("drift", "drift", "hourly", cron(minute=s.drift_minute), checks=True))
+        hours = {"hour": 0} if daily_prices else {}
+        out.append(
+            Schedule("drift", "drift", "hourly", cron(minute=s.drift_minute, **hours), checks=True)
+        )
     return out
 
 

@@ -2,8 +2,7 @@
 
 The same `Jobs`, the same schedules (`fire_times`), a paper account in a separate database,
 and the investor aging through stages and glide paths. Prices are daily or coarser, so the
-hourly drift watch runs once per price day (the other checks of that day would see the same
-prices).
+hourly drift watch runs once a day (its other checks of a day would see the same prices).
 """
 
 from __future__ import annotations
@@ -132,14 +131,8 @@ def _drive(
     progress: Callable[[float], None] | None,
 ) -> None:
     span = (end_at - start_at).total_seconds()
-    last_drift_day: date | None = None
     last_report = start_at
-    for when, sched in fire_times(schedules(config), start_at, end_at):
-        if sched.job == "drift":
-            day = when.astimezone(config.tz).date()
-            if day == last_drift_day:
-                continue
-            last_drift_day = day
+    for when, sched in fire_times(schedules(config, daily_prices=True), start_at, end_at):
         jobs.fire(sched, when, when)
         if progress and when - last_report > timedelta(days=7):
             progress((when - start_at).total_seconds() / span)

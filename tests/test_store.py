@@ -101,15 +101,15 @@ def test_open_creates_the_folder_and_sets_the_pragmas(tmp_path: Path) -> None:
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = Store.open(path)
-    assert first.schema_version() == 2
+    assert first.schema_version() == 3
     record(first)
     first.close()
 
     again = Store.open(path)
-    assert again.schema_version() == 2
+    assert again.schema_version() == 3
     assert again.has_period("dca:2027-01")
     assert not again.has_period("dca:2027-02")
-    assert again.db.table("_sqlite_migrations").count == 2  # each migration applied once
+    assert again.db.table("_sqlite_migrations").count == 3  # each migration applied once
     again.close()
 
 
@@ -434,5 +434,25 @@ def test_the_daemon_and_the_cli_share_the_file(tmp_path: Path) -> None:
     record(daemon, state=replace(state_read_by_the_job, carry=7.0))
     assert cli.has_period("dca:2027-01")
     assert cli.plan_state() == PlanState(carry=7.0, paused=True, pause_reason="emergency")
+    daemon.close()
+    cli.close()
+
+
+def test_repeated_reads_see_what_another_connection_wrote(tmp_path: Path) -> None:
+    """The daemon's cached reads (plan state, balances, windfalls) follow the CLI's writes."""
+    daemon = Store.open(tmp_path / "s.db")
+    cli = Store.open(tmp_path / "s.db")
+    assert daemon.plan_state() == PlanState()  # now cached
+    assert daemon.pending_windfalls() == []
+    assert daemon.ledger_balances() == {}
+    cli.set_paused(True, "lost my job", T0)
+    cli.add_pending_windfall(1_000.0, T0)
+    cli.seed_ledger({"USDT": 50.0}, T0)
+    assert daemon.plan_state().paused
+    assert [w.amount for w in daemon.pending_windfalls()] == [1_000.0]
+    assert daemon.ledger_balances() == {"USDT": 50.0}
+    # and its own writes too
+    record(daemon, state=PlanState(carry=3.0))
+    assert daemon.plan_state().carry == 3.0
     daemon.close()
     cli.close()

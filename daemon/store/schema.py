@@ -125,3 +125,25 @@ def m002_price_cache(db: Database) -> None:
             PRIMARY KEY (exchange, symbol, timeframe, ts)
         ) WITHOUT ROWID"""
     )
+
+
+@MIGRATIONS()
+def m003_ledger_balances(db: Database) -> None:
+    """Paper balances kept beside the ledger by a trigger, in the same transaction as each
+    entry: reading them costs one row per asset instead of a sum over the whole ledger."""
+    db.execute(
+        """CREATE TABLE ledger_balances (
+            asset TEXT PRIMARY KEY,
+            balance REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        "INSERT INTO ledger_balances (asset, balance) "
+        "SELECT asset, SUM(amount) FROM ledger GROUP BY asset"
+    )
+    db.execute(
+        """CREATE TRIGGER ledger_balances_follow AFTER INSERT ON ledger BEGIN
+            INSERT INTO ledger_balances (asset, balance) VALUES (NEW.asset, NEW.amount)
+            ON CONFLICT (asset) DO UPDATE SET balance = balance + NEW.amount;
+        END"""
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,10 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Reads the jobs repeat on every run, kept until the file changes: by this store
+        # (cleared on each write) or by another connection (PRAGMA data_version moves).
+        self._reads: dict[str, Any] = {}
+        self._version: int | None = None
         db.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
         MIGRATIONS.apply(db)
 
@@ -131,7 +136,7 @@ class Store:
         }
         if state is None and plan is not None:
             state = plan.state
-        with self.db.atomic():
+        with self._writing():
             run_id = self._insert_run(row)
             if plan is not None:
                 self._insert_plan(run_id, plan)
@@ -211,7 +216,7 @@ class Store:
         self, exchange: str, symbol: str, timeframe: str, rows: Sequence[tuple[int, float]]
     ) -> None:
         """Keep downloaded closes (replacing the same timestamps), in one transaction."""
-        with self.db.atomic():
+        with self._writing():
             self.db.table("price_cache").upsert_all(
                 [
                     {
@@ -228,11 +233,11 @@ class Store:
 
     def plan_state(self) -> PlanState:
         """The planner's carried state; the default PlanState() before any was saved."""
-        return self._read_state()
+        return self._cached("plan_state", self._read_state)
 
     def set_paused(self, paused: bool, reason: str, at: datetime) -> None:
         """Start (True) or end the emergency pause, with a 'paused'/'resumed' event."""
-        with self.db.atomic():
+        with self._writing():
             self._lock_state(at)  # take the write lock before reading: no lost update
             state = dataclasses.replace(
                 self._read_state(), paused=paused, pause_reason=reason if paused else ""
@@ -242,7 +247,7 @@ class Store:
 
     def add_event(self, kind: str, at: datetime, data: Mapping[str, Any]) -> None:
         """Log something that happened outside a run (stage change, fault, config reload …)."""
-        with self.db.atomic():
+        with self._writing():
             self._insert_event(kind, at, data)
 
     def events(self, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -255,7 +260,7 @@ class Store:
 
     def add_pending_windfall(self, amount: float, at: datetime) -> int:
         """Announce a windfall for the next run to invest; returns its id (and logs an event)."""
-        with self.db.atomic():
+        with self._writing():
             table = self.db.table("pending_windfalls").insert({"at": iso(at), "amount": amount})
             windfall_id = int(table.last_rowid or 0)
             self._insert_event("windfall", at, {"id": windfall_id, "amount": amount})
@@ -263,8 +268,15 @@ class Store:
 
     def pending_windfalls(self) -> list[PendingWindfall]:
         """Windfalls no run has consumed yet, oldest first."""
-        rows = self.db.table("pending_windfalls").rows_where("consumed_run IS NULL", order_by="id")
-        return [PendingWindfall(r["id"], from_iso(r["at"]), r["amount"]) for r in rows]
+
+        def load() -> list[PendingWindfall]:
+            rows = self.db.execute(
+                "SELECT id, at, amount FROM pending_windfalls WHERE consumed_run IS NULL "
+                "ORDER BY id"
+            ).fetchall()
+            return [PendingWindfall(i, from_iso(at), amount) for i, at, amount in rows]
+
+        return list(self._cached("pending_windfalls", load))
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -280,8 +292,9 @@ class Store:
 
     def ledger_balances(self) -> dict[str, float]:
         """The paper account's balance per asset: the sum of its ledger entries."""
-        sql = "SELECT asset, SUM(amount) AS balance FROM ledger GROUP BY asset ORDER BY asset"
-        return {r["asset"]: r["balance"] for r in self.db.query(sql)}
+        # Kept by a trigger on each ledger insert (schema m003): equal to the per-asset sums.
+        sql = "SELECT asset, balance FROM ledger_balances ORDER BY asset"
+        return dict(self._cached("ledger_balances", lambda: dict(self.db.execute(sql).fetchall())))
 
     def seed_ledger(
         self,
@@ -300,12 +313,32 @@ class Store:
             for asset, amount in sorted(balances.items())
             if amount != 0
         ]
-        with self.db.atomic():
+        with self._writing():
             if self.db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
                 return False
             self._insert_ledger(entries, None)
             self._insert_event("ledger_seeded", at, {"balances": dict(balances)})
         return True
+
+    # -- cached reads and writes ------------------------------------------------------------
+
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._reads.clear()
+            self._version = version
+        if key not in self._reads:
+            self._reads[key] = load()
+        return self._reads[key]
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction (nested ones are savepoints); cached reads are dropped after it."""
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            self._reads.clear()
 
     # -- writing, inside a caller's transaction ---------------------------------------------
 
@@ -321,8 +354,8 @@ class Store:
     def _insert_plan(self, run_id: int, plan: Plan) -> None:
         orders = [{"run_id": run_id, "seq": i, **columns(o)} for i, o in enumerate(plan.orders)]
         skips = [{"run_id": run_id, "seq": i, **columns(s)} for i, s in enumerate(plan.skipped)]
-        self.db.table("orders").insert_all(orders)
-        self.db.table("skips").insert_all(skips)
+        self._insert_rows("orders", orders)
+        self._insert_rows("skips", skips)
 
     def _insert_snapshot(self, run_id: int, snapshot: Snapshot) -> None:
         assets = sorted(set(snapshot.balances) | set(snapshot.prices))
@@ -334,13 +367,25 @@ class Store:
             rows.append(
                 {"run_id": run_id, "asset": asset, "amount": amount, "price": price, "value": value}
             )
-        self.db.table("snapshots").insert_all(rows)
+        self._insert_rows("snapshots", rows)
 
     def _insert_ledger(self, entries: Sequence[LedgerEntry], run_id: int | None) -> None:
         rows = [
             {**columns(e), "at": iso(e.at), "run_id": run_id, "note": e.note or ""} for e in entries
         ]
-        self.db.table("ledger").insert_all(rows)
+        self._insert_rows("ledger", rows)
+
+    def _insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Plain rows (numbers, text, None) into `table` in one prepared statement: the hot
+        path of every run, without sqlite-utils' per-row type conversions."""
+        if not rows:
+            return
+        names = list(rows[0])
+        sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        self.db.conn.executemany(sql, [[row[n] for n in names] for row in rows])
 
     def _insert_event(
         self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
