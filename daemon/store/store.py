@@ -344,12 +344,11 @@ class Store:
 
     def _insert_run(self, row: dict[str, Any]) -> int:
         try:
-            table = self.db.table("runs").insert(row)
+            return self._insert_row("runs", row)
         except sqlite3.IntegrityError as e:
             if "runs.period" in str(e):
                 raise DuplicatePeriod(f"period {row['period']} has already run") from e
             raise
-        return int(table.last_rowid or 0)
 
     def _insert_plan(self, run_id: int, plan: Plan) -> None:
         orders = [{"run_id": run_id, "seq": i, **columns(o)} for i, o in enumerate(plan.orders)]
@@ -375,23 +374,26 @@ class Store:
         ]
         self._insert_rows("ledger", rows)
 
+    def _insert_row(self, table: str, row: Mapping[str, Any]) -> int:
+        """One plain row into `table`; returns its rowid."""
+        names = list(row)
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        return int(self.db.conn.execute(sql, [row[n] for n in names]).lastrowid or 0)
+
     def _insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Plain rows (numbers, text, None) into `table` in one prepared statement: the hot
         path of every run, without sqlite-utils' per-row type conversions."""
         if not rows:
             return
         names = list(rows[0])
-        sql = (
-            f"INSERT INTO {table} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' for _ in names)})"
-        )
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
         self.db.conn.executemany(sql, [[row[n] for n in names] for row in rows])
 
     def _insert_event(
         self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
     ) -> None:
         row = {"at": iso(at), "kind": kind, "run_id": run_id, "data": to_json(data)}
-        self.db.table("events").insert(row)
+        self._insert_row("events", row)
 
     def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
         for windfall_id in ids:
@@ -415,5 +417,9 @@ class Store:
         return PlanState() if row is None else state_from_json(row[0])
 
     def _write_state(self, state: PlanState, at: datetime) -> None:
-        row = {"id": 1, "state": state_json(state), "updated_at": iso(at)}
-        self.db.table("plan_state").upsert(row, pk="id")
+        self.db.conn.execute(
+            "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at",
+            [state_json(state), iso(at)],
+        )
