@@ -49,6 +49,8 @@ class SimulationResult:
     runs_by_status: dict[str, int]
     stages: list[StageSpan]
     series: list[tuple[date, float, float]] = field(repr=False)  # day, value, invested so far
+    # The value of each holding on the first price day of each month.
+    allocation: list[tuple[date, dict[str, float]]] = field(default_factory=list, repr=False)
     db_path: Path | None = None
 
     @property
@@ -155,7 +157,7 @@ def _result(
     withdrawals = -sum(e.amount for e in entries if e.kind == "withdrawal")
     fees = -sum(e.amount for e in entries if e.kind == "fee")
     traded = sum(abs(e.amount) for e in entries if e.kind == "fill" and e.asset == quote)
-    series = _series(entries, history, quote, start, end, config)
+    series, allocation = _series(entries, history, quote, start, end, config)
     values = [v for _, v, _ in series]
     average = sum(values) / len(values) if values else 0.0
     proposals = Counter(p["job"] for p in store.proposals())
@@ -174,17 +176,20 @@ def _result(
         runs_by_status=dict(sorted(statuses.items())),
         stages=_stages(config, start, end),
         series=series,
+        allocation=allocation,
         db_path=db_path,
     )
 
 
-def _series(entries, history, quote, start, end, config) -> list[tuple[date, float, float]]:
-    """Account value and money put in so far at each price day's close in [start, end)."""
+def _series(entries, history, quote, start, end, config):
+    """Account value and money put in so far at each price day's close in [start, end), and
+    the value of each holding on the first price day of each month."""
     entries = sorted(entries, key=lambda e: e.at)
     balances: dict[str, float] = {}
     invested = 0.0
     i = 0
-    out = []
+    out: list[tuple[date, float, float]] = []
+    allocation: list[tuple[date, dict[str, float]]] = []
     for n, day in enumerate(history.days):
         if day < start or day >= end:
             continue
@@ -197,12 +202,17 @@ def _series(entries, history, quote, start, end, config) -> list[tuple[date, flo
             elif e.kind == "seed":
                 invested += e.amount * (e.price if e.asset != quote and e.price else 1.0)
             i += 1
-        value = sum(
-            amount * (1.0 if asset == quote else (history.closes[asset][n] or 0.0))
+        values = {
+            asset: amount * (1.0 if asset == quote else (history.closes[asset][n] or 0.0))
             for asset, amount in balances.items()
-        )
-        out.append((day, value, invested))
-    return out
+        }
+        out.append((day, sum(values.values()), invested))
+        if not allocation or (day.year, day.month) != (
+            allocation[-1][0].year,
+            allocation[-1][0].month,
+        ):
+            allocation.append((day, values))
+    return out, allocation
 
 
 def _max_drawdown(values: list[float]) -> float:

@@ -364,7 +364,7 @@ def test_policy_from_settings_turns_percent_into_fractions():
         milestone_sell_share=0.5,
         fee_rate=0.001,
         slippage=0.0005,
-        outside_value=150_000.0,
+        outside_value=400_000.0,
         allow_deposit=True,
     )
 

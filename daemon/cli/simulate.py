@@ -97,7 +97,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.chart:
         from daemon.chart import draw
 
-        draw(result, db_path, args.chart)
+        draw(result, args.chart, config.quote)
         print(f"chart written to {args.chart}", file=sys.stderr)
     return EX_OK
 
