@@ -70,10 +70,17 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
     """Read and check a wide price CSV (see the module's docstring)."""
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            lines = [line for line in f if line.strip() and not line.lstrip().startswith("#")]
-    except (OSError, UnicodeDecodeError) as e:
+            reader = csv.reader(f)
+            # (line number in the file, cells): blank and comment lines are skipped but
+            # still counted, so an error names the line a user sees in an editor.
+            numbered = [
+                (reader.line_num, row)
+                for row in reader
+                if row and "".join(row).strip() and not row[0].lstrip().startswith("#")
+            ]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise PriceHistoryError(f"cannot read price history {path}: {e}") from None
-    rows = list(csv.reader(lines))
+    rows = [row for _, row in numbered]
     if not rows or [h.strip().lower() for h in rows[0][:1]] != ["date"] or len(rows[0]) < 2:
         raise PriceHistoryError(f"{path}: the first line must be a header: date,ASSET,ASSET,...")
     header = [h.strip() for h in rows[0][1:]]
@@ -81,7 +88,7 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
         raise PriceHistoryError(f"{path}: asset columns must be distinct codes like BTC: {header}")
     days: list[date] = []
     columns: dict[str, list[float | None]] = {a: [] for a in header}
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in numbered[1:]:
         day = _row_day(path, n, row, len(header))
         if days and day <= days[-1]:
             raise PriceHistoryError(f"{path}: row {n}: {day} is not after {days[-1]}")

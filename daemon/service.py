@@ -135,7 +135,7 @@ class Service:
         times = [r["started_at"] for r in store.runs(limit=1)]
         times += [
             e["at"]
-            for kind in ("daemon_started", "daemon_stopped", "daemon_alive")
+            for kind in ("daemon_started", "daemon_stopped")
             for e in store.events(kind=kind, limit=1)
         ]
         return max(times) if times else None

@@ -20,7 +20,7 @@ from daemon.paper import PaperAccount
 from daemon.scheduler import fire_times, schedules
 from daemon.settings import Config
 from daemon.store import Store
-from daemon.targets import add_months, targets_on
+from daemon.targets import add_months, birthday, targets_on
 
 
 @dataclass(frozen=True)
@@ -226,12 +226,17 @@ def _max_drawdown(values: list[float]) -> float:
 
 
 def _stages(config: Config, start: date, end: date) -> list[StageSpan]:
+    """Each stretch of one stage or one glide path, from the day it begins."""
+    birth = config.settings.investor.birth_date
+    months = config.settings.plan.transition_months
+    days = {start}
+    for stage in config.plan.stages[1:]:
+        boundary = birthday(birth, stage.min_age)
+        days |= {boundary, add_months(boundary, -months), add_months(boundary, months)}
     spans: list[StageSpan] = []
-    day = start
-    while day < end:
+    for day in sorted(d for d in days if start <= d < end):
         t = targets_on(config, day)
         glide = f"{t.glide.from_stage}->{t.glide.to_stage}" if t.glide else None
         if not spans or (spans[-1].stage, spans[-1].glide) != (t.stage.id, glide):
             spans.append(StageSpan(day, t.stage.id, glide))
-        day = add_months(day, 1)
     return spans

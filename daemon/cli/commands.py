@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 from daemon import logs
 from daemon.cli import EX_FAILURE, EX_OK, aware, emit_json, load, pct, targets_json
-from daemon.runtime import open_runtime, seed_paper
-from daemon.scheduler import schedules
 from daemon.settings import Config, config_path
-from daemon.store import Store
 from daemon.targets import targets_on
+
+if TYPE_CHECKING:
+    from daemon.store import Store
+
+# The exchange, store and scheduler modules (ccxt, sqlite-utils, APScheduler) are imported by
+# the commands that use them: `stagewise stage` or `--help` should not wait for ccxt.
 
 
 def setup_logs(config: Config) -> None:
@@ -37,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from daemon.runtime import open_runtime, seed_paper
+    from daemon.scheduler import schedules
+
     config = load(args)
     setup_logs(config)
     now = aware(args.at, config).astimezone(UTC) if args.at else now_utc()
@@ -76,14 +83,16 @@ def cmd_once(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def open_store(config: Config) -> Store:
-    return Store.open(config.settings.state.path)
+def open_store(path: Path) -> Store:
+    from daemon.store import Store
+
+    return Store.open(path)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = load(args)
     now = now_utc()
-    store = open_store(config)
+    store = open_store(config.settings.state.path)
     try:
         data = status_data(config, store, now)
     finally:
@@ -97,6 +106,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
+    from daemon.scheduler import schedules
+
     targets = targets_on(config, now.astimezone(config.tz).date())
     state = store.plan_state()
     latest = store.latest_snapshot()
@@ -199,7 +210,7 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
-    store = Store.open(args.db) if args.db else open_store(config)
+    store = open_store(args.db or config.settings.state.path)
     try:
         since = aware(args.since, config) if args.since else None
         rows = store.proposals(since=since, job=args.job)[: args.limit]
@@ -237,7 +248,7 @@ def render_proposals(rows: list[dict[str, Any]]) -> str:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     config = load(args)
-    store = open_store(config)
+    store = open_store(config.settings.state.path)
     try:
         store.set_paused(True, args.reason, now_utc())
     finally:
@@ -251,7 +262,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = load(args)
-    store = open_store(config)
+    store = open_store(config.settings.state.path)
     try:
         was = store.plan_state().paused
         store.set_paused(False, "", now_utc())
@@ -267,7 +278,7 @@ def cmd_windfall(args: argparse.Namespace) -> int:
     targets = targets_on(config, now.astimezone(config.tz).date())
     chosen = config.settings.investor.bonus_share_pct
     share = chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
-    store = open_store(config)
+    store = open_store(config.settings.state.path)
     try:
         windfall_id = store.add_pending_windfall(args.amount, now)
     finally:

@@ -7,17 +7,18 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 from daemon import logs
 from daemon.cli import EX_OK, emit_json, load, parse_date, pct
 from daemon.errors import PriceHistoryError
-from daemon.history import PriceHistory, from_closes, load_csv
 from daemon.settings import Config
-from daemon.simulate import SimulationResult, plan_assets, simulate
-from daemon.store import Store
+
+if TYPE_CHECKING:
+    from daemon.history import PriceHistory
+    from daemon.simulate import SimulationResult
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "config" / "sample-prices.csv"
 
@@ -76,6 +77,8 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from daemon.simulate import simulate
+
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     history = load_history(args, config)
@@ -103,6 +106,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
+    from daemon.history import load_csv
+
     if args.from_exchange:
         if not (args.start and args.end):
             raise PriceHistoryError("--from-exchange needs --start and --end")
@@ -114,6 +119,9 @@ def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
 def download_history(config: Config, start: date, end: date) -> PriceHistory:
     """Daily closes of every plan asset from the exchange, through a cache beside the state."""
     from daemon.exchange import Exchange
+    from daemon.history import from_closes
+    from daemon.simulate import plan_assets
+    from daemon.store import Store
 
     public = config.settings.exchange.model_copy(
         update={"api_key": None, "secret": None, "password": None}
@@ -207,9 +215,9 @@ def render_report(r: SimulationResult, config: Config) -> str:
 
 
 def render_last_proposals(db_path: Path, n: int) -> str:
-    from daemon.cli.commands import render_proposals
+    from daemon.cli.commands import open_store, render_proposals
 
-    store = Store.open(db_path)
+    store = open_store(db_path)
     try:
         rows = store.proposals()[:n]
     finally:
