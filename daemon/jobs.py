@@ -159,7 +159,16 @@ class Jobs:
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
             snapshot = self._snapshot(targets, now, pending)
             plan = plan_dca(snapshot, targets, self.policy, state, contribution)
-            return self._record(job, key, scheduled_at, now, plan, snapshot, pending)
+            return self._record(
+                job,
+                key,
+                scheduled_at,
+                now,
+                plan,
+                snapshot,
+                pending,
+                events=self._glide_events(targets),
+            )
         if job == "rebalance":
             snapshot = self._snapshot(targets, now)
             scoped = None if scope is None else self.config.plan.indices[scope].constituents
@@ -223,6 +232,22 @@ class Jobs:
                 )
             except StagewiseError as e:
                 return self._failed("windfall", key, now, now, str(e))
+
+    def _glide_events(self, targets: Targets) -> list[tuple[str, dict]]:
+        """A `glide_step` event when the glide path moved since the last one recorded."""
+        glide = targets.glide
+        if glide is None:
+            return []
+        last = self.store.events(kind="glide_step", limit=1)
+        where = {
+            "from": glide.from_stage,
+            "to": glide.to_stage,
+            "step": glide.step,
+            "steps": glide.steps,
+        }
+        if last and all(last[0]["data"].get(k) == v for k, v in where.items()):
+            return []
+        return [("glide_step", where)]
 
     def bonus_share(self, targets: Targets) -> float:
         """Percent of a bonus to invest: the investor's choice, else the stage's low end."""
@@ -290,6 +315,7 @@ class Jobs:
         snapshot: Snapshot,
         pending: Sequence[LedgerEntry] = (),
         consume: Sequence[int] = (),
+        events: Sequence[tuple[str, dict]] = (),
     ) -> Outcome:
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
@@ -307,6 +333,7 @@ class Jobs:
             snapshot=snapshot,
             ledger=ledger,
             consume_windfalls=consume,
+            events=events,
         )
         for order in plan.orders:
             log.info("proposal", **_order_fields(order))
@@ -389,4 +416,3 @@ def _order_fields(order) -> dict:
         "weight_after": round(order.weight_after, 6),
         "weight_target": round(order.weight_target, 6),
     }
-
