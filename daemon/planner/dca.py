@@ -7,6 +7,10 @@ of the budget not yet on the account (read-only mode's deposit). The biggest gap
 first; money beyond every gap is spread by target weight. Fees come out of the budget; what
 cannot be placed (below a market's minimum, rounding) is carried to the next run.
 
+When crypto is at the top of the stage's band of the whole portfolio, the targets are scaled
+down as in a rebalance and money beyond the gaps is carried, not bought: the next rebalance
+would only sell it back.
+
 While the guide's emergency rule is in force (`state.paused`) nothing is bought, the
 contribution is not added (contributions stop) and the carry stays as it was.
 """
@@ -20,6 +24,7 @@ from daemon.planner.book import Book, Refusal, biggest_gaps_first, money, open_b
 from daemon.planner.fills import Proposal, finish, refuses
 from daemon.planner.model import Plan, PlanState, Policy, Rule
 from daemon.planner.orders import trader_for
+from daemon.planner.rebalance import scaled_note, scaled_targets
 from daemon.snapshot import Snapshot
 from daemon.targets import Targets
 
@@ -51,9 +56,16 @@ def invest(
 ) -> Plan:
     """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls."""
     must_be_money(state.carry, "the carried money")
-    aims = {a: t for a, t in targets.weights.items() if t > 0}
-    book = open_book(snapshot, targets.weights, aims)
+    buyable = {a: t for a, t in targets.weights.items() if t > 0}
+    book = open_book(snapshot, targets.weights, buyable)
+    scaled = scaled_targets(book, targets, policy)
+    aims = {a: t for a, t in scaled.items() if t > 0}
     proposal = Proposal(rule, book, aims)
+    if scaled is not targets.weights:
+        # Crypto is at the top of the stage's band of the whole portfolio: money beyond the
+        # gaps stays in cash (carried) instead of being bought now and sold back by the
+        # next rebalance.
+        proposal.notes.append(scaled_note(targets, scaled))
     if state.paused:
         why = f" ({state.pause_reason})" if state.pause_reason else ""
         proposal.notes.append(
@@ -74,7 +86,8 @@ def invest(
             f"on the account above the cash target: the rest is not invested nor carried"
         )
     external = max(0.0, funded - available)
-    spent = _buy_gaps(proposal, policy, aims, funded, external, label, snapshot)
+    spread = scaled is targets.weights
+    spent = _buy_gaps(proposal, policy, aims, funded, external, label, snapshot, spread)
     if spent > available:  # only possible when policy.allow_deposit
         proposal.deposit = deposit_for(spent - available)
     _note_crypto_share(proposal, targets, policy)
@@ -98,13 +111,15 @@ def _buy_gaps(
     external: float,
     label: str,
     snapshot: Snapshot,
+    spread: bool,
 ) -> float:
-    """Place the buys; return the money spent (notional + fees)."""
+    """Place the buys; return the money spent (notional + fees). Money beyond every gap is
+    spread by target weight when `spread`, else left unspent."""
     book = proposal.book
     value_after = book.value + external
     gaps = {a: t * value_after - book.values.get(a, 0.0) for a, t in aims.items()}
     alloc, rest = biggest_gaps_first(gaps, funded)
-    if rest > 0:
+    if rest > 0 and spread:
         total = sum(aims.values())
         for asset, t in aims.items():
             alloc[asset] = alloc.get(asset, 0.0) + rest * t / total

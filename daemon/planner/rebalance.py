@@ -60,7 +60,7 @@ def plan_rebalance(
         proposal.notes.append("the account is empty: nothing to rebalance")
         return finish(proposal, state, policy)
     if aims is not targets.weights:
-        proposal.notes.append(_scaled_note(targets, aims))
+        proposal.notes.append(scaled_note(targets, aims))
     excess = _crypto_excess(proposal, targets, policy, snapshot) if scope is None else 0.0
     wanted = _wanted(book, aims, policy, in_scope, excess)
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
@@ -85,7 +85,7 @@ def scaled_targets(book: Book, targets: Targets, policy: Policy) -> Mapping[str,
     return {a: t * k for a, t in targets.weights.items()}
 
 
-def _scaled_note(targets: Targets, aims: Mapping[str, float]) -> str:
+def scaled_note(targets: Targets, aims: Mapping[str, float]) -> str:
     k = sum(aims.values()) / sum(targets.weights.values())
     return (
         f"targets scaled to {pct(k)} of the plan's weights so crypto stays at the top of "
