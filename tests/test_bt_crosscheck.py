@@ -1,0 +1,174 @@
+"""`simulate` against an independent backtester: pmorissette/bt on the same prices.
+
+A fixed basket (X 50 / Y 30 / Z 20) rebalanced quarterly, with no fees, no slippage and no
+other money moving, over three years of generated daily closes. Our side runs the daemon's
+own jobs with everything but the quarterly rebalance made inert (drift watch off, DCA of 0,
+no profit milestones, no withdrawals) and a band so tiny every quarterly rebalance trades back
+to target. bt runs `RunQuarterly, SelectAll, WeighSpecified, Rebalance` with fractional
+positions. Both must trade on the same days and agree on the value within 0.01 %.
+
+Dates: our quarterly rebalance fires on `schedule.rebalance_day` (1) of Jan/Apr/Jul/Oct at
+`rebalance_hour` in the investor's time zone (UTC here) and is priced at that day's close.
+bt's RunQuarterly fires on the first date of a new quarter and, with `run_on_first_date`
+(its default), on the first date of the data (bt's Backtest puts a day of pure cash before
+it). Starting the data on 1 January makes the two schedules the same.
+
+bt is a test-only dependency (`pip install bt`); without it this file is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import deep_merge, plan_stage, write_config_file, write_plan_files
+
+bt = pytest.importorskip("bt")
+pytestmark = pytest.mark.filterwarnings("ignore:A future version of pandas will return")
+pd = pytest.importorskip("pandas")
+
+from daemon.history import PriceHistory  # noqa: E402
+from daemon.settings import load_config  # noqa: E402
+from daemon.simulate import simulate  # noqa: E402
+from daemon.store import Store  # noqa: E402
+
+WEIGHTS = {"X": 50, "Y": 30, "Z": 20}
+FIRST_PRICES = {"X": 30_000.0, "Y": 2_000.0, "Z": 1.5}
+START, END = date(2021, 1, 1), date(2024, 1, 1)  # [START, END): three years of days
+CAPITAL = 100_000.0
+TOLERANCE = 1e-4  # 0.01 %
+
+# Only the quarterly rebalance trades, all the way back to target.
+QUARTERLY_ONLY: dict[str, Any] = {
+    "investor": {
+        "timezone": "UTC",
+        "outside_investments": 0,  # no crypto-share scaling of the targets
+        "monthly_contribution": 0,
+        "contribution_start": None,
+    },
+    "paper": {"initial_balances": {"USDT": CAPITAL}, "fee_rate": 0, "slippage": 0},
+    "schedule": {"drift_enabled": False, "rebalance_day": 1, "rebalance_hour": 10},
+    "policy": {"band_abs_pct": 0.0001, "max_order_pct": 100, "rebalance_to": "target"},
+}
+
+
+def generated_closes(
+    days: list[date], seed: int = 11, first: dict[str, float] = FIRST_PRICES
+) -> dict[str, tuple[float, ...]]:
+    """A seeded geometric random walk per asset (4 % daily volatility), 6 decimals."""
+    rng = random.Random(seed)
+    closes = {}
+    for asset, price in first.items():
+        column = []
+        for _ in days:
+            column.append(round(price, 6))
+            price *= math.exp(rng.gauss(0.0003, 0.04))
+        closes[asset] = tuple(column)
+    return closes
+
+
+def run_bt(closes: dict[str, tuple[float, ...]], days: list[date]):
+    """bt's quarterly rebalance of the basket; returns the finished Backtest."""
+    data = pd.DataFrame(closes, index=pd.DatetimeIndex(days))
+    strategy = bt.Strategy(
+        "quarterly",
+        [
+            bt.algos.RunQuarterly(),
+            bt.algos.SelectAll(),
+            bt.algos.WeighSpecified(**{a: w / 100 for a, w in WEIGHTS.items()}),
+            bt.algos.Rebalance(),
+        ],
+    )
+    test = bt.Backtest(
+        strategy,
+        data,
+        initial_capital=CAPITAL,
+        integer_positions=False,
+        commissions=lambda quantity, price: 0.0,
+        progress_bar=False,
+    )
+    bt.run(test)
+    return test
+
+
+@pytest.fixture(scope="module")
+def prices() -> tuple[list[date], dict[str, tuple[float, ...]]]:
+    days = [START + timedelta(days=i) for i in range((END - START).days)]
+    return days, generated_closes(days)
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory, prices):
+    days, closes = prices
+    folder = tmp_path_factory.mktemp("quarterly")
+    plan = write_plan_files(
+        folder / "plan", {"basket": ("quarterly", WEIGHTS)}, [plan_stage("only")]
+    )
+    config = load_config(write_config_file(folder, deep_merge(QUARTERLY_ONLY, plan)))
+    db = folder / "sim.db"
+    history = PriceHistory(tuple(days), closes, "generated")
+    return simulate(config, history, START, END, db, min_notional=0), db
+
+
+@pytest.fixture(scope="module")
+def theirs(prices):
+    days, closes = prices
+    return run_bt(closes, days)
+
+
+def test_bt_invests_on_the_first_date_and_trades_on_each_quarters_first_day(theirs, prices):
+    days, _ = prices
+    values = theirs.strategy.values
+    # bt's Backtest starts one day before the data, all cash.
+    assert values.index[0].date() == START - timedelta(days=1)
+    assert values.iloc[0] == CAPITAL
+    assert traded_days(theirs) == quarter_starts()
+
+
+def test_quarterly_rebalance_trades_on_the_same_days_as_bt(ours, theirs):
+    result, db = ours
+    assert traded_days(theirs) == our_traded_days(db) == quarter_starts()
+    assert result.proposals_by_job == {"rebalance": 12 * len(WEIGHTS)}
+
+
+def test_quarterly_rebalance_final_value_matches_bt(ours, theirs):
+    result, _ = ours
+    expected = float(theirs.strategy.values.iloc[-1])
+    assert result.seed_value == CAPITAL
+    assert result.fees == 0.0 and result.contributions == 0.0
+    assert result.final_value == pytest.approx(expected, rel=TOLERANCE)
+    # Three years of random walk moved the basket far from its start: a real comparison.
+    assert abs(expected / CAPITAL - 1) > 0.2
+
+
+def test_quarterly_rebalance_value_matches_bt_every_day(ours, theirs):
+    result, _ = ours
+    bt_values = {ts.date(): float(v) for ts, v in theirs.strategy.values.items()}
+    assert len(result.series) == len(bt_values) - 1  # bt's extra day of cash before
+    worst = max(abs(value / bt_values[day] - 1) for day, value, _ in result.series)
+    assert worst < TOLERANCE
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def quarter_starts() -> list[date]:
+    return [date(y, m, 1) for y in range(START.year, END.year) for m in (1, 4, 7, 10)]
+
+
+def traded_days(test) -> list[date]:
+    """Days on which bt's positions changed."""
+    moved = test.strategy.positions.diff().abs().sum(axis=1)
+    return [ts.date() for ts, change in moved.items() if change > 0]
+
+
+def our_traded_days(db: Path) -> list[date]:
+    store = Store.open(db)
+    try:
+        return sorted({p["finished_at"].date() for p in store.proposals()})
+    finally:
+        store.close()
