@@ -186,6 +186,8 @@ class Jobs:
         self, job: str, key: str, targets: Targets, scheduled_at: datetime, now: datetime
     ) -> Outcome:
         """A watch job: records a run only when it proposes or changes the carried state."""
+        if job == "profit" and not targets.stage.profit_milestones_pct:
+            return Outcome(job, key, "quiet")  # nothing to take: no need to ask the exchange
         state = self.store.plan_state()
         snapshot = self._snapshot(targets, now)
         if job == "drift":

@@ -17,10 +17,10 @@ from daemon.errors import ConfigError
 from daemon.history import HistoryMarkets, PriceHistory
 from daemon.jobs import Jobs
 from daemon.paper import PaperAccount
-from daemon.scheduler import fire_times, schedules
+from daemon.scheduler import Schedule, fire_times, schedules
 from daemon.settings import Config
 from daemon.store import Store
-from daemon.targets import add_months, birthday, targets_on
+from daemon.targets import add_months, age_on, birthday, targets_on
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,29 @@ def _drive(
 ) -> None:
     span = (end_at - start_at).total_seconds()
     last_report = start_at
-    for when, sched in fire_times(schedules(config, daily_prices=True), start_at, end_at):
+    plan = [
+        s for s in schedules(config, daily_prices=True) if _can_act(s, config, start_at, end_at)
+    ]
+    for when, sched in fire_times(plan, start_at, end_at):
         jobs.fire(sched, when, when)
         if progress and when - last_report > timedelta(days=7):
             progress((when - start_at).total_seconds() / span)
             last_report = when
     if progress:
         progress(1.0)
+
+
+def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
+    """False for a job no stage of the simulated span gives anything to do (profit-taking
+    without milestones, withdrawals without a rate): its trigger need not be walked."""
+    birth = config.settings.investor.birth_date
+    ages = range(age_on(birth, start_at.date()), age_on(birth, end_at.date()) + 1)
+    stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
+    if sched.job == "profit":
+        return any(s.profit_milestones_pct for s in stages.values())
+    if sched.job == "withdraw":
+        return any(s.withdrawal_pct.max > 0 for s in stages.values())
+    return True
 
 
 def _result(
