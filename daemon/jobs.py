@@ -30,7 +30,7 @@ from daemon.planner.model import Plan
 from daemon.scheduler import Schedule
 from daemon.settings import Config
 from daemon.snapshot import Snapshot
-from daemon.store import Store
+from daemon.store import DuplicatePeriod, Store
 from daemon.targets import Targets, monthly_contribution, stage_on, targets_on
 
 log = structlog.get_logger()
@@ -146,6 +146,10 @@ class Jobs:
         with structlog.contextvars.bound_contextvars(job=job, period=key):
             try:
                 return self._dispatch(job, key, scope, scheduled_at, now)
+            except DuplicatePeriod:
+                # Another process (`stagewise once` beside the daemon) recorded it first.
+                log.info("period_already_done", period=key)
+                return Outcome(job, key, "duplicate")
             except StagewiseError as e:
                 return self._failed(job, key, scheduled_at, now, str(e))
 
@@ -232,8 +236,13 @@ class Jobs:
                 return self._record(
                     "windfall", key, now, now, plan, snapshot, pending, consume=[windfall_id]
                 )
+            except DuplicatePeriod:
+                return None
             except StagewiseError as e:
-                return self._failed("windfall", key, now, now, str(e))
+                # The windfall stays pending and is tried again at the next job; the failed
+                # attempt is recorded under its own key.
+                attempt = f"{key}:attempt:{now:%Y%m%dT%H%M%S}"
+                return self._failed("windfall", attempt, now, now, str(e))
 
     def _glide_events(self, targets: Targets) -> list[tuple[str, dict]]:
         """A `glide_step` event when the glide path moved since the last one recorded."""
