@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -26,11 +26,11 @@ from daemon.planner import (
     plan_withdraw,
     policy_from,
 )
-from daemon.planner.model import Plan
+from daemon.planner.model import Order, Plan
 from daemon.scheduler import Schedule
 from daemon.settings import Config
 from daemon.snapshot import Snapshot
-from daemon.store import DuplicatePeriod, Store
+from daemon.store import DuplicatePeriod, RunStatus, Store
 from daemon.targets import Targets, monthly_contribution, stage_on, targets_on
 
 log = structlog.get_logger()
@@ -121,14 +121,12 @@ class Jobs:
         """Record the periods of a fire that happened while the daemon was down, as missed."""
         for key, _ in self.periods_for(schedule, scheduled_at):
             if not self.store.has_period(key):
-                self.store.record_run(
-                    job=schedule.job,
-                    period=key,
-                    scheduled_at=scheduled_at,
-                    started_at=now,
-                    finished_at=now,
-                    status="missed",
-                    mode=self.account.mode,
+                self._store_run(
+                    schedule.job,
+                    key,
+                    scheduled_at,
+                    now,
+                    "missed",
                     error="the daemon was down past the grace window",
                 )
                 log.warning(
@@ -292,17 +290,7 @@ class Jobs:
         events: list[tuple[str, dict]] = [("reassessed", summary)]
         if before.id != targets.stage.id:
             events.append(("stage_changed", {"from": before.id, "to": targets.stage.id}))
-        self.store.record_run(
-            job="reassess",
-            period=key,
-            scheduled_at=scheduled_at,
-            started_at=now,
-            finished_at=now,
-            status="ok",
-            mode=self.account.mode,
-            snapshot=snapshot,
-            events=events,
-        )
+        self._store_run("reassess", key, scheduled_at, now, "ok", snapshot=snapshot, events=events)
         log.info("yearly_summary", **summary)
         return Outcome("reassess", key, "ok")
 
@@ -332,14 +320,12 @@ class Jobs:
             # Nothing is deposited or filled for a plan that could not be made.
             return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)
         ledger = [*pending, *self.account.settle(plan, snapshot, now)]
-        self.store.record_run(
-            job=job,
-            period=key,
-            scheduled_at=scheduled_at,
-            started_at=now,
-            finished_at=now,
-            status="ok",
-            mode=self.account.mode,
+        self._store_run(
+            job,
+            key,
+            scheduled_at,
+            now,
+            "ok",
             plan=plan,
             snapshot=snapshot,
             ledger=ledger,
@@ -369,19 +355,31 @@ class Jobs:
         )
         return Outcome(job, key, "ok", orders=len(plan.orders))
 
-    def _skipped(
-        self, job: str, key: str, scheduled_at: datetime, now: datetime, reason: str
-    ) -> Outcome:
+    def _store_run(
+        self,
+        job: str,
+        key: str,
+        scheduled_at: datetime,
+        now: datetime,
+        status: RunStatus,
+        **recorded: Any,
+    ) -> None:
+        """One run, whole, in the store (jobs run in moments: started and finished `now`)."""
         self.store.record_run(
             job=job,
             period=key,
             scheduled_at=scheduled_at,
             started_at=now,
             finished_at=now,
-            status="skipped",
+            status=status,
             mode=self.account.mode,
-            error=reason,
+            **recorded,
         )
+
+    def _skipped(
+        self, job: str, key: str, scheduled_at: datetime, now: datetime, reason: str
+    ) -> Outcome:
+        self._store_run(job, key, scheduled_at, now, "skipped", error=reason)
         log.info("run_finished", status="skipped", reason=reason)
         return Outcome(job, key, "skipped", error=reason)
 
@@ -394,17 +392,7 @@ class Jobs:
         error: str,
         snapshot: Snapshot | None = None,
     ) -> Outcome:
-        self.store.record_run(
-            job=job,
-            period=key,
-            scheduled_at=scheduled_at,
-            started_at=now,
-            finished_at=now,
-            status="failed",
-            mode=self.account.mode,
-            snapshot=snapshot,
-            error=error,
-        )
+        self._store_run(job, key, scheduled_at, now, "failed", snapshot=snapshot, error=error)
         log.warning("run_failed", error=error)
         recent = self.store.runs(job=job, limit=FAILURES_BEFORE_ALARM)
         if len(recent) == FAILURES_BEFORE_ALARM and all(r["status"] == "failed" for r in recent):
@@ -413,7 +401,7 @@ class Jobs:
         return Outcome(job, key, "failed", error=error)
 
 
-def _order_fields(order) -> dict:
+def _order_fields(order: Order) -> dict[str, Any]:
     return {
         "symbol": order.symbol,
         "side": order.side,
