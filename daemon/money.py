@@ -6,6 +6,7 @@ boundary where an order is made, by `floor_to_step`.
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 
@@ -27,8 +28,20 @@ def floor_to_step(amount: float, step: float) -> float:
     (0.3 on a 0.1 grid stays 0.3; 99.99999999 on a 1 grid is 99)."""
     if step <= 0:
         return amount
-    units = (Decimal(repr(amount)) / _decimal(step)).to_integral_value(rounding=ROUND_FLOOR)
-    return float(units * _decimal(step))
+    units = amount / step
+    whole = math.floor(units)
+    # Far from a boundary the float quotient cannot be wrong about the whole number of
+    # steps; only near one (or for huge counts) is the exact decimal quotient needed.
+    if _CLEAR < units - whole < 1 - _CLEAR and units < _EXACT_UNITS:
+        return float(Decimal(whole) * _decimal(step))
+    exact = (Decimal(repr(amount)) / _decimal(step)).to_integral_value(rounding=ROUND_FLOOR)
+    return float(exact * _decimal(step))
+
+
+# A float quotient's fractional part this far from 0 and 1 is certainly on the right side of
+# the boundary (the quotient's error is ~1e-16 relative, far below this for counts < 1e9).
+_CLEAR = 1e-6
+_EXACT_UNITS = 1e9
 
 
 @lru_cache(maxsize=256)
