@@ -149,7 +149,8 @@ class Service:
             config = load_config(self.config_path)
         except ConfigError as e:
             log.error("config_reload_refused", error=str(e), problems=e.problems)
-            self.runtime.store.add_event("config_reload_refused", utcnow(), {"error": str(e)})
+            with self.lock:  # the worker may be mid-run on the same connection
+                self.runtime.store.add_event("config_reload_refused", utcnow(), {"error": str(e)})
             self.notifier.reloaded(self.status_text())
             return
         with self.lock:

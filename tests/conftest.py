@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import tomllib
 from collections.abc import Iterator
@@ -222,3 +223,185 @@ def cli():
         )
 
     return run
+
+
+# --- jobs over price history, the daemon over the stand-in (scheduler/jobs/service tests) ------
+
+SAMPLE_PRICES = REPO / "config" / "sample-prices.csv"
+
+
+@pytest.fixture(scope="session")
+def history_2027():
+    """The sample price file's four years (2023-2026) replayed as 2027-2030, day for day
+    (2023 and 2027 share their calendar; 29 Feb 2024 becomes 29 Feb 2028)."""
+    from daemon.history import PriceHistory, load_csv
+
+    sample = load_csv(SAMPLE_PRICES)
+    days = tuple(d.replace(year=d.year + 4) for d in sample.days)
+    return PriceHistory(days, sample.closes, f"{SAMPLE_PRICES.name}, replayed from 2027")
+
+
+@pytest.fixture
+def history_runtime(history_2027):
+    """Open a config's paper runtime priced in-process from price history (no network);
+    every runtime opened is closed afterwards."""
+    from daemon.history import HistoryMarkets
+    from daemon.runtime import open_runtime
+
+    opened = []
+
+    def open_(config, history=None):
+        markets = HistoryMarkets(history or history_2027, config.quote, tz=config.tz)
+        runtime = open_runtime(config, market_source=markets)
+        opened.append(runtime)
+        return runtime
+
+    yield open_
+    for runtime in opened:
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def plan_prices() -> dict[str, float]:
+    """A fixed USDT price for every asset of config/indices.toml (the sample file's last closes)."""
+    from daemon.history import load_csv
+    from daemon.stages import read_toml
+
+    indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
+    assets = sorted({a for index in indices.values() for a in index["constituents"]})
+    closes = load_csv(SAMPLE_PRICES).closes
+    return {asset: closes[asset][-1] for asset in assets}
+
+
+@pytest.fixture
+def plan_standin(standin, plan_prices):
+    """The stand-in listing every asset of config/indices.toml against USDT at `plan_prices`."""
+    for asset, price in plan_prices.items():
+        standin.add_market(asset, step="0.00001", min_qty="0.00001", tick="0.0000001")
+        standin.set_price(asset, price)
+    return standin
+
+
+@pytest.fixture
+def standin_config(write_config, plan_standin):
+    """`write_config` for the daemon against `plan_standin`: paper mode, JSON logs."""
+
+    def write(overrides: dict[str, Any] | None = None, name: str = "config.toml") -> Path:
+        base = {
+            "exchange": {"ccxt": plan_standin.ccxt_config(), "retry_attempts": 2},
+            "log": {"format": "json"},
+        }
+        return write_config(deep_merge(base, overrides or {}), name)
+
+    return write
+
+
+class RunningDaemon:
+    """A `python -m daemon ...` subprocess whose stdout/stderr lines are collected as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        import subprocess
+        import sys
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log events on stderr so far (lines that are not JSON are skipped)."""
+        import json
+
+        found = []
+        for line in list(self.stderr):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+        return found
+
+    def wait_for_event(self, event: str, timeout: float = 15, after: int = 0) -> dict[str, Any]:
+        """The first log event named `event` (from the `after`-th on), waiting up to `timeout`."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.events()[after:] if e.get("event") == event]
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {event!r} event; stderr:\n" + "\n".join(self.stderr[-30:]))
+
+    def finish(self, timeout: float = 15) -> int:
+        """Wait for the exit (killing it past `timeout`); returns the exit code."""
+        import subprocess
+
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def spawn():
+    """Start `python -m daemon ARGS...` without waiting (env: the caller's minus STAGEWISE_
+    variables, plus `env`); processes still running at the end are killed."""
+    import os
+
+    started: list[RunningDaemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> RunningDaemon:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
+        full_env.update(env or {})
+        running = RunningDaemon(list(args), full_env)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Fail the block with TimeoutError if it runs longer than `seconds` of real time (SIGALRM:
+    main thread only). A loop that stops advancing then fails its test instead of hanging."""
+    import signal
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

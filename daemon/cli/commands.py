@@ -47,17 +47,27 @@ def cmd_once(args: argparse.Namespace) -> int:
     config = load(args)
     setup_logs(config)
     now = aware(args.at, config).astimezone(UTC) if args.at else now_utc()
-    runtime = open_runtime(config)
-    try:
-        runtime.check_exchange(now)
-        seed_paper(runtime, now)
-        stage = targets_on(config, now.astimezone(config.tz).date()).stage
-        sched = next(
+    stage = targets_on(config, now.astimezone(config.tz).date()).stage
+    sched = next(
+        (
             s
             for s in schedules(config)
             if s.job == args.job
             and (args.job != "rebalance" or s.cadence == stage.portfolio_rebalance)
+        ),
+        None,
+    )
+    if sched is None:  # only the drift watch can be switched off
+        print(
+            f"stagewise: the {args.job} job is switched off in the config "
+            "(schedule.drift_enabled = false): nothing to run",
+            file=sys.stderr,
         )
+        return EX_FAILURE
+    runtime = open_runtime(config)
+    try:
+        runtime.check_exchange(now)
+        seed_paper(runtime, now)
         outcomes = runtime.jobs.fire(sched, now, now)
         if not outcomes:
             keys = ", ".join(k for k, _ in runtime.jobs.periods_for(sched, now))

@@ -1,0 +1,127 @@
+"""End to end: the real `stagewise` command as a subprocess, real ccxt against the local
+Binance stand-in, a real SQLite file. Paper mode under `run`, read-only mode under `once`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from daemon.settings import load_config
+
+WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
+
+
+def never_traded(standin) -> None:
+    """The stand-in saw only GETs, and nothing near an order endpoint."""
+    assert {r.method for r in standin.requests} == {"GET"}
+    assert sum(standin.count(method=m) for m in WRITE_METHODS) == 0
+    assert not [r.path for r in standin.requests if "order" in r.path.lower()]
+
+
+def db_rows(db_path: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_run_in_paper_mode_records_runs_and_proposals_and_logs_json(
+    standin_config, plan_standin, spawn, cli
+) -> None:
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    db_path = load_config(config).settings.state.path
+    daemon = spawn("run", "--config", str(config))
+    daemon.wait_for_event("daemon_started", timeout=30)
+    daemon.wait_for_event("run_finished")
+    # Read while the daemon goes on firing every job each second (WAL): the command parses.
+    live = cli("proposals", "--json", "--limit", "100000", "--config", str(config))
+    assert live.returncode == 0, live.stderr
+    assert json.loads(live.stdout)
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert daemon.finish(timeout=10) == 0
+    assert time.monotonic() - began < 5
+
+    runs = db_rows(db_path, "SELECT job, period, status FROM runs")
+    orders = db_rows(db_path, "SELECT run_id, seq, symbol, side FROM orders")
+    assert {job for job, _, _ in runs} >= {"dca", "rebalance"}
+    assert all(status in ("ok", "skipped") for _, _, status in runs)
+    assert orders
+
+    after = cli("proposals", "--json", "--limit", "100000", "--config", str(config))
+    assert after.returncode == 0, after.stderr
+    proposals = json.loads(after.stdout)
+    assert len(proposals) == len(orders)
+    assert {p["period"] for p in proposals} <= {period for _, period, _ in runs}
+
+    # Not a terminal: every line of both streams is a JSON event.
+    assert daemon.stdout == []
+    events = [json.loads(line) for line in daemon.stderr]
+    assert all(isinstance(e, dict) and e.get("event") for e in events)
+    proposed = [e for e in events if e["event"] == "proposal"]
+    assert len(proposed) == len(orders)  # one event per recorded order
+    assert sorted((e["period"], e["symbol"], e["side"]) for e in proposed) == sorted(
+        (p["period"], p["symbol"], p["side"]) for p in proposals
+    )
+    never_traded(plan_standin)
+
+
+def test_once_in_read_only_mode_proposes_with_deposit_needed_and_never_leaks_the_key(
+    standin_config, plan_standin, cli
+) -> None:
+    plan_standin.set_balance("USDT", 250)
+    plan_standin.set_balance("BTC", "0.01")
+    api_key = "rk-live-" + secrets.token_hex(24)
+    api_secret = "sk-live-" + secrets.token_hex(32)
+    config = standin_config({"exchange": {"mode": "read-only"}})
+    db_path = Path(tomllib.loads(config.read_text())["state"]["path"])  # (keys: env only)
+
+    done = cli(
+        "once",
+        "dca",
+        "--json",
+        "--config",
+        str(config),
+        env={"STAGEWISE_EXCHANGE__API_KEY": api_key, "STAGEWISE_EXCHANGE__SECRET": api_secret},
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert [(o["status"], o["period"].split(":")[0]) for o in outcome] == [("ok", "dca")]
+    assert outcome[0]["orders"] > 0
+
+    (mode, deposit_needed), *_ = db_rows(db_path, "SELECT mode, deposit_needed FROM runs")
+    assert mode == "read-only"
+    assert deposit_needed > 0  # nothing is deposited for real: the run says how much to
+    assert db_rows(db_path, "SELECT COUNT(*) FROM ledger") == [(0,)]  # no paper ledger
+
+    never_traded(plan_standin)
+    # The key was used (signed balance read), so its absence below means something.
+    assert any(r.headers.get("x-mbx-apikey") == api_key for r in plan_standin.requests)
+    files = [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
+    assert db_path in files
+    for secret in (api_key, api_secret):
+        assert secret not in done.stdout and secret not in done.stderr
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path.name
+
+
+def test_once_a_switched_off_job_says_so_without_a_traceback(write_config):
+    path = write_config({"schedule": {"drift_enabled": False}})
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", str(path), "once", "drift"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "drift job is switched off" in result.stderr and "drift_enabled" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,402 @@
+"""The jobs: a year of real triggers under freezegun, each period once; failures, the failing
+alarm, the emergency pause and windfalls, on a real store and a paper account priced from
+history."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import freezegun
+import freezegun.api
+import pytest
+from conftest import time_limit, write_config_file
+from structlog.testing import capture_logs
+
+from daemon.history import PriceHistory
+from daemon.jobs import FAILURES_BEFORE_ALARM, Outcome
+from daemon.runtime import Runtime, seed_paper
+from daemon.scheduler import Schedule, latest_fire, schedules
+from daemon.settings import load_config
+from daemon.targets import monthly_contribution, targets_on
+
+BERLIN = ZoneInfo("Europe/Berlin")
+YOUNG = {"investor": {"birth_date": "2001-05-10"}}  # 25-26 in 2027: Young Professionals
+CAREER = {"investor": {"birth_date": "1993-03-01"}}  # 33-34 in 2027: Career Builders
+BOUND = 20_000  # more fires than a year has: a loop that stops advancing fails, not hangs
+
+
+def berlin(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)
+
+
+def real(moment: datetime) -> datetime:
+    """`moment` as a real datetime (not freezegun's FakeDatetime).
+
+    FakeDatetime arithmetic drops `fold`, so APScheduler's cron trigger, handed one, loops
+    forever at 02:30 on a DST fall-back day. The triggers get real datetimes; jobs get the
+    frozen clock. (Read through the module: freezegun rewrites imported names.)"""
+    return freezegun.api.real_datetime.fromtimestamp(moment.timestamp(), UTC)
+
+
+def travel(
+    runtime: Runtime, plan: list[Schedule], frozen, end: datetime
+) -> list[tuple[Schedule, datetime, Outcome]]:
+    """Drive the jobs with the real triggers until `end`: jump the frozen clock to the next
+    fire time of any schedule, fire every schedule due then (list order), repeat."""
+    fired: list[tuple[Schedule, datetime, Outcome]] = []
+    after = real(datetime.now(UTC))
+    for _ in range(BOUND):
+        upcoming = [
+            (when.astimezone(UTC), s)
+            for s in plan
+            if (when := s.trigger.get_next_fire_time(None, after)) is not None
+        ]
+        moment = min(when for when, _ in upcoming)
+        if moment >= end:
+            return fired
+        frozen.move_to(moment)
+        now = datetime.now(UTC)  # the clock jumped
+        assert real(now) == moment
+        for when, sched in upcoming:
+            if when == moment:
+                scheduled_at = latest_fire(sched, real(now))
+                assert scheduled_at is not None and scheduled_at.astimezone(UTC) == moment
+                fired += [
+                    (sched, scheduled_at, o) for o in runtime.jobs.fire(sched, scheduled_at, now)
+                ]
+        after = real(now) + timedelta(microseconds=1)
+    raise AssertionError(f"the clock did not reach {end} in {BOUND} fires")
+
+
+def a_year(tmp_path_factory, history_2027: PriceHistory, overrides: dict, drift: bool):
+    """A whole calendar year 2027 of one investor, from a fresh paper account."""
+    from daemon.history import HistoryMarkets
+    from daemon.runtime import open_runtime
+
+    folder = tmp_path_factory.mktemp("year")
+    config = load_config(
+        write_config_file(folder, {**overrides, "schedule": {"drift_enabled": drift}})
+    )
+    runtime = open_runtime(
+        config, market_source=HistoryMarkets(history_2027, config.quote, tz=config.tz)
+    )
+    with (
+        time_limit(45),
+        capture_logs(),
+        freezegun.freeze_time(berlin(2027, 1, 1), ignore=["apscheduler"]) as frozen,
+    ):
+        seed_paper(runtime, datetime.now(UTC))
+        fired = travel(runtime, schedules(config), frozen, berlin(2028, 1, 1).astimezone(UTC))
+    return config, runtime, fired
+
+
+@pytest.fixture(scope="module")
+def young_year(tmp_path_factory, history_2027):
+    """2027 of a Young Professional, every trigger including the hourly drift watch."""
+    config, runtime, fired = a_year(tmp_path_factory, history_2027, YOUNG, drift=True)
+    yield config, runtime, fired
+    runtime.close()
+
+
+@pytest.fixture(scope="module")
+def career_year(tmp_path_factory, history_2027):
+    """2027 of a Career Builder (Value annual among its sleeves); no drift watch, for speed."""
+    config, runtime, fired = a_year(tmp_path_factory, history_2027, CAREER, drift=False)
+    yield config, runtime, fired
+    runtime.close()
+
+
+def recorded(runtime: Runtime) -> list[dict]:
+    return runtime.store.runs(limit=100_000)
+
+
+def periods_by_scope(runs: list[dict], job: str) -> dict[str, list[str]]:
+    """period keys of `job` grouped by their middle part (sleeve scope), in run order."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for r in sorted(runs, key=lambda r: r["id"]):
+        if r["job"] == job:
+            head, _, period = r["period"].rpartition(":")
+            grouped[head.partition(":")[2]].append(period)
+    return dict(grouped)
+
+
+QUARTERS = ["2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4"]
+WEEKS = [f"2027-W{w:02d}" for w in range(1, 53)]
+MONTHS = [f"2027-{m:02d}" for m in range(1, 13)]
+
+
+# --- a year of real triggers ---------------------------------------------------------------------
+
+
+def test_a_young_investors_year_runs_every_period_once(young_year) -> None:
+    config, runtime, fired = young_year
+    runs = recorded(runtime)
+    assert [o for _, _, o in fired if o.status == "failed"] == []
+    assert [r for r in runs if r["status"] == "failed"] == []
+    periods = [r["period"] for r in runs]
+    assert len(periods) == len(set(periods))
+    assert [r["period"] for r in reversed(runs) if r["job"] == "dca"] == [
+        f"dca:{m}" for m in MONTHS
+    ]
+    assert all(r["status"] == "ok" for r in runs if r["job"] == "dca")
+    assert periods_by_scope(runs, "rebalance") == {
+        "momentum_trader": WEEKS,  # the guide: Momentum weekly
+        "ai_agents": QUARTERS,
+        "balanced_investor": QUARTERS,  # the guide: Balanced quarterly
+        "portfolio": QUARTERS,
+    }
+    reassess = [r for r in runs if r["job"] == "reassess"]
+    assert [(r["period"], r["scheduled_at"]) for r in reassess] == [
+        ("reassess:2027", berlin(2027, 5, 10, 8).astimezone(UTC))
+    ]
+    # A Young Professional withdraws nothing: each monthly withdrawal period is skipped, once.
+    withdraw = [r for r in runs if r["job"] == "withdraw"]
+    assert len(withdraw) == 12 and {r["status"] for r in withdraw} == {"skipped"}
+
+
+def test_each_dca_deposits_the_months_contribution_once(young_year) -> None:
+    config, runtime, _ = young_year
+    deposits = [e for e in runtime.store.ledger_entries() if e.kind == "deposit"]
+    assert [e.note for e in deposits] == [f"dca:{m}" for m in MONTHS]
+    for e in deposits:
+        on = e.at.astimezone(BERLIN)
+        assert (on.day, on.hour) == (1, 9)
+        assert e.amount == pytest.approx(monthly_contribution(config, on.date()))
+
+
+def test_the_drift_watch_checks_every_hour_that_exists_once(young_year) -> None:
+    """8760 hourly fires over 8759 hour keys (see test_scheduler): the hour that repeats when
+    the clocks go back is one period; whichever of its two fires records it, no key twice."""
+    _, runtime, fired = young_year
+    drift = [o for s, _, o in fired if s.name == "drift"]
+    assert {o.status for o in drift} <= {"quiet", "ok"}
+    keys = Counter(o.period for o in drift)
+    start = datetime(2027, 1, 1)
+    every_hour = {f"drift:{(start + timedelta(hours=h)):%Y-%m-%dT%H}" for h in range(8760)}
+    assert set(keys) == every_hour - {"drift:2027-03-28T02"}
+    repeated = "drift:2027-10-31T02"
+    assert {k for k, n in keys.items() if n > 1} <= {repeated}
+    recorded_drift = [r["period"] for r in recorded(runtime) if r["job"] == "drift"]
+    assert len(recorded_drift) == len(set(recorded_drift))
+    first_recorded = [o for o in drift if o.period == repeated][0].status == "ok"
+    assert keys[repeated] == (1 if first_recorded else 2)
+    assert len(drift) == 8760 - (1 if first_recorded else 0)
+
+
+def test_a_career_builders_year_rebalances_value_yearly(career_year) -> None:
+    _, runtime, fired = career_year
+    runs = recorded(runtime)
+    assert [r for r in runs if r["status"] == "failed"] == []
+    assert periods_by_scope(runs, "rebalance") == {
+        "value_investor": ["2027"],  # the guide: Value annual
+        "balanced_investor": QUARTERS,
+        "layer1": QUARTERS,
+        "defi": QUARTERS,
+        "ai_agents": QUARTERS,
+        "portfolio": QUARTERS,
+    }
+    value = [r for r in runs if r["period"] == "rebalance:value_investor:2027"]
+    assert value[0]["scheduled_at"] == berlin(2027, 1, 2, 10).astimezone(UTC)
+    assert sum(r["job"] == "dca" for r in runs) == 12
+    assert sum(r["job"] == "reassess" for r in runs) == 1
+    # The weekly and monthly triggers fired all year and owned nothing for this stage.
+    assert {s.name for s, _, _ in fired if s.job == "rebalance"} == {
+        "rebalance-quarterly",
+        "rebalance-annual",
+    }
+
+
+# --- single fires, times passed in ------------------------------------------------------------
+
+
+@pytest.fixture
+def young(make_config, history_runtime):
+    """A Young Professional's paper runtime priced from history, seeded on 1 January 2027."""
+    runtime = history_runtime(make_config(YOUNG))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    return runtime
+
+
+def sched(runtime: Runtime, name: str) -> Schedule:
+    return next(s for s in schedules(runtime.config) if s.name == name)
+
+
+def dca_on(runtime: Runtime, month: int) -> list[Outcome]:
+    at = berlin(2027, month, 1, 9)
+    return runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=2))
+
+
+def run_ledger(runtime: Runtime, period: str) -> list[tuple[str, str, float]]:
+    rows = runtime.store.db.execute(
+        "SELECT l.kind, l.asset, l.amount FROM ledger l JOIN runs r ON r.id = l.run_id "
+        "WHERE r.period = ? ORDER BY l.id",
+        [period],
+    ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def orders_of(runtime: Runtime, period: str) -> list[dict]:
+    return [p for p in runtime.store.proposals() if p["period"] == period]
+
+
+def test_the_same_period_fired_twice_runs_once(young) -> None:
+    first = dca_on(young, 1)
+    assert [(o.period, o.status) for o in first] == [("dca:2027-01", "ok")]
+    assert first[0].orders > 0
+    with capture_logs() as logs:
+        assert dca_on(young, 1) == []
+        later = berlin(2027, 1, 20, 9)  # a late fire inside the same month: the same period
+        assert young.jobs.fire(sched(young, "dca"), later, later) == []
+    assert [e["event"] for e in logs] == ["period_already_done"] * 2
+    assert len(young.store.runs(job="dca")) == 1
+    assert sum(kind == "deposit" for kind, _, _ in run_ledger(young, "dca:2027-01")) == 1
+    assert len(orders_of(young, "dca:2027-01")) == first[0].orders
+
+
+def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
+    make_config, history_runtime, history_2027
+) -> None:
+    without_fet = PriceHistory(
+        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
+    )
+    runtime = history_runtime(make_config(YOUNG), without_fet)
+    seed_paper(runtime, berlin(2027, 1, 1))
+    failed = dca_on(runtime, 1)
+    assert [(o.status, o.error) for o in failed] == [("failed", "no usable price: FET (missing)")]
+    run = runtime.store.last_run("dca")
+    assert run is not None and (run["period"], run["status"]) == ("dca:2027-01", "failed")
+    assert run_ledger(runtime, "dca:2027-01") == []  # nothing deposited for a failed run
+    assert dca_on(runtime, 1) == []  # a failed period is done: it is not retried
+
+    runtime.account.market_source.history = history_2027  # type: ignore[attr-defined]
+    ok = dca_on(runtime, 2)
+    assert [(o.period, o.status) for o in ok] == [("dca:2027-02", "ok")] and ok[0].orders > 0
+    assert runtime.store.events(kind="job_failing") == []
+
+
+def test_three_failures_in_a_row_raise_job_failing(
+    make_config, history_runtime, history_2027
+) -> None:
+    without_fet = PriceHistory(
+        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
+    )
+    runtime = history_runtime(make_config(YOUNG), without_fet)
+    seed_paper(runtime, berlin(2027, 1, 1))
+    with capture_logs() as logs:
+        for month in range(1, FAILURES_BEFORE_ALARM):
+            assert dca_on(runtime, month)[0].status == "failed"
+        assert runtime.store.events(kind="job_failing") == []
+        assert dca_on(runtime, FAILURES_BEFORE_ALARM)[0].status == "failed"
+    events = runtime.store.events(kind="job_failing")
+    assert [e["data"] for e in events] == [
+        {"job": "dca", "last_error": "no usable price: FET (missing)"}
+    ]
+    alarms = [e for e in logs if e["event"] == "job_failing_repeatedly"]
+    assert [(e["log_level"], e["failures"]) for e in alarms] == [("error", FAILURES_BEFORE_ALARM)]
+
+
+def test_a_success_between_failures_resets_the_count(
+    make_config, history_runtime, history_2027
+) -> None:
+    without_fet = PriceHistory(
+        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
+    )
+    runtime = history_runtime(make_config(YOUNG), without_fet)
+    markets = runtime.account.market_source  # type: ignore[attr-defined]
+    seed_paper(runtime, berlin(2027, 1, 1))
+    for month, history in enumerate([without_fet, without_fet, history_2027, without_fet], 1):
+        markets.history = history
+        dca_on(runtime, month)
+    assert [r["status"] for r in reversed(runtime.store.runs(job="dca"))] == [
+        "failed",
+        "failed",
+        "ok",
+        "failed",
+    ]
+    assert runtime.store.events(kind="job_failing") == []
+
+
+def test_paused_dca_buys_nothing_and_deposits_nothing_until_resumed(young) -> None:
+    young.store.set_paused(True, "lost my job", berlin(2027, 1, 5))
+    paused = dca_on(young, 2)
+    assert [(o.period, o.status, o.orders) for o in paused] == [("dca:2027-02", "ok", 0)]
+    assert run_ledger(young, "dca:2027-02") == []
+    assert orders_of(young, "dca:2027-02") == []
+    assert young.store.ledger_balances() == {"USDT": 1000.0}  # the seed, untouched
+
+    young.store.set_paused(False, "", berlin(2027, 2, 20))
+    resumed = dca_on(young, 3)
+    assert resumed[0].status == "ok" and resumed[0].orders > 0
+    kinds = Counter(kind for kind, _, _ in run_ledger(young, "dca:2027-03"))
+    contribution = monthly_contribution(young.config, date(2027, 3, 1))
+    deposit = [a for k, asset, a in run_ledger(young, "dca:2027-03") if k == "deposit"]
+    assert deposit == [pytest.approx(contribution)]
+    assert kinds["fill"] == 2 * resumed[0].orders and kinds["fee"] == resumed[0].orders
+    assert all(o["side"] == "buy" for o in orders_of(young, "dca:2027-03"))
+
+
+def test_a_windfall_is_invested_at_the_next_fire_with_the_stages_bonus_share(young) -> None:
+    bonus = 10_000.0
+    windfall_id = young.store.add_pending_windfall(bonus, berlin(2027, 1, 10))
+    share = young.jobs.bonus_share(targets_on(young.config, date(2027, 1, 11))) / 100
+    assert share == 0.5  # the guide, stage 1: "allocate 50% of bonuses to crypto indices"
+    monday = berlin(2027, 1, 11, 10)
+    outcomes = young.jobs.fire(sched(young, "rebalance-weekly"), monday, monday)
+    key = f"windfall:{windfall_id}"
+    assert [(o.job, o.period, o.status) for o in outcomes][0] == ("windfall", key, "ok")
+    deposits = [a for k, asset, a in run_ledger(young, key) if k == "deposit"]
+    assert deposits == [pytest.approx(bonus * share)]
+    bought = orders_of(young, key)
+    assert bought and all(o["side"] == "buy" and o["rule"] == "windfall" for o in bought)
+    assert sum(o["notional"] + o["fee"] for o in bought) <= bonus * share + 1e-6
+    assert sum(o["notional"] for o in bought) > bonus * share * 0.95
+    assert young.store.pending_windfalls() == []
+    again = young.jobs.fire(sched(young, "profit"), monday, monday + timedelta(hours=8))
+    assert all(o.job != "windfall" for o in again)
+    assert len(young.store.runs(job="windfall")) == 1
+
+
+def test_a_windfall_while_paused_deposits_nothing(young) -> None:
+    young.store.set_paused(True, "crisis", berlin(2027, 1, 5))
+    windfall_id = young.store.add_pending_windfall(4_000, berlin(2027, 1, 10))
+    outcomes = dca_on(young, 2)
+    assert [o.job for o in outcomes] == ["windfall", "dca"]
+    assert run_ledger(young, f"windfall:{windfall_id}") == []
+    assert young.store.ledger_balances() == {"USDT": 1000.0}
+
+
+class RacingMarkets:
+    """A MarketSource that, on its first quote, lets `rival` run first: another process
+    (`stagewise once` beside the daemon) recording the same period mid-run."""
+
+    def __init__(self, inner, rival) -> None:
+        self.inner = inner
+        self.rival = rival
+
+    def quotes(self, assets, now):
+        if self.rival is not None:
+            rival, self.rival = self.rival, None
+            rival()
+        return self.inner.quotes(assets, now)
+
+
+def test_a_period_another_process_records_mid_run_is_not_recorded_or_paid_twice(
+    make_config, history_runtime
+) -> None:
+    config = make_config(YOUNG)
+    winner = history_runtime(config)
+    loser = history_runtime(config)  # the same state file, its own connection
+    seed_paper(winner, berlin(2027, 1, 1))
+    at = berlin(2027, 1, 1, 9)
+    dca = sched(winner, "dca")
+    markets = loser.account.market_source  # type: ignore[attr-defined]
+    loser.account.market_source = RacingMarkets(  # type: ignore[attr-defined]
+        markets, lambda: winner.jobs.fire(dca, at, at)
+    )
+    lost = loser.jobs.fire(dca, at, at)
+    assert [(o.period, o.status) for o in lost] == [("dca:2027-01", "duplicate")]
+    assert [r["period"] for r in winner.store.runs()] == ["dca:2027-01"]
+    assert winner.store.runs()[0]["status"] == "ok"
+    assert [e.note for e in winner.store.ledger_entries() if e.kind == "deposit"] == ["dca:2027-01"]

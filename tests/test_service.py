@@ -1,0 +1,305 @@
+"""The daemon as systemd runs it: the notify protocol on a real datagram socket, SIGHUP reload
+(a broken config is refused, the daemon goes on), SIGTERM stop, and periods across restarts."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from daemon.notify import Notifier
+from daemon.periods import period_of
+from daemon.settings import load_config
+from daemon.store import Store
+
+BERLIN = ZoneInfo("Europe/Berlin")
+WATCHDOG_USEC = "1000000"  # 1 s: the daemon pings every 0.5 s
+START_TIMEOUT = 30  # seconds for a cold start (importing ccxt is most of it)
+NON_CHECK_JOBS = ("dca", "rebalance", "withdraw", "reassess", "windfall")
+
+
+class NotifyListener:
+    """A bound AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode("utf-8"))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def wait_for(self, line: str, *, after: int = 0, timeout: float = 10) -> int:
+        """Index of the first datagram from `after` on holding `line` (e.g. 'READY=1')."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, message in enumerate(self.messages[after:], start=after):
+                if line in message.split("\n") or (
+                    line.endswith("=") and any(m.startswith(line) for m in message.split("\n"))
+                ):
+                    return i
+            time.sleep(0.02)
+        raise AssertionError(f"no {line!r} datagram after #{after}; got {self.messages[-10:]}")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifyListener]:
+    listener = NotifyListener(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def daemon_env(notify: NotifyListener) -> dict[str, str]:
+    """The environment systemd gives a Type=notify service with WatchdogSec=1."""
+    return {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": WATCHDOG_USEC}
+
+
+def test_ready_watchdog_status_then_stopping_on_sigterm(
+    standin_config, spawn, notify, daemon_env
+) -> None:
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    daemon = spawn("run", "--config", str(config), env=daemon_env)
+    ready = notify.wait_for("READY=1", timeout=START_TIMEOUT)
+    assert ready == 0, f"something came before READY=1: {notify.messages[:ready]}"
+    assert notify.messages[0].startswith("READY=1\nSTATUS=paper: ")
+    notify.wait_for("WATCHDOG=1", after=ready + 1)
+    status = notify.wait_for("STATUS=", after=ready + 1)
+    assert notify.messages[status].startswith("STATUS=paper: last ")
+    daemon.wait_for_event("run_finished")  # a job ran (every job fires each second)
+    pings = notify.wait_for("WATCHDOG=1", after=status + 1)  # and the loop still pings
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=10) == 0
+    stopping = notify.wait_for("STOPPING=1", after=pings)
+    assert notify.messages[stopping].startswith("STOPPING=1\nSTATUS=stopping")
+    assert not any("WATCHDOG=1" in m for m in notify.messages[stopping + 1 :])
+    kinds = [e["event"] for e in daemon.events()]
+    # The job running at SIGTERM finishes (and logs) between these two.
+    assert kinds[-1] == "daemon_stopped" and kinds.count("daemon_stopping") == 1
+
+
+def test_sighup_with_a_broken_config_is_refused_and_the_daemon_goes_on(
+    standin_config, spawn, notify, daemon_env
+) -> None:
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    daemon = spawn("run", "--config", str(config), env=daemon_env)
+    ready = notify.wait_for("READY=1", timeout=START_TIMEOUT)
+    daemon.wait_for_event("run_finished")
+
+    standin_config({"schedule": {"interval_seconds": 1, "dca_day": 31}})  # the same file
+    seen = len(daemon.events())
+    daemon.proc.send_signal(signal.SIGHUP)
+    refused = daemon.wait_for_event("config_reload_refused", after=seen)
+    assert refused["level"] == "error"
+    assert any(p.startswith("schedule.dca_day") for p in refused["problems"])
+    reloading = notify.wait_for("RELOADING=1", after=ready + 1)
+    again = notify.wait_for("READY=1", after=reloading)  # still serving, on the old config
+    notify.wait_for("WATCHDOG=1", after=again + 1)
+    time.sleep(0.6)  # past a watchdog interval: it keeps pinging
+    last = notify.wait_for("WATCHDOG=1", after=len(notify.messages) - 1, timeout=3)
+    assert daemon.proc.poll() is None
+
+    # A good config is taken on the next SIGHUP.
+    standin_config({"schedule": {"interval_seconds": 1, "dca_day": 3}})
+    seen = len(daemon.events())
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for_event("config_reloaded", after=seen)
+    notify.wait_for("READY=1", after=last + 1)
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=10) == 0
+    notify.wait_for("STOPPING=1", after=last + 1)
+    store = Store.open(load_config(config).settings.state.path)
+    try:
+        assert [e["kind"] for e in store.events(kind="config_reload_refused")] == [
+            "config_reload_refused"
+        ]
+        assert len(store.events(kind="config_reloaded")) == 1
+    finally:
+        store.close()
+    crashed = [e for e in daemon.events() if e["event"] == "job_crashed"]
+    assert crashed == [], crashed[0].get("exception") if crashed else ""
+
+
+def non_check_runs(db_path: Path) -> dict[str, int]:
+    """period -> run id of every run of a scheduled (non-watch) job."""
+    store = Store.open(db_path)
+    try:
+        return {
+            r["period"]: r["id"] for r in store.runs(limit=10_000) if r["job"] in NON_CHECK_JOBS
+        }
+    finally:
+        store.close()
+
+
+def test_two_daemon_lifetimes_never_record_a_period_twice(
+    standin_config, spawn, notify, daemon_env
+) -> None:
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    db_path = load_config(config).settings.state.path
+    began = datetime.now(BERLIN)
+    lifetimes = []
+    for n in range(2):
+        daemon = spawn("run", "--config", str(config), env=daemon_env)
+        notify.wait_for("READY=1", after=len(notify.messages), timeout=START_TIMEOUT)
+        if n == 0:
+            daemon.wait_for_event("run_finished")
+        time.sleep(1.5)  # more fires of every job: they find their periods done
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.finish(timeout=10) == 0
+        lifetimes.append((daemon, non_check_runs(db_path)))
+    ended = datetime.now(BERLIN)
+
+    (first, first_runs), (second, second_runs) = lifetimes
+    assert {p.split(":")[0] for p in first_runs} >= {"dca", "rebalance", "reassess"}
+    assert {p: second_runs[p] for p in first_runs} == first_runs  # nothing recorded anew
+    if all(period_of(c, began) == period_of(c, ended) for c in ("weekly", "monthly")):
+        assert set(second_runs) == set(first_runs)  # no period of these jobs rolled over
+    for daemon in (first, second):
+        kinds = [e["event"] for e in daemon.events()]
+        assert "job_crashed" not in kinds and "run_failed" not in kinds
+    proposed_again = {e.get("period") for e in second.events() if e["event"] == "proposal"}
+    assert not proposed_again & set(first_runs)
+    store = Store.open(db_path)
+    try:
+        deposits = [e.note for e in store.ledger_entries() if e.kind == "deposit"]
+        assert deposits and len(deposits) == len(set(deposits))
+        assert len(store.events(kind="daemon_started")) == 2
+        assert len(store.events(kind="daemon_stopped")) == 2
+    finally:
+        store.close()
+
+
+# --- catch-up across restarts, in-process with the real Service and the cron triggers --------
+
+
+def berlin(*args: int) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)
+
+
+@pytest.fixture
+def lifetime(standin_config) -> Callable[[datetime], list[tuple[str, str]]]:
+    """One daemon start at `now`: a real Service (paper, against the stand-in) catches up what
+    was missed since it last showed life; returns the (period, status) runs recorded."""
+    from daemon.service import Service
+
+    path = standin_config()
+    config = load_config(path)
+
+    def start(now: datetime) -> list[tuple[str, str]]:
+        service = Service(path, config, notifier=Notifier(environ={}))
+        try:
+            before = {r["id"] for r in service.runtime.store.runs(limit=10_000)}
+            service.catch_up(now)
+            service.runtime.store.add_event("daemon_stopped", now, {})
+            return [
+                (r["period"], r["status"])
+                for r in reversed(service.runtime.store.runs(limit=10_000))
+                if r["id"] not in before
+            ]
+        finally:
+            service.runtime.close()
+
+    return start
+
+
+def test_downtime_across_restarts_runs_each_missed_period_at_most_once(lifetime) -> None:
+    assert lifetime(berlin(2027, 2, 26, 12)) == []  # a first start catches nothing up
+    # Down from Friday 26 Feb to Tuesday 2 March 08:00: the 1 March DCA and the Monday
+    # rebalance are inside the 72 h grace window; they run once.
+    caught = lifetime(berlin(2027, 3, 2, 8))
+    # (the example investor holds no weekly sleeve: the Monday trigger owns no period)
+    assert caught == [("dca:2027-03", "ok")]
+    # Restarted a few minutes later: nothing is due again.
+    assert lifetime(berlin(2027, 3, 2, 8, 10)) == []
+    # Down for five weeks: 1 April is past the grace window, so recorded missed, not run.
+    long_outage = lifetime(berlin(2027, 4, 10, 12))
+    sleeves = ["ai_agents", "balanced_investor", "defi", "layer1", "rwa", "portfolio"]
+    assert long_outage == [
+        ("withdraw:2027-03", "missed"),  # (this stage withdraws nothing; it is still a period)
+        ("dca:2027-04", "missed"),
+        *[(f"rebalance:{s}:2027-Q2", "missed") for s in sleeves],
+    ]
+    assert lifetime(berlin(2027, 4, 10, 13)) == []
+
+
+def test_a_restart_inside_the_grace_window_after_a_crash_mid_month(lifetime) -> None:
+    lifetime(berlin(2027, 5, 20, 12))  # first start
+    assert lifetime(berlin(2027, 6, 1, 8)) == []  # before the June DCA fires: nothing
+    june = lifetime(berlin(2027, 6, 3, 20))  # 59 h after the 1 June 09:00 DCA
+    assert [p for p, s in june if p.startswith("dca:")] == ["dca:2027-06"]
+    assert lifetime(berlin(2027, 6, 3, 21)) == []
+
+
+class HeldMarkets:
+    """A MarketSource that holds the job inside its snapshot until `release` is set."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def quotes(self, assets, now):
+        self.entered.set()
+        assert self.release.wait(10)
+        return self.inner.quotes(assets, now)
+
+
+def test_a_refused_reload_waits_for_the_running_job(standin_config) -> None:
+    """The store's one connection is used by one thread at a time: a SIGHUP arriving while a
+    job runs records its refusal after the job, never inside the job's transaction."""
+    from daemon.scheduler import schedules
+    from daemon.service import Service
+
+    path = standin_config()
+    config = load_config(path)
+    service = Service(path, config, notifier=Notifier(environ={}))
+    try:
+        held = HeldMarkets(service.runtime.account.market_source)  # type: ignore[attr-defined]
+        service.runtime.account.market_source = held  # type: ignore[attr-defined]
+        dca = next(s for s in schedules(config) if s.name == "dca")
+        job = threading.Thread(target=service.on_fire, args=(dca, berlin(2027, 1, 1, 9)))
+        job.start()
+        assert held.entered.wait(10)
+
+        standin_config({"schedule": {"dca_day": 31}})  # broken
+        reload = threading.Thread(target=service.reload)
+        reload.start()
+        reload.join(0.3)
+        assert reload.is_alive(), "the refused reload wrote while a job was running"
+        held.release.set()
+        job.join(10)
+        reload.join(10)
+        assert not job.is_alive() and not reload.is_alive()
+
+        store = service.runtime.store
+        assert [(r["period"], r["status"]) for r in store.runs()] == [("dca:2027-01", "ok")]
+        assert len(store.events(kind="config_reload_refused")) == 1
+        assert store.integrity_ok()
+    finally:
+        held.release.set()
+        service.runtime.close()
