@@ -51,16 +51,33 @@ TIMEOUT_HOLD_SECONDS = 3.0
 """How long the ``timeout`` fault holds a request before dropping it unanswered."""
 
 _INTERVAL_MS = {
-    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
-    "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
-    "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
-    "3d": 259_200_000, "1w": 604_800_000, "1M": 2_592_000_000,
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+    "1M": 2_592_000_000,
 }
 
 _SIGNED_PATHS = frozenset({"/api/v3/account", "/sapi/v1/account/apiRestrictions"})
 
 _ORDER_TYPES = [
-    "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+    "LIMIT",
+    "LIMIT_MAKER",
+    "MARKET",
+    "STOP_LOSS",
+    "STOP_LOSS_LIMIT",
+    "TAKE_PROFIT",
     "TAKE_PROFIT_LIMIT",
 ]
 
@@ -133,8 +150,10 @@ class StandinExchange:
         host, port = server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="standin-exchange", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="standin-exchange",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -193,8 +212,15 @@ class StandinExchange:
     # -- state setters -----------------------------------------------------------------
 
     def add_market(
-        self, base: str, quote: str = "USDT", *, step: str = "0.0001", min_qty: str = "0.0001",
-        min_notional: str = "5", tick: str = "0.01", status: str = "TRADING",
+        self,
+        base: str,
+        quote: str = "USDT",
+        *,
+        step: str = "0.0001",
+        min_qty: str = "0.0001",
+        min_notional: str = "5",
+        tick: str = "0.01",
+        status: str = "TRADING",
     ) -> None:
         """Declare a spot market BASE/QUOTE with LOT_SIZE, PRICE_FILTER and NOTIONAL filters."""
         symbol = base + quote
@@ -218,16 +244,33 @@ class StandinExchange:
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": _fmt(tick),
-                 "maxPrice": "1000000.00000000", "tickSize": _fmt(tick)},
-                {"filterType": "LOT_SIZE", "minQty": _fmt(min_qty),
-                 "maxQty": "9000000.00000000", "stepSize": _fmt(step)},
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": _fmt(tick),
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": _fmt(tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": _fmt(min_qty),
+                    "maxQty": "9000000.00000000",
+                    "stepSize": _fmt(step),
+                },
                 {"filterType": "ICEBERG_PARTS", "limit": 10},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000",
-                 "maxQty": "9000000.00000000", "stepSize": "0.00000000"},
-                {"filterType": "NOTIONAL", "minNotional": _fmt(min_notional),
-                 "applyMinToMarket": True, "maxNotional": "9000000.00000000",
-                 "applyMaxToMarket": False, "avgPriceMins": 5},
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": "0.00000000",
+                    "maxQty": "9000000.00000000",
+                    "stepSize": "0.00000000",
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": _fmt(min_notional),
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000.00000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
                 {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
                 {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
             ],
@@ -240,8 +283,13 @@ class StandinExchange:
             self._markets[symbol] = entry
 
     def set_price(
-        self, base: str, price: float | str | None, quote: str = "USDT", *,
-        bid: float | str | None = None, ask: float | str | None = None,
+        self,
+        base: str,
+        price: float | str | None,
+        quote: str = "USDT",
+        *,
+        bid: float | str | None = None,
+        ask: float | str | None = None,
         quote_volume: float | str = "1000000",
     ) -> None:
         """Set the last price (float, 0 or "NaN"); ``None`` drops the symbol from tickers.
@@ -273,7 +321,10 @@ class StandinExchange:
             self._perms = {"trade": bool(trade), "withdraw": bool(withdraw)}
 
     def set_klines(
-        self, base: str, quote: str, rows: list[tuple[int, Any, Any, Any, Any, Any]],
+        self,
+        base: str,
+        quote: str,
+        rows: list[tuple[int, Any, Any, Any, Any, Any]],
     ) -> None:
         """Replace the candles of BASE/QUOTE; rows are ``(open_time_ms, o, h, l, c, v)``."""
         clean = sorted(
@@ -309,7 +360,8 @@ class StandinExchange:
         """How many requests matched ``path_prefix`` (and ``method``, case-insensitive)."""
         with self._lock:
             return sum(
-                1 for r in self._requests
+                1
+                for r in self._requests
                 if (path_prefix is None or r.path.startswith(path_prefix))
                 and (method is None or r.method == method.upper())
             )
@@ -321,8 +373,9 @@ class StandinExchange:
 
     # -- request handling (called from server threads) ---------------------------------
 
-    def _record(self, method: str, path: str, query: dict[str, str], body: str,
-                headers: dict[str, str]) -> str | None:
+    def _record(
+        self, method: str, path: str, query: dict[str, str], body: str, headers: dict[str, str]
+    ) -> str | None:
         """Log the request and consume a matching fault; returns the fault, if any."""
         with self._lock:
             fault = None
@@ -336,8 +389,7 @@ class StandinExchange:
             self._requests.append(Request(method, path, query, body, headers, fault))
             return fault
 
-    def _route(self, method: str, path: str, query: dict[str, str],
-               headers: dict[str, str]) -> Any:
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Any:
         if method != "GET":
             raise _Reply(400, -1020, f"This operation is not supported. ({method} {path})")
         if path in _SIGNED_PATHS:
@@ -345,8 +397,11 @@ class StandinExchange:
                 raise _Reply(401, -2014, "API-key format invalid.")
             for name in ("timestamp", "signature"):
                 if not query.get(name):
-                    raise _Reply(400, -1102, f"Mandatory parameter '{name}' was not sent, "
-                                             "was empty/null, or malformed.")
+                    raise _Reply(
+                        400,
+                        -1102,
+                        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+                    )
         with self._lock:
             if path == "/api/v3/ping":
                 return {}
@@ -369,12 +424,19 @@ class StandinExchange:
             "timezone": "UTC",
             "serverTime": _now_ms(),
             "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": 6000},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                 "limit": 100},
-                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
-                 "limit": 61000},
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 6000,
+                },
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                {
+                    "rateLimitType": "RAW_REQUESTS",
+                    "interval": "MINUTE",
+                    "intervalNum": 5,
+                    "limit": 61000,
+                },
             ],
             "exchangeFilters": [],
             "symbols": [json.loads(json.dumps(m)) for m in self._markets.values()],
@@ -414,8 +476,9 @@ class StandinExchange:
             if symbol not in self._markets:
                 raise _Reply(400, -1121, "Invalid symbol.")
             if symbol not in self._prices:  # never-traded symbol: Binance answers zeros
-                return self._ticker(symbol, dict.fromkeys(
-                    ("last", "bid", "ask", "quoteVolume"), "0.00000000"))
+                return self._ticker(
+                    symbol, dict.fromkeys(("last", "bid", "ask", "quoteVolume"), "0.00000000")
+                )
             return self._ticker(symbol, self._prices[symbol])
         if "symbols" in query:
             try:
@@ -423,9 +486,13 @@ class StandinExchange:
                 if not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted):
                     raise ValueError
             except ValueError:
-                raise _Reply(400, -1100, "Illegal characters found in parameter 'symbols'; "
-                                         "legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]"
-                                         "{1,20}\"){0,}){0,1}\\]$'.") from None
+                raise _Reply(
+                    400,
+                    -1100,
+                    "Illegal characters found in parameter 'symbols'; "
+                    'legal range is \'^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]'
+                    "{1,20}\"){0,}){0,1}\\]$'.",
+                ) from None
             if any(s not in self._markets for s in wanted):
                 raise _Reply(400, -1121, "Invalid symbol.")
         else:
@@ -435,8 +502,11 @@ class StandinExchange:
     def _klines_answer(self, query: dict[str, str]) -> list[list[Any]]:
         symbol = query.get("symbol")
         if not symbol:
-            raise _Reply(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                                     "or malformed.")
+            raise _Reply(
+                400,
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            )
         if symbol not in self._markets:
             raise _Reply(400, -1121, "Invalid symbol.")
         interval = query.get("interval")
@@ -451,15 +521,28 @@ class StandinExchange:
         if limit < 1:
             raise _Reply(400, -1100, "Illegal characters found in parameter 'limit'.")
         rows = [
-            r for r in self._klines.get(symbol, [])
+            r
+            for r in self._klines.get(symbol, [])
             if (start is None or r[0] >= start) and (end is None or r[0] <= end)
         ]
         # Binance: with startTime the earliest `limit` rows, otherwise the latest ones.
         rows = rows[:limit] if start is not None else rows[-limit:]
         step = _INTERVAL_MS[interval]
         return [
-            [t, o, h, lo, c, v, t + step - 1, _fmt(Decimal(c) * Decimal(v)), 100,
-             "0.00000000", "0.00000000", "0"]
+            [
+                t,
+                o,
+                h,
+                lo,
+                c,
+                v,
+                t + step - 1,
+                _fmt(Decimal(c) * Decimal(v)),
+                100,
+                "0.00000000",
+                "0.00000000",
+                "0",
+            ]
             for t, o, h, lo, c, v in rows
         ]
 
@@ -470,8 +553,12 @@ class StandinExchange:
             "takerCommission": 10,
             "buyerCommission": 0,
             "sellerCommission": 0,
-            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000",
-                                "buyer": "0.00000000", "seller": "0.00000000"},
+            "commissionRates": {
+                "maker": "0.00100000",
+                "taker": "0.00100000",
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            },
             "canTrade": trade,
             "canWithdraw": self._perms["withdraw"],
             "canDeposit": True,
@@ -528,8 +615,9 @@ def _make_handler(ex: StandinExchange) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # keep pytest output clean
 
-        def _send(self, status: int, body: bytes, content_type: str,
-                  extra: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+        ) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
@@ -565,23 +653,44 @@ def _make_handler(ex: StandinExchange) -> type[BaseHTTPRequestHandler]:
         def _fault(self, fault: str) -> None:
             if fault in ("500", "503"):
                 text = {"500": "Internal Server Error", "503": "Service Unavailable"}[fault]
-                self._send(int(fault), f"<html><body><h1>{fault} {text}</h1></body></html>"
-                           .encode(), "text/html")
+                self._send(
+                    int(fault),
+                    f"<html><body><h1>{fault} {text}</h1></body></html>".encode(),
+                    "text/html",
+                )
             elif fault == "429":
-                self._json(429, {"code": -1003, "msg": "Too many requests; current limit of IP "
-                                 "is 6000 requests per minute. Please use WebSocket Streams for "
-                                 "live updates to avoid polling the API."},
-                           {"Retry-After": "1"})
+                self._json(
+                    429,
+                    {
+                        "code": -1003,
+                        "msg": "Too many requests; current limit of IP "
+                        "is 6000 requests per minute. Please use WebSocket Streams for "
+                        "live updates to avoid polling the API.",
+                    },
+                    {"Retry-After": "1"},
+                )
             elif fault == "418":
-                self._json(418, {"code": -1003, "msg": "Way too many requests; IP banned until "
-                                 f"{_now_ms() + 120_000}. Please use WebSocket Streams for live "
-                                 "updates to avoid bans."}, {"Retry-After": "120"})
+                self._json(
+                    418,
+                    {
+                        "code": -1003,
+                        "msg": "Way too many requests; IP banned until "
+                        f"{_now_ms() + 120_000}. Please use WebSocket Streams for live "
+                        "updates to avoid bans.",
+                    },
+                    {"Retry-After": "120"},
+                )
             elif fault == "auth":
-                self._json(401, {"code": -2015,
-                                 "msg": "Invalid API-key, IP, or permissions for action."})
+                self._json(
+                    401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+                )
             elif fault == "garbage":
-                self._send(200, b"<html><head><title>502</title></head><body>upstream "
-                           b"garbage \x00\xff</body></html>", "text/html")
+                self._send(
+                    200,
+                    b"<html><head><title>502</title></head><body>upstream "
+                    b"garbage \x00\xff</body></html>",
+                    "text/html",
+                )
             elif fault == "timeout":
                 ex._stopping.wait(TIMEOUT_HOLD_SECONDS)
                 self.close_connection = True  # drop it without an answer

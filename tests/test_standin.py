@@ -48,8 +48,9 @@ def test_load_markets_is_one_request_with_declared_precision_and_limits(
     standin: StandinExchange,
 ) -> None:
     standin.add_market("BTC", step="0.00001", min_qty="0.00002", min_notional="5", tick="0.01")
-    standin.add_market("ETH", "BTC", step="0.001", min_qty="0.001", min_notional="0.0001",
-                       tick="0.00001")
+    standin.add_market(
+        "ETH", "BTC", step="0.001", min_qty="0.001", min_notional="0.0001", tick="0.00001"
+    )
     standin.add_market("LUNA", status="BREAK")
     c = client(standin)
 
@@ -156,7 +157,9 @@ def test_signed_endpoint_without_api_key_is_refused(standin: StandinExchange) ->
 
 @pytest.mark.parametrize(("trade", "withdraw"), [(False, False), (True, False), (True, True)])
 def test_api_restrictions_reflect_the_permissions(
-    standin: StandinExchange, trade: bool, withdraw: bool,
+    standin: StandinExchange,
+    trade: bool,
+    withdraw: bool,
 ) -> None:
     standin.set_permissions(trade=trade, withdraw=withdraw)
     c = client(standin)
@@ -208,7 +211,9 @@ def test_fetch_ohlcv_paginates_with_since_and_limit(standin: StandinExchange) ->
 
     assert standin.count("/api/v3/klines") == 3
     assert [r.query["startTime"] for r in standin.requests] == [
-        str(JAN_2020), str(JAN_2020 + 999 * DAY + 1), str(JAN_2020 + 1999 * DAY + 1),
+        str(JAN_2020),
+        str(JAN_2020 + 999 * DAY + 1),
+        str(JAN_2020 + 1999 * DAY + 1),
     ]
     assert len(candles) == 2500
     assert [c[0] for c in candles] == [JAN_2020 + i * DAY for i in range(2500)]
@@ -237,7 +242,9 @@ def test_ccxt_deterministic_pagination_is_served(standin: StandinExchange) -> No
     standin.clear_requests()
 
     candles = c.fetch_ohlcv(
-        "BTC/USDT", "1d", JAN_2020,
+        "BTC/USDT",
+        "1d",
+        JAN_2020,
         params={"paginate": True, "until": JAN_2020 + 300 * DAY, "maxEntriesPerRequest": 100},
     )
 
@@ -261,7 +268,9 @@ FRESH_CLIENT_FAULTS = [
 
 @pytest.mark.parametrize(("fault", "expected"), FRESH_CLIENT_FAULTS)
 def test_fault_maps_to_ccxt_exception(
-    standin: StandinExchange, fault: str, expected: type[Exception],
+    standin: StandinExchange,
+    fault: str,
+    expected: type[Exception],
 ) -> None:
     standin.add_market("BTC")
     standin.set_price("BTC", 1)
@@ -339,7 +348,9 @@ def test_fault_times_and_prefix_matching(standin: StandinExchange) -> None:
             c.fetch_tickers(["BTC/USDT"])
     assert "BTC/USDT" in c.fetch_tickers(["BTC/USDT"])
     assert [r.fault for r in standin.requests if r.path == "/api/v3/ticker/24hr"] == [
-        "503", "503", None,
+        "503",
+        "503",
+        None,
     ]
     with pytest.raises(ccxt.ExchangeNotAvailable):
         c.fetch_ohlcv("BTC/USDT", "1d")
@@ -354,7 +365,9 @@ def test_fault_times_and_prefix_matching(standin: StandinExchange) -> None:
 def test_raw_post_order_is_recorded_and_refused(standin: StandinExchange) -> None:
     body = b"symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1&timestamp=1&signature=x"
     req = urllib.request.Request(
-        standin.base_url + "/api/v3/order", data=body, method="POST",
+        standin.base_url + "/api/v3/order",
+        data=body,
+        method="POST",
         headers={"X-MBX-APIKEY": "k", "Content-Type": "application/x-www-form-urlencoded"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -385,8 +398,12 @@ def test_ccxt_order_calls_are_recorded_and_refused(standin: StandinExchange) -> 
 
 
 def test_unserved_paths_and_methods_are_refused(standin: StandinExchange) -> None:
-    for method, path in [("GET", "/sapi/v1/capital/config/getall"), ("PUT", "/api/v3/order"),
-                         ("DELETE", "/api/v3/openOrders"), ("GET", "/fapi/v1/exchangeInfo")]:
+    for method, path in [
+        ("GET", "/sapi/v1/capital/config/getall"),
+        ("PUT", "/api/v3/order"),
+        ("DELETE", "/api/v3/openOrders"),
+        ("GET", "/fapi/v1/exchangeInfo"),
+    ]:
         req = urllib.request.Request(standin.base_url + path, method=method)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=5)

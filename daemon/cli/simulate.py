@@ -72,8 +72,11 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         help="draw value vs contributions and allocation (needs stagewise[plot])",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--verbose", action="store_true",
-                   help="log every run and proposal (default: warnings and errors only)")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log every run and proposal (default: warnings and errors only)",
+    )
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
