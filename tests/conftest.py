@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,30 +202,27 @@ def write_plan(tmp_path: Path):
 # --- the real command line ---------------------------------------------------------------
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m daemon ARGS` from the repository, with `env` added to the caller's
+    environment less its STAGEWISE_ variables; returns the finished process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def cli():
-    """Run `python -m daemon ARGS...` (the `stagewise` command) as a subprocess from the repo,
-    without any STAGEWISE_ variable of the caller's environment; returns the finished process.
-    """
-    import os
-    import subprocess
-    import sys
-
-    def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
-        full_env.update(env or {})
-        return subprocess.run(
-            [sys.executable, "-m", "daemon", *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=REPO,
-            timeout=timeout,
-        )
-
-    return run
+    """The real CLI as a subprocess (see `run_cli`)."""
+    return run_cli
 
 
 # --- jobs over price history, the daemon over the stand-in (scheduler/jobs/service tests) ------

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
 
 import pytest
 import tomli_w
-from conftest import REPO
+from conftest import REPO, run_cli
 
 from daemon.errors import ConfigError
 from daemon.settings import load_config
@@ -150,19 +147,6 @@ def test_bad_config_is_refused_naming_the_field(write_config, tmp_path, case, ov
 
 def test_there_are_at_least_fifteen_distinct_bad_configs():
     assert len({case for case, _, _ in BAD_CONFIGS}) >= 15
-
-
-def run_cli(*args, env=None, cwd=REPO):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(
