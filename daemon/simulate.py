@@ -148,7 +148,8 @@ def _drive(
 
 def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
     """False for a job no stage of the simulated span gives anything to do (profit-taking
-    without milestones, withdrawals without a rate): its trigger need not be walked."""
+    without milestones, withdrawals without a rate, a rebalance cadence no sleeve and no
+    stage has): its trigger need not be walked."""
     birth = config.settings.investor.birth_date
     ages = range(age_on(birth, start_at.date()), age_on(birth, end_at.date()) + 1)
     stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
@@ -156,6 +157,14 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
         return any(s.profit_milestones_pct for s in stages.values())
     if sched.job == "withdraw":
         return any(s.withdrawal_pct.max > 0 for s in stages.values())
+    if sched.job == "rebalance":
+        cadences = {s.portfolio_rebalance for s in stages.values()} | {
+            config.plan.indices[index].cadence
+            for s in stages.values()
+            for sleeve in s.sleeve
+            for index in sleeve.indices
+        }
+        return sched.cadence in cadences
     return True
 
 

@@ -4,7 +4,7 @@ zone (DST included), and what a restart after downtime catches up."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -262,3 +262,95 @@ def test_catch_up_skips_done_periods_and_never_catches_up_watch_jobs(make_config
 class _NoAccount:
     mode = "paper"
     allow_deposit = False
+
+
+# --- calendar steps: the simulated clock's shortcut agrees with the cron triggers ---------------
+
+
+def fires_day_by_day(sched: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """The reference: the trigger asked afresh from each local midnight in [start, end).
+
+    Not from the previous fire: APScheduler 3's field walk adds 24 hours to move a day, so
+    after a fire before a spring-forward change it skips the next day (agronholm/apscheduler
+    #529, #606; e.g. 00:30 daily on 29 March 2026 in Berlin gives 31 March next)."""
+    tz = start.tzinfo
+    fires: set[datetime] = set()
+    day = start.date()
+    while day < end.date():
+        fire = sched.trigger.get_next_fire_time(None, datetime.combine(day, time(0), tzinfo=tz))
+        if fire is not None and fire < end:
+            fires.add(fire.astimezone(UTC))
+        day += timedelta(days=1)
+    return sorted(fires)
+
+
+@pytest.mark.parametrize(
+    ("zone", "hour", "weekday", "withdraw_periods", "birth"),
+    [
+        ("Europe/Berlin", 0, "sun", 12, "1980-03-29"),  # fires before the DST change
+        ("Europe/Berlin", 2, "sun", 12, "1980-03-29"),  # 02:00: skipped in spring, twice in autumn
+        ("America/New_York", 1, "sun", 4, "1972-02-29"),
+        ("Australia/Lord_Howe", 2, "sat", 2, "1960-10-31"),  # a half-hour DST shift at 02:00
+        ("America/Santiago", 0, "sat", 1, "1955-09-07"),  # DST changes at midnight
+        ("UTC", 23, "mon", 12, "1990-12-31"),
+    ],
+)
+def test_calendar_steps_give_the_cron_fire_times(
+    make_config, zone: str, hour: int, weekday: str, withdraw_periods: int, birth: str
+) -> None:
+    """`Schedule.following` (calendar arithmetic, what `fire_times` walks) against the cron
+    trigger asked day by day, over four years, for every schedule; on a day whose local fire
+    time is skipped or repeated by DST the trigger decides, so only order is checked there."""
+    config = make_config(
+        {
+            "investor": {"timezone": zone, "birth_date": birth},
+            "schedule": {
+                "dca_hour": hour,
+                "rebalance_hour": hour,
+                "rebalance_weekday": weekday,
+                "profit_hour": hour,
+                "reassess_hour": hour,
+                "drift_minute": 30,
+                "withdraw_periods": withdraw_periods,
+                "drift_enabled": True,
+            },
+        }
+    )
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 1, 1, tzinfo=tz), datetime(2030, 1, 1, tzinfo=tz)
+    stepped = schedules(config, daily_prices=True)
+    assert all(s.step is not None for s in stepped)
+    with time_limit(60):
+        for sched in stepped:
+            walked = [w.astimezone(UTC) for w, _ in islice(fire_times([sched], start, end), BOUND)]
+            assert walked == sorted(set(walked)), sched.name  # strictly increasing
+            reference = fires_day_by_day(sched, start, end)
+            irregular = {
+                d
+                for d in {f.astimezone(tz).date() for f in walked + reference}
+                if not regular(datetime.combine(d, sched.at, tzinfo=tz))  # type: ignore[arg-type]
+            }
+            assert [f for f in walked if f.astimezone(tz).date() not in irregular] == [
+                f for f in reference if f.astimezone(tz).date() not in irregular
+            ], sched.name
+            daily = sched.step == ("days", 1)
+            assert len(walked) >= (4 * 365 - len(irregular) if daily else 4), sched.name
+
+
+def regular(local: datetime) -> bool:
+    return local.utcoffset() == local.replace(fold=1).utcoffset()
+
+
+def test_the_live_scheduler_does_not_skip_the_day_after_a_spring_forward_fire(make_config) -> None:
+    """APScheduler's cron trigger alone goes from 00:30 on 29 March 2026 (Berlin, before the
+    02:00 change) to 31 March; the live scheduler's trigger steps to 30 March."""
+    from daemon.scheduler import LiveScheduler
+
+    config = make_config({"schedule": {"profit_hour": 0}})
+    live = LiveScheduler(config, lambda _s, _w: None)
+    trigger = live._scheduler.get_job("profit").trigger  # the trigger APScheduler runs
+    fire = berlin(2026, 3, 29, 0)
+    assert by_name(config)["profit"].next_after(fire) == berlin(2026, 3, 31, 0)  # the bug
+    assert trigger.get_next_fire_time(fire, fire) == berlin(2026, 3, 30, 0)
+    assert trigger.get_next_fire_time(None, fire) == berlin(2026, 3, 29, 0)
+    assert str(trigger) == str(by_name(config)["profit"].trigger)
