@@ -260,6 +260,16 @@ def test_runs_and_last_run_by_job(store: Store) -> None:
     assert store.last_run("profit") is None
 
 
+def test_counts_of_runs_by_status_and_orders_by_side(store: Store) -> None:
+    record(store, "dca:2027-01", T0, plan=plan(order("BTC"), order("ETH")))
+    record(store, "dca:2027-02", T0 + timedelta(days=31), status="failed", error="no price")
+    record(store, "rebalance:2027-W01", T0, plan=plan(order("BTC", "sell", rule="rebalance")))
+    assert store.counts() == {
+        "runs": {("dca", "ok"): 1, ("dca", "failed"): 1, ("rebalance", "ok"): 1},
+        "orders": {("dca", "buy"): 2, ("rebalance", "sell"): 1},
+    }
+
+
 # --- time ----------------------------------------------------------------------------------
 
 
@@ -456,3 +466,91 @@ def test_repeated_reads_see_what_another_connection_wrote(tmp_path: Path) -> Non
     assert daemon.plan_state().carry == 3.0
     daemon.close()
     cli.close()
+
+
+# --- cached reads after the store's own writes ---------------------------------------------
+
+
+def test_cached_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -> None:
+    """What a run wrote becomes the cached read without reading it back: it must equal,
+    types and order included, what another connection reads."""
+    writer = Store.open(tmp_path / "s.db")
+    writer.seed_ledger({"USDT": 100.0}, T0)
+    windfalls = [writer.add_pending_windfall(a, T0) for a in (10.0, 20.0)]
+    states = [
+        PlanState(cost_basis={"ETH": 2_000.0, "BTC": 50_000.0}, carry=1.25),  # unsorted
+        PlanState(cost_basis={"BTC": 5}, milestones_taken={"SOL": [100, 50.0]}, carry=0),
+        PlanState(milestones_taken={"BTC": (50.0,), "ADA": ()}, withdrawn_year=2027),
+    ]
+    fills = [
+        [LedgerEntry(T0, "fill", "BTC", 0.01, 50_000.0), LedgerEntry(T0, "fee", "USDT", -0.0)],
+        [LedgerEntry(T0, "deposit", "DOT", -0.0), LedgerEntry(T0, "deposit", "USDT", 7)],
+        [],
+    ]
+    for i, (state, ledger) in enumerate(zip(states, fills, strict=True)):
+        cached = (writer.plan_state(), writer.pending_windfalls(), writer.ledger_balances())
+        assert cached  # every read is cached before the run
+        record(
+            writer,
+            f"dca:2027-0{i + 1}",
+            state=state,
+            ledger=ledger,
+            consume_windfalls=windfalls[i : i + 1],
+        )
+        reader = Store.open(tmp_path / "s.db")
+        assert repr(writer.plan_state()) == repr(reader.plan_state())
+        assert writer.pending_windfalls() == reader.pending_windfalls()
+        assert repr(writer.ledger_balances()) == repr(reader.ledger_balances())
+        reader.close()
+    writer.close()
+
+
+def test_a_failed_run_leaves_no_cached_read_behind(store: Store) -> None:
+    store.seed_ledger({"USDT": 100.0}, T0)
+    assert store.ledger_balances() == {"USDT": 100.0}
+    with pytest.raises(ValueError, match="not pending"):
+        record(
+            store,
+            state=PlanState(carry=5.0),
+            ledger=[LedgerEntry(T0, "deposit", "USDT", 50.0)],
+            consume_windfalls=[404],
+        )
+    assert store.plan_state() == PlanState()
+    assert store.ledger_balances() == {"USDT": 100.0}
+
+
+def test_a_run_inside_a_callers_transaction_that_rolls_back_is_not_cached(store: Store) -> None:
+    assert store.plan_state() == PlanState()
+    with pytest.raises(RuntimeError), store.db.atomic():
+        record(store, state=PlanState(carry=5.0))
+        raise RuntimeError("the caller's transaction fails after the run")
+    assert store.plan_state() == PlanState()
+    assert not store.has_period("dca:2027-01")
+
+
+def test_every_field_of_a_ledger_entry_has_a_column() -> None:
+    from dataclasses import fields
+
+    from daemon.store.writes import LEDGER_COLUMNS
+
+    assert [f.name for f in fields(LedgerEntry)] == list(LEDGER_COLUMNS[:-1])
+
+
+# --- opening -------------------------------------------------------------------------------
+
+
+def test_two_processes_creating_the_file_at_once_apply_each_migration_once(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(5):
+        path = tmp_path / f"s{attempt}.db"
+        with ThreadPoolExecutor(4) as pool:
+            stores = list(pool.map(Store.open, [path] * 4))
+        for opened in stores:
+            assert opened.schema_version() == 3
+            opened.close()
+        check = Store.open(path)
+        assert check.db.table("_sqlite_migrations").count == 3
+        check.close()

@@ -3,9 +3,12 @@
 Runs (one per period key) with the orders they proposed, the snapshot they saw and what they
 skipped; the planner's carried state; the paper account's append-only ledger; an event log;
 windfalls waiting for a run. A run and everything it changed are written in one transaction.
+A simulation keeps the same database in memory and saves it as a file when it ends.
 
     store.py   the Store: the whole API
+    files.py   where the database lives: a shared WAL file, or memory saved whole
     schema.py  the tables, as migrations
+    writes.py  a run's rows, as prepared INSERTs of tuples (the hot path)
     codec.py   how values become columns and back (times, JSON, the plan state)
 """
 

@@ -8,8 +8,10 @@ times as aware datetimes and JSON columns decoded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +23,11 @@ _TIME_COLUMNS = frozenset(
 _JSON_COLUMNS = frozenset({"notes", "summary", "data"})
 
 
+@functools.lru_cache(maxsize=64)  # a run stamps one moment several times; equal = same text
 def iso(at: datetime) -> str:
     """`at` as fixed-width ISO-8601 UTC text; naive datetimes are refused."""
+    if at.tzinfo is UTC:  # the common case: already UTC, no conversion to make
+        return at.isoformat(timespec="microseconds")
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"naive datetime {at!r}: pass an aware one (UTC in storage)")
     return at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -42,15 +47,35 @@ def _plain(value: object) -> object:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+# The arguments json.dumps would be given, built once: NaN/inf in stored money would be a bug
+# upstream; refuse it rather than store it.
+_ENCODER = json.JSONEncoder(default=_plain, allow_nan=False, sort_keys=True)
+
+
 def to_json(value: object) -> str:
     """`value` as JSON text; dataclasses and mappings as objects, NaN and inf refused."""
-    # NaN/inf in stored money would be a bug upstream; refuse it rather than store it.
-    return json.dumps(value, default=_plain, allow_nan=False, sort_keys=True)
+    return _ENCODER.encode(value)
+
+
+@functools.cache
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of a dataclass's fields, in declaration order (looked up once per class)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def field_values(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """A function giving an instance's field values as a tuple, in `field_names` order."""
+    names = field_names(cls)
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return operator.attrgetter(*names)  # type: ignore[return-value]
 
 
 def columns(obj: Any) -> dict[str, Any]:
     """A dataclass's fields by name (shallow: mappings and tuples stay as they are)."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return dict(zip(field_names(type(obj)), field_values(type(obj))(obj), strict=True))
 
 
 def plan_columns(plan: Plan) -> dict[str, Any]:
@@ -72,11 +97,38 @@ def state_json(state: PlanState) -> str:
 def state_from_json(text: str) -> PlanState:
     """The plan state back; fields missing from an older file take their defaults."""
     stored = json.loads(text)
-    known = {f.name for f in dataclasses.fields(PlanState)}
+    known = field_names(PlanState)
     values = {k: v for k, v in stored.items() if k in known}  # a newer file's extras: ignored
     if "milestones_taken" in values:
         values["milestones_taken"] = {a: tuple(m) for a, m in values["milestones_taken"].items()}
     return PlanState(**values)
+
+
+# Values JSON gives back as the same type with the same value (keys must be str).
+_JSON_EXACT = frozenset({str, int, float, bool, type(None)})
+_MAPPINGS = ("cost_basis", "milestones_taken")
+
+
+def as_stored(state: PlanState, text: str) -> PlanState:
+    """`state` exactly as state_from_json(text) gives it back, `text` being its state_json:
+    mappings with sorted keys, milestones as tuples. Built without parsing `text` when every
+    value is a plain number or string (the usual case), parsed otherwise."""
+    basis, taken = state.cost_basis, state.milestones_taken
+    scalars = [getattr(state, n) for n in field_names(PlanState) if n not in _MAPPINGS]
+    plain = (
+        type(basis) is dict
+        and type(taken) is dict
+        and {*map(type, basis), *map(type, taken)} <= {str}
+        and {*map(type, basis.values()), *map(type, scalars)} <= _JSON_EXACT
+        and all(type(m) in (tuple, list) and {*map(type, m)} <= _JSON_EXACT for m in taken.values())
+    )
+    if not plain:
+        return state_from_json(text)
+    return dataclasses.replace(
+        state,
+        cost_basis=dict(sorted(basis.items())),
+        milestones_taken={a: tuple(m) for a, m in sorted(taken.items())},
+    )
 
 
 def decode(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,24 +16,25 @@ from daemon.errors import StagewiseError
 from daemon.paper import LedgerEntry
 from daemon.planner.model import Plan, PlanState
 from daemon.snapshot import Snapshot
+from daemon.store import writes
 from daemon.store.codec import (
-    columns,
+    as_stored,
     decode,
     from_iso,
     iso,
     plan_columns,
     state_from_json,
     state_json,
-    to_json,
     where_clause,
 )
-from daemon.store.schema import MIGRATIONS
+from daemon.store.files import connect_file, connect_memory, file_of, save_copy
+from daemon.store.schema import MIGRATIONS, copy_schema, migrate
 
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
 
 class StateError(StagewiseError):
-    """The state file cannot be opened or is not a stagewise database."""
+    """The state file cannot be opened or saved, or is not a stagewise database."""
 
 
 class DuplicatePeriod(StagewiseError):
@@ -55,26 +56,47 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         # Reads the jobs repeat on every run, kept until the file changes: by this store
-        # (cleared on each write) or by another connection (PRAGMA data_version moves).
+        # (each write drops them or puts in what it wrote) or by another connection (PRAGMA
+        # data_version moves).
         self._reads: dict[str, Any] = {}
         self._version: int | None = None
+        self._private = False  # True: no other connection can write (open_memory)
         db.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
-        MIGRATIONS.apply(db)
+        migrate(db)
 
     @classmethod
     def open(cls, path: Path) -> Store:
         """Open (creating it and its folder if needed) the state file at `path`, in WAL mode."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # The daemon hands the store from its main thread to the scheduler's single
-            # worker; it never uses one connection from two threads at once.
-            db = Database(sqlite3.connect(str(path), check_same_thread=False))
-            db.execute("PRAGMA busy_timeout=5000")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.enable_wal()
-            return cls(db)
+            return cls(connect_file(path))
         except (sqlite3.Error, OSError) as e:
             raise StateError(f"cannot use the state file {path}: {e}") from None
+
+    @classmethod
+    def open_memory(cls) -> Store:
+        """A new state database in memory, migrated like a file and private to this store
+        (no file to write, no other process to look out for). It is gone at close: `save`
+        it to keep it."""
+        db = connect_memory()
+        copy_schema(db.conn)  # already migrated: the constructor finds nothing to apply
+        store = cls(db)
+        store._private = True
+        return store
+
+    def save(self, path: Path, *, durable: bool = True) -> None:
+        """Write the whole database to `path`, atomically: a state file that Store.open and
+        the CLI read like any other appears there complete, or nothing changes (a file
+        already at `path`, which no one may have open, is replaced). Not inside a write.
+        `durable=False`: not synced to disk (output that can be made again, a simulation)."""
+        if self.db.conn.in_transaction:
+            raise StateError("cannot save the state while a write is in progress")
+        own = file_of(self.db.conn)
+        if own is not None and own.resolve() == path.resolve():
+            raise StateError(f"cannot save the state file {path} over itself")
+        try:
+            save_copy(self.db.conn, path, durable=durable)
+        except (sqlite3.Error, OSError) as e:
+            raise StateError(f"cannot save the state to {path}: {e}") from e
 
     def close(self) -> None:
         """Close the database connection."""
@@ -94,7 +116,7 @@ class Store:
 
     def has_period(self, period: str) -> bool:
         """True when a run (of any status) is recorded for `period`."""
-        row = self.db.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
+        row = self.db.conn.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
         return row is not None
 
     def record_run(
@@ -122,36 +144,34 @@ class Store:
         windfalls named are marked consumed by it. Raises DuplicatePeriod if `period` is
         already recorded, ValueError for a naive time or a windfall not pending.
         """
-        row = {
-            "job": job,
-            "period": period,
-            "scheduled_at": iso(scheduled_at),
-            "started_at": iso(started_at),
-            "finished_at": iso(finished_at),
-            "status": status,
-            "error": error,
-            "mode": mode,
-            "snapshot_at": iso(snapshot.taken_at) if snapshot else None,
-            **(plan_columns(plan) if plan else {}),
-        }
+        run = (
+            job,
+            period,
+            iso(scheduled_at),
+            iso(started_at),
+            iso(finished_at),
+            status,
+            error,
+            mode,
+            iso(snapshot.taken_at) if snapshot else None,
+        )
+        planned = plan_columns(plan) if plan is not None else None
         if state is None and plan is not None:
             state = plan.state
-        with self._writing():
-            run_id = self._insert_run(row)
+        with self._writing() as known:
+            run_id = self._insert_run(run, planned)
+            self._check_version()  # the write lock is held from here: cached reads stay true
+            conn = self.db.conn
             if plan is not None:
-                self._insert_plan(run_id, plan)
+                writes.insert_plan(conn, run_id, plan)
             if snapshot is not None:
-                self._insert_snapshot(run_id, snapshot)
-            if state is not None:
-                held = self._read_state()
-                kept = dataclasses.replace(
-                    state, paused=held.paused, pause_reason=held.pause_reason
-                )
-                self._write_state(kept, finished_at)
-            self._insert_ledger(ledger, run_id)
+                writes.insert_snapshot(conn, run_id, snapshot)
+            written = None if state is None else self._carry_state(state, finished_at)
+            writes.insert_ledger(conn, ledger, run_id)
             for kind, data in events:
-                self._insert_event(kind, finished_at, data, run_id)
+                writes.insert_event(conn, kind, finished_at, data, run_id)
             self._consume_windfalls(consume_windfalls, run_id)
+            known.update(self._reads_after_run(written, ledger, consume_windfalls))
         return run_id
 
     def runs(
@@ -159,8 +179,19 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Recorded runs, newest first, optionally of one job and/or status."""
         where, args = where_clause(("job = ?", job), ("status = ?", status))
-        rows = self.db.table("runs").rows_where(where, args, order_by="id DESC", limit=limit)
-        return [decode(r) for r in rows]
+        return self._newest("runs", where, args, limit)
+
+    def counts(self) -> dict[str, dict[tuple[str, str], int]]:
+        """How many runs per (job, status), and proposed orders per (job, side)."""
+        runs = self.db.conn.execute("SELECT job, status, count(*) FROM runs GROUP BY 1, 2")
+        orders = self.db.conn.execute(
+            "SELECT r.job, o.side, count(*) FROM orders o JOIN runs r ON r.id = o.run_id"
+            " GROUP BY 1, 2"
+        )
+        return {
+            "runs": {(job, status): n for job, status, n in runs},
+            "orders": {(job, side): n for job, side, n in orders},
+        }
 
     def last_run(self, job: str) -> dict[str, Any] | None:
         """The newest run of `job` (any status), or None."""
@@ -242,7 +273,7 @@ class Store:
             state = dataclasses.replace(
                 self._read_state(), paused=paused, pause_reason=reason if paused else ""
             )
-            self._write_state(state, at)
+            self._write_state(state_json(state), at)
             self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
 
     def add_event(self, kind: str, at: datetime, data: Mapping[str, Any]) -> None:
@@ -253,8 +284,7 @@ class Store:
     def events(self, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Logged events, newest first, optionally of one kind; `data` decoded."""
         where, args = where_clause(("kind = ?", kind))
-        rows = self.db.table("events").rows_where(where, args, order_by="id DESC", limit=limit)
-        return [decode(r) for r in rows]
+        return self._newest("events", where, args, limit)
 
     # -- windfalls --------------------------------------------------------------------------
 
@@ -282,13 +312,17 @@ class Store:
 
     def ledger_entries(self) -> list[LedgerEntry]:
         """The whole paper ledger, in the order it was written."""
-        rows = self.db.table("ledger").rows_where(order_by="id")
-        return [
-            LedgerEntry(
-                from_iso(r["at"]), r["kind"], r["asset"], r["amount"], r["price"], r["note"]
-            )
-            for r in rows
-        ]
+        rows = self.db.conn.execute(
+            "SELECT at, kind, asset, amount, price, note FROM ledger ORDER BY id"
+        )
+        entries = []
+        times: dict[str, datetime] = {}  # a run's entries share one time: parse it once
+        for at, kind, asset, amount, price, note in rows:
+            when = times.get(at)
+            if when is None:
+                when = times[at] = from_iso(at)
+            entries.append(LedgerEntry(when, kind, asset, amount, price, note))
+        return entries
 
     def ledger_balances(self) -> dict[str, float]:
         """The paper account's balance per asset: the sum of its ledger entries."""
@@ -316,88 +350,92 @@ class Store:
         with self._writing():
             if self.db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
                 return False
-            self._insert_ledger(entries, None)
+            writes.insert_ledger(self.db.conn, entries, None)
             self._insert_event("ledger_seeded", at, {"balances": dict(balances)})
         return True
+
+    def _newest(
+        self, table: str, where: str | None, args: list[object], limit: int
+    ) -> list[dict[str, Any]]:
+        """Rows of `table` (all columns), newest first, decoded for callers."""
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        cursor = self.db.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", [*args, limit])
+        names = [d[0] for d in cursor.description]
+        return [decode(dict(zip(names, row, strict=True))) for row in cursor]
 
     # -- cached reads and writes ------------------------------------------------------------
 
     def _cached(self, key: str, load: Callable[[], Any]) -> Any:
-        version = self.db.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
-            self._reads.clear()
-            self._version = version
+        self._check_version()
         if key not in self._reads:
             self._reads[key] = load()
         return self._reads[key]
 
+    def _check_version(self) -> None:
+        """Drop the cached reads if another connection has written since they were made."""
+        if self._private:
+            return
+        version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._reads.clear()
+            self._version = version
+
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """One transaction (nested ones are savepoints); cached reads are dropped after it."""
+    def _writing(self) -> Iterator[dict[str, Any]]:
+        """One transaction (nested ones are savepoints). Cached reads are dropped after it;
+        the block may give, in the dict it gets, reads it knows to be true after its commit
+        (kept only when this transaction is the outermost, so commits when the block ends)."""
+        outermost = not self.db.conn.in_transaction
+        known: dict[str, Any] = {}
         try:
             with self.db.atomic():
-                yield
+                yield known
         finally:
             self._reads.clear()
+        if outermost:
+            self._reads.update(known)
+
+    def _reads_after_run(
+        self,
+        state: PlanState | None,
+        ledger: Sequence[LedgerEntry],
+        consumed: Sequence[int],
+    ) -> dict[str, Any]:
+        """The cached reads as they will be once the run being written commits: those it
+        changed worked out from what it wrote (the file gives back the same values), not
+        read back. Called inside the run's transaction, after the write lock is taken."""
+        known = {}
+        if state is not None:
+            known["plan_state"] = state
+        elif "plan_state" in self._reads:
+            known["plan_state"] = self._reads["plan_state"]
+        if "pending_windfalls" in self._reads:
+            waiting = self._reads["pending_windfalls"]
+            known["pending_windfalls"] = [w for w in waiting if w.id not in consumed]
+        if "ledger_balances" in self._reads:
+            balances = _after(self._reads["ledger_balances"], ledger)
+            if balances is not None:
+                known["ledger_balances"] = balances
+        return known
 
     # -- writing, inside a caller's transaction ---------------------------------------------
 
-    def _insert_run(self, row: dict[str, Any]) -> int:
+    def _insert_run(self, run: Sequence[Any], planned: Mapping[str, Any] | None) -> int:
         try:
-            return self._insert_row("runs", row)
+            return writes.insert_run(self.db.conn, run, planned)
         except sqlite3.IntegrityError as e:
             if "runs.period" in str(e):
-                raise DuplicatePeriod(f"period {row['period']} has already run") from e
+                raise DuplicatePeriod(f"period {run[1]} has already run") from e
             raise
-
-    def _insert_plan(self, run_id: int, plan: Plan) -> None:
-        orders = [{"run_id": run_id, "seq": i, **columns(o)} for i, o in enumerate(plan.orders)]
-        skips = [{"run_id": run_id, "seq": i, **columns(s)} for i, s in enumerate(plan.skipped)]
-        self._insert_rows("orders", orders)
-        self._insert_rows("skips", skips)
-
-    def _insert_snapshot(self, run_id: int, snapshot: Snapshot) -> None:
-        assets = sorted(set(snapshot.balances) | set(snapshot.prices))
-        rows = []
-        for asset in assets:
-            price = 1.0 if asset == snapshot.quote else snapshot.prices.get(asset)
-            amount = snapshot.balances.get(asset, 0.0)
-            value = None if price is None else amount * price
-            rows.append(
-                {"run_id": run_id, "asset": asset, "amount": amount, "price": price, "value": value}
-            )
-        self._insert_rows("snapshots", rows)
-
-    def _insert_ledger(self, entries: Sequence[LedgerEntry], run_id: int | None) -> None:
-        rows = [
-            {**columns(e), "at": iso(e.at), "run_id": run_id, "note": e.note or ""} for e in entries
-        ]
-        self._insert_rows("ledger", rows)
-
-    def _insert_row(self, table: str, row: Mapping[str, Any]) -> int:
-        """One plain row into `table`; returns its rowid."""
-        names = list(row)
-        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-        return int(self.db.conn.execute(sql, [row[n] for n in names]).lastrowid or 0)
-
-    def _insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Plain rows (numbers, text, None) into `table` in one prepared statement: the hot
-        path of every run, without sqlite-utils' per-row type conversions."""
-        if not rows:
-            return
-        names = list(rows[0])
-        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-        self.db.conn.executemany(sql, [[row[n] for n in names] for row in rows])
 
     def _insert_event(
         self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
     ) -> None:
-        row = {"at": iso(at), "kind": kind, "run_id": run_id, "data": to_json(data)}
-        self._insert_row("events", row)
+        writes.insert_event(self.db.conn, kind, at, data, run_id)
 
     def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
         for windfall_id in ids:
-            cursor = self.db.execute(
+            cursor = self.db.conn.execute(
                 "UPDATE pending_windfalls SET consumed_run = ?"
                 " WHERE id = ? AND consumed_run IS NULL",
                 [run_id, windfall_id],
@@ -412,14 +450,38 @@ class Store:
             [state_json(PlanState()), iso(at)],
         )
 
+    def _carry_state(self, state: PlanState, at: datetime) -> PlanState:
+        """Write `state` as the carried one, keeping the pause the file holds; returns it as
+        reading it back would give it."""
+        held = self.plan_state()
+        kept = dataclasses.replace(state, paused=held.paused, pause_reason=held.pause_reason)
+        text = state_json(kept)
+        self._write_state(text, at)
+        return as_stored(kept, text)
+
     def _read_state(self) -> PlanState:
-        row = self.db.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
+        row = self.db.conn.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
         return PlanState() if row is None else state_from_json(row[0])
 
-    def _write_state(self, state: PlanState, at: datetime) -> None:
+    def _write_state(self, text: str, at: datetime) -> None:
         self.db.conn.execute(
             "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
             "updated_at = excluded.updated_at",
-            [state_json(state), iso(at)],
+            [text, iso(at)],
         )
+
+
+def _after(balances: dict[str, float], entries: Sequence[LedgerEntry]) -> dict[str, float] | None:
+    """The ledger balances after `entries`, as the ledger_balances trigger computes them and
+    the file returns them: REAL sums in entry order (a zero stored unsigned), by asset. None
+    (read them back) for an entry whose asset or amount is not a plain str or number."""
+    if not entries:
+        return balances
+    after = dict(balances)
+    for e in entries:
+        if type(e.asset) is not str or type(e.amount) not in (float, int):
+            return None
+        amount = float(e.amount)
+        after[e.asset] = (after[e.asset] + amount if e.asset in after else amount) + 0.0
+    return dict(sorted(after.items()))

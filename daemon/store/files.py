@@ -1,0 +1,89 @@
+"""Where the state lives: a file opened with the daemon's pragmas, or memory saved whole.
+
+A file is shared (the daemon, the CLI), so it runs in WAL mode with a busy timeout. A
+simulation writes thousands of runs no one else reads until it ends: it keeps them in memory
+and saves the database once, as a file that appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+
+def connect_file(path: Path) -> Database:
+    """The state file at `path` (created with its folder if missing), in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The daemon hands the store from its main thread to the scheduler's single worker; it
+    # never uses one connection from two threads at once. No sqlite-utils plugins: the state
+    # must not depend on what else is installed (and scanning for them costs every process).
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    db = Database(conn, execute_plugins=False)
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.enable_wal()
+    return db
+
+
+def connect_memory() -> Database:
+    """A new, empty database in memory that no other connection can see."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    return Database(conn, execute_plugins=False)
+
+
+def file_of(conn: sqlite3.Connection) -> Path | None:
+    """The file behind `conn`'s main database; None in memory."""
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return Path(file) if file else None
+    return None
+
+
+def save_copy(conn: sqlite3.Connection, path: Path, *, durable: bool = True) -> None:
+    """Write `conn`'s whole database to `path` as a WAL-mode state file, replacing any file
+    there: written beside it under a temporary name, synced, then renamed over it.
+    `durable=False` skips the syncs: the file is still whole or absent for every reader, but
+    an operating system crash soon after may lose it (for output that can be made again)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        _copy(conn, temp)
+        if durable:
+            _sync(temp)
+        # A WAL left beside the old file would be replayed into the new one when opened.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(temp, path)
+        if durable:
+            _sync(path.parent)
+    finally:
+        for leftover in ("", "-journal", "-wal", "-shm"):
+            Path(f"{temp}{leftover}").unlink(missing_ok=True)
+
+
+def _copy(conn: sqlite3.Connection, temp: Path) -> None:
+    target = sqlite3.connect(str(temp))
+    try:
+        # Until it is renamed the copy is nobody's: no journal, and one sync of the whole
+        # file afterwards instead of one per step.
+        target.execute("PRAGMA journal_mode=OFF")
+        target.execute("PRAGMA synchronous=OFF")
+        conn.backup(target)
+        target.execute("PRAGMA journal_mode=WAL")  # as Store.open leaves a state file
+    finally:
+        target.close()
+
+
+def _sync(path: Path) -> None:
+    """fsync a file, or a folder (so that a rename in it is durable; POSIX only)."""
+    if path.is_dir() and os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
