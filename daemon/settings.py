@@ -25,7 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from daemon.errors import ConfigError
 from daemon.stages import PlanData, load_plan, read_toml
@@ -135,6 +140,13 @@ class ScheduleSettings(Section):
     # (period keys still apply, so each period still runs once).
     interval_seconds: float | None = Field(default=None, ge=0.5, le=86_400)
 
+    @field_validator("withdraw_periods", mode="before")
+    @classmethod
+    def _number_from_text(cls, value: object) -> object:
+        """The environment gives text: "4" is the number 4 (a choice of numbers takes no
+        text otherwise)."""
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
 
 class PolicySettings(Section):
     """How the planner trades: drift bands, how far to rebalance, safety caps."""
@@ -142,6 +154,7 @@ class PolicySettings(Section):
     band_abs_pct: float = Field(default=5, gt=0, le=100)
     band_rel_pct: float = Field(default=25, gt=0, le=1000)
     rebalance_to: Literal["target", "band"] = "target"
+    drift_watch: Literal["sleeve", "asset"] = "sleeve"
     max_order_pct: float = Field(default=25, gt=0, le=100)
     milestone_sell_pct: float = Field(default=50, gt=0, le=100)
     cash_pct: float = Field(default=0, ge=0, lt=100)
@@ -233,6 +246,9 @@ def load_config(path: Path) -> Config:
         settings = Settings(**data)
     except ValidationError as e:
         raise ConfigError.from_validation(str(path), e, Settings) from None
+    except SettingsError as e:  # e.g. a STAGEWISE_<SECTION> variable that is not JSON
+        # The message names the field and the source, never the value (it may hold a key).
+        raise ConfigError(f"the environment: {e}") from None
     base = path.resolve().parent
     settings = settings.model_copy(
         update={

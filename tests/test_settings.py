@@ -13,6 +13,8 @@ from daemon.settings import load_config
 
 EX_CONFIG = 78
 
+SECRET = "s3cr3t-KEY-do-not-print-9f8e7d"
+
 
 def stages_with(tmp_path, change) -> str:
     data = tomllib.loads((REPO / "config" / "stages.toml").read_text())
@@ -207,13 +209,27 @@ def test_environment_override_beats_the_file(write_config, monkeypatch):
     assert config.settings.schedule.dca_hour == 9  # the rest of the file still applies
 
 
+def test_environment_gives_text_for_a_choice_of_numbers(write_config, monkeypatch):
+    monkeypatch.setenv("STAGEWISE_SCHEDULE__WITHDRAW_PERIODS", "4")
+    assert load_config(write_config()).settings.schedule.withdraw_periods == 4
+    monkeypatch.setenv("STAGEWISE_SCHEDULE__WITHDRAW_PERIODS", "3")
+    with pytest.raises(ConfigError, match="schedule.withdraw_periods"):
+        load_config(write_config())
+
+
+def test_a_section_in_the_environment_that_is_not_json_is_a_config_error(write_config):
+    """Exit 78 naming the section, no traceback, and not the value (it may hold a key)."""
+    env = {"STAGEWISE_EXCHANGE": '{"api_key": "' + SECRET}
+    result = run_cli("--config", str(write_config()), "check-config", env=env)
+    assert result.returncode == EX_CONFIG
+    assert 'field "exchange"' in result.stderr and "Traceback" not in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
 def test_environment_typo_is_refused_too(write_config, monkeypatch):
     monkeypatch.setenv("STAGEWISE_INVESTOR__MONTLY_CONTRIBUTION", "2500")
     with pytest.raises(ConfigError, match="did you mean 'monthly_contribution'"):
         load_config(write_config())
-
-
-SECRET = "s3cr3t-KEY-do-not-print-9f8e7d"
 
 
 def test_secret_from_environment_appears_in_no_output_or_repr(write_config, monkeypatch):
