@@ -5,7 +5,6 @@ Only the CLI maps them to exit codes (78, EX_CONFIG, for configuration errors).
 
 from __future__ import annotations
 
-import difflib
 import typing
 from collections.abc import Sequence
 
@@ -57,6 +56,8 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(loc) or "(top level)"
     if error["type"] == "extra_forbidden":
+        import difflib  # only a bad config needs it; a running daemon never does
+
         known = _fields_at(model, error["loc"][:-1])
         close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -17,8 +17,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
 from daemon.errors import ConfigError, StagewiseError
 from daemon.settings import Config, config_path, load_config
 from daemon.targets import Targets, targets_on
@@ -277,6 +275,8 @@ def pct(x: float) -> str:
 
 
 def render_targets(t: Targets, n_stages: int) -> str:
+    from tabulate import tabulate  # only the commands that print tables load it (not `run`)
+
     lines = [f"{t.on}: age {t.age}, stage {t.stage.number} of {n_stages}: {t.stage.name}"]
     if t.glide:
         g = t.glide

@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from daemon import logs
 from daemon.cli import EX_FAILURE, EX_OK, aware, emit_json, load, pct, targets_json
 from daemon.settings import Config, config_path
@@ -19,7 +17,9 @@ if TYPE_CHECKING:
     from daemon.store import Store
 
 # The exchange, store and scheduler modules (ccxt, sqlite-utils, APScheduler) are imported by
-# the commands that use them: `stagewise stage` or `--help` should not wait for ccxt.
+# the commands that use them: `stagewise stage` or `--help` should not wait for ccxt. Likewise
+# tabulate is imported by the functions that print tables: the daemon (`run`) prints none and
+# should not keep it in memory.
 
 
 def setup_logs(config: Config) -> None:
@@ -64,6 +64,8 @@ def cmd_once(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EX_FAILURE
+    from tabulate import tabulate
+
     runtime = open_runtime(config)
     try:
         runtime.check_exchange(now)
@@ -167,6 +169,8 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
 
 
 def render_status(d: dict[str, Any]) -> str:
+    from tabulate import tabulate
+
     t = d["targets"]
     lines = [f"mode {d['mode']}; age {t['age']}, stage {t['stage']['name']}"]
     if t["glide"]:
@@ -236,6 +240,8 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
 
 def render_proposals(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
     table = [
         [
             r["period"],
