@@ -20,6 +20,7 @@ from daemon.paper import LedgerEntry
 from daemon.periods import period_key
 from daemon.planner import (
     plan_dca,
+    plan_drift,
     plan_profit,
     plan_rebalance,
     plan_windfall,
@@ -27,11 +28,12 @@ from daemon.planner import (
     policy_from,
 )
 from daemon.planner.model import Order, Plan
+from daemon.planner.watch import drift_is_quiet, profit_is_quiet
 from daemon.scheduler import Schedule
 from daemon.settings import Config
 from daemon.snapshot import Snapshot
 from daemon.store import DuplicatePeriod, RunStatus, Store
-from daemon.targets import Targets, monthly_contribution, stage_on, targets_on
+from daemon.targets import Targets, TargetsOn, monthly_contribution, stage_on
 
 log = structlog.get_logger()
 
@@ -73,16 +75,7 @@ class Jobs:
         self.store = store
         self.account = account
         self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
-        self._targets: dict[date, Targets] = {}
-
-    def targets(self, day: date) -> Targets:
-        """The targets of `day` (a pure function of config and day, so kept per day)."""
-        targets = self._targets.get(day)
-        if targets is None:
-            if len(self._targets) > 64:
-                self._targets.clear()
-            targets = self._targets[day] = targets_on(self.config, day)
-        return targets
+        self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
 
     # -- what a trigger fires -----------------------------------------------------------
 
@@ -158,6 +151,13 @@ class Jobs:
         state = self.store.plan_state()
         if job == "dca":
             contribution = monthly_contribution(self.config, self.local_date(now))
+            if contribution <= 0 and state.carry <= 0 and not state.paused:
+                # Nothing to invest: no need to ask the exchange (the glide is still noted).
+                reason = "the monthly contribution is 0 and nothing is carried: nothing to invest"
+                events = self._glide_events(targets)
+                self._store_run(job, key, scheduled_at, now, "skipped", error=reason, events=events)
+                log.info("run_finished", status="skipped", reason=reason)
+                return Outcome(job, key, "skipped", error=reason)
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
             snapshot = self._snapshot(targets, now, pending)
             plan = plan_dca(snapshot, targets, self.policy, state, contribution)
@@ -193,8 +193,12 @@ class Jobs:
         state = self.store.plan_state()
         snapshot = self._snapshot(targets, now)
         if job == "drift":
-            plan = plan_rebalance(snapshot, targets, self.policy, state, None)
+            if drift_is_quiet(snapshot, targets, self.policy, state):
+                return Outcome(job, key, "quiet")
+            plan = plan_drift(snapshot, targets, self.policy, state)
         else:
+            if profit_is_quiet(snapshot, targets, state):
+                return Outcome(job, key, "quiet")
             plan = plan_profit(snapshot, targets, self.policy, state)
         if not plan.orders and plan.state == state and plan.refused is None:
             return Outcome(job, key, "quiet")

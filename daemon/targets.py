@@ -6,8 +6,9 @@ targets of any day. No clock reads, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from daemon.settings import Config
@@ -49,6 +50,8 @@ class Targets:
     sleeves: per index, its weight inside the crypto portfolio (they sum to 1 - cash).
     weights: per asset, its weight inside the crypto portfolio (they sum to 1 - cash).
     cash: share of the crypto account kept in the quote currency.
+    members: per index, the part of each asset's weight that it holds (an asset in two
+        indices is split between them); over every index they sum to `weights`.
     """
 
     on: date
@@ -60,6 +63,7 @@ class Targets:
     sleeves: Mapping[str, SleeveTarget]
     weights: Mapping[str, float]
     cash: float
+    members: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def assets_of(self, index: str, config: Config) -> list[str]:
         """The assets a sleeve (index) holds, for per-sleeve rebalancing."""
@@ -176,9 +180,12 @@ def targets_on(config: Config, on: date) -> Targets:
         for name, w in sorted(per_index.items())
     }
     weights: dict[str, float] = {}
-    for name, w in per_index.items():
-        for asset, pct in config.plan.indices[name].constituents.items():
-            weights[asset] = weights.get(asset, 0.0) + w * pct / 100 * (1 - cash)
+    members: dict[str, dict[str, float]] = {}
+    for name, w in sorted(per_index.items()):
+        held = members[name] = {}
+        for asset, pct in sorted(config.plan.indices[name].constituents.items()):
+            held[asset] = w * pct / 100 * (1 - cash)
+            weights[asset] = weights.get(asset, 0.0) + held[asset]
     return Targets(
         on=on,
         age=age_on(birth, on),
@@ -189,7 +196,31 @@ def targets_on(config: Config, on: date) -> Targets:
         sleeves=sleeves,
         weights=dict(sorted(weights.items())),
         cash=cash,
+        members=members,
     )
+
+
+class TargetsOn:
+    """`targets_on` for one config, remembered: the targets of a day depend on the day only
+    through the investor's age and the glide path's step, so days that share both share one
+    computation (a simulation asks for thousands of days)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._by_key: dict[tuple[object, ...], Targets] = {}
+
+    def __call__(self, on: date) -> Targets:
+        glide = glide_on(self.config, on)
+        key = (
+            age_on(self.config.settings.investor.birth_date, on),
+            None if glide is None else (glide.from_stage, glide.step),
+        )
+        found = self._by_key.get(key)
+        if found is None:
+            if len(self._by_key) > 256:
+                self._by_key.clear()
+            found = self._by_key[key] = targets_on(self.config, on)
+        return found if found.on == on else dataclasses.replace(found, on=on)
 
 
 def monthly_contribution(config: Config, on: date) -> float:

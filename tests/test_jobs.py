@@ -337,6 +337,21 @@ def test_paused_dca_buys_nothing_and_deposits_nothing_until_resumed(young) -> No
     assert all(o["side"] == "buy" for o in orders_of(young, "dca:2027-03"))
 
 
+def test_a_dca_with_nothing_to_invest_is_skipped_without_asking_for_prices(
+    make_config, history_runtime
+) -> None:
+    runtime = history_runtime(
+        make_config({**YOUNG, "investor": {**YOUNG["investor"], "monthly_contribution": 0}})
+    )
+    seed_paper(runtime, berlin(2027, 1, 1))
+    runtime.account.market_source = None  # type: ignore[attr-defined]  # any quote would fail
+    outcomes = dca_on(runtime, 2)
+    reason = "the monthly contribution is 0 and nothing is carried: nothing to invest"
+    assert [(o.period, o.status, o.error) for o in outcomes] == [("dca:2027-02", "skipped", reason)]
+    assert runtime.store.last_run("dca")["error"] == reason  # type: ignore[index]
+    assert orders_of(runtime, "dca:2027-02") == [] and run_ledger(runtime, "dca:2027-02") == []
+
+
 def test_a_windfall_is_invested_at_the_next_fire_with_the_stages_bonus_share(young) -> None:
     bonus = 10_000.0
     windfall_id = young.store.add_pending_windfall(bonus, berlin(2027, 1, 10))

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_planner import POLICY, QUOTE, received, snapshot, spend, targets
 
-from daemon.planner import PlanState, apply, plan_rebalance
+from daemon.planner import PlanState, apply, plan_drift, plan_rebalance
 
 PRICES = {"A": 1.0, "B": 1.0, "C": 1.0}
 
@@ -169,3 +169,84 @@ def test_a_sell_below_the_minimum_is_skipped_and_buys_nothing():
     plan = plan_rebalance(snap, targets({"A": 1.0}), POLICY, PlanState())
     assert plan.orders == ()
     assert [s.asset for s in plan.skipped] == ["X"] and "minimum" in plan.skipped[0].reason
+
+
+# --- the drift watch: sleeves (indices) against their bands ---------------------------------
+
+
+def two_sleeves(shared: float = 0.0):
+    """Momentum (A, B: 50 % of the account) and Value (C, and `shared` of B's weight too)."""
+    from daemon.targets import SleeveTarget
+
+    members = {
+        "momentum": {"A": 0.25, "B": 0.25 - shared},
+        "value": {"C": 0.5, "B": shared} if shared else {"C": 0.5},
+    }
+    weights = {"A": 0.25, "B": 0.25, "C": 0.5}
+    sleeves = {
+        i: SleeveTarget(i, i.title(), sum(m.values()), "weekly" if i == "momentum" else "annual")
+        for i, m in members.items()
+    }
+    return dataclasses.replace(targets(weights), sleeves=sleeves, members=members)
+
+
+def test_the_drift_watch_leaves_assets_drifting_inside_a_sleeve_in_band():
+    # A 35 % / B 15 % vs 25/25: each far outside its asset band (±5), but Momentum is 50 %.
+    snap = snapshot({"A": 350.0, "B": 150.0, "C": 500.0, QUOTE: 0.0}, PRICES)
+    plan = plan_drift(snap, two_sleeves(), POLICY, PlanState())
+    assert plan.orders == () and plan.refused is None
+    assert "nothing is outside the drift watch's bands" in plan.notes
+    by_asset = dataclasses.replace(POLICY, drift_watch="asset")
+    plan = plan_drift(snap, two_sleeves(), by_asset, PlanState())
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [
+        ("sell", "A", 100.0),
+        ("buy", "B", 99.8),
+    ]
+    assert (
+        "rebalancing early: the asset A is 35.0% of the account vs target 25.0%" in (plan.notes[0])
+    )
+
+
+def test_a_sleeve_outside_its_band_rebalances_the_whole_portfolio():
+    # Momentum 60 % (A 36, B 24) vs 50 % ± 5: out. The whole-portfolio rebalance then trades
+    # every ASSET outside its own band: A (+11) sells, C (-10) buys; B (-1) is left alone.
+    snap = snapshot({"A": 360.0, "B": 240.0, "C": 400.0, QUOTE: 0.0}, PRICES)
+    plan = plan_drift(snap, two_sleeves(), POLICY, PlanState())
+    assert plan.notes[0] == (
+        "rebalancing early: the sleeve Momentum is 60.0% of the account vs target 50.0% "
+        "(band ±5.0%)"
+    )
+    assert [(o.side, o.base) for o in plan.orders] == [("sell", "A"), ("buy", "C")]
+    assert plan.orders == plan_rebalance(snap, two_sleeves(), POLICY, PlanState()).orders
+
+
+def test_an_asset_in_two_sleeves_counts_for_each_as_their_targets_split_it():
+    # B's 25 % target: 15 % for Momentum, 10 % for Value. B at 25 % splits the same way, so
+    # Momentum = A 25 + B 15 = its 40 % target; Value = C 50 + B 10 = its 60 %.
+    snap = snapshot({"A": 250.0, "B": 250.0, "C": 500.0, QUOTE: 0.0}, PRICES)
+    t = two_sleeves(shared=0.1)
+    assert plan_drift(snap, t, POLICY, PlanState()).orders == ()
+    # B up to 40 % (C down): Momentum A 25 + B 24 = 49 % vs 40 % ± 5 is out.
+    snap = snapshot({"A": 250.0, "B": 400.0, "C": 350.0, QUOTE: 0.0}, PRICES)
+    plan = plan_drift(snap, t, POLICY, PlanState())
+    assert plan.notes[0].startswith("rebalancing early: the sleeve Momentum is 49.0%")
+
+
+def test_the_drift_watch_sells_a_holding_outside_the_plan():
+    snap = snapshot(
+        {"A": 250.0, "B": 250.0, "C": 480.0, "X": 20.0, QUOTE: 0.0}, PRICES | {"X": 1.0}
+    )
+    plan = plan_drift(snap, two_sleeves(), POLICY, PlanState())
+    assert plan.notes[0] == "rebalancing early: X is held (2.0%) but not in the plan"
+    assert ("sell", "X", 20.0) in [(o.side, o.base, o.amount) for o in plan.orders]
+
+
+def test_the_drift_watch_sells_crypto_above_the_stage_band():
+    # 1,000 of crypto beside 2,000 outside: 33 % of the whole portfolio, band 15-25 %.
+    snap = snapshot({"A": 250.0, "B": 250.0, "C": 500.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=2_000.0)
+    plan = plan_drift(snap, two_sleeves(), policy, PlanState())
+    assert plan.notes[0] == (
+        "rebalancing early: crypto is 33.3% of the whole portfolio, above the band's top 25.0%"
+    )
+    assert plan.orders and all(o.side == "sell" for o in plan.orders)

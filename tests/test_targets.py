@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from daemon.money import WEIGHT_TOLERANCE
 from daemon.targets import (
+    TargetsOn,
     add_months,
     age_on,
     glide_on,
@@ -124,6 +125,12 @@ def test_glide_moves_monotonically_in_monthly_steps_summing_to_one(config):
         assert sum(t.weights.values()) + t.cash == pytest.approx(1, abs=WEIGHT_TOLERANCE)
         assert sum(s.weight for s in t.sleeves.values()) + t.cash == pytest.approx(1)
         assert all(w > 0 for w in t.weights.values())
+        # Each index holds its weight, split over its assets; together they make `weights`.
+        assert t.members.keys() == t.sleeves.keys()
+        for index, held in t.members.items():
+            assert sum(held.values()) == pytest.approx(t.sleeves[index].weight)
+        for asset, weight in t.weights.items():
+            assert sum(m.get(asset, 0.0) for m in t.members.values()) == pytest.approx(weight)
 
 
 def test_glide_within_a_month_holds_its_step(config):
@@ -191,3 +198,15 @@ def test_contribution_rises_by_the_stage_increase_on_each_anniversary(make_confi
     assert monthly_contribution(config, date(2027, 7, 1)) == pytest.approx(460)  # +15 %
     # 2031-07-01: age 31, career builder: +10 % on top of four young-professional years.
     assert monthly_contribution(config, date(2031, 7, 1)) == pytest.approx(400 * 1.15**4 * 1.10)
+
+
+def test_remembered_targets_are_targets_on_for_every_day(make_config):
+    """TargetsOn shares one computation between days of the same age and glide step: day by
+    day over the Career Builder -> Peak Earner glide, it must equal targets_on."""
+    config = make_config({"investor": {"birth_date": BIRTH.isoformat()}})
+    remembered = TargetsOn(config)
+    day, end = date(BIRTH.year + 37, 6, 1), date(BIRTH.year + 41, 3, 1)
+    while day < end:
+        assert remembered(day) == targets_on(config, day), day
+        day += timedelta(days=1)
+    assert len(remembered._by_key) <= 24 + 5  # steps and ages, not days

@@ -11,7 +11,7 @@ from daemon.planner.fills import apply
 from daemon.planner.model import Order, Plan, PlanState, Policy, Skip, Summary
 from daemon.planner.policy import policy_from
 from daemon.planner.profit import plan_profit
-from daemon.planner.rebalance import plan_rebalance
+from daemon.planner.rebalance import plan_drift, plan_rebalance
 from daemon.planner.windfall import plan_windfall
 from daemon.planner.withdraw import plan_withdraw
 
@@ -25,6 +25,7 @@ __all__ = [
     "apply",
     "plan_dca",
     "plan_profit",
+    "plan_drift",
     "plan_rebalance",
     "plan_windfall",
     "plan_withdraw",

@@ -21,6 +21,9 @@ class Policy:
     band_abs / band_rel: an asset is outside its band when |weight - target| exceeds the
         smaller of band_abs and band_rel * target (the 5/25 rule).
     rebalance_to: "target" trades all the way back; "band" only to the band's edge.
+    drift_watch: what the drift watch compares with the bands between scheduled rebalances:
+        "sleeve" each index's share (its assets drift until the index's own cadence), or
+        "asset" each asset's.
     max_order_share: an order whose notional exceeds this share of the account's value is
         refused as implausible (buys of new money from DCA or a windfall are exempt).
     milestone_sell_share: the part of a position's gain sold at each profit milestone.
@@ -35,6 +38,7 @@ class Policy:
     band_abs: float = 0.05
     band_rel: float = 0.25
     rebalance_to: Literal["target", "band"] = "target"
+    drift_watch: Literal["sleeve", "asset"] = "sleeve"
     max_order_share: float = 0.25
     milestone_sell_share: float = 0.5
     fee_rate: float = 0.001

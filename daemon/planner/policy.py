@@ -14,6 +14,7 @@ def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:
         band_abs=p.band_abs_pct / 100,
         band_rel=p.band_rel_pct / 100,
         rebalance_to=p.rebalance_to,
+        drift_watch=p.drift_watch,
         max_order_share=p.max_order_pct / 100,
         milestone_sell_share=p.milestone_sell_pct / 100,
         fee_rate=settings.paper.fee_rate,

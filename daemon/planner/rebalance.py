@@ -1,7 +1,14 @@
 """Rebalance: sell what drifted above its band, buy what drifted below, keep cash at target.
 
 An asset is outside its band when |weight - target| > min(band_abs, band_rel * target) (the
-5/25 rule); an asset held but not in the plan has target 0 and is sold. Outside assets trade
+5/25 rule); an asset held but not in the plan has target 0 and is sold.
+
+The drift watch (`plan_drift`) rebalances the whole portfolio early, between the scheduled
+runs, only when a sleeve (an index's share of the account, an asset held by two indices split
+between them as their targets are) is outside its band, an asset outside the plan is held, or
+crypto is above the stage's band of the whole portfolio. Inside a sleeve, assets drift until
+the index's own cadence (the guide: Momentum weekly, Value annual). `policy.drift_watch =
+"asset"` watches each asset's band instead. Outside assets trade
 back to target (`rebalance_to = "target"`) or to the band's edge ("band"); assets inside
 their band are left alone. Buys are paid by the sells and by cash above its target, biggest
 gaps first; the cash target is never spent.
@@ -48,6 +55,26 @@ def plan_rebalance(
     scope: Collection[str] | None = None,
 ) -> Plan:
     """Trades back into the bands: the whole portfolio (scope None) or only `scope`'s assets."""
+    return _rebalance(snapshot, targets, policy, state, scope, watch=False)
+
+
+@refuses("rebalance")
+def plan_drift(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
+    """The drift watch: the whole-portfolio rebalance when a sleeve (or, with
+    `policy.drift_watch = "asset"`, an asset) is outside its band, a holding is not in the
+    plan or crypto is above the stage's band; else no orders."""
+    return _rebalance(snapshot, targets, policy, state, None, watch=True)
+
+
+def _rebalance(
+    snapshot: Snapshot,
+    targets: Targets,
+    policy: Policy,
+    state: PlanState,
+    scope: Collection[str] | None,
+    *,
+    watch: bool,
+) -> Plan:
     held = {a for a, n in snapshot.balances.items() if n and a != snapshot.quote}
     in_scope = (held | set(targets.weights)) - {snapshot.quote}
     if scope is not None:
@@ -59,6 +86,12 @@ def plan_rebalance(
     if book.value <= 0:
         proposal.notes.append("the account is empty: nothing to rebalance")
         return finish(proposal, state, policy)
+    if watch:
+        why = breach(book, targets, aims, policy)
+        if why is None:
+            proposal.notes.append("nothing is outside the drift watch's bands")
+            return finish(proposal, state, policy)
+        proposal.notes.append(f"rebalancing early: {why}")
     if aims is not targets.weights:
         proposal.notes.append(scaled_note(targets, aims))
     excess = _crypto_excess(proposal, targets, policy, snapshot) if scope is None else 0.0
@@ -83,6 +116,39 @@ def scaled_targets(book: Book, targets: Targets, policy: Policy) -> Mapping[str,
         return targets.weights
     k = ceiling / invested
     return {a: t * k for a, t in targets.weights.items()}
+
+
+def breach(book: Book, targets: Targets, aims: Mapping[str, float], policy: Policy) -> str | None:
+    """What puts the account outside the drift watch's bands (the first found), or None."""
+    total = book.value
+    for asset, value in book.values.items():
+        if aims.get(asset, 0.0) <= 0 and value / total > WEIGHT_TOLERANCE:
+            return f"{asset} is held ({pct(value / total)}) but not in the plan"
+    if policy.outside_value > 0:
+        share, high = book.crypto / (total + policy.outside_value), targets.crypto_band[1]
+        if share > high + WEIGHT_TOLERANCE:
+            return (
+                f"crypto is {pct(share)} of the whole portfolio, above the band's top {pct(high)}"
+            )
+    if policy.drift_watch == "sleeve" and targets.members:
+        groups = {targets.sleeves[i].name: m for i, m in targets.members.items()}
+        what = "sleeve"
+    else:
+        groups = {asset: {asset: w} for asset, w in targets.weights.items()}
+        what = "asset"
+    scale = 1.0 if aims is targets.weights else sum(aims.values()) / sum(targets.weights.values())
+    values, weights = book.values, targets.weights
+    for name, held in groups.items():
+        target = sum(held.values())
+        aim = scale * target
+        value = sum(values.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
+        band = band_of(aim, policy)
+        if outside_band(value / total - aim, band):
+            return (
+                f"the {what} {name} is {pct(value / total)} of the account vs target "
+                f"{pct(aim)} (band ±{pct(band)})"
+            )
+    return None
 
 
 def scaled_note(targets: Targets, aims: Mapping[str, float]) -> str:
