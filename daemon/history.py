@@ -167,6 +167,8 @@ class HistoryMarkets:
     min_notional: float = 5.0
     _markets: dict[str, Market] = field(default_factory=dict)
 
+    _last: tuple[object, tuple[str, ...], dict[str, float], dict[str, Market]] | None = None
+
     def quotes(
         self, assets: Collection[str], now: datetime
     ) -> tuple[dict[str, float], dict[str, Market]]:
@@ -176,13 +178,18 @@ class HistoryMarkets:
         markets: dict[str, Market] = {}
         if i is None:
             return prices, markets
-        for asset in assets:
+        wanted = tuple(assets)
+        last = self._last
+        if last is not None and last[0] == i and last[1] == wanted:
+            return dict(last[2]), dict(last[3])  # the jobs of one day ask the same question
+        for asset in wanted:
             column = self.history.closes.get(asset)
             price = column[i] if column is not None else None
             if price is not None:
                 prices[asset] = price
                 markets[asset] = self._market(asset)
-        return prices, markets
+        self._last = (i, wanted, prices, markets)
+        return dict(prices), dict(markets)
 
     def _market(self, asset: str) -> Market:
         market = self._markets.get(asset)

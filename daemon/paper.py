@@ -200,7 +200,7 @@ class PaperAccount:
         self.market_source = market_source
         self.quote = quote
         self.fee_rate = fee_rate
-        self._markets: dict[Market, Market] = {}
+        self._markets: dict[str, tuple[Market, Market]] = {}  # asset: (theirs, ours)
 
     def snapshot(
         self, assets: Iterable[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -213,19 +213,30 @@ class PaperAccount:
         for e in pending:
             balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
         balances.setdefault(self.quote, 0.0)
-        wanted = sorted((set(assets) | set(balances)) - {self.quote})
+        asked = (set(assets) | balances.keys()) - {self.quote}
+        wanted = sorted(asked)
         prices, markets = self.market_source.quotes(wanted, now)
-        prices = {a: p for a, p in prices.items() if a in wanted}
+        prices = {a: p for a, p in prices.items() if a in asked}
         prices[self.quote] = 1.0
         unpriced = tuple(a for a in wanted if a not in prices)
-        rules = {a: self._own_fee(m) for a, m in markets.items()}
+        known = self._markets
+        rules = {}
+        for asset, market in markets.items():
+            theirs_ours = known.get(asset)
+            if theirs_ours is not None and theirs_ours[0] is market:
+                rules[asset] = theirs_ours[1]  # the common case: the same market as before
+            else:
+                rules[asset] = self._own_fee(asset, market)
         return Snapshot(now, self.quote, balances, prices, rules, unpriced)
 
-    def _own_fee(self, market: Market) -> Market:
-        """The market with the paper account's own fee, whatever the exchange charges."""
-        ours = self._markets.get(market)
-        if ours is None:
-            ours = self._markets[market] = dataclasses.replace(market, fee_rate=self.fee_rate)
+    def _own_fee(self, asset: str, market: Market) -> Market:
+        """The market with the paper account's own fee, whatever the exchange charges (kept
+        while the source hands out the same market object: a cheap identity check)."""
+        known = self._markets.get(asset)
+        if known is not None and (known[0] is market or known[0] == market):
+            return known[1]
+        ours = dataclasses.replace(market, fee_rate=self.fee_rate)
+        self._markets[asset] = (market, ours)
         return ours
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:

@@ -20,7 +20,7 @@ from daemon.paper import PaperAccount
 from daemon.scheduler import Schedule, fire_times, schedules
 from daemon.settings import Config
 from daemon.store import Store
-from daemon.targets import add_months, age_on, birthday, targets_on
+from daemon.targets import TargetsOn, add_months, age_on, birthday, targets_on
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class SimulationResult:
     max_drawdown: float
     proposals_by_job: dict[str, int]
     runs_by_status: dict[str, int]
+    runs_by_job: dict[str, int]  # the runs recorded (a watch job records only when it acts)
     stages: list[StageSpan]
     series: list[tuple[date, float, float]] = field(repr=False)  # day, value, invested so far
     # The value of each holding on the first price day of each month.
@@ -80,9 +81,10 @@ def simulation_config(config: Config, db_path: Path) -> Config:
 def plan_assets(config: Config, start: date, end: date) -> set[str]:
     """Every asset the targets hold at any month of [start, end)."""
     assets: set[str] = set()
+    targets = TargetsOn(config)
     day = start
     while day < end:
-        assets |= set(targets_on(config, day).weights)
+        assets |= targets(day).weights.keys()
         day = add_months(day, 1)
     return assets
 
@@ -98,14 +100,13 @@ def simulate(
     progress: Callable[[float], None] | None = None,
 ) -> SimulationResult:
     """Run every schedule of `config` from `start` to `end` over `history`; a fresh paper
-    account in `db_path` (replaced if it exists) keeps the ledger and every proposal."""
+    account keeps the ledger and every proposal, in memory while it runs, then written to
+    `db_path` (replacing it) in one step: the file is a whole simulation or the old file."""
     if end <= start:
         raise ConfigError(f"the simulation must end after it starts ({start} .. {end})")
     sim = simulation_config(config, db_path)
     history.require(plan_assets(sim, start, end), start, end)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    store = Store.open(db_path)
+    store = Store.open_memory()
     try:
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
         paper = sim.settings.paper
@@ -116,7 +117,9 @@ def simulate(
         if paper.initial_balances:
             account.seed(paper.initial_balances, start_at)
         _drive(jobs, sim, start_at, end_at, progress)
-        return _result(sim, store, history, start, end, db_path)
+        result = _result(sim, store, history, start, end, db_path)
+        store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
+        return result
     finally:
         store.close()
 
@@ -185,8 +188,13 @@ def _result(
     series, allocation = _series(entries, history, quote, start, end, config)
     values = [v for _, v, _ in series]
     average = sum(values) / len(values) if values else 0.0
-    proposals = Counter(p["job"] for p in store.proposals())
-    statuses = Counter(r["status"] for r in store.runs(limit=10**9))
+    counts = store.counts()
+    proposals, statuses, jobs = Counter(), Counter(), Counter()
+    for (job, _side), n in counts["orders"].items():
+        proposals[job] += n
+    for (job, status), n in counts["runs"].items():
+        statuses[status] += n
+        jobs[job] += n
     return SimulationResult(
         start=start,
         end=end,
@@ -199,6 +207,7 @@ def _result(
         max_drawdown=_max_drawdown(values),
         proposals_by_job=dict(sorted(proposals.items())),
         runs_by_status=dict(sorted(statuses.items())),
+        runs_by_job=dict(sorted(jobs.items())),
         stages=_stages(config, start, end),
         series=series,
         allocation=allocation,
@@ -209,34 +218,45 @@ def _result(
 def _series(entries, history, quote, start, end, config):
     """Account value and money put in so far at each price day's close in [start, end), and
     the value of each holding on the first price day of each month."""
-    entries = sorted(entries, key=lambda e: e.at)
+    tz = config.tz
+    # Each entry counts from the local day it was made on (a day's close comes after it).
+    dated = sorted(((e.at.astimezone(tz).date(), e.at, e) for e in entries), key=lambda x: x[1])
     balances: dict[str, float] = {}
     invested = 0.0
     i = 0
     out: list[tuple[date, float, float]] = []
     allocation: list[tuple[date, dict[str, float]]] = []
+    closes = history.closes
+    held: list[tuple[float, tuple[float | None, ...]]] = []  # amount, closes of each holding
+    month = None
     for n, day in enumerate(history.days):
         if day < start or day >= end:
             continue
-        day_end = _at(day + timedelta(days=1), config)
-        while i < len(entries) and entries[i].at < day_end:
-            e = entries[i]
-            balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
-            if e.kind == "deposit":
-                invested += e.amount
-            elif e.kind == "seed":
-                invested += e.amount * (e.price if e.asset != quote and e.price else 1.0)
-            i += 1
-        values = {
-            asset: amount * (1.0 if asset == quote else (history.closes[asset][n] or 0.0))
-            for asset, amount in balances.items()
-        }
-        out.append((day, sum(values.values()), invested))
-        if not allocation or (day.year, day.month) != (
-            allocation[-1][0].year,
-            allocation[-1][0].month,
-        ):
-            allocation.append((day, values))
+        if i < len(dated) and dated[i][0] <= day:
+            while i < len(dated) and dated[i][0] <= day:
+                e = dated[i][2]
+                balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
+                if e.kind == "deposit":
+                    invested += e.amount
+                elif e.kind == "seed":
+                    invested += e.amount * (e.price if e.asset != quote and e.price else 1.0)
+                i += 1
+            held = [(amount, closes[a]) for a, amount in balances.items() if a != quote]
+        value = balances.get(quote, 0.0)
+        for amount, column in held:
+            value += amount * (column[n] or 0.0)
+        out.append((day, value, invested))
+        if (day.year, day.month) != month:
+            month = (day.year, day.month)
+            allocation.append(
+                (
+                    day,
+                    {
+                        a: amount * (1.0 if a == quote else (closes[a][n] or 0.0))
+                        for a, amount in balances.items()
+                    },
+                )
+            )
     return out, allocation
 
 

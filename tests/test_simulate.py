@@ -131,6 +131,7 @@ def test_monthly_dca_buys_underweight_first_to_the_cent(quiet_config, tmp_path):
     # withdrawal job runs monthly and is skipped: this stage withdraws nothing.
     # No stage of this plan withdraws: the withdraw trigger is not walked, nothing skipped.
     assert result.runs_by_status == {"ok": 5}
+    assert result.runs_by_job == {"dca": 3, "rebalance": 2}
     # The value at each price day's close, and the money put in so far.
     assert [(d, round(v, 2), i) for d, v, i in result.series] == [
         (date(2030, 1, 1), 999.00, 1000.0),  # 1000 less the fees 0.599400599 + 0.3996003995

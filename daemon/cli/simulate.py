@@ -9,8 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from daemon import logs
 from daemon.cli import EX_OK, emit_json, load, parse_date, pct
 from daemon.errors import PriceHistoryError
@@ -181,6 +179,7 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
         "max_drawdown": round(r.max_drawdown, 4),
         "proposals_by_job": r.proposals_by_job,
         "runs_by_status": r.runs_by_status,
+        "runs_by_job": r.runs_by_job,
         "stages": [
             {"from": s.starts.isoformat(), "stage": s.stage, "glide": s.glide} for s in r.stages
         ],
@@ -189,6 +188,8 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
 
 
 def render_report(r: SimulationResult, config: Config) -> str:
+    from tabulate import tabulate  # only the commands that print tables load it (not `run`)
+
     q = config.quote
     rows = [
         ["period", f"{r.start} .. {r.end - timedelta(days=1)}"],
@@ -202,6 +203,7 @@ def render_report(r: SimulationResult, config: Config) -> str:
         ["fees", f"{r.fees:,.2f} {q}"],
         ["proposals", ", ".join(f"{k} {v}" for k, v in r.proposals_by_job.items()) or "none"],
         ["runs", ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items())],
+        ["runs by job", ", ".join(f"{k} {v}" for k, v in r.runs_by_job.items())],
     ]
     stages = [[s.starts, s.stage, s.glide or ""] for s in r.stages]
     return "\n".join(
