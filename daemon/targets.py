@@ -208,8 +208,16 @@ class TargetsOn:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._by_key: dict[tuple[object, ...], Targets] = {}
+        self._last: Targets | None = None
 
     def __call__(self, on: date) -> Targets:
+        last = self._last
+        if last is not None and last.on == on:
+            return last  # the jobs of one day
+        self._last = self._compute(on)
+        return self._last
+
+    def _compute(self, on: date) -> Targets:
         glide = glide_on(self.config, on)
         key = (
             age_on(self.config.settings.investor.birth_date, on),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 
 from daemon.money import WEIGHT_TOLERANCE
 from daemon.planner.model import Policy
@@ -26,6 +27,7 @@ class Book:
 
     amounts: positive free balances of the held assets (the quote currency excluded).
     prices: a usable (finite, positive) price for every held asset and every asset to buy.
+    values: amount * price of every held asset, in the order of `amounts`.
     cash: the free quote balance.
     notes: what was left out and why (an asset the exchange cannot price and the plan
         does not hold).
@@ -76,7 +78,7 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
     cash = snapshot.balances.get(quote, 0.0)
     if not non_negative(cash):
         raise Refusal(f"the {quote} balance is {cash!r}: not a usable amount")
-    amounts, prices, bad, ignored = _held(snapshot, planned)
+    amounts, prices, values, bad, ignored = _held(snapshot, planned)
     for asset in sorted(set(buyable) - prices.keys() - {quote}):
         price = snapshot.prices.get(asset)
         if usable(price):
@@ -85,7 +87,6 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
             bad.append(_price_problem(asset, price))
     if bad:
         raise Refusal("no usable price: " + "; ".join(bad))
-    values = {a: n * prices[a] for a, n in amounts.items()}
     notes = tuple(
         f"{a} is held but has no price on the exchange: left out of the account's value"
         for a in ignored
@@ -95,28 +96,40 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
 
 def _held(
     snapshot: Snapshot, planned: Collection[str]
-) -> tuple[dict[str, float], dict[str, float], list[str], list[str]]:
-    """Held assets (not the quote): amounts and prices of the usable ones, the price problems,
-    and the unpriced ones outside the plan to leave out."""
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], list[str], list[str]]:
+    """Held assets (not the quote): amounts, prices and values of the usable ones, the price
+    problems, and the unpriced ones outside the plan to leave out."""
     amounts: dict[str, float] = {}
     prices: dict[str, float] = {}
+    values: dict[str, float] = {}
     bad: list[str] = []
     ignored: list[str] = []
-    for asset in sorted(snapshot.balances):
-        amount = snapshot.balances[asset]
-        if asset == snapshot.quote or amount == 0:
+    quote, balances, quoted = snapshot.quote, snapshot.balances, snapshot.prices
+    # `non_negative` and `usable` written out: this loop runs for every held asset.
+    for asset in sorted(balances):
+        amount = balances[asset]
+        if asset == quote or amount == 0:
             continue
-        if not non_negative(amount):
+        try:
+            fine = 0.0 <= amount < math.inf
+        except TypeError:
+            fine = False
+        if not fine:
             raise Refusal(f"the {asset} balance is {amount!r}: not a usable amount")
-        price = snapshot.prices.get(asset)
-        if usable(price):
+        price = quoted.get(asset)
+        try:
+            fine = 0.0 < price < math.inf  # type: ignore[operator]  # NaN compares False
+        except TypeError:
+            fine = False
+        if fine:
             amounts[asset] = amount
             prices[asset] = price  # type: ignore[assignment]
+            values[asset] = amount * price  # type: ignore[operator]
         elif asset in snapshot.unpriced and asset not in planned:
             ignored.append(asset)
         else:
             bad.append(_price_problem(asset, price))
-    return amounts, prices, bad, ignored
+    return amounts, prices, values, bad, ignored
 
 
 def _price_problem(asset: str, price: object) -> str:
@@ -127,7 +140,10 @@ def _price_problem(asset: str, price: object) -> str:
 
 def band_of(target: float, policy: Policy) -> float:
     """Half-width of an asset's drift band: the smaller of the absolute and relative bands."""
-    return min(policy.band_abs, policy.band_rel * target)
+    relative = policy.band_rel * target
+    # min(band_abs, relative) without the call (runs per asset): the first unless the second
+    # is smaller, as min() does.
+    return relative if relative < policy.band_abs else policy.band_abs
 
 
 def outside_band(drift: float, band: float) -> bool:
@@ -139,7 +155,8 @@ def biggest_gaps_first(gaps: Mapping[str, float], budget: float) -> tuple[dict[s
     """Money per asset, filling the biggest gaps first (ties by name); and what is left over."""
     alloc: dict[str, float] = {}
     left = budget
-    for asset, gap in sorted(gaps.items(), key=lambda kv: (-kv[1], kv[0])):
+    # By name, then (stable) biggest gap first: ties stay by name.
+    for asset, gap in sorted(sorted(gaps.items()), key=itemgetter(1), reverse=True):
         if left <= 0:
             break
         if gap > 0:

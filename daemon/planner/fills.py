@@ -11,6 +11,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, ParamSpec
 
 from daemon.planner.book import Book, Refusal
@@ -52,11 +53,11 @@ class Proposal:
 
     def add(self, made: Draft | Skip) -> Draft | None:
         """Keep an order or a skip; the order is returned so the caller can count its money."""
-        if isinstance(made, Skip):
-            self.skipped.append(made)
-            return None
-        self.drafts.append(made)
-        return made
+        if isinstance(made, Draft):  # the usual answer, and the cheap check for it
+            self.drafts.append(made)
+            return made
+        self.skipped.append(made)
+        return None
 
     def skip(self, asset: str, reason: str, notional: float = 0.0) -> None:
         self.skipped.append(Skip(asset, self.rule, reason, notional))
@@ -66,31 +67,13 @@ def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any)
     """The finished plan: sells first then buys, each by asset name; weights after the whole
     plan; the summary; and the next state (`updates` are PlanState fields the rule changed)."""
     book = proposal.book
-    drafts = sorted(proposal.drafts, key=lambda d: (d.side != "sell", d.asset))
+    by_asset = sorted(proposal.drafts, key=_asset)  # stable: equal assets keep their order
+    drafts = [d for d in by_asset if d.side == "sell"] + [d for d in by_asset if d.side != "sell"]
     after = _values_after(book, drafts, proposal.deposit)
     value_after = sum(after.values())
-    before, total = book.values, book.value or 1.0  # an empty account: every weight 0
-    after_total = value_after or 1.0
-    orders = tuple(
-        Order(
-            d.symbol,
-            d.asset,
-            d.side,
-            d.amount,
-            d.price,
-            d.notional,
-            d.fee,
-            proposal.rule,
-            d.reason,
-            before.get(d.asset, 0.0) / total,
-            after[d.asset] / after_total,
-            d.target,
-        )
-        for d in drafts
-    )
     return Plan(
         rule=proposal.rule,
-        orders=orders,
+        orders=_orders(proposal.rule, book, drafts, after, value_after),
         skipped=tuple(proposal.skipped),
         notes=(*book.notes, *proposal.notes),
         state=next_state(book, drafts, state, **updates),
@@ -99,14 +82,53 @@ def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any)
     )
 
 
+_asset = attrgetter("asset")
+
+
+def _orders(
+    rule: Rule, book: Book, drafts: list[Draft], after: Mapping[str, float], value_after: float
+) -> tuple[Order, ...]:
+    """The drafts as orders, with their weights before and after the whole plan."""
+    before, total = book.values, book.value or 1.0  # an empty account: every weight 0
+    after_total = value_after or 1.0
+    return tuple(
+        [
+            Order(
+                d.symbol,
+                d.asset,
+                d.side,
+                d.amount,
+                d.price,
+                d.notional,
+                d.fee,
+                rule,
+                d.reason,
+                before.get(d.asset, 0.0) / total,
+                after[d.asset] / after_total,
+                d.target,
+            )
+            for d in drafts
+        ]
+    )
+
+
 def _values_after(book: Book, drafts: list[Draft], deposit: float) -> dict[str, float]:
     """Value per asset (the quote under its own name) once the orders fill."""
     amounts = dict(book.amounts)
     cash = book.cash + deposit
     for d in drafts:
-        amounts[d.asset] = amounts.get(d.asset, 0.0) + (d.amount if d.side == "buy" else -d.amount)
-        cash += d.cash_flow
-    values = {a: amounts[a] * book.prices[a] for a in amounts}
+        if d.side == "buy":  # a buy costs notional + fee, a sell brings notional - fee
+            amounts[d.asset] = amounts.get(d.asset, 0.0) + d.amount
+            cash -= d.notional + d.fee
+        else:
+            amounts[d.asset] = amounts.get(d.asset, 0.0) - d.amount
+            cash += d.notional - d.fee
+    # Untouched assets keep their value (amount * price, as `book.values` has it), in order;
+    # traded ones are valued again (new ones come after, in the order of their first order).
+    values = dict(book.values)
+    prices = book.prices
+    for d in drafts:
+        values[d.asset] = amounts[d.asset] * prices[d.asset]
     values[book.quote] = cash
     return values
 
@@ -118,15 +140,24 @@ def _summary(
     value_after: float,
     policy: Policy,
 ) -> Summary:
-    assets = sorted(book.amounts.keys() | {a for a, t in aims.items() if t > 0})
+    held = book.amounts
+    planned = [a for a, t in aims.items() if t > 0 and a not in held]
+    # Sorting the held assets alone is cheap: they are usually in order already.
+    assets = sorted(held.keys() | planned) if planned else sorted(held)
     whole = book.value + policy.outside_value
     before, total = book.values, book.value or 1.0  # an empty account: every weight 0
     after_total = value_after or 1.0
+    drift_before = {}
+    drift_after = {}
+    for a in assets:
+        aim = aims.get(a, 0.0)
+        drift_before[a] = before.get(a, 0.0) / total - aim
+        drift_after[a] = after.get(a, 0.0) / after_total - aim
     return Summary(
         value=book.value,
         crypto_share=book.crypto / whole if whole > 0 else 0.0,
-        drift_before={a: before.get(a, 0.0) / total - aims.get(a, 0.0) for a in assets},
-        drift_after={a: after.get(a, 0.0) / after_total - aims.get(a, 0.0) for a in assets},
+        drift_before=drift_before,
+        drift_after=drift_after,
     )
 
 
@@ -137,21 +168,22 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
     starts a fresh position (new cost, its milestones cleared)."""
     basis = dict(state.cost_basis)
     taken = dict(updates.pop("milestones_taken", state.milestones_taken))
-    for asset in book.amounts.keys() - basis.keys():
-        basis[asset] = book.prices[asset]
+    prices = book.prices
+    basis.update({a: prices[a] for a in book.amounts.keys() - basis.keys()})
     held = dict(book.amounts)
     for d in drafts:
+        asset = d.asset
         if d.side == "sell":
-            held[d.asset] = held.get(d.asset, 0.0) - d.amount
+            held[asset] = held.get(asset, 0.0) - d.amount
             continue
-        before = held.get(d.asset, 0.0)
+        before = held.get(asset, 0.0)
         if before <= 0:
-            taken.pop(d.asset, None)
-            basis[d.asset] = (d.notional + d.fee) / d.amount
+            taken.pop(asset, None)
+            basis[asset] = (d.notional + d.fee) / d.amount
         else:
-            cost = basis[d.asset] * before + d.notional + d.fee
-            basis[d.asset] = cost / (before + d.amount)
-        held[d.asset] = before + d.amount
+            cost = basis[asset] * before + d.notional + d.fee
+            basis[asset] = cost / (before + d.amount)
+        held[asset] = before + d.amount
     return dataclasses.replace(state, cost_basis=basis, milestones_taken=taken, **updates)
 
 

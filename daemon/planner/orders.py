@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from daemon.money import floor_to_step
-from daemon.planner.book import Book, Refusal, money, non_negative, pct
+from daemon.planner.book import Book, Refusal, money, pct
 from daemon.planner.model import Policy, Rule, Side, Skip
 from daemon.snapshot import Market
 
-# Steps down to undo float noise before giving up on an order (one or two are ever needed).
+# Amounts tried (the floored one, then a step down each time) to undo float noise before
+# giving up on an order (one or two are ever needed).
 _TRIES = 8
 
 
@@ -33,13 +34,6 @@ class Draft:
     fee: float
     reason: str
     target: float
-
-    @property
-    def cash_flow(self) -> float:
-        """Quote money in (sell) or out (buy, negative), fee included."""
-        if self.side == "buy":
-            return -(self.notional + self.fee)
-        return self.notional - self.fee
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,23 +52,26 @@ class Trader:
     def buy(self, asset: str, spend: float, reason: str, target: float) -> Draft | Skip:
         """Buy `asset` for at most `spend` of the quote currency, fee included."""
         market = self.markets[asset]
+        step = market.amount_step
         price = self.book.prices[asset] * (1 + self.policy.slippage)  # expected fill
         rate = self.fee_rates[asset]
-        amount = floor_to_step(spend / (1 + rate) / price, market.amount_step)
+        amount = floor_to_step(spend / (1 + rate) / price, step)
+        notional = amount * price
         # Float noise can lift notional + fee a hair above `spend`: step down until it fits.
         # (notional + notional * rate is how the plan and `apply` add up what a buy costs.)
-        for _ in range(_TRIES):
-            notional = amount * price
-            if amount <= 0 or notional + notional * rate <= spend:
-                break
-            amount = _step_down(amount, market.amount_step)
-        else:
-            amount = 0.0
-        notional = amount * price
+        if not (amount <= 0 or notional + notional * rate <= spend):
+            for _ in range(_TRIES - 1):
+                amount = _step_down(amount, step)
+                notional = amount * price
+                if amount <= 0 or notional + notional * rate <= spend:
+                    break
+            else:
+                amount = 0.0
+                notional = amount * price
         draft = Draft(
             asset, market.symbol, "buy", amount, price, notional, notional * rate, reason, target
         )
-        return self._checked(draft, market, capped=self.capped_buys)
+        return self._checked(draft, market, self.capped_buys)
 
     def sell(self, asset: str, value: float, reason: str, target: float) -> Draft | Skip:
         """Sell about `value` (quote, before fee) of `asset`, never more than its free balance."""
@@ -82,20 +79,23 @@ class Trader:
         price = self.book.prices[asset] * (1 - self.policy.slippage)  # expected fill
         rate = self.fee_rates[asset]
         free = self.book.amounts.get(asset, 0.0)
-        amount = floor_to_step(min(value / price, free), market.amount_step)
-        for _ in range(_TRIES):  # a guard: min() and flooring already keep it within
-            if amount <= free:
-                break
-            amount = _step_down(amount, market.amount_step)
-        else:
-            amount = 0.0
+        wanted = value / price
+        # min(wanted, free) as min() picks it, without the call (this runs per order)
+        amount = floor_to_step(free if free < wanted else wanted, market.amount_step)
+        if not amount <= free:  # a guard: the smaller of the two, floored, is already within
+            for _ in range(_TRIES - 1):
+                amount = _step_down(amount, market.amount_step)
+                if amount <= free:
+                    break
+            else:
+                amount = 0.0
         notional = amount * price
         draft = Draft(
             asset, market.symbol, "sell", amount, price, notional, notional * rate, reason, target
         )
-        return self._checked(draft, market, capped=True)
+        return self._checked(draft, market, True)
 
-    def _checked(self, draft: Draft, market: Market, *, capped: bool) -> Draft | Skip:
+    def _checked(self, draft: Draft, market: Market, capped: bool) -> Draft | Skip:
         amount, notional = draft.amount, draft.notional
         if amount <= 0 or amount < market.min_amount:
             return self._skip(
@@ -142,25 +142,38 @@ def trader_for(
     capped_buys: bool = True,
 ) -> Trader:
     """A Trader for a plan that trades `assets`: each needs a market with sane rules."""
-    problems = []
+    problems = {}
     fee_rates = {}
-    for asset in sorted(set(assets)):
+    for asset in assets:
         market = markets.get(asset)
         if market is None:
-            problems.append(f"{asset} (no {asset}/{book.quote} market)")
+            problems[asset] = f"{asset} (no {asset}/{book.quote} market)"
         elif not _rules_ok(market):
-            problems.append(f"{asset} (market {market.symbol} has unusable step or minimums)")
+            problems[asset] = f"{asset} (market {market.symbol} has unusable step or minimums)"
         else:
             rate = market.fee_rate
-            fee_rates[asset] = rate if non_negative(rate) and rate < 1 else policy.fee_rate
+            fee_rates[asset] = rate if _fee_ok(rate) else policy.fee_rate
     if problems:
-        raise Refusal("no usable market: " + "; ".join(problems))
+        raise Refusal("no usable market: " + "; ".join(problems[a] for a in sorted(problems)))
     return Trader(book, markets, fee_rates, policy, rule, capped_buys)
 
 
 def _rules_ok(market: Market) -> bool:
-    return (
-        non_negative(market.amount_step)
-        and non_negative(market.min_amount)
-        and non_negative(market.min_notional)
-    )
+    """Step and minimums are finite numbers at least 0 (`non_negative`, written out: this
+    runs for every market a plan trades on)."""
+    try:
+        return (
+            0.0 <= market.amount_step < math.inf
+            and 0.0 <= market.min_amount < math.inf
+            and 0.0 <= market.min_notional < math.inf
+        )
+    except TypeError:
+        return False
+
+
+def _fee_ok(rate: object) -> bool:
+    """A fee rate from 0 (included) to 100 % (excluded)."""
+    try:
+        return 0.0 <= rate < 1.0  # type: ignore[operator]
+    except TypeError:
+        return False
