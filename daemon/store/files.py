@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -23,10 +24,28 @@ def connect_file(path: Path) -> Database:
     # must not depend on what else is installed (and scanning for them costs every process).
     conn = sqlite3.connect(str(path), check_same_thread=False)
     db = Database(conn, execute_plugins=False)
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.enable_wal()
+    _enable_wal(db)
     return db
+
+
+BUSY_TIMEOUT_S = 5.0
+
+
+def _enable_wal(db: Database) -> None:
+    """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite
+    answers "database is locked" at once instead of waiting the busy timeout: two processes
+    opening a new file together retry, within that timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def connect_memory() -> Database:
