@@ -7,6 +7,7 @@ hourly drift watch runs once a day (its other checks of a day would see the same
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -228,10 +229,11 @@ def _series(entries, history, quote, start, end, config):
     allocation: list[tuple[date, dict[str, float]]] = []
     closes = history.closes
     held: list[tuple[float, tuple[float | None, ...]]] = []  # amount, closes of each holding
-    month = None
-    for n, day in enumerate(history.days):
-        if day < start or day >= end:
-            continue
+    month = 0
+    first = bisect.bisect_left(history.days, start)
+    last = bisect.bisect_left(history.days, end)
+    for n in range(first, last):
+        day = history.days[n]
         if i < len(dated) and dated[i][0] <= day:
             while i < len(dated) and dated[i][0] <= day:
                 e = dated[i][2]
@@ -246,8 +248,8 @@ def _series(entries, history, quote, start, end, config):
         for amount, column in held:
             value += amount * (column[n] or 0.0)
         out.append((day, value, invested))
-        if (day.year, day.month) != month:
-            month = (day.year, day.month)
+        if day.year * 12 + day.month != month:  # the first price day of a month
+            month = day.year * 12 + day.month
             allocation.append(
                 (
                     day,
@@ -264,9 +266,10 @@ def _max_drawdown(values: list[float]) -> float:
     """The largest fall from a peak, as a fraction of the peak (contributions included)."""
     peak, worst = 0.0, 0.0
     for v in values:
-        peak = max(peak, v)
-        if peak > 0:
-            worst = max(worst, (peak - v) / peak)
+        if v > peak:
+            peak = v
+        elif peak > 0 and (peak - v) / peak > worst:
+            worst = (peak - v) / peak
     return worst
 
 

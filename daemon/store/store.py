@@ -455,6 +455,8 @@ class Store:
         reading it back would give it."""
         held = self.plan_state()
         kept = dataclasses.replace(state, paused=held.paused, pause_reason=held.pause_reason)
+        if kept == held:
+            return held  # unchanged (most runs): its row stays, with when it last changed
         text = state_json(kept)
         self._write_state(text, at)
         return as_stored(kept, text)
