@@ -46,8 +46,8 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         "--db",
         type=Path,
         metavar="PATH",
-        help="simulation database, replaced each run (default: simulation.db "
-        "beside the state file)",
+        help="simulation database, written when the run ends and replacing the last one "
+        "(default: simulation.db beside the state file)",
     )
     p.add_argument(
         "--min-notional",
