@@ -9,10 +9,18 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 from conftest import time_limit
 
 from daemon.periods import period_key, period_of
-from daemon.scheduler import Schedule, catch_up, fire_times, latest_fire, schedules
+from daemon.scheduler import (
+    Schedule,
+    catch_up,
+    fire_times,
+    latest_fire,
+    local_fire,
+    schedules,
+)
 from daemon.settings import Config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -284,6 +292,22 @@ def fires_day_by_day(sched: Schedule, start: datetime, end: datetime) -> list[da
     return sorted(fires)
 
 
+def cron_days(sched: Schedule, start: date, end: date) -> list[date]:
+    """The days the schedule's date fields match in [start, end), from the same cron fields
+    in UTC (where no day has a DST change to get wrong)."""
+    dates = {
+        f.name: str(f)
+        for f in sched.trigger.fields  # type: ignore[attr-defined]
+        if not f.is_default and f.name not in ("hour", "minute", "second")
+    }
+    utc = CronTrigger(timezone=UTC, hour=0, minute=0, second=0, **dates)
+    days, fire = [], utc.get_next_fire_time(None, datetime.combine(start, time(0), tzinfo=UTC))
+    while fire is not None and fire.date() < end:
+        days.append(fire.date())
+        fire = utc.get_next_fire_time(None, fire + timedelta(microseconds=1))
+    return days
+
+
 @pytest.mark.parametrize(
     ("zone", "hour", "weekday", "withdraw_periods", "birth"),
     [
@@ -292,15 +316,18 @@ def fires_day_by_day(sched: Schedule, start: datetime, end: datetime) -> list[da
         ("America/New_York", 1, "sun", 4, "1972-02-29"),
         ("Australia/Lord_Howe", 2, "sat", 2, "1960-10-31"),  # a half-hour DST shift at 02:00
         ("America/Santiago", 0, "sat", 1, "1955-09-07"),  # DST changes at midnight
+        ("America/Asuncion", 0, "sun", 12, "1970-10-01"),  # midnight, a 1 October DCA included
+        ("Asia/Beirut", 0, "sun", 12, "1990-03-30"),
         ("UTC", 23, "mon", 12, "1990-12-31"),
     ],
 )
-def test_calendar_steps_give_the_cron_fire_times(
+def test_calendar_steps_fire_on_every_day_the_cron_fields_match(
     make_config, zone: str, hour: int, weekday: str, withdraw_periods: int, birth: str
 ) -> None:
-    """`Schedule.following` (calendar arithmetic, what `fire_times` walks) against the cron
-    trigger asked day by day, over four years, for every schedule; on a day whose local fire
-    time is skipped or repeated by DST the trigger decides, so only order is checked there."""
+    """`Schedule.following` (what `fire_times` and the live scheduler walk) over four years,
+    for every schedule: one fire on each day the cron fields match, DST days included (a
+    skipped local time fires as much later as the clock jumped, a repeated one once), and on
+    every ordinary day exactly the cron trigger's own fire time."""
     config = make_config(
         {
             "investor": {"timezone": zone, "birth_date": birth},
@@ -319,22 +346,25 @@ def test_calendar_steps_give_the_cron_fire_times(
     tz = ZoneInfo(zone)
     start, end = datetime(2026, 1, 1, tzinfo=tz), datetime(2030, 1, 1, tzinfo=tz)
     stepped = schedules(config, daily_prices=True)
-    assert all(s.step is not None for s in stepped)
+    assert all(s.step is not None and s.at is not None for s in stepped)
     with time_limit(60):
         for sched in stepped:
             walked = [w.astimezone(UTC) for w, _ in islice(fire_times([sched], start, end), BOUND)]
-            assert walked == sorted(set(walked)), sched.name  # strictly increasing
-            reference = fires_day_by_day(sched, start, end)
-            irregular = {
+            days = cron_days(sched, start.date(), end.date())
+            expected = [local_fire(d, sched.at, tz) for d in days]  # type: ignore[arg-type]
+            assert walked == [f for f in expected if f >= start], sched.name
+            ordinary = {
                 d
-                for d in {f.astimezone(tz).date() for f in walked + reference}
-                if not regular(datetime.combine(d, sched.at, tzinfo=tz))  # type: ignore[arg-type]
+                for d in days
+                if regular(datetime.combine(d, sched.at, tzinfo=tz))  # type: ignore[arg-type]
             }
-            assert [f for f in walked if f.astimezone(tz).date() not in irregular] == [
-                f for f in reference if f.astimezone(tz).date() not in irregular
+            on_ordinary_days = [f for f in walked if f.astimezone(tz).date() in ordinary]
+            assert on_ordinary_days == [
+                f
+                for f in fires_day_by_day(sched, start, end)
+                if f.astimezone(tz).date() in ordinary
             ], sched.name
-            daily = sched.step == ("days", 1)
-            assert len(walked) >= (4 * 365 - len(irregular) if daily else 4), sched.name
+            assert len(walked) >= (4 * 365 if sched.step == ("days", 1) else 4), sched.name
 
 
 def regular(local: datetime) -> bool:
