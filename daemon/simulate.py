@@ -21,7 +21,7 @@ from daemon.paper import PaperAccount
 from daemon.scheduler import Schedule, fire_times, schedules
 from daemon.settings import Config
 from daemon.store import Store
-from daemon.targets import TargetsOn, add_months, age_on, birthday, targets_on
+from daemon.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
 
 
 @dataclass(frozen=True)
@@ -153,10 +153,16 @@ def _drive(
 def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
     """False for a job no stage of the simulated span gives anything to do (profit-taking
     without milestones, withdrawals without a rate, a rebalance cadence no sleeve and no
-    stage has): its trigger need not be walked."""
+    stage has): its trigger need not be walked. The stages are those of the ages in the span;
+    for the sleeves, also both ends of a glide path overlapping it (it holds both's sleeves)."""
     birth = config.settings.investor.birth_date
-    ages = range(age_on(birth, start_at.date()), age_on(birth, end_at.date()) + 1)
+    first, last = start_at.date(), end_at.date()
+    ages = range(age_on(birth, first), age_on(birth, last) + 1)
     stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
+    holding = dict(stages)
+    for before, after, starts, ends in glide_paths(config):
+        if starts <= last and first < ends:
+            holding |= {before.id: before, after.id: after}
     if sched.job == "profit":
         return any(s.profit_milestones_pct for s in stages.values())
     if sched.job == "withdraw":
@@ -164,7 +170,7 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
     if sched.job == "rebalance":
         cadences = {s.portfolio_rebalance for s in stages.values()} | {
             config.plan.indices[index].cadence
-            for s in stages.values()
+            for s in holding.values()
             for sleeve in s.sleeve
             for index in sleeve.indices
         }

@@ -110,15 +110,23 @@ def stage_on(config: Config, on: date) -> Stage:
     return config.plan.stage_for_age(age_on(config.settings.investor.birth_date, on))
 
 
-def glide_on(config: Config, on: date) -> Glide | None:
-    """The transition in progress on `on`, if any (the guide's transition protocol)."""
+def glide_paths(config: Config) -> list[tuple[Stage, Stage, date, date]]:
+    """Every transition of the investor's life: (from stage, to stage, first day, end)."""
     birth = config.settings.investor.birth_date
     steps = config.settings.plan.transition_months
     anchor = config.settings.plan.transition_anchor
+    paths = []
     for before, after in zip(config.plan.stages, config.plan.stages[1:], strict=False):
         boundary = birthday(birth, after.min_age)
         starts = add_months(boundary, -steps) if anchor == "end" else boundary
-        ends = add_months(starts, steps)
+        paths.append((before, after, starts, add_months(starts, steps)))
+    return paths
+
+
+def glide_on(config: Config, on: date) -> Glide | None:
+    """The transition in progress on `on`, if any (the guide's transition protocol)."""
+    steps = config.settings.plan.transition_months
+    for before, after, starts, ends in glide_paths(config):
         if starts <= on < ends:
             step = months_between(starts, on)
             return Glide(before.id, after.id, starts, ends, step, steps)

@@ -354,6 +354,41 @@ def test_the_investor_glides_into_the_next_stage_during_a_multi_year_run(
     assert result.contributions == 24 * 1000.0
 
 
+def test_a_glide_rebalances_the_next_stages_sleeves_on_their_own_cadence(
+    write_plan, write_config, tmp_path
+):
+    """Inside a glide, before the birthday, the targets already hold the next stage's index
+    (monthly here, a cadence the current stage has none of): its rebalance runs monthly."""
+    plan = write_plan(
+        {"g": ("quarterly", {"A": 100}), "s": ("monthly", {"B": 100})},
+        [
+            plan_stage("early", number=1, max_age=39, sleeves={"g": 100}),
+            plan_stage("late", number=2, min_age=40, sleeves={"s": 100}),
+        ],
+    )
+    config = load_config(
+        write_config(
+            deep_merge(
+                deep_merge(QUIET, plan),
+                {
+                    "investor": {"birth_date": "1991-01-01"},
+                    "plan": {"transition_months": 12, "transition_anchor": "end"},
+                },
+            )
+        )
+    )
+    months = [date(2030, m, 1) for m in range(1, 13)]
+    prices = history({d: {"A": 100.0, "B": 50.0} for d in months})
+    db = tmp_path / "sim.db"
+    simulate(config, prices, date(2030, 3, 1), date(2030, 12, 1), db)  # age 39 throughout
+    store = Store.open(db)
+    try:
+        periods = {r["period"] for r in store.runs(job="rebalance", limit=100)}
+    finally:
+        store.close()
+    assert {f"rebalance:s:2030-{m:02d}" for m in range(3, 12)} <= periods
+
+
 def test_the_stage_timeline_names_the_day_a_glide_starts(write_config, tmp_path, sample):
     config = load_config(write_config())  # born 1987-06-15: 41 on 2028-06-15, 24-month glide
     result = simulate(config, sample, date(2026, 1, 1), date(2026, 9, 1), tmp_path / "s.db")
