@@ -220,6 +220,19 @@ def test_a_sleeve_outside_its_band_rebalances_the_whole_portfolio():
     assert plan.orders == plan_rebalance(snap, two_sleeves(), POLICY, PlanState()).orders
 
 
+def test_two_sleeves_with_the_same_name_are_watched_apart():
+    # Both indices named "Mine" (names are free text in indices.toml): Momentum at 60 % of
+    # its 50 % must still be seen, not merged with the other into 100 % of 100 %.
+    t = two_sleeves()
+    t = dataclasses.replace(
+        t, sleeves={i: dataclasses.replace(s, name="Mine") for i, s in t.sleeves.items()}
+    )
+    snap = snapshot({"A": 360.0, "B": 240.0, "C": 400.0, QUOTE: 0.0}, PRICES)
+    plan = plan_drift(snap, t, POLICY, PlanState())
+    assert plan.notes[0].startswith("rebalancing early: the sleeve Mine is 60.0% of the account")
+    assert plan.orders
+
+
 def test_an_asset_in_two_sleeves_counts_for_each_as_their_targets_split_it():
     # B's 25 % target: 15 % for Momentum, 10 % for Value. B at 25 % splits the same way, so
     # Momentum = A 25 + B 15 = its 40 % target; Value = C 50 + B 10 = its 60 %.

@@ -130,22 +130,22 @@ def breach(book: Book, targets: Targets, aims: Mapping[str, float], policy: Poli
             return (
                 f"crypto is {pct(share)} of the whole portfolio, above the band's top {pct(high)}"
             )
+    # (name, the weight it holds of each asset): each index, or each asset on its own.
+    groups: list[tuple[str, Mapping[str, float]]]
     if policy.drift_watch == "sleeve" and targets.members:
-        groups = {targets.sleeves[i].name: m for i, m in targets.members.items()}
-        what = "sleeve"
+        groups = [(f"sleeve {targets.sleeves[i].name}", m) for i, m in targets.members.items()]
     else:
-        groups = {asset: {asset: w} for asset, w in targets.weights.items()}
-        what = "asset"
+        groups = [(f"asset {asset}", {asset: w}) for asset, w in targets.weights.items()]
     scale = 1.0 if aims is targets.weights else sum(aims.values()) / sum(targets.weights.values())
     values, weights = book.values, targets.weights
-    for name, held in groups.items():
+    for name, held in groups:
         target = sum(held.values())
         aim = scale * target
         value = sum(values.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
         band = band_of(aim, policy)
         if outside_band(value / total - aim, band):
             return (
-                f"the {what} {name} is {pct(value / total)} of the account vs target "
+                f"the {name} is {pct(value / total)} of the account vs target "
                 f"{pct(aim)} (band ±{pct(band)})"
             )
     return None
