@@ -286,6 +286,17 @@ def test_naive_datetimes_are_refused_and_nothing_is_written(store: Store) -> Non
     assert counts(store) == dict.fromkeys(TABLES, 0)
 
 
+def test_the_two_local_times_of_the_repeated_hour_are_stored_an_hour_apart() -> None:
+    from zoneinfo import ZoneInfo
+
+    from daemon.store.codec import iso
+
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))  # CEST
+    second = first.replace(fold=1)  # CET: equal to `first` as Python compares them
+    assert iso(first) == "2026-10-25T00:30:00.000000+00:00"
+    assert iso(second) == "2026-10-25T01:30:00.000000+00:00"
+
+
 def test_times_are_stored_as_utc_text_and_come_back_aware(store: Store) -> None:
     paris = timezone(timedelta(hours=1))
     record(store, at=datetime(2027, 1, 1, 10, 0, tzinfo=paris))

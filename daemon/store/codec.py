@@ -23,14 +23,20 @@ _TIME_COLUMNS = frozenset(
 _JSON_COLUMNS = frozenset({"notes", "summary", "data"})
 
 
-@functools.lru_cache(maxsize=64)  # a run stamps one moment several times; equal = same text
 def iso(at: datetime) -> str:
     """`at` as fixed-width ISO-8601 UTC text; naive datetimes are refused."""
     if at.tzinfo is UTC:  # the common case: already UTC, no conversion to make
-        return at.isoformat(timespec="microseconds")
+        return _utc_text(at)
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"naive datetime {at!r}: pass an aware one (UTC in storage)")
     return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+# A run stamps one moment several times. Only UTC times are remembered: two local times that
+# differ only by `fold` (the repeated hour) compare equal but are an hour apart.
+@functools.lru_cache(maxsize=64)
+def _utc_text(at: datetime) -> str:
+    return at.isoformat(timespec="microseconds")
 
 
 def from_iso(text: str) -> datetime:
