@@ -167,7 +167,10 @@ class HistoryMarkets:
     min_notional: float = 5.0
     _markets: dict[str, Market] = field(default_factory=dict)
 
-    _last: tuple[object, tuple[str, ...], dict[str, float], dict[str, Market]] | None = None
+    # The last answer (day index, assets asked, prices, markets): the jobs of a day ask alike.
+    _last: tuple[int, tuple[str, ...], dict[str, float], dict[str, Market]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def quotes(
         self, assets: Collection[str], now: datetime
@@ -181,7 +184,7 @@ class HistoryMarkets:
         wanted = tuple(assets)
         last = self._last
         if last is not None and last[0] == i and last[1] == wanted:
-            return dict(last[2]), dict(last[3])  # the jobs of one day ask the same question
+            return dict(last[2]), dict(last[3])
         for asset in wanted:
             column = self.history.closes.get(asset)
             price = column[i] if column is not None else None

@@ -151,7 +151,7 @@ class Jobs:
         state = self.store.plan_state()
         if job == "dca":
             contribution = monthly_contribution(self.config, self.local_date(now))
-            if contribution <= 0 and state.carry <= 0 and not state.paused:
+            if contribution <= 0 and state.carry == 0 and not state.paused:
                 # Nothing to invest: no need to ask the exchange (the glide is still noted).
                 reason = "the monthly contribution is 0 and nothing is carried: nothing to invest"
                 events = self._glide_events(targets)

@@ -337,6 +337,12 @@ def test_paused_dca_buys_nothing_and_deposits_nothing_until_resumed(young) -> No
     assert all(o["side"] == "buy" for o in orders_of(young, "dca:2027-03"))
 
 
+@pytest.mark.parametrize("watch", ["sleeve", "asset"])
+def test_the_drift_watch_setting_reaches_the_jobs(make_config, history_runtime, watch) -> None:
+    runtime = history_runtime(make_config({**YOUNG, "policy": {"drift_watch": watch}}))
+    assert runtime.jobs.policy.drift_watch == watch
+
+
 def test_a_dca_with_nothing_to_invest_is_skipped_without_asking_for_prices(
     make_config, history_runtime
 ) -> None:
