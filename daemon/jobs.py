@@ -8,6 +8,7 @@ period key; a period that is already recorded does not run again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -336,27 +337,8 @@ class Jobs:
             consume_windfalls=consume,
             events=events,
         )
-        for order in plan.orders:
-            log.info("proposal", **_order_fields(order))
-        for skip in plan.skipped:
-            log.info(
-                "skipped",
-                asset=skip.asset,
-                rule=skip.rule,
-                reason=skip.reason,
-                notional=round(skip.notional, 2),
-            )
-        for note in plan.notes:
-            log.info("note", text=note)
-        log.info(
-            "run_finished",
-            status="ok",
-            orders=len(plan.orders),
-            skipped=len(plan.skipped),
-            carry=round(plan.state.carry, 2),
-            deposit_needed=round(plan.deposit_needed, 2),
-            value=round(plan.summary.value, 2) if plan.summary else None,
-        )
+        if log.is_enabled_for(logging.INFO):  # a simulation runs at warning: skip the fields
+            _log_plan(plan)
         return Outcome(job, key, "ok", orders=len(plan.orders))
 
     def _store_run(
@@ -403,6 +385,31 @@ class Jobs:
             self.store.add_event("job_failing", now, {"job": job, "last_error": error})
             log.error("job_failing_repeatedly", failures=FAILURES_BEFORE_ALARM, last_error=error)
         return Outcome(job, key, "failed", error=error)
+
+
+def _log_plan(plan: Plan) -> None:
+    """One event per proposed order, skip and note, then the run's summary."""
+    for order in plan.orders:
+        log.info("proposal", **_order_fields(order))
+    for skip in plan.skipped:
+        log.info(
+            "skipped",
+            asset=skip.asset,
+            rule=skip.rule,
+            reason=skip.reason,
+            notional=round(skip.notional, 2),
+        )
+    for note in plan.notes:
+        log.info("note", text=note)
+    log.info(
+        "run_finished",
+        status="ok",
+        orders=len(plan.orders),
+        skipped=len(plan.skipped),
+        carry=round(plan.state.carry, 2),
+        deposit_needed=round(plan.deposit_needed, 2),
+        value=round(plan.summary.value, 2) if plan.summary else None,
+    )
 
 
 def _order_fields(order: Order) -> dict[str, Any]:
