@@ -302,30 +302,30 @@ def test_the_simulation_never_writes_the_daemons_state(quiet_config, tmp_path):
 # --- the investor ages through a stage --------------------------------------------------------
 
 
+def glide_config(write_plan, write_config, *, s_cadence: str):
+    """Born 1 Jan 1991 (40 on 1 Jan 2031): 'early' (to 39) holds index g {A}, quarterly;
+    'late' (40+) holds index s {B} at `s_cadence`; a 12-month glide ends on the birthday."""
+    plan = write_plan(
+        {"g": ("quarterly", {"A": 100}), "s": (s_cadence, {"B": 100})},
+        [
+            plan_stage("early", number=1, max_age=39, sleeves={"g": 100}),
+            plan_stage("late", number=2, min_age=40, sleeves={"s": 100}),
+        ],
+    )
+    overrides = {
+        "investor": {"birth_date": "1991-01-01"},
+        "plan": {"transition_months": 12, "transition_anchor": "end"},
+    }
+    return load_config(write_config(deep_merge(deep_merge(QUIET, plan), overrides)))
+
+
 def test_the_investor_glides_into_the_next_stage_during_a_multi_year_run(
     write_plan, write_config, tmp_path
 ):
     """Born 1 Jan 1991: 40 on 1 Jan 2031. 'early' (to 39) holds index G {A}, 'late' (40+)
     holds index S {B}; a 12-month glide arriving on the birthday moves the targets from A to
     B in monthly steps through 2030, never in one jump."""
-    plan = write_plan(
-        {"g": ("quarterly", {"A": 100}), "s": ("quarterly", {"B": 100})},
-        [
-            plan_stage("early", number=1, max_age=39, sleeves={"g": 100}),
-            plan_stage("late", number=2, min_age=40, sleeves={"s": 100}),
-        ],
-    )
-    config = load_config(
-        write_config(
-            deep_merge(
-                deep_merge(QUIET, plan),
-                {
-                    "investor": {"birth_date": "1991-01-01"},
-                    "plan": {"transition_months": 12, "transition_anchor": "end"},
-                },
-            )
-        )
-    )
+    config = glide_config(write_plan, write_config, s_cadence="quarterly")
     months = [date(2029 + (6 + k) // 12, (6 + k) % 12 + 1, 1) for k in range(25)]
     prices = history({d: {"A": 100.0 * 1.01**k, "B": 50.0} for k, d in enumerate(months)})
     db = tmp_path / "sim.db"
@@ -359,24 +359,7 @@ def test_a_glide_rebalances_the_next_stages_sleeves_on_their_own_cadence(
 ):
     """Inside a glide, before the birthday, the targets already hold the next stage's index
     (monthly here, a cadence the current stage has none of): its rebalance runs monthly."""
-    plan = write_plan(
-        {"g": ("quarterly", {"A": 100}), "s": ("monthly", {"B": 100})},
-        [
-            plan_stage("early", number=1, max_age=39, sleeves={"g": 100}),
-            plan_stage("late", number=2, min_age=40, sleeves={"s": 100}),
-        ],
-    )
-    config = load_config(
-        write_config(
-            deep_merge(
-                deep_merge(QUIET, plan),
-                {
-                    "investor": {"birth_date": "1991-01-01"},
-                    "plan": {"transition_months": 12, "transition_anchor": "end"},
-                },
-            )
-        )
-    )
+    config = glide_config(write_plan, write_config, s_cadence="monthly")
     months = [date(2030, m, 1) for m in range(1, 13)]
     prices = history({d: {"A": 100.0, "B": 50.0} for d in months})
     db = tmp_path / "sim.db"
