@@ -156,9 +156,7 @@ class Jobs:
                 # Nothing to invest: no need to ask the exchange (the glide is still noted).
                 reason = "the monthly contribution is 0 and nothing is carried: nothing to invest"
                 events = self._glide_events(targets)
-                self._store_run(job, key, scheduled_at, now, "skipped", error=reason, events=events)
-                log.info("run_finished", status="skipped", reason=reason)
-                return Outcome(job, key, "skipped", error=reason)
+                return self._skipped(job, key, scheduled_at, now, reason, events)
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
             snapshot = self._snapshot(targets, now, pending)
             plan = plan_dca(snapshot, targets, self.policy, state, contribution)
@@ -363,9 +361,15 @@ class Jobs:
         )
 
     def _skipped(
-        self, job: str, key: str, scheduled_at: datetime, now: datetime, reason: str
+        self,
+        job: str,
+        key: str,
+        scheduled_at: datetime,
+        now: datetime,
+        reason: str,
+        events: Sequence[tuple[str, dict]] = (),
     ) -> Outcome:
-        self._store_run(job, key, scheduled_at, now, "skipped", error=reason)
+        self._store_run(job, key, scheduled_at, now, "skipped", error=reason, events=events)
         log.info("run_finished", status="skipped", reason=reason)
         return Outcome(job, key, "skipped", error=reason)
 

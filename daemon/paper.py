@@ -219,14 +219,7 @@ class PaperAccount:
         prices = {a: p for a, p in prices.items() if a in asked}
         prices[self.quote] = 1.0
         unpriced = tuple(a for a in wanted if a not in prices)
-        known = self._markets
-        rules = {}
-        for asset, market in markets.items():
-            theirs_ours = known.get(asset)
-            if theirs_ours is not None and theirs_ours[0] is market:
-                rules[asset] = theirs_ours[1]  # the common case: the same market as before
-            else:
-                rules[asset] = self._own_fee(asset, market)
+        rules = {a: self._own_fee(a, m) for a, m in markets.items()}
         return Snapshot(now, self.quote, balances, prices, rules, unpriced)
 
     def _own_fee(self, asset: str, market: Market) -> Market:

@@ -255,12 +255,15 @@ def test_the_same_period_fired_twice_runs_once(young) -> None:
     assert len(orders_of(young, "dca:2027-01")) == first[0].orders
 
 
+def without(history: PriceHistory, asset: str) -> PriceHistory:
+    """`history` with no prices for `asset` (every snapshot that needs it fails)."""
+    return PriceHistory(history.days, {a: c for a, c in history.closes.items() if a != asset})
+
+
 def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
     make_config, history_runtime, history_2027
 ) -> None:
-    without_fet = PriceHistory(
-        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
-    )
+    without_fet = without(history_2027, "FET")
     runtime = history_runtime(make_config(YOUNG), without_fet)
     seed_paper(runtime, berlin(2027, 1, 1))
     failed = dca_on(runtime, 1)
@@ -279,9 +282,7 @@ def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
 def test_three_failures_in_a_row_raise_job_failing(
     make_config, history_runtime, history_2027
 ) -> None:
-    without_fet = PriceHistory(
-        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
-    )
+    without_fet = without(history_2027, "FET")
     runtime = history_runtime(make_config(YOUNG), without_fet)
     seed_paper(runtime, berlin(2027, 1, 1))
     with capture_logs() as logs:
@@ -300,9 +301,7 @@ def test_three_failures_in_a_row_raise_job_failing(
 def test_a_success_between_failures_resets_the_count(
     make_config, history_runtime, history_2027
 ) -> None:
-    without_fet = PriceHistory(
-        history_2027.days, {a: c for a, c in history_2027.closes.items() if a != "FET"}
-    )
+    without_fet = without(history_2027, "FET")
     runtime = history_runtime(make_config(YOUNG), without_fet)
     markets = runtime.account.market_source  # type: ignore[attr-defined]
     seed_paper(runtime, berlin(2027, 1, 1))

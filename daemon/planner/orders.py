@@ -8,7 +8,7 @@ proposed comes back as a `Skip` with the reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from daemon.money import floor_to_step
@@ -60,14 +60,12 @@ class Trader:
         # Float noise can lift notional + fee a hair above `spend`: step down until it fits.
         # (notional + notional * rate is how the plan and `apply` add up what a buy costs.)
         if not (amount <= 0 or notional + notional * rate <= spend):
-            for _ in range(_TRIES - 1):
-                amount = _step_down(amount, step)
-                notional = amount * price
-                if amount <= 0 or notional + notional * rate <= spend:
-                    break
-            else:
-                amount = 0.0
-                notional = amount * price
+
+            def fits(a: float) -> bool:
+                return a <= 0 or a * price + a * price * rate <= spend
+
+            amount = _stepped_down(amount, step, fits)
+            notional = amount * price
         draft = Draft(
             asset, market.symbol, "buy", amount, price, notional, notional * rate, reason, target
         )
@@ -83,12 +81,7 @@ class Trader:
         # min(wanted, free) as min() picks it, without the call (this runs per order)
         amount = floor_to_step(free if free < wanted else wanted, market.amount_step)
         if not amount <= free:  # a guard: the smaller of the two, floored, is already within
-            for _ in range(_TRIES - 1):
-                amount = _step_down(amount, market.amount_step)
-                if amount <= free:
-                    break
-            else:
-                amount = 0.0
+            amount = _stepped_down(amount, market.amount_step, lambda a: a <= free)
         notional = amount * price
         draft = Draft(
             asset, market.symbol, "sell", amount, price, notional, notional * rate, reason, target
@@ -123,6 +116,15 @@ class Trader:
         reason = f"{draft.side} {draft.amount:g} {draft.asset} ({value}): {why} (wanted because: "
         reason += f"{draft.reason})"
         return Skip(draft.asset, self.rule, reason, draft.notional)
+
+
+def _stepped_down(amount: float, step: float, fits: Callable[[float], bool]) -> float:
+    """The first of `amount`'s next _TRIES - 1 steps down that `fits`; 0 if none does."""
+    for _ in range(_TRIES - 1):
+        amount = _step_down(amount, step)
+        if fits(amount):
+            return amount
+    return 0.0
 
 
 def _step_down(amount: float, step: float) -> float:

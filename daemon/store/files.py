@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-import time
 from pathlib import Path
 
+import tenacity
 from sqlite_utils import Database
 
 
@@ -37,15 +37,15 @@ def _enable_wal(db: Database) -> None:
     """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite
     answers "database is locked" at once instead of waiting the busy timeout: two processes
     opening a new file together retry, within that timeout."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            db.enable_wal()
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
+        ),
+        stop=tenacity.stop_after_delay(BUSY_TIMEOUT_S),
+        wait=tenacity.wait_fixed(0.005),
+        reraise=True,
+    )
+    retrying(db.enable_wal)
 
 
 def connect_memory() -> Database:
