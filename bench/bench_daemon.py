@@ -14,9 +14,8 @@ watch's minute is put half an hour away so no job fires while it is measured.
   share of one core. Goal: under 0.5 %. Also counts requests to the stand-in meanwhile (0 is
   expected: nothing is due).
 
-sqlite-utils imports pandas and numpy at start whenever they are installed, and bt (a
-test-only dependency) installs them: when they are present, the memory is measured a second
-time with them hidden from the daemon, as a production install without the test extra runs.
+The venv may hold the test extra (bt brings pandas and numpy): the daemon imports neither,
+so the figure is the same with or without it (tests/test_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -121,31 +120,8 @@ def bare_ccxt(seconds: float) -> tuple[int, int, float]:
     return rss, hwm, took
 
 
-HIDE = """\
-# sitecustomize for the daemon subprocess: the listed top-level modules cannot be imported.
-import importlib.abc, sys
-
-class _Hide(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {names!r}:
-            raise ImportError(f"{{name}} hidden by bench_daemon.py")
-        return None
-
-sys.meta_path.insert(0, _Hide())
-"""
-
-# Installed only by the test extra (bt), yet imported at start by sqlite-utils when present.
-TEST_ONLY = ("numpy", "pandas")
-
-
-def importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-def run_daemon(idle_seconds: float, hide: tuple[str, ...] = ()) -> dict[str, float]:
-    """Start the daemon, wait for READY, measure, stop it; `hide` modules made unimportable."""
+def run_daemon(idle_seconds: float) -> dict[str, float]:
+    """Start the daemon, wait for READY, measure, stop it."""
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp, StandinExchange() as ex:
         folder = Path(tmp)
         assets = plan_assets()
@@ -159,12 +135,6 @@ def run_daemon(idle_seconds: float, hide: tuple[str, ...] = ()) -> dict[str, flo
         sock.settimeout(0.2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
         env |= {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
-        if hide:
-            (folder / "hide").mkdir()
-            (folder / "hide" / "sitecustomize.py").write_text(HIDE.format(names=set(hide)))
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(folder / "hide"), env.get("PYTHONPATH")) if p
-            )
         log = (folder / "daemon.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--config", str(config), "run"],
@@ -242,16 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  while idle          {d['requests']} requests, {d['pings']} watchdog pings")
     print(f"  stopped on SIGTERM  exit {d['exit']}")
-    present = tuple(m for m in TEST_ONLY if importable(m))
-    if present:
-        lean = run_daemon(0, hide=present)
-        lean_ratio = lean["rss"] / base_rss
-        verdict = "goal met" if lean_ratio <= MEMORY_GOAL else "MISSED"
-        print(
-            f"  without {'/'.join(present)} (test-only, imported by sqlite-utils if installed): "
-            f"{lean['rss'] / 1024:.1f} MiB = {lean_ratio:.2f}x, ready after "
-            f"{lean['ready_s']:.2f} s: {verdict}"
-        )
     return 0 if ratio <= MEMORY_GOAL and share < CPU_GOAL else 1
 
 

@@ -50,7 +50,7 @@ def check_sound(db_path: Path, prices: dict[str, float]) -> dict[str, int]:
     store = Store.open(db_path)
     try:
         assert store.integrity_ok()
-        q = store.db.execute
+        q = store.conn.execute
         twice = q("SELECT period FROM runs GROUP BY period HAVING COUNT(*) > 1").fetchall()
         assert twice == []
         runs = {r["period"]: r for r in store.runs(limit=10_000)}

@@ -229,7 +229,7 @@ def dca_on(runtime: Runtime, month: int) -> list[Outcome]:
 
 
 def run_ledger(runtime: Runtime, period: str) -> list[tuple[str, str, float]]:
-    rows = runtime.store.db.execute(
+    rows = runtime.store.conn.execute(
         "SELECT l.kind, l.asset, l.amount FROM ledger l JOIN runs r ON r.id = l.run_id "
         "WHERE r.period = ? ORDER BY l.id",
         [period],

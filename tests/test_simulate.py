@@ -175,7 +175,7 @@ def test_dca_money_below_the_minimum_order_is_carried_to_the_next_month(quiet_co
     ]
     store = Store.open(db)
     try:
-        skipped = store.db.execute("SELECT COUNT(*) FROM runs WHERE period = 'dca:2030-01'")
+        skipped = store.conn.execute("SELECT COUNT(*) FROM runs WHERE period = 'dca:2030-01'")
         assert skipped.fetchone()[0] == 1
         assert store.plan_state().carry == pytest.approx(0.0000005025, abs=1e-9)
     finally:

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from daemon.paper import LedgerEntry
 from daemon.planner.model import Order, Plan, PlanState, Skip, Summary
 from daemon.snapshot import Market, Snapshot
 from daemon.store import DuplicatePeriod, Store
+from daemon.store.files import atomic
+from daemon.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
 TABLES = ("runs", "orders", "skips", "snapshots", "ledger", "events", "plan_state")
@@ -76,7 +79,11 @@ def record(store: Store, period: str = "dca:2027-01", at: datetime = T0, **extra
 
 
 def counts(store: Store) -> dict[str, int]:
-    return {t: store.db.table(t).count for t in TABLES}
+    return {t: count(store.conn, t) for t in TABLES}
+
+
+def count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 # --- the file ------------------------------------------------------------------------------
@@ -85,7 +92,7 @@ def counts(store: Store) -> dict[str, int]:
 def test_open_creates_the_folder_and_sets_the_pragmas(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "deep" / "state" / "s.db")
     pragma = {
-        name: store.db.execute(f"PRAGMA {name}").fetchone()[0]
+        name: store.conn.execute(f"PRAGMA {name}").fetchone()[0]
         for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
     }
     assert pragma == {
@@ -109,32 +116,75 @@ def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) ->
     assert again.schema_version() == 3
     assert again.has_period("dca:2027-01")
     assert not again.has_period("dca:2027-02")
-    assert again.db.table("_sqlite_migrations").count == 3  # each migration applied once
+    assert count(again.conn, "_sqlite_migrations") == 3  # each migration applied once
     again.close()
 
 
+def test_sqlite_utils_migrate_finds_a_new_file_up_to_date(tmp_path: Path) -> None:
+    """The `_sqlite_migrations` rows are sqlite-utils' own: its Migrations (what the
+    `sqlite-utils migrate` command runs) see every stagewise migration applied."""
+    Store.open(tmp_path / "s.db").close()
+    theirs = Migrations(MIGRATION_SET)
+    for name in ("m001_initial", "m002_price_cache", "m003_ledger_balances"):
+        theirs(name=name)(lambda db: pytest.fail("sqlite-utils re-applied a migration"))
+    db = Database(tmp_path / "s.db")
+    assert [m.name for m in theirs.applied(db)] == [
+        "m001_initial",
+        "m002_price_cache",
+        "m003_ledger_balances",
+    ]
+    assert theirs.pending(db) == []
+    theirs.apply(db)  # nothing to do: the lambda above would fail
+    db.close()
+
+
+def test_a_file_migrated_by_sqlite_utils_gets_only_the_later_migrations(tmp_path: Path) -> None:
+    """A state file made when the store ran its migrations through sqlite-utils (here, the
+    first two) opens with its data, and only the migration it lacks is applied."""
+    theirs = Migrations(MIGRATION_SET)
+    theirs(name="m001_initial")(lambda db: m001_initial(db.conn))
+    theirs(name="m002_price_cache")(lambda db: m002_price_cache(db.conn))
+    db = Database(tmp_path / "s.db")
+    theirs.apply(db)
+    db.execute(
+        "INSERT INTO ledger (at, kind, asset, amount) VALUES ('2027-01-01T00:00:00+00:00',"
+        " 'seed', 'USDT', 100.0)"
+    )
+    db.conn.commit()
+    db.close()
+
+    store = Store.open(tmp_path / "s.db")
+    assert store.schema_version() == 3
+    names = store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    assert [n for (n,) in names] == ["m001_initial", "m002_price_cache", "m003_ledger_balances"]
+    assert store.ledger_balances() == {"USDT": 100.0}  # m003 built the balances from the rows
+    store.close()
+
+
 def test_tables_are_declared_with_types_and_foreign_keys(store: Store) -> None:
-    orders = store.db.table("orders")
-    assert orders.columns_dict["amount"] is float
-    assert orders.pks == ["run_id", "seq"]
-    assert {(fk.column, fk.other_table) for fk in store.db.table("ledger").foreign_keys} == {
-        ("run_id", "runs")
-    }
+    columns = {row[1]: row for row in store.conn.execute("PRAGMA table_info(orders)")}
+    assert columns["amount"][2] == "REAL"
+    assert sorted((row[5], name) for name, row in columns.items() if row[5]) == [
+        (1, "run_id"),
+        (2, "seq"),
+    ]
+    keys = store.conn.execute("PRAGMA foreign_key_list(ledger)").fetchall()
+    assert {(fk[3], fk[2]) for fk in keys} == {("run_id", "runs")}
 
 
 def test_a_store_works_on_an_in_memory_database() -> None:
-    store = Store(Database(memory=True))
+    store = Store(sqlite3.connect(":memory:"))
     record(store)
     assert store.has_period("dca:2027-01")
 
 
 def test_foreign_keys_are_enforced(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError):
-        store.db.table("orders").insert({"run_id": 99, "seq": 0, **vars_of(order())})
-
-
-def vars_of(o: Order) -> dict[str, Any]:
-    return {f: getattr(o, f) for f in o.__dataclass_fields__}
+        record(store, plan=plan())  # a run to copy the order of
+        store.conn.execute(
+            "INSERT INTO orders SELECT 99, seq + 1, symbol, base, side, amount, price, notional,"
+            " fee, rule, reason, weight_before, weight_after, weight_target FROM orders"
+        )
 
 
 # --- recording a run -----------------------------------------------------------------------
@@ -172,7 +222,7 @@ def test_record_run_writes_the_run_and_everything_it_changed(store: Store) -> No
     assert store.plan_state() == PlanState(carry=3.5)
     assert store.ledger_entries() == [fill]
     assert store.events()[0]["run_id"] == run_id
-    btc = store.db.execute("SELECT amount, price, value FROM snapshots WHERE asset='BTC'")
+    btc = store.conn.execute("SELECT amount, price, value FROM snapshots WHERE asset='BTC'")
     assert btc.fetchone() == (0.01, 50_000.0, 500.0)
 
 
@@ -300,7 +350,7 @@ def test_the_two_local_times_of_the_repeated_hour_are_stored_an_hour_apart() -> 
 def test_times_are_stored_as_utc_text_and_come_back_aware(store: Store) -> None:
     paris = timezone(timedelta(hours=1))
     record(store, at=datetime(2027, 1, 1, 10, 0, tzinfo=paris))
-    stored = store.db.execute("SELECT scheduled_at FROM runs").fetchone()[0]
+    stored = store.conn.execute("SELECT scheduled_at FROM runs").fetchone()[0]
     assert stored == "2027-01-01T09:00:00.000000+00:00"
     assert store.runs()[0]["scheduled_at"] == T0
 
@@ -403,7 +453,7 @@ def test_windfalls_wait_until_a_run_consumes_them(store: Store) -> None:
     ]
     run_id = record(store, "windfall:2027-01-01", consume_windfalls=[first])
     assert [w.id for w in store.pending_windfalls()] == [second]
-    consumed = store.db.execute("SELECT consumed_run FROM pending_windfalls WHERE id=?", [first])
+    consumed = store.conn.execute("SELECT consumed_run FROM pending_windfalls WHERE id=?", [first])
     assert consumed.fetchone()[0] == run_id
     with pytest.raises(ValueError, match="not pending"):
         record(store, "windfall:2027-01-02", consume_windfalls=[first])
@@ -440,9 +490,9 @@ def test_ledger_balances_are_the_sums_per_asset(store: Store) -> None:
 def test_the_ledger_is_append_only(store: Store) -> None:
     store.seed_ledger({"USDT": 1_000.0}, T0)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        store.db.execute("UPDATE ledger SET amount = 2000")
+        store.conn.execute("UPDATE ledger SET amount = 2000")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        store.db.execute("DELETE FROM ledger")
+        store.conn.execute("DELETE FROM ledger")
     assert store.ledger_balances() == {"USDT": 1_000.0}
 
 
@@ -532,7 +582,7 @@ def test_a_failed_run_leaves_no_cached_read_behind(store: Store) -> None:
 
 def test_a_run_inside_a_callers_transaction_that_rolls_back_is_not_cached(store: Store) -> None:
     assert store.plan_state() == PlanState()
-    with pytest.raises(RuntimeError), store.db.atomic():
+    with pytest.raises(RuntimeError), atomic(store.conn):
         record(store, state=PlanState(carry=5.0))
         raise RuntimeError("the caller's transaction fails after the run")
     assert store.plan_state() == PlanState()
@@ -563,5 +613,5 @@ def test_two_processes_creating_the_file_at_once_apply_each_migration_once(
             assert opened.schema_version() == 3
             opened.close()
         check = Store.open(path)
-        assert check.db.table("_sqlite_migrations").count == 3
+        assert count(check.conn, "_sqlite_migrations") == 3
         check.close()

@@ -14,6 +14,7 @@ from test_store import T0, order, plan, record, snapshot
 from daemon.paper import LedgerEntry
 from daemon.planner.model import PlanState
 from daemon.store import StateError, Store
+from daemon.store.files import atomic
 
 
 def everything(db: sqlite3.Connection) -> dict[str, list[tuple]]:
@@ -61,8 +62,8 @@ def test_a_memory_store_has_the_schema_of_a_file(tmp_path: Path) -> None:
     memory = Store.open_memory()
     file = Store.open(tmp_path / "s.db")
     assert memory.schema_version() == file.schema_version() == 3
-    assert everything(memory.db.conn) == everything(file.db.conn)
-    assert memory.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert everything(memory.conn) == everything(file.conn)
+    assert memory.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     memory.close()
     file.close()
 
@@ -77,8 +78,8 @@ def test_save_writes_a_state_file_that_reopens_with_the_same_rows(
     memory.save(path, durable=durable)  # not durable: the same file, only not synced
 
     reopened = Store.open(path)
-    assert everything(reopened.db.conn) == everything(memory.db.conn)
-    assert reopened.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert everything(reopened.conn) == everything(memory.conn)
+    assert reopened.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert reopened.schema_version() == 3
     assert reopened.integrity_ok()
     assert reopened.plan_state() == memory.plan_state()
@@ -196,7 +197,7 @@ def test_save_over_a_folder_fails_and_cleans_up(tmp_path: Path) -> None:
 
 def test_save_is_refused_during_a_write_and_over_its_own_file(tmp_path: Path) -> None:
     memory = Store.open_memory()
-    with memory.db.atomic(), pytest.raises(StateError, match="in progress"):
+    with atomic(memory.conn), pytest.raises(StateError, match="in progress"):
         memory.save(tmp_path / "s.db")
     assert not (tmp_path / "s.db").exists()
     file = Store.open(tmp_path / "f.db")

@@ -16,7 +16,7 @@ from daemon.targets import targets_on
 if TYPE_CHECKING:
     from daemon.store import Store
 
-# The exchange, store and scheduler modules (ccxt, sqlite-utils, APScheduler) are imported by
+# The exchange, store and scheduler modules (ccxt, SQLite, APScheduler) are imported by
 # the commands that use them: `stagewise stage` or `--help` should not wait for ccxt. Likewise
 # tabulate is imported by the functions that print tables: the daemon (`run`) prints none and
 # should not keep it in memory.

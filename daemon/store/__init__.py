@@ -1,4 +1,5 @@
-"""The daemon's memory: one SQLite file, and the only package that speaks SQL (via sqlite-utils).
+"""The daemon's memory: one SQLite file, and the only package that speaks SQL (the stdlib's
+sqlite3; the file stays readable with the sqlite-utils CLI, Datasette or `sqlite3`).
 
 Runs (one per period key) with the orders they proposed, the snapshot they saw and what they
 skipped; the planner's carried state; the paper account's append-only ledger; an event log;

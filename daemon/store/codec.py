@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -148,6 +149,12 @@ def decode(row: Mapping[str, Any]) -> dict[str, Any]:
         elif key in _JSON_COLUMNS:
             out[key] = json.loads(value)
     return out
+
+
+def decoded(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """A query's rows for callers, by column name, each `decode`d."""
+    names = [d[0] for d in cursor.description]
+    return [decode(dict(zip(names, row, strict=True))) for row in cursor]
 
 
 def where_clause(*conditions: tuple[str, object]) -> tuple[str | None, list[object]]:

@@ -7,33 +7,38 @@ and saves the database once, as a file that appears complete or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import tenacity
-from sqlite_utils import Database
 
 
-def connect_file(path: Path) -> Database:
+def connect_file(path: Path) -> sqlite3.Connection:
     """The state file at `path` (created with its folder if missing), in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # The daemon hands the store from its main thread to the scheduler's single worker; it
-    # never uses one connection from two threads at once. No sqlite-utils plugins: the state
-    # must not depend on what else is installed (and scanning for them costs every process).
-    conn = sqlite3.connect(str(path), check_same_thread=False)
-    db = Database(conn, execute_plugins=False)
-    db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    db.execute("PRAGMA synchronous=NORMAL")
-    _enable_wal(db)
-    return db
+    # never uses one connection from two threads at once.
+    conn = _connect(str(path))
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    _enable_wal(conn)
+    return conn
 
 
 BUSY_TIMEOUT_S = 5.0
 
 
-def _enable_wal(db: Database) -> None:
+def _connect(name: str) -> sqlite3.Connection:
+    # isolation_level=None: no transaction is ever opened behind the store's back; each one
+    # is an explicit `atomic` block (statements outside one commit on their own).
+    return sqlite3.connect(name, check_same_thread=False, isolation_level=None)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
     """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite
     answers "database is locked" at once instead of waiting the busy timeout: two processes
     opening a new file together retry, within that timeout."""
@@ -45,13 +50,41 @@ def _enable_wal(db: Database) -> None:
         wait=tenacity.wait_fixed(0.005),
         reraise=True,
     )
-    retrying(db.enable_wal)
+    retrying(conn.execute, "PRAGMA journal_mode=WAL")
 
 
-def connect_memory() -> Database:
+def connect_memory() -> sqlite3.Connection:
     """A new, empty database in memory that no other connection can see."""
-    conn = sqlite3.connect(":memory:", check_same_thread=False)
-    return Database(conn, execute_plugins=False)
+    return _connect(":memory:")
+
+
+@contextlib.contextmanager
+def atomic(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """A transaction: committed when the block ends, rolled back if it raises. Inside
+    another one it is a savepoint, rolled back alone. `begin`: the statement that opens an
+    outermost transaction ("BEGIN IMMEDIATE" takes the write lock at once)."""
+    if conn.in_transaction:
+        name = f"stagewise_{secrets.token_hex(8)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            # An error such as a RAISE(ROLLBACK) trigger can end the whole transaction,
+            # savepoints included: then there is nothing left to roll back to.
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def file_of(conn: sqlite3.Connection) -> Path | None:

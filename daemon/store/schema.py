@@ -1,8 +1,10 @@
-"""The state file's schema, as sqlite-utils migrations (each runs once; those a file lacks
-run together in one transaction).
+"""The state file's schema, as migrations (each runs once; those a file lacks run together in
+one transaction).
 
 Tables are declared in SQL so that types, keys, foreign keys and CHECKs are explicit; a new
-schema change is a new migration appended below, never an edit of an applied one.
+schema change is a new migration appended below, never an edit of an applied one. Applied
+migrations are listed in `_sqlite_migrations`, the table and rows sqlite-utils' migrations
+keep: `sqlite-utils migrate` and this module agree on what a file has had applied.
 """
 
 from __future__ import annotations
@@ -11,39 +13,67 @@ import functools
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from datetime import UTC, datetime
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from daemon.store.files import atomic
 
-MIGRATIONS = Migrations("stagewise")
-_NAMES: list[str] = []  # every migration's name, to tell a current file in one query
+Migration = Callable[[sqlite3.Connection], None]
 
-_M = TypeVar("_M", bound=Callable[[Database], None])
+MIGRATION_SET = "stagewise"
+_MIGRATIONS: list[Migration] = []  # in the order they are applied
 
 
-def migration(fn: _M) -> _M:
+def migration(fn: Migration) -> Migration:
     """Register `fn` as the next migration (named after it)."""
-    _NAMES.append(fn.__name__)
-    return MIGRATIONS()(fn)
+    _MIGRATIONS.append(fn)
+    return fn
 
 
-def migrate(db: Database) -> None:
+def migrate(conn: sqlite3.Connection) -> None:
     """Bring the file's schema up to date: one query when it already is; otherwise every
     pending migration in one write transaction, taken before reading what is applied (two
-    processes opening a new file at once apply each migration once)."""
-    if _applied(db).issuperset(_NAMES):
+    processes opening a new file at once apply each migration once). Inside the caller's
+    transaction, the migrations join it."""
+    if set(applied(conn)).issuperset(fn.__name__ for fn in _MIGRATIONS):
         return
-    if db.conn.in_transaction:  # the caller's transaction: migrations become savepoints
-        MIGRATIONS.apply(db)
-        return
-    db.conn.execute("BEGIN IMMEDIATE")
+    with atomic(conn, "BEGIN IMMEDIATE"):
+        conn.execute(_MIGRATIONS_TABLE)
+        conn.execute(_MIGRATIONS_INDEX)
+        done = set(applied(conn))
+        for fn in _MIGRATIONS:
+            if fn.__name__ in done:
+                continue
+            with atomic(conn):  # a savepoint: a failing migration is undone whole
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    # sqlite-utils' format; bookkeeping, not a time the jobs ever read
+                    [MIGRATION_SET, fn.__name__, str(datetime.now(UTC))],
+                )
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations the file has had applied, in the order applied."""
     try:
-        MIGRATIONS.apply(db)  # each migration a savepoint inside this transaction
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.execute("COMMIT")
+        rows = conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+            [MIGRATION_SET],
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table: a new file
+        return []
+    return [name for (name,) in rows]
+
+
+# As sqlite-utils creates them (its `migrate` command then finds the file as it left it).
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS "_sqlite_migrations" (
+   "id" INTEGER PRIMARY KEY,
+   "migration_set" TEXT,
+   "name" TEXT,
+   "applied_at" TEXT
+)"""
+_MIGRATIONS_INDEX = """CREATE UNIQUE INDEX IF NOT EXISTS "idx__sqlite_migrations_migration_set_name"
+    ON "_sqlite_migrations" ("migration_set", "name")"""
 
 
 def copy_schema(conn: sqlite3.Connection) -> None:
@@ -59,26 +89,16 @@ _template_lock = threading.Lock()
 
 @functools.cache
 def _template() -> sqlite3.Connection:
-    db = Database(sqlite3.connect(":memory:", check_same_thread=False), execute_plugins=False)
-    migrate(db)
-    return db.conn
-
-
-def _applied(db: Database) -> set[str]:
-    try:
-        rows = db.conn.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATIONS.name]
-        ).fetchall()
-    except sqlite3.OperationalError:  # no such table: a new file
-        return set()
-    return {name for (name,) in rows}
+    conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    migrate(conn)
+    return conn
 
 
 @migration
-def m001_initial(db: Database) -> None:
+def m001_initial(conn: sqlite3.Connection) -> None:
     """The first schema: every table declared with its types, keys and checks."""
     for statement in _SCHEMA_V1:
-        db.execute(statement)
+        conn.execute(statement)
 
 
 # Written out, not derived from planner.model.Rule: an applied migration must never change.
@@ -175,9 +195,9 @@ _SCHEMA_V1 = (
 
 
 @migration
-def m002_price_cache(db: Database) -> None:
+def m002_price_cache(conn: sqlite3.Connection) -> None:
     """Closes downloaded for `simulate`, so a second run over the same span needs no network."""
-    db.execute(
+    conn.execute(
         """CREATE TABLE price_cache (
             exchange TEXT NOT NULL,
             symbol TEXT NOT NULL,
@@ -190,20 +210,20 @@ def m002_price_cache(db: Database) -> None:
 
 
 @migration
-def m003_ledger_balances(db: Database) -> None:
+def m003_ledger_balances(conn: sqlite3.Connection) -> None:
     """Paper balances kept beside the ledger by a trigger, in the same transaction as each
     entry: reading them costs one row per asset instead of a sum over the whole ledger."""
-    db.execute(
+    conn.execute(
         """CREATE TABLE ledger_balances (
             asset TEXT PRIMARY KEY,
             balance REAL NOT NULL
         ) WITHOUT ROWID"""
     )
-    db.execute(
+    conn.execute(
         "INSERT INTO ledger_balances (asset, balance) "
         "SELECT asset, SUM(amount) FROM ledger GROUP BY asset"
     )
-    db.execute(
+    conn.execute(
         """CREATE TRIGGER ledger_balances_follow AFTER INSERT ON ledger BEGIN
             INSERT INTO ledger_balances (asset, balance) VALUES (NEW.asset, NEW.amount)
             ON CONFLICT (asset) DO UPDATE SET balance = balance + NEW.amount;

@@ -10,8 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlite_utils import Database
-
 from daemon.errors import StagewiseError
 from daemon.paper import LedgerEntry
 from daemon.planner.model import Plan, PlanState
@@ -19,7 +17,7 @@ from daemon.snapshot import Snapshot
 from daemon.store import writes
 from daemon.store.codec import (
     as_stored,
-    decode,
+    decoded,
     from_iso,
     iso,
     plan_columns,
@@ -27,8 +25,8 @@ from daemon.store.codec import (
     state_json,
     where_clause,
 )
-from daemon.store.files import connect_file, connect_memory, file_of, save_copy
-from daemon.store.schema import MIGRATIONS, copy_schema, migrate
+from daemon.store.files import atomic, connect_file, connect_memory, file_of, save_copy
+from daemon.store.schema import applied, copy_schema, migrate
 
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
@@ -51,18 +49,23 @@ class PendingWindfall:
 
 
 class Store:
-    """The daemon's SQLite state, on the `Database` it is given (migrated on construction)."""
+    """The daemon's SQLite state, on the connection it is given (migrated on construction).
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    The store owns `conn`: it closes it, and opens every transaction itself (the connection
+    is switched to autocommit, so no statement opens one behind its back).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        conn.isolation_level = None
+        self.conn = conn
         # Reads the jobs repeat on every run, kept until the file changes: by this store
         # (each write drops them or puts in what it wrote) or by another connection (PRAGMA
         # data_version moves).
         self._reads: dict[str, Any] = {}
         self._version: int | None = None
         self._private = False  # True: no other connection can write (open_memory)
-        db.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
-        migrate(db)
+        conn.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
+        migrate(conn)
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -77,9 +80,9 @@ class Store:
         """A new state database in memory, migrated like a file and private to this store
         (no file to write, no other process to look out for). It is gone at close: `save`
         it to keep it."""
-        db = connect_memory()
-        copy_schema(db.conn)  # already migrated: the constructor finds nothing to apply
-        store = cls(db)
+        conn = connect_memory()
+        copy_schema(conn)  # already migrated: the constructor finds nothing to apply
+        store = cls(conn)
         store._private = True
         return store
 
@@ -88,35 +91,35 @@ class Store:
         the CLI read like any other appears there complete, or nothing changes (a file
         already at `path`, which no one may have open, is replaced). Not inside a write.
         `durable=False`: not synced to disk (output that can be made again, a simulation)."""
-        if self.db.conn.in_transaction:
+        if self.conn.in_transaction:
             raise StateError("cannot save the state while a write is in progress")
-        own = file_of(self.db.conn)
+        own = file_of(self.conn)
         if own is not None and own.resolve() == path.resolve():
             raise StateError(f"cannot save the state file {path} over itself")
         try:
-            save_copy(self.db.conn, path, durable=durable)
+            save_copy(self.conn, path, durable=durable)
         except (sqlite3.Error, OSError) as e:
             raise StateError(f"cannot save the state to {path}: {e}") from e
 
     def close(self) -> None:
         """Close the database connection."""
-        self.db.close()
+        self.conn.close()
 
     def schema_version(self) -> int:
         """How many of the schema's migrations this file has had applied."""
-        return len(MIGRATIONS.applied(self.db))
+        return len(applied(self.conn))
 
     def integrity_ok(self) -> bool:
         """True when SQLite finds the file sound and no foreign key dangles."""
-        check = [r[0] for r in self.db.execute("PRAGMA integrity_check").fetchall()]
-        dangling = self.db.execute("PRAGMA foreign_key_check").fetchall()
+        check = [r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
+        dangling = self.conn.execute("PRAGMA foreign_key_check").fetchall()
         return check == ["ok"] and not dangling
 
     # -- runs -------------------------------------------------------------------------------
 
     def has_period(self, period: str) -> bool:
         """True when a run (of any status) is recorded for `period`."""
-        row = self.db.conn.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
+        row = self.conn.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
         return row is not None
 
     def record_run(
@@ -161,7 +164,7 @@ class Store:
         with self._writing() as known:
             run_id = self._insert_run(run, planned)
             self._check_version()  # the write lock is held from here: cached reads stay true
-            conn = self.db.conn
+            conn = self.conn
             if plan is not None:
                 writes.insert_plan(conn, run_id, plan)
             if snapshot is not None:
@@ -183,8 +186,8 @@ class Store:
 
     def counts(self) -> dict[str, dict[tuple[str, str], int]]:
         """How many runs per (job, status), and proposed orders per (job, side)."""
-        runs = self.db.conn.execute("SELECT job, status, count(*) FROM runs GROUP BY 1, 2")
-        orders = self.db.conn.execute(
+        runs = self.conn.execute("SELECT job, status, count(*) FROM runs GROUP BY 1, 2")
+        orders = self.conn.execute(
             "SELECT r.job, o.side, count(*) FROM orders o JOIN runs r ON r.id = o.run_id"
             " GROUP BY 1, 2"
         )
@@ -211,19 +214,19 @@ class Store:
             + (f" WHERE {where}" if where else "")
             + " ORDER BY r.id DESC, o.seq"
         )
-        return [decode(r) for r in self.db.query(sql, args)]
+        return decoded(self.conn.execute(sql, args))
 
     # -- plan state, pause, events ----------------------------------------------------------
 
     def latest_snapshot(self) -> tuple[datetime, dict[str, dict[str, Any]]] | None:
         """The newest recorded snapshot: its time and, per asset, amount, price and value."""
-        row = self.db.execute(
+        row = self.conn.execute(
             "SELECT id, snapshot_at FROM runs WHERE snapshot_at IS NOT NULL "
             "ORDER BY snapshot_at DESC, id DESC LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        assets = self.db.execute(
+        assets = self.conn.execute(
             "SELECT asset, amount, price, value FROM snapshots WHERE run_id = ? ORDER BY asset",
             [row[0]],
         ).fetchall()
@@ -236,7 +239,7 @@ class Store:
         self, exchange: str, symbol: str, timeframe: str, since_ms: int, until_ms: int
     ) -> list[tuple[int, float]]:
         """Cached (timestamp ms, close) rows of one market in [since_ms, until_ms)."""
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT ts, close FROM price_cache WHERE exchange = ? AND symbol = ? "
             "AND timeframe = ? AND ts >= ? AND ts < ? ORDER BY ts",
             [exchange, symbol, timeframe, since_ms, until_ms],
@@ -248,18 +251,11 @@ class Store:
     ) -> None:
         """Keep downloaded closes (replacing the same timestamps), in one transaction."""
         with self._writing():
-            self.db.table("price_cache").upsert_all(
-                [
-                    {
-                        "exchange": exchange,
-                        "symbol": symbol,
-                        "timeframe": timeframe,
-                        "ts": ts,
-                        "close": close,
-                    }
-                    for ts, close in rows
-                ],
-                pk=("exchange", "symbol", "timeframe", "ts"),
+            self.conn.executemany(
+                "INSERT INTO price_cache (exchange, symbol, timeframe, ts, close)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (exchange, symbol, timeframe, ts)"
+                " DO UPDATE SET close = excluded.close",
+                [(exchange, symbol, timeframe, ts, close) for ts, close in rows],
             )
 
     def plan_state(self) -> PlanState:
@@ -291,8 +287,10 @@ class Store:
     def add_pending_windfall(self, amount: float, at: datetime) -> int:
         """Announce a windfall for the next run to invest; returns its id (and logs an event)."""
         with self._writing():
-            table = self.db.table("pending_windfalls").insert({"at": iso(at), "amount": amount})
-            windfall_id = int(table.last_rowid or 0)
+            cursor = self.conn.execute(
+                "INSERT INTO pending_windfalls (at, amount) VALUES (?, ?)", [iso(at), amount]
+            )
+            windfall_id = int(cursor.lastrowid or 0)
             self._insert_event("windfall", at, {"id": windfall_id, "amount": amount})
         return windfall_id
 
@@ -300,7 +298,7 @@ class Store:
         """Windfalls no run has consumed yet, oldest first."""
 
         def load() -> list[PendingWindfall]:
-            rows = self.db.execute(
+            rows = self.conn.execute(
                 "SELECT id, at, amount FROM pending_windfalls WHERE consumed_run IS NULL "
                 "ORDER BY id"
             ).fetchall()
@@ -312,7 +310,7 @@ class Store:
 
     def ledger_entries(self) -> list[LedgerEntry]:
         """The whole paper ledger, in the order it was written."""
-        rows = self.db.conn.execute(
+        rows = self.conn.execute(
             "SELECT at, kind, asset, amount, price, note FROM ledger ORDER BY id"
         )
         entries = []
@@ -328,7 +326,9 @@ class Store:
         """The paper account's balance per asset: the sum of its ledger entries."""
         # Kept by a trigger on each ledger insert (schema m003): equal to the per-asset sums.
         sql = "SELECT asset, balance FROM ledger_balances ORDER BY asset"
-        return dict(self._cached("ledger_balances", lambda: dict(self.db.execute(sql).fetchall())))
+        return dict(
+            self._cached("ledger_balances", lambda: dict(self.conn.execute(sql).fetchall()))
+        )
 
     def seed_ledger(
         self,
@@ -348,9 +348,9 @@ class Store:
             if amount != 0
         ]
         with self._writing():
-            if self.db.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
+            if self.conn.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
                 return False
-            writes.insert_ledger(self.db.conn, entries, None)
+            writes.insert_ledger(self.conn, entries, None)
             self._insert_event("ledger_seeded", at, {"balances": dict(balances)})
         return True
 
@@ -359,9 +359,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Rows of `table` (all columns), newest first, decoded for callers."""
         sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-        cursor = self.db.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", [*args, limit])
-        names = [d[0] for d in cursor.description]
-        return [decode(dict(zip(names, row, strict=True))) for row in cursor]
+        return decoded(self.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", [*args, limit]))
 
     # -- cached reads and writes ------------------------------------------------------------
 
@@ -375,7 +373,7 @@ class Store:
         """Drop the cached reads if another connection has written since they were made."""
         if self._private:
             return
-        version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
             self._reads.clear()
             self._version = version
@@ -385,10 +383,10 @@ class Store:
         """One transaction (nested ones are savepoints). Cached reads are dropped after it;
         the block may give, in the dict it gets, reads it knows to be true after its commit
         (kept only when this transaction is the outermost, so commits when the block ends)."""
-        outermost = not self.db.conn.in_transaction
+        outermost = not self.conn.in_transaction
         known: dict[str, Any] = {}
         try:
-            with self.db.atomic():
+            with atomic(self.conn):
                 yield known
         finally:
             self._reads.clear()
@@ -422,7 +420,7 @@ class Store:
 
     def _insert_run(self, run: Sequence[Any], planned: Mapping[str, Any] | None) -> int:
         try:
-            return writes.insert_run(self.db.conn, run, planned)
+            return writes.insert_run(self.conn, run, planned)
         except sqlite3.IntegrityError as e:
             if "runs.period" in str(e):
                 raise DuplicatePeriod(f"period {run[1]} has already run") from e
@@ -431,11 +429,11 @@ class Store:
     def _insert_event(
         self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
     ) -> None:
-        writes.insert_event(self.db.conn, kind, at, data, run_id)
+        writes.insert_event(self.conn, kind, at, data, run_id)
 
     def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
         for windfall_id in ids:
-            cursor = self.db.conn.execute(
+            cursor = self.conn.execute(
                 "UPDATE pending_windfalls SET consumed_run = ?"
                 " WHERE id = ? AND consumed_run IS NULL",
                 [run_id, windfall_id],
@@ -444,7 +442,7 @@ class Store:
                 raise ValueError(f"windfall {windfall_id} is not pending")
 
     def _lock_state(self, at: datetime) -> None:
-        self.db.execute(
+        self.conn.execute(
             "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             [state_json(PlanState()), iso(at)],
@@ -462,11 +460,11 @@ class Store:
         return as_stored(kept, text)
 
     def _read_state(self) -> PlanState:
-        row = self.db.conn.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
+        row = self.conn.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
         return PlanState() if row is None else state_from_json(row[0])
 
     def _write_state(self, text: str, at: datetime) -> None:
-        self.db.conn.execute(
+        self.conn.execute(
             "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
             "updated_at = excluded.updated_at",
