@@ -217,7 +217,7 @@ def test_a_bad_price_refuses_the_plan_naming_the_asset(rule, bad):
     )
     state = PlanState(cost_basis={"BTC": 20_000.0}, carry=3.0)
     plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), POLICY, state)
-    assert plan.refused is not None and "ETH" in plan.refused
+    assert plan.refused is not None and plan.refused.count("ETH") == 1  # named, once
     assert plan.orders == () and plan.state == state and plan.rule == rule
 
 

@@ -79,14 +79,14 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
     if not non_negative(cash):
         raise Refusal(f"the {quote} balance is {cash!r}: not a usable amount")
     amounts, prices, values, bad, ignored = _held(snapshot, planned)
-    for asset in sorted(set(buyable) - prices.keys() - {quote}):
+    for asset in sorted(set(buyable) - prices.keys() - bad.keys() - {quote}):
         price = snapshot.prices.get(asset)
         if usable(price):
             prices[asset] = price  # type: ignore[assignment]  # usable() checked it
         else:
-            bad.append(_price_problem(asset, price))
+            bad[asset] = _price_problem(asset, price)
     if bad:
-        raise Refusal("no usable price: " + "; ".join(bad))
+        raise Refusal("no usable price: " + "; ".join(bad.values()))
     notes = tuple(
         f"{a} is held but has no price on the exchange: left out of the account's value"
         for a in ignored
@@ -96,13 +96,13 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
 
 def _held(
     snapshot: Snapshot, planned: Collection[str]
-) -> tuple[dict[str, float], dict[str, float], dict[str, float], list[str], list[str]]:
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, str], list[str]]:
     """Held assets (not the quote): amounts, prices and values of the usable ones, the price
-    problems, and the unpriced ones outside the plan to leave out."""
+    problems by asset, and the unpriced ones outside the plan to leave out."""
     amounts: dict[str, float] = {}
     prices: dict[str, float] = {}
     values: dict[str, float] = {}
-    bad: list[str] = []
+    bad: dict[str, str] = {}
     ignored: list[str] = []
     quote, balances, quoted = snapshot.quote, snapshot.balances, snapshot.prices
     # `non_negative` and `usable` written out: this loop runs for every held asset.
@@ -128,7 +128,7 @@ def _held(
         elif asset in snapshot.unpriced and asset not in planned:
             ignored.append(asset)
         else:
-            bad.append(_price_problem(asset, price))
+            bad[asset] = _price_problem(asset, price)
     return amounts, prices, values, bad, ignored
 
 
