@@ -171,6 +171,10 @@ class HistoryMarkets:
     _last: tuple[int, tuple[str, ...], dict[str, float], dict[str, Market]] | None = field(
         default=None, repr=False, compare=False
     )
+    # The last markets (of the assets priced): most days price the same assets.
+    _last_markets: tuple[tuple[str, ...], dict[str, Market]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def quotes(
         self, assets: Collection[str], now: datetime
@@ -178,21 +182,28 @@ class HistoryMarkets:
         day = now.astimezone(self.tz).date() if self.tz else now.date()  # type: ignore[arg-type]
         i = self.history.index_on(day)
         prices: dict[str, float] = {}
-        markets: dict[str, Market] = {}
         if i is None:
-            return prices, markets
+            return prices, {}
         wanted = tuple(assets)
         last = self._last
         if last is not None and last[0] == i and last[1] == wanted:
             return dict(last[2]), dict(last[3])
+        closes = self.history.closes
         for asset in wanted:
-            column = self.history.closes.get(asset)
+            column = closes.get(asset)
             price = column[i] if column is not None else None
             if price is not None:
                 prices[asset] = price
-                markets[asset] = self._market(asset)
+        markets = self._markets_of(tuple(prices))
         self._last = (i, wanted, prices, markets)
         return dict(prices), dict(markets)
+
+    def _markets_of(self, assets: tuple[str, ...]) -> dict[str, Market]:
+        """The market of each of `assets`, in that order (kept for the same assets)."""
+        last = self._last_markets
+        if last is None or last[0] != assets:
+            last = self._last_markets = (assets, {a: self._market(a) for a in assets})
+        return last[1]
 
     def _market(self, asset: str) -> Market:
         market = self._markets.get(asset)

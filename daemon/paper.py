@@ -201,6 +201,7 @@ class PaperAccount:
         self.quote = quote
         self.fee_rate = fee_rate
         self._markets: dict[str, tuple[Market, Market]] = {}  # asset: (theirs, ours)
+        self._last_rules: tuple[dict[str, Market], dict[str, Market]] | None = None
 
     def snapshot(
         self, assets: Iterable[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -219,8 +220,17 @@ class PaperAccount:
         prices = {a: p for a, p in prices.items() if a in asked}
         prices[self.quote] = 1.0
         unpriced = tuple(a for a in wanted if a not in prices)
-        rules = {a: self._own_fee(a, m) for a, m in markets.items()}
-        return Snapshot(now, self.quote, balances, prices, rules, unpriced)
+        return Snapshot(now, self.quote, balances, prices, self._own_fees(markets), unpriced)
+
+    def _own_fees(self, markets: Mapping[str, Market]) -> dict[str, Market]:
+        """Each market with the paper account's own fee. The last answer is kept while the
+        source hands out equal markets (one dict comparison, cheap when they are the same
+        objects: every snapshot of a simulation)."""
+        last = self._last_rules
+        if last is None or last[0] != markets:
+            rules = {a: self._own_fee(a, m) for a, m in markets.items()}
+            last = self._last_rules = (dict(markets), rules)
+        return dict(last[1])
 
     def _own_fee(self, asset: str, market: Market) -> Market:
         """The market with the paper account's own fee, whatever the exchange charges (kept

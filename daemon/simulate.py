@@ -227,7 +227,8 @@ def _series(entries, history, quote, start, end, config):
     the value of each holding on the first price day of each month."""
     tz = config.tz
     # Each entry counts from the local day it was made on (a day's close comes after it).
-    dated = sorted(((e.at.astimezone(tz).date(), e.at, e) for e in entries), key=lambda x: x[1])
+    local_day = {at: at.astimezone(tz).date() for at in {e.at for e in entries}}  # per run
+    dated = sorted(((local_day[e.at], e.at, e) for e in entries), key=lambda x: x[1])
     balances: dict[str, float] = {}
     invested = 0.0
     i = 0

@@ -123,10 +123,13 @@ def glide_paths(config: Config) -> list[tuple[Stage, Stage, date, date]]:
     return paths
 
 
-def glide_on(config: Config, on: date) -> Glide | None:
-    """The transition in progress on `on`, if any (the guide's transition protocol)."""
+def glide_on(
+    config: Config, on: date, paths: list[tuple[Stage, Stage, date, date]] | None = None
+) -> Glide | None:
+    """The transition in progress on `on`, if any (the guide's transition protocol).
+    `paths`: the config's `glide_paths`, when the caller has them already."""
     steps = config.settings.plan.transition_months
-    for before, after, starts, ends in glide_paths(config):
+    for before, after, starts, ends in glide_paths(config) if paths is None else paths:
         if starts <= on < ends:
             step = months_between(starts, on)
             return Glide(before.id, after.id, starts, ends, step, steps)
@@ -215,6 +218,8 @@ class TargetsOn:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._birth = config.settings.investor.birth_date
+        self._paths = glide_paths(config)  # pure in the config, as every day's targets are
         self._by_key: dict[tuple[object, ...], Targets] = {}
         self._last: Targets | None = None
 
@@ -226,9 +231,9 @@ class TargetsOn:
         return self._last
 
     def _compute(self, on: date) -> Targets:
-        glide = glide_on(self.config, on)
+        glide = glide_on(self.config, on, self._paths)
         key = (
-            age_on(self.config.settings.investor.birth_date, on),
+            age_on(self._birth, on),
             None if glide is None else (glide.from_stage, glide.step),
         )
         found = self._by_key.get(key)

@@ -242,6 +242,17 @@ def test_history_markets_serve_the_close_of_the_investors_day():
     assert before == {} and none == {}
 
 
+def test_history_markets_serve_an_asset_from_the_day_it_is_listed():
+    markets = HistoryMarkets(HISTORY, "USDT", tz=UTC)
+    for day, listed in [(1, {"BTC"}), (2, {"BTC"}), (3, {"BTC", "SOL"}), (4, {"BTC", "SOL"})]:
+        prices, rules = markets.quotes(["BTC", "SOL"], datetime(2020, 1, day, 12, tzinfo=UTC))
+        assert set(prices) == set(rules) == listed
+        prices.clear()  # the caller's to keep: the next answer is whole
+        rules.clear()
+        again, again_rules = markets.quotes(["BTC", "SOL"], datetime(2020, 1, day, 18, tzinfo=UTC))
+        assert set(again) == set(again_rules) == listed
+
+
 def test_history_markets_hold_the_last_close_after_the_history():
     markets = HistoryMarkets(HISTORY, "USDT", tz=UTC)
     prices, _ = markets.quotes(["BTC", "SOL"], datetime(2020, 2, 1, tzinfo=UTC))

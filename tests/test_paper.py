@@ -238,12 +238,14 @@ class HistoryPrices:
 
     def __init__(self, prices: dict[str, float]) -> None:
         self.prices = prices
+        self.amount_step = 0.0001
         self.asked: list[tuple[list[str], datetime]] = []
 
     def quotes(self, assets, now):
         self.asked.append((list(assets), now))
         prices = {a: self.prices[a] for a in assets if a in self.prices}
-        markets = {a: Market(f"{a}/USDT", a, "USDT", amount_step=0.0001) for a in prices}
+        step = self.amount_step
+        markets = {a: Market(f"{a}/USDT", a, "USDT", amount_step=step) for a in prices}
         return prices, markets
 
 
@@ -263,6 +265,20 @@ def test_the_account_sees_its_ledger_at_market_prices(store: Store) -> None:
     assert snap.total_value == pytest.approx(2_500.0)
     assert store.ledger_balances() == {"BTC": 0.02, "USDT": 1_000.0}  # pending is not stored
     assert account.positions()["BTC"] == Position(0.02, 50_000.0)
+
+
+def test_the_account_charges_its_own_fee_on_the_markets_the_source_has_now(store: Store) -> None:
+    source = HistoryPrices({"BTC": 50_000.0, "ETH": 2_000.0})
+    account = PaperAccount(store, source, "USDT", fee_rate=0.002)
+    first = account.snapshot(["BTC"], T0)
+    assert first.markets == {"BTC": Market("BTC/USDT", "BTC", "USDT", 0.0001, fee_rate=0.002)}
+
+    source.amount_step = 0.01  # the exchange changed a market's rules
+    later = account.snapshot(["BTC", "ETH"], T0 + timedelta(hours=1))
+    assert later.markets == {
+        a: Market(f"{a}/USDT", a, "USDT", 0.01, fee_rate=0.002) for a in ("BTC", "ETH")
+    }
+    assert first.markets == {"BTC": Market("BTC/USDT", "BTC", "USDT", 0.0001, fee_rate=0.002)}
 
 
 def test_a_paper_run_fills_its_plan_and_the_stored_ledger_agrees(store: Store) -> None:

@@ -24,10 +24,11 @@ def drift_is_quiet(snapshot: Snapshot, targets: Targets, policy: Policy, state: 
     book = _plain_book(snapshot, state)
     if book is None or book.value <= 0:
         return False
-    prices = snapshot.prices
+    prices, inf = snapshot.prices, math.inf
     try:
-        if not all(0 < prices[a] < math.inf for a, w in targets.weights.items() if w > 0):
-            return False  # the plan refuses (or notes) an asset it cannot price
+        for asset, weight in targets.weights.items():
+            if weight > 0 and not 0 < prices[asset] < inf:
+                return False  # the plan refuses (or notes) an asset it cannot price
     except (KeyError, TypeError):  # missing, or not a number
         return False
     return breach(book, targets, scaled_targets(book, targets, policy), policy) is None
@@ -42,11 +43,11 @@ def profit_is_quiet(snapshot: Snapshot, targets: Targets, state: PlanState) -> b
         return False
     if not milestones:
         return True
-    lowest = min(milestones)
-    taken = state.milestones_taken
+    lowest = min(milestones) / 100
+    basis, taken = state.cost_basis, state.milestones_taken
     for asset, price in book.prices.items():
-        gain = price / state.cost_basis[asset] - 1
-        if gain >= lowest / 100 and any(
+        gain = price / basis[asset] - 1
+        if gain >= lowest and any(
             gain >= m / 100 and m not in taken.get(asset, ()) for m in milestones
         ):
             return False
