@@ -10,6 +10,7 @@ A simulation keeps the same database in memory and saves it as a file when it en
     files.py   where the database lives: a shared WAL file, or memory saved whole
     schema.py  the tables, as migrations
     writes.py  a run's rows, as prepared INSERTs of tuples (the hot path)
+    reads.py   what the jobs read on every run, kept until the file changes
     codec.py   how values become columns and back (times, JSON, the plan state)
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from daemon.store.codec import (
     where_clause,
 )
 from daemon.store.files import atomic, connect_file, connect_memory, file_of, save_copy
+from daemon.store.reads import Reads
 from daemon.store.schema import applied, copy_schema, migrate
 
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
@@ -58,12 +59,7 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         conn.isolation_level = None
         self.conn = conn
-        # Reads the jobs repeat on every run, kept until the file changes: by this store
-        # (each write drops them or puts in what it wrote) or by another connection (PRAGMA
-        # data_version moves).
-        self._reads: dict[str, Any] = {}
-        self._version: int | None = None
-        self._private = False  # True: no other connection can write (open_memory)
+        self._reads = Reads(conn)  # what the jobs read on every run, kept until it changes
         conn.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
         migrate(conn)
 
@@ -83,7 +79,7 @@ class Store:
         conn = connect_memory()
         copy_schema(conn)  # already migrated: the constructor finds nothing to apply
         store = cls(conn)
-        store._private = True
+        store._reads.private = True
         return store
 
     def save(self, path: Path, *, durable: bool = True) -> None:
@@ -163,7 +159,7 @@ class Store:
             state = plan.state
         with self._writing() as known:
             run_id = self._insert_run(run, planned)
-            self._check_version()  # the write lock is held from here: cached reads stay true
+            self._reads.check()  # the write lock is held from here: cached reads stay true
             conn = self.conn
             if plan is not None:
                 writes.insert_plan(conn, run_id, plan)
@@ -174,7 +170,7 @@ class Store:
             for kind, data in events:
                 writes.insert_event(conn, kind, finished_at, data, run_id)
             self._consume_windfalls(consume_windfalls, run_id)
-            known.update(self._reads_after_run(written, ledger, consume_windfalls))
+            known.update(self._reads.after_run(written, ledger, consume_windfalls))
         return run_id
 
     def runs(
@@ -260,7 +256,7 @@ class Store:
 
     def plan_state(self) -> PlanState:
         """The planner's carried state; the default PlanState() before any was saved."""
-        return self._cached("plan_state", self._read_state)
+        return self._reads.get("plan_state", self._read_state)
 
     def set_paused(self, paused: bool, reason: str, at: datetime) -> None:
         """Start (True) or end the emergency pause, with a 'paused'/'resumed' event."""
@@ -304,7 +300,7 @@ class Store:
             ).fetchall()
             return [PendingWindfall(i, from_iso(at), amount) for i, at, amount in rows]
 
-        return list(self._cached("pending_windfalls", load))
+        return list(self._reads.get("pending_windfalls", load))
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -327,7 +323,7 @@ class Store:
         # Kept by a trigger on each ledger insert (schema m003): equal to the per-asset sums.
         sql = "SELECT asset, balance FROM ledger_balances ORDER BY asset"
         return dict(
-            self._cached("ledger_balances", lambda: dict(self.conn.execute(sql).fetchall()))
+            self._reads.get("ledger_balances", lambda: dict(self.conn.execute(sql).fetchall()))
         )
 
     def seed_ledger(
@@ -361,26 +357,11 @@ class Store:
         sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
         return decoded(self.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", [*args, limit]))
 
-    # -- cached reads and writes ------------------------------------------------------------
-
-    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
-        self._check_version()
-        if key not in self._reads:
-            self._reads[key] = load()
-        return self._reads[key]
-
-    def _check_version(self) -> None:
-        """Drop the cached reads if another connection has written since they were made."""
-        if self._private:
-            return
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
-            self._reads.clear()
-            self._version = version
+    # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[dict[str, Any]]:
-        """One transaction (nested ones are savepoints). Cached reads are dropped after it;
+        """One transaction (nested ones are savepoints). Kept reads are dropped after it;
         the block may give, in the dict it gets, reads it knows to be true after its commit
         (kept only when this transaction is the outermost, so commits when the block ends)."""
         outermost = not self.conn.in_transaction
@@ -388,33 +369,10 @@ class Store:
         try:
             with atomic(self.conn):
                 yield known
-        finally:
-            self._reads.clear()
-        if outermost:
-            self._reads.update(known)
-
-    def _reads_after_run(
-        self,
-        state: PlanState | None,
-        ledger: Sequence[LedgerEntry],
-        consumed: Sequence[int],
-    ) -> dict[str, Any]:
-        """The cached reads as they will be once the run being written commits: those it
-        changed worked out from what it wrote (the file gives back the same values), not
-        read back. Called inside the run's transaction, after the write lock is taken."""
-        known = {}
-        if state is not None:
-            known["plan_state"] = state
-        elif "plan_state" in self._reads:
-            known["plan_state"] = self._reads["plan_state"]
-        if "pending_windfalls" in self._reads:
-            waiting = self._reads["pending_windfalls"]
-            known["pending_windfalls"] = [w for w in waiting if w.id not in consumed]
-        if "ledger_balances" in self._reads:
-            balances = _after(self._reads["ledger_balances"], ledger)
-            if balances is not None:
-                known["ledger_balances"] = balances
-        return known
+        except BaseException:
+            self._reads.replace({})  # rolled back: what the block knew is not true
+            raise
+        self._reads.replace(known if outermost else {})
 
     # -- writing, inside a caller's transaction ---------------------------------------------
 
@@ -470,18 +428,3 @@ class Store:
             "updated_at = excluded.updated_at",
             [text, iso(at)],
         )
-
-
-def _after(balances: dict[str, float], entries: Sequence[LedgerEntry]) -> dict[str, float] | None:
-    """The ledger balances after `entries`, as the ledger_balances trigger computes them and
-    the file returns them: REAL sums in entry order (a zero stored unsigned), by asset. None
-    (read them back) for an entry whose asset or amount is not a plain str or number."""
-    if not entries:
-        return balances
-    after = dict(balances)
-    for e in entries:
-        if type(e.asset) is not str or type(e.amount) not in (float, int):
-            return None
-        amount = float(e.amount)
-        after[e.asset] = (after[e.asset] + amount if e.asset in after else amount) + 0.0
-    return dict(sorted(after.items()))
