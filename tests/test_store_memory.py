@@ -129,6 +129,17 @@ def test_the_cli_reads_the_proposals_of_a_saved_file(tmp_path: Path, write_confi
     ]
 
 
+def test_the_cli_refuses_to_read_proposals_of_a_file_that_is_not_there(
+    tmp_path: Path, write_config, cli
+) -> None:
+    missing = tmp_path / "typo" / "simulation.db"
+    result = cli("--config", str(write_config()), "proposals", "--db", str(missing))
+    assert result.returncode == 1
+    assert f"no state file at {missing}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "typo").exists()  # nothing created
+
+
 def test_save_drops_the_wal_of_the_file_it_replaces(tmp_path: Path) -> None:
     """A WAL left beside a replaced file would be replayed into the new one when opened."""
     old = tmp_path / "old.db"

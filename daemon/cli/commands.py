@@ -224,6 +224,11 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
+    if args.db is not None and not args.db.is_file():
+        from daemon.store import StateError
+
+        # Opening it would create an empty state file: a mistyped path would read as "none".
+        raise StateError(f"no state file at {args.db}")
     store = open_store(args.db or config.settings.state.path)
     try:
         since = aware(args.since, config) if args.since else None
