@@ -15,7 +15,7 @@ from sqlite_utils.migrations import Migrations
 from daemon.paper import LedgerEntry
 from daemon.planner.model import Order, Plan, PlanState, Skip, Summary
 from daemon.snapshot import Market, Snapshot
-from daemon.store import DuplicatePeriod, Store
+from daemon.store import DuplicatePeriod, StateError, Store
 from daemon.store.files import atomic
 from daemon.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
 
@@ -103,6 +103,29 @@ def test_open_creates_the_folder_and_sets_the_pragmas(tmp_path: Path) -> None:
     }
     assert store.integrity_ok()
     store.close()
+
+
+def test_another_applications_database_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.db"
+    theirs = sqlite3.connect(path)
+    theirs.execute("CREATE TABLE runs (lap INTEGER)")  # a name the state file also uses
+    theirs.commit()
+    theirs.close()
+    before = path.read_bytes()
+
+    with pytest.raises(StateError, match="not a stagewise state file: left as it is"):
+        Store.open(path)
+
+    assert path.read_bytes() == before  # not even switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+
+
+def test_a_file_that_is_not_sqlite_is_refused_with_sqlites_reason(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("shopping list\n" * 100)
+    with pytest.raises(StateError, match="file is not a database"):
+        Store.open(path)
+    assert path.read_text() == "shopping list\n" * 100
 
 
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:

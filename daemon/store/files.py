@@ -18,14 +18,14 @@ import tenacity
 
 
 def connect_file(path: Path) -> sqlite3.Connection:
-    """The state file at `path` (created with its folder if missing), in WAL mode."""
+    """The SQLite file at `path` (created with its folder if missing), with the daemon's
+    pragmas; `enable_wal` makes it a state file's journal mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # The daemon hands the store from its main thread to the scheduler's single worker; it
     # never uses one connection from two threads at once.
     conn = _connect(str(path))
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA synchronous=NORMAL")
-    _enable_wal(conn)
     return conn
 
 
@@ -38,7 +38,7 @@ def _connect(name: str) -> sqlite3.Connection:
     return sqlite3.connect(name, check_same_thread=False, isolation_level=None)
 
 
-def _enable_wal(conn: sqlite3.Connection) -> None:
+def enable_wal(conn: sqlite3.Connection) -> None:
     """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite
     answers "database is locked" at once instead of waiting the busy timeout: two processes
     opening a new file together retry, within that timeout."""

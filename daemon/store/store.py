@@ -25,7 +25,14 @@ from daemon.store.codec import (
     state_json,
     where_clause,
 )
-from daemon.store.files import atomic, connect_file, connect_memory, file_of, save_copy
+from daemon.store.files import (
+    atomic,
+    connect_file,
+    connect_memory,
+    enable_wal,
+    file_of,
+    save_copy,
+)
 from daemon.store.reads import Reads
 from daemon.store.schema import applied, copy_schema, migrate
 
@@ -65,11 +72,23 @@ class Store:
 
     @classmethod
     def open(cls, path: Path) -> Store:
-        """Open (creating it and its folder if needed) the state file at `path`, in WAL mode."""
+        """Open (creating it and its folder if needed) the state file at `path`, in WAL mode.
+        Another application's SQLite file is refused, and left exactly as it is."""
+        conn = None
         try:
-            return cls(connect_file(path))
-        except (sqlite3.Error, OSError) as e:
-            raise StateError(f"cannot use the state file {path}: {e}") from None
+            conn = connect_file(path)
+            if _foreign(conn):
+                raise StateError(
+                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
+                )
+            enable_wal(conn)
+            return cls(conn)
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, sqlite3.Error | OSError):
+                raise StateError(f"cannot use the state file {path}: {e}") from None
+            raise
 
     @classmethod
     def open_memory(cls) -> Store:
@@ -428,3 +447,10 @@ class Store:
             "updated_at = excluded.updated_at",
             [text, iso(at)],
         )
+
+
+def _foreign(conn: sqlite3.Connection) -> bool:
+    """True for a database with tables but no stagewise migration applied: someone else's
+    (a new, empty file has no tables; a state file lists its migrations)."""
+    has_tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1")
+    return has_tables.fetchone() is not None and not applied(conn)
