@@ -171,10 +171,6 @@ class HistoryMarkets:
     _last: tuple[int, tuple[str, ...], dict[str, float], dict[str, Market]] | None = field(
         default=None, repr=False, compare=False
     )
-    # The last markets (of the assets priced): most days price the same assets.
-    _last_markets: tuple[tuple[str, ...], dict[str, Market]] | None = field(
-        default=None, repr=False, compare=False
-    )
 
     def quotes(
         self, assets: Collection[str], now: datetime
@@ -194,16 +190,9 @@ class HistoryMarkets:
             price = column[i] if column is not None else None
             if price is not None:
                 prices[asset] = price
-        markets = self._markets_of(tuple(prices))
+        markets = {a: self._market(a) for a in prices}
         self._last = (i, wanted, prices, markets)
         return dict(prices), dict(markets)
-
-    def _markets_of(self, assets: tuple[str, ...]) -> dict[str, Market]:
-        """The market of each of `assets`, in that order (kept for the same assets)."""
-        last = self._last_markets
-        if last is None or last[0] != assets:
-            last = self._last_markets = (assets, {a: self._market(a) for a in assets})
-        return last[1]
 
     def _market(self, asset: str) -> Market:
         market = self._markets.get(asset)

@@ -200,7 +200,6 @@ class PaperAccount:
         self.market_source = market_source
         self.quote = quote
         self.fee_rate = fee_rate
-        self._markets: dict[str, tuple[Market, Market]] = {}  # asset: (theirs, ours)
         self._last_rules: tuple[dict[str, Market], dict[str, Market]] | None = None
 
     def snapshot(
@@ -223,24 +222,15 @@ class PaperAccount:
         return Snapshot(now, self.quote, balances, prices, self._own_fees(markets), unpriced)
 
     def _own_fees(self, markets: Mapping[str, Market]) -> dict[str, Market]:
-        """Each market with the paper account's own fee. The last answer is kept while the
-        source hands out equal markets (one dict comparison, cheap when they are the same
-        objects: every snapshot of a simulation)."""
+        """Each market with the paper account's own fee, whatever the exchange charges. The
+        last answer is kept while the source hands out equal markets (one dict comparison,
+        cheap when they are the same objects: every snapshot of a simulation)."""
         last = self._last_rules
         if last is None or last[0] != markets:
-            rules = {a: self._own_fee(a, m) for a, m in markets.items()}
+            fee = self.fee_rate
+            rules = {a: dataclasses.replace(m, fee_rate=fee) for a, m in markets.items()}
             last = self._last_rules = (dict(markets), rules)
         return dict(last[1])
-
-    def _own_fee(self, asset: str, market: Market) -> Market:
-        """The market with the paper account's own fee, whatever the exchange charges (kept
-        while the source hands out the same market object: a cheap identity check)."""
-        known = self._markets.get(asset)
-        if known is not None and (known[0] is market or known[0] == market):
-            return known[1]
-        ours = dataclasses.replace(market, fee_rate=self.fee_rate)
-        self._markets[asset] = (market, ours)
-        return ours
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:
         """The entries of filling `plan` (priced with this account's fee and the slippage)."""

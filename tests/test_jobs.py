@@ -260,12 +260,19 @@ def without(history: PriceHistory, asset: str) -> PriceHistory:
     return PriceHistory(history.days, {a: c for a, c in history.closes.items() if a != asset})
 
 
-def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
-    make_config, history_runtime, history_2027
-) -> None:
-    without_fet = without(history_2027, "FET")
-    runtime = history_runtime(make_config(YOUNG), without_fet)
+@pytest.fixture
+def runtime_without_fet(make_config, history_runtime, history_2027):
+    """A young investor's seeded paper account whose prices lack FET, an asset of the plan:
+    every run that needs it fails."""
+    runtime = history_runtime(make_config(YOUNG), without(history_2027, "FET"))
     seed_paper(runtime, berlin(2027, 1, 1))
+    return runtime
+
+
+def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
+    runtime_without_fet, history_2027
+) -> None:
+    runtime = runtime_without_fet
     failed = dca_on(runtime, 1)
     assert [(o.status, o.error) for o in failed] == [("failed", "no usable price: FET (missing)")]
     run = runtime.store.last_run("dca")
@@ -279,12 +286,8 @@ def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
     assert runtime.store.events(kind="job_failing") == []
 
 
-def test_three_failures_in_a_row_raise_job_failing(
-    make_config, history_runtime, history_2027
-) -> None:
-    without_fet = without(history_2027, "FET")
-    runtime = history_runtime(make_config(YOUNG), without_fet)
-    seed_paper(runtime, berlin(2027, 1, 1))
+def test_three_failures_in_a_row_raise_job_failing(runtime_without_fet) -> None:
+    runtime = runtime_without_fet
     with capture_logs() as logs:
         for month in range(1, FAILURES_BEFORE_ALARM):
             assert dca_on(runtime, month)[0].status == "failed"
@@ -298,13 +301,10 @@ def test_three_failures_in_a_row_raise_job_failing(
     assert [(e["log_level"], e["failures"]) for e in alarms] == [("error", FAILURES_BEFORE_ALARM)]
 
 
-def test_a_success_between_failures_resets_the_count(
-    make_config, history_runtime, history_2027
-) -> None:
-    without_fet = without(history_2027, "FET")
-    runtime = history_runtime(make_config(YOUNG), without_fet)
+def test_a_success_between_failures_resets_the_count(runtime_without_fet, history_2027) -> None:
+    runtime = runtime_without_fet
     markets = runtime.account.market_source  # type: ignore[attr-defined]
-    seed_paper(runtime, berlin(2027, 1, 1))
+    without_fet = markets.history
     for month, history in enumerate([without_fet, without_fet, history_2027, without_fet], 1):
         markets.history = history
         dca_on(runtime, month)

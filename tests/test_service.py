@@ -78,12 +78,18 @@ def daemon_env(notify: NotifyListener) -> dict[str, str]:
     return {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": WATCHDOG_USEC}
 
 
+def started_every_second(standin_config, spawn, notify, env):
+    """`stagewise run` with every job firing each second, started as systemd starts it: the
+    daemon, the index of its READY=1 among the notify messages, and its config file."""
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    daemon = spawn("run", "--config", str(config), env=env)
+    return daemon, notify.wait_for("READY=1", timeout=START_TIMEOUT), config
+
+
 def test_ready_watchdog_status_then_stopping_on_sigterm(
     standin_config, spawn, notify, daemon_env
 ) -> None:
-    config = standin_config({"schedule": {"interval_seconds": 1}})
-    daemon = spawn("run", "--config", str(config), env=daemon_env)
-    ready = notify.wait_for("READY=1", timeout=START_TIMEOUT)
+    daemon, ready, _ = started_every_second(standin_config, spawn, notify, daemon_env)
     assert ready == 0, f"something came before READY=1: {notify.messages[:ready]}"
     assert notify.messages[0].startswith("READY=1\nSTATUS=paper: ")
     notify.wait_for("WATCHDOG=1", after=ready + 1)
@@ -105,9 +111,7 @@ def test_ready_watchdog_status_then_stopping_on_sigterm(
 def test_sighup_with_a_broken_config_is_refused_and_the_daemon_goes_on(
     standin_config, spawn, notify, daemon_env
 ) -> None:
-    config = standin_config({"schedule": {"interval_seconds": 1}})
-    daemon = spawn("run", "--config", str(config), env=daemon_env)
-    ready = notify.wait_for("READY=1", timeout=START_TIMEOUT)
+    daemon, ready, config = started_every_second(standin_config, spawn, notify, daemon_env)
     daemon.wait_for_event("run_finished")
 
     standin_config({"schedule": {"interval_seconds": 1, "dca_day": 31}})  # the same file
