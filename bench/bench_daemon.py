@@ -2,7 +2,7 @@
 
     python bench/bench_daemon.py [--idle-seconds 60]
 
-Starts `stagewise run` (`python -m daemon run`) as a subprocess in paper mode, against the
+Starts `stagewise run` (`python -m stagewise run`) as a subprocess in paper mode, against the
 Binance stand-in of tests/standin.py started in this process (every asset of the shipped plan
 has a market and a price), the way systemd would: a notify socket (NOTIFY_SOCKET) to learn
 when it is READY, and the unit's watchdog (WatchdogSec=120s, so a ping every 60 s). The drift
@@ -137,7 +137,7 @@ def run_daemon(idle_seconds: float) -> dict[str, float]:
         env |= {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
         log = (folder / "daemon.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "--config", str(config), "run"],
+            [sys.executable, "-m", "stagewise", "--config", str(config), "run"],
             cwd=ROOT,
             env=env,
             stdout=log,

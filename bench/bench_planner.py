@@ -16,10 +16,10 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from daemon.planner import PlanState, Policy, plan_rebalance
-from daemon.settings import load_config
-from daemon.snapshot import Market, Snapshot
-from daemon.targets import Targets
+from stagewise.planner import PlanState, Policy, plan_rebalance
+from stagewise.settings import load_config
+from stagewise.snapshot import Market, Snapshot
+from stagewise.targets import Targets
 
 ROOT = Path(__file__).resolve().parent.parent
 

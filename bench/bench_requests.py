@@ -29,12 +29,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from standin import StandinExchange  # noqa: E402
 
-from daemon import logs  # noqa: E402
-from daemon.exchange import Exchange, ReadOnlyAccount  # noqa: E402
-from daemon.paper import PaperAccount  # noqa: E402
-from daemon.runtime import PublicMarkets  # noqa: E402
-from daemon.settings import ExchangeSettings  # noqa: E402
-from daemon.store import Store  # noqa: E402
+from stagewise import logs  # noqa: E402
+from stagewise.exchange import Exchange, ReadOnlyAccount  # noqa: E402
+from stagewise.paper import PaperAccount  # noqa: E402
+from stagewise.runtime import PublicMarkets  # noqa: E402
+from stagewise.settings import ExchangeSettings  # noqa: E402
+from stagewise.store import Store  # noqa: E402
 
 SIZES = (3, 10, 50)
 GOAL = 2

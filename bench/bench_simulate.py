@@ -39,10 +39,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
 
-from daemon import logs  # noqa: E402
-from daemon.history import PriceHistory  # noqa: E402
-from daemon.settings import Config, load_config  # noqa: E402
-from daemon.simulate import SimulationResult, simulate  # noqa: E402
+from stagewise import logs  # noqa: E402
+from stagewise.history import PriceHistory  # noqa: E402
+from stagewise.settings import Config, load_config  # noqa: E402
+from stagewise.simulate import SimulationResult, simulate  # noqa: E402
 
 GOAL_SECONDS = 1.0
 START = date(2015, 1, 1)

@@ -37,10 +37,10 @@ from test_bt_crosscheck import (  # noqa: E402
     run_bt,
 )
 
-from daemon import logs  # noqa: E402
-from daemon.history import PriceHistory  # noqa: E402
-from daemon.settings import load_config  # noqa: E402
-from daemon.simulate import simulate  # noqa: E402
+from stagewise import logs  # noqa: E402
+from stagewise.history import PriceHistory  # noqa: E402
+from stagewise.settings import load_config  # noqa: E402
+from stagewise.simulate import simulate  # noqa: E402
 
 GOAL_RATIO = 5.0
 

@@ -1,7 +1,7 @@
-"""`python -m daemon` is `stagewise`."""
+"""`python -m stagewise` is `stagewise`."""
 
 import sys
 
-from daemon.cli import main
+from stagewise.cli import main
 
 sys.exit(main())

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.errors import StagewiseError
-from daemon.simulate import SimulationResult
+from stagewise.errors import StagewiseError
+from stagewise.simulate import SimulationResult
 
 
 def draw(result: SimulationResult, out: Path, quote: str) -> None:

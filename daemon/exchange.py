@@ -31,9 +31,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from daemon.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
-from daemon.settings import ExchangeSettings
-from daemon.snapshot import Market, Snapshot
+from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.settings import ExchangeSettings
+from stagewise.snapshot import Market, Snapshot
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -390,7 +390,7 @@ def _build(settings: ExchangeSettings) -> Any:
     """The ccxt exchange object: rate limited, with a timeout, keys and pass-through config."""
     cls = getattr(ccxt, settings.id, None)
     if cls is None or not isinstance(cls, type) or not issubclass(cls, ccxt.Exchange):
-        from daemon.errors import ConfigError
+        from stagewise.errors import ConfigError
 
         raise ConfigError(f"exchange.id: '{settings.id}' is not an exchange ccxt knows")
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.timeout_ms}

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from daemon.errors import PriceHistoryError
-from daemon.snapshot import Market
+from stagewise.errors import PriceHistoryError
+from stagewise.snapshot import Market
 
 MAX_GAP_DAYS = 31
 

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from daemon.errors import StagewiseError
-from daemon.paper import LedgerEntry
-from daemon.periods import period_key
-from daemon.planner import (
+from stagewise.errors import StagewiseError
+from stagewise.paper import LedgerEntry
+from stagewise.periods import period_key
+from stagewise.planner import (
     plan_dca,
     plan_drift,
     plan_profit,
@@ -28,13 +28,13 @@ from daemon.planner import (
     plan_withdraw,
     policy_from,
 )
-from daemon.planner.model import Order, Plan, PlanState
-from daemon.planner.watch import drift_is_quiet, profit_is_quiet
-from daemon.scheduler import Schedule
-from daemon.settings import Config
-from daemon.snapshot import Snapshot
-from daemon.store import DuplicatePeriod, RunStatus, Store
-from daemon.targets import Targets, TargetsOn, monthly_contribution, stage_on
+from stagewise.planner.model import Order, Plan, PlanState
+from stagewise.planner.watch import drift_is_quiet, profit_is_quiet
+from stagewise.scheduler import Schedule
+from stagewise.settings import Config
+from stagewise.snapshot import Snapshot
+from stagewise.store import DuplicatePeriod, RunStatus, Store
+from stagewise.targets import Targets, TargetsOn, monthly_contribution, stage_on
 
 log = structlog.get_logger()
 

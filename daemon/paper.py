@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from daemon.errors import SnapshotError
-from daemon.money import STEP_EPSILON
-from daemon.planner.model import Plan
-from daemon.snapshot import Market, Snapshot
+from stagewise.errors import SnapshotError
+from stagewise.money import STEP_EPSILON
+from stagewise.planner.model import Plan
+from stagewise.snapshot import Market, Snapshot
 
 if TYPE_CHECKING:
-    from daemon.store import Store
+    from stagewise.store import Store
 
 LedgerKind = Literal["seed", "deposit", "fill", "withdrawal", "fee"]
 

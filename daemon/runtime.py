@@ -11,12 +11,13 @@ from datetime import datetime
 
 import structlog
 
-from daemon.exchange import Exchange, ReadOnlyAccount
-from daemon.jobs import Account, Jobs
-from daemon.paper import MarketSource, PaperAccount
-from daemon.settings import Config
-from daemon.snapshot import Market
-from daemon.store import Store
+from stagewise.errors import ConfigError
+from stagewise.exchange import Exchange, ReadOnlyAccount
+from stagewise.jobs import Account, Jobs
+from stagewise.paper import MarketSource, PaperAccount
+from stagewise.settings import Config
+from stagewise.snapshot import Market
+from stagewise.store import Store
 
 log = structlog.get_logger()
 
@@ -58,6 +59,9 @@ def open_runtime(config: Config, *, market_source: MarketSource | None = None) -
 
     `market_source` replaces the exchange's public prices in paper mode (price history)."""
     settings = config.settings
+    missing = settings.exchange.missing_keys()
+    if missing:
+        raise ConfigError(f"{config.path}: cannot read the account", [missing])
     store = Store.open(settings.state.path)
     if settings.exchange.mode == "read-only":
         exchange = Exchange(settings.exchange)

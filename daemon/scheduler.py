@@ -17,9 +17,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.periods import Cadence
-from daemon.settings import Config
-from daemon.targets import add_months
+from stagewise.periods import Cadence
+from stagewise.settings import Config
+from stagewise.targets import add_months
 
 # How far back a restart looks for periods it missed (a longer outage is logged from here).
 MAX_LOOKBACK = timedelta(days=400)

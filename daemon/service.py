@@ -14,11 +14,11 @@ from pathlib import Path
 
 import structlog
 
-from daemon.errors import ConfigError
-from daemon.notify import Notifier
-from daemon.runtime import Runtime, open_runtime, seed_paper
-from daemon.scheduler import LiveScheduler, Schedule, catch_up, schedules
-from daemon.settings import Config, load_config
+from stagewise.errors import ConfigError
+from stagewise.notify import Notifier
+from stagewise.runtime import Runtime, open_runtime, seed_paper
+from stagewise.scheduler import LiveScheduler, Schedule, catch_up, schedules
+from stagewise.settings import Config, load_config
 
 log = structlog.get_logger()
 

@@ -23,7 +23,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -32,12 +31,16 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from daemon.errors import ConfigError
-from daemon.stages import PlanData, load_plan, read_toml
+from stagewise import shipped
+from stagewise.errors import ConfigError
+from stagewise.stages import PlanData, load_plan, read_toml
 
 ENV_PREFIX = "STAGEWISE_"
 CONFIG_ENV = "STAGEWISE_CONFIG"
-DEFAULT_CONFIG = Path("config/example.toml")
+# The system-wide install (the systemd unit's ConfigurationDirectory= and StateDirectory=).
+SYSTEM_CONFIG = Path("/etc/stagewise/config.toml")
+SYSTEM_STATE = Path("/var/lib/stagewise/stagewise.db")
+STATE_FILE = "stagewise.db"
 SECRET_FIELDS = ("api_key", "secret", "password")
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -95,14 +98,16 @@ class ExchangeSettings(Section):
     secret: SecretStr | None = None
     password: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _keys_for_read_only(self) -> ExchangeSettings:
+    def missing_keys(self) -> str | None:
+        """Why the account cannot be read, or None. Checked by what reads the account (`run`,
+        `once`, `check-config`), not on load: `status` or `proposals` read only the state
+        file and need no secret."""
         if self.mode == "read-only" and (self.api_key is None or self.secret is None):
-            raise ValueError(
-                "read-only mode reads a real account and needs a read-only API key: set "
-                "STAGEWISE_EXCHANGE__API_KEY and STAGEWISE_EXCHANGE__SECRET in the environment"
+            return (
+                "exchange: read-only mode reads a real account and needs a read-only API key: "
+                "set STAGEWISE_EXCHANGE__API_KEY and STAGEWISE_EXCHANGE__SECRET in the environment"
             )
-        return self
+        return None
 
 
 class PaperSettings(Section):
@@ -161,16 +166,18 @@ class PolicySettings(Section):
 
 
 class PlanSettings(Section):
-    """Where the plan data lives and how stage transitions glide."""
+    """Where the plan data lives (unset: the shipped files) and how stage transitions glide."""
 
-    stages: Path = Path("stages.toml")
-    indices: Path = Path("indices.toml")
+    stages: Path | None = None
+    indices: Path | None = None
     transition_months: int = Field(default=24, ge=1, le=120)
     transition_anchor: Literal["end", "start"] = "end"
 
 
 class StateSettings(Section):
-    path: Path = Path("../state/stagewise.db")
+    """The state file (unset: see `default_state_path`)."""
+
+    path: Path | None = None
 
 
 class LogSettings(Section):
@@ -218,6 +225,9 @@ class Config:
     settings: Settings
     plan: PlanData
     path: Path
+    # True when no config of the user's was found and the shipped example stands in for it
+    # (read-only commands only: `find_config`).
+    example: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -228,18 +238,59 @@ class Config:
         return self.settings.exchange.quote
 
 
-def config_path(cli_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file to read: --config, else $STAGEWISE_CONFIG, else config/example.toml."""
+@dataclass(frozen=True)
+class ConfigSource:
+    """Which config file to read, and why that one."""
+
+    path: Path
+    how: str  # "--config", "$STAGEWISE_CONFIG", "found", "example"
+    looked_in: tuple[Path, ...] = ()
+
+    @property
+    def example(self) -> bool:
+        return self.how == "example"
+
+
+def config_places(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """Where a config is looked for when none is named: the user's, then the system's."""
+    env = os.environ if environ is None else environ
+    home = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return (Path(home) / "stagewise" / "config.toml", SYSTEM_CONFIG)
+
+
+def find_config(
+    cli_path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> ConfigSource:
+    """The config file to read: --config, else $STAGEWISE_CONFIG, else the first of
+    `config_places` that exists, else the shipped example (`how == "example"`)."""
     env = os.environ if environ is None else environ
     if cli_path:
-        return Path(cli_path)
+        return ConfigSource(Path(cli_path), "--config")
     if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    return DEFAULT_CONFIG
+        return ConfigSource(Path(env[CONFIG_ENV]), f"${CONFIG_ENV}")
+    places = config_places(env)
+    for place in places:
+        if place.is_file():
+            return ConfigSource(place, "found")
+    return ConfigSource(shipped.path(shipped.EXAMPLE), "example", places)
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and resolve the config at `path` (and the plan files it names)."""
+def default_state_path(config: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The state file when the config names none: the unit's StateDirectory (systemd sets
+    $STATE_DIRECTORY); for the system config (/etc/stagewise) the same folder, so a person's
+    `stagewise status` reads the daemon's file; otherwise $XDG_STATE_HOME/stagewise."""
+    env = os.environ if environ is None else environ
+    if env.get("STATE_DIRECTORY"):  # may list several folders, ':'-separated: the first
+        return Path(env["STATE_DIRECTORY"].split(":")[0]) / STATE_FILE
+    if config.resolve().parent == SYSTEM_CONFIG.parent:
+        return SYSTEM_STATE
+    home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(home) / "stagewise" / STATE_FILE
+
+
+def load_config(path: Path, *, example: bool = False) -> Config:
+    """Read, validate and resolve the config at `path` (and the plan files it names).
+    Relative paths in it are relative to its folder; unset plan files are the shipped ones."""
     data = read_toml(path, "config")
     _refuse_secrets_in_file(data, path)
     try:
@@ -250,22 +301,27 @@ def load_config(path: Path) -> Config:
         # The message names the field and the source, never the value (it may hold a key).
         raise ConfigError(f"the environment: {e}") from None
     base = path.resolve().parent
+
+    def beside(given: Path | None, default: Path) -> Path:
+        return default if given is None else (base / given.expanduser()).resolve()
+
     settings = settings.model_copy(
         update={
             "plan": settings.plan.model_copy(
                 update={
-                    "stages": base / settings.plan.stages,
-                    "indices": base / settings.plan.indices,
+                    "stages": beside(settings.plan.stages, shipped.path(shipped.STAGES)),
+                    "indices": beside(settings.plan.indices, shipped.path(shipped.INDICES)),
                 }
             ),
             "state": settings.state.model_copy(
-                update={"path": (base / settings.state.path).resolve()}
+                update={"path": beside(settings.state.path, default_state_path(path))}
             ),
         }
     )
+    assert settings.plan.stages is not None and settings.plan.indices is not None
     plan = load_plan(settings.plan.stages, settings.plan.indices)
     _check_against_plan(settings, plan, path)
-    return Config(settings=settings, plan=plan, path=path.resolve())
+    return Config(settings=settings, plan=plan, path=path.resolve(), example=example)
 
 
 def _refuse_secrets_in_file(data: dict[str, Any], path: Path) -> None:

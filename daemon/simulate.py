@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from daemon.errors import ConfigError
-from daemon.history import HistoryMarkets, PriceHistory
-from daemon.jobs import Jobs
-from daemon.paper import PaperAccount
-from daemon.scheduler import Schedule, fire_times, schedules
-from daemon.settings import Config
-from daemon.store import Store
-from daemon.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
+from stagewise.errors import ConfigError
+from stagewise.history import HistoryMarkets, PriceHistory
+from stagewise.jobs import Jobs
+from stagewise.paper import PaperAccount
+from stagewise.scheduler import Schedule, fire_times, schedules
+from stagewise.settings import Config
+from stagewise.store import Store
+from stagewise.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from daemon.errors import ConfigError
-from daemon.money import WEIGHT_SUM_TOLERANCE_PCT
+from stagewise.errors import ConfigError
+from stagewise.money import WEIGHT_SUM_TOLERANCE_PCT
 
 Cadence = Literal["weekly", "monthly", "quarterly", "annual"]
 Percent = Field(ge=0, le=100)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from daemon.settings import Config
-from daemon.stages import Cadence, Stage
+from stagewise.settings import Config
+from stagewise.stages import Cadence, Stage
 
 
 @dataclass(frozen=True, slots=True)

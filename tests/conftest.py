@@ -7,6 +7,7 @@ import copy
 import os
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,56 @@ from typing import Any
 import pytest
 import tomli_w
 from standin import StandinExchange
+
+# --- the code under test is the installed package ---------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# The source folder of each installed package (pyproject.toml's package-dir).
+SOURCES = {"": REPO / "daemon", "data": REPO / "config", "data/systemd": REPO / "systemd"}
+
+
+def _stale_installed_files() -> list[str]:
+    """Source files whose installed copy differs or is missing. The tests import the
+    installed `stagewise` (what users get: the wheel's files, not the checkout's), so a
+    change must be installed before it is tested."""
+    import stagewise
+
+    installed = Path(stagewise.__file__).parent
+    stale = []
+    for sub, folder in SOURCES.items():
+        for source in sorted(folder.glob("*" if sub.startswith("data") else "**/*.py")):
+            if (
+                not source.is_file()
+                or source.name in (".gitkeep",)
+                or "__pycache__" in source.parts
+            ):
+                continue
+            copy = installed / sub / source.relative_to(folder)
+            if not copy.is_file() or copy.read_bytes() != source.read_bytes():
+                stale.append(str(source.relative_to(REPO)))
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = _stale_installed_files()
+    if stale:
+        pytest.exit(
+            "the installed stagewise is not this checkout's (differs: "
+            + ", ".join(stale[:5])
+            + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+            + "): reinstall it with `.venv/bin/pip install -q --no-deps .`",
+            returncode=4,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _no_config_or_state_of_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every CLI it starts) looks for the user's config and keeps its default
+    state under its own tmp_path, never in the home folder of whoever runs the tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("STAGEWISE_CONFIG", raising=False)
 
 
 @pytest.fixture
@@ -26,7 +77,6 @@ def standin() -> Iterator[StandinExchange]:
 
 # --- configuration -------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "example.toml"
 
 
@@ -65,7 +115,7 @@ def write_config(tmp_path: Path):
 @pytest.fixture
 def make_config(write_config):
     """A loaded Config from the example with overrides."""
-    from daemon.settings import load_config
+    from stagewise.settings import load_config
 
     def make(overrides: dict[str, Any] | None = None):
         return load_config(write_config(overrides))
@@ -79,7 +129,7 @@ def make_config(write_config):
 @pytest.fixture
 def store(tmp_path: Path):
     """A migrated Store on a real temporary SQLite file (WAL), closed afterwards."""
-    from daemon.store import Store
+    from stagewise.store import Store
 
     opened = Store.open(tmp_path / "state" / "stagewise.db")
     yield opened
@@ -205,18 +255,24 @@ def write_plan(tmp_path: Path):
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m daemon ARGS` from the repository, with `env` added to the caller's
-    environment less its STAGEWISE_ variables; returns the finished process."""
+    """Run the installed `stagewise` console script with ARGS from an empty folder (nothing
+    of the checkout within reach), with `env` added to the caller's environment less its
+    STAGEWISE_ variables; returns the finished process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=REPO,
-        timeout=timeout,
-    )
+    with tempfile.TemporaryDirectory(prefix="stagewise-cwd-") as empty:
+        return subprocess.run(
+            [CONSOLE_SCRIPT, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=empty,
+            timeout=timeout,
+        )
+
+
+# The command users run: the venv's console script, beside the interpreter running the tests.
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("stagewise"))
 
 
 @pytest.fixture
@@ -234,7 +290,7 @@ SAMPLE_PRICES = REPO / "config" / "sample-prices.csv"
 def history_2027():
     """The sample price file's four years (2023-2026) replayed as 2027-2030, day for day
     (2023 and 2027 share their calendar; 29 Feb 2024 becomes 29 Feb 2028)."""
-    from daemon.history import PriceHistory, load_csv
+    from stagewise.history import PriceHistory, load_csv
 
     sample = load_csv(SAMPLE_PRICES)
     days = tuple(d.replace(year=d.year + 4) for d in sample.days)
@@ -245,8 +301,8 @@ def history_2027():
 def history_runtime(history_2027):
     """Open a config's paper runtime priced in-process from price history (no network);
     every runtime opened is closed afterwards."""
-    from daemon.history import HistoryMarkets
-    from daemon.runtime import open_runtime
+    from stagewise.history import HistoryMarkets
+    from stagewise.runtime import open_runtime
 
     opened = []
 
@@ -264,8 +320,8 @@ def history_runtime(history_2027):
 @pytest.fixture(scope="session")
 def plan_prices() -> dict[str, float]:
     """A fixed USDT price for every asset of config/indices.toml (the sample file's last closes)."""
-    from daemon.history import load_csv
-    from daemon.stages import read_toml
+    from stagewise.history import load_csv
+    from stagewise.stages import read_toml
 
     indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
     assets = sorted({a for index in indices.values() for a in index["constituents"]})
@@ -297,20 +353,19 @@ def standin_config(write_config, plan_standin):
 
 
 class RunningDaemon:
-    """A `python -m daemon ...` subprocess whose stdout/stderr lines are collected as they come."""
+    """A `stagewise ...` subprocess (the installed console script, run from the temporary
+    folder) whose stdout/stderr lines are collected as they come."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        import subprocess
-        import sys
         import threading
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", *args],
+            [CONSOLE_SCRIPT, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            cwd=REPO,
+            cwd=tempfile.gettempdir(),
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -369,7 +424,7 @@ class RunningDaemon:
 
 @pytest.fixture
 def spawn():
-    """Start `python -m daemon ARGS...` without waiting (env: the caller's minus STAGEWISE_
+    """Start `python -m stagewise ARGS...` without waiting (env: the caller's minus STAGEWISE_
     variables, plus `env`); processes still running at the end are killed."""
     import os
 

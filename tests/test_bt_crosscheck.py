@@ -31,10 +31,10 @@ bt = pytest.importorskip("bt")
 pytestmark = pytest.mark.filterwarnings("ignore:A future version of pandas will return")
 pd = pytest.importorskip("pandas")
 
-from daemon.history import PriceHistory  # noqa: E402
-from daemon.settings import load_config  # noqa: E402
-from daemon.simulate import simulate  # noqa: E402
-from daemon.store import Store  # noqa: E402
+from stagewise.history import PriceHistory  # noqa: E402
+from stagewise.settings import load_config  # noqa: E402
+from stagewise.simulate import simulate  # noqa: E402
+from stagewise.store import Store  # noqa: E402
 
 WEIGHTS = {"X": 50, "Y": 30, "Z": 20}
 FIRST_PRICES = {"X": 30_000.0, "Y": 2_000.0, "Z": 1.5}

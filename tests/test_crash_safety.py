@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from daemon.paper import reconcile
-from daemon.store import Store
+from stagewise.paper import reconcile
+from stagewise.store import Store
 
 CHAINS = 2  # independent state files, their processes killed side by side
 STEPS = 12  # one period per month of 2027 in each chain
@@ -83,7 +83,7 @@ def check_sound(db_path: Path, prices: dict[str, float]) -> dict[str, int]:
 
 def rerun(config: Path, job: str, at: str) -> int:
     """`stagewise once JOB --at AT`, in-process (the real CLI entry point)."""
-    from daemon.cli import main
+    from stagewise.cli import main
 
     saved = structlog.get_config()
     try:

@@ -7,13 +7,11 @@ import json
 import secrets
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
-from daemon.settings import load_config
+from stagewise.settings import load_config
 
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 
@@ -114,14 +112,9 @@ def test_once_in_read_only_mode_proposes_with_deposit_needed_and_never_leaks_the
             assert secret.encode() not in path.read_bytes(), path.name
 
 
-def test_once_a_switched_off_job_says_so_without_a_traceback(write_config):
+def test_once_a_switched_off_job_says_so_without_a_traceback(write_config, cli):
     path = write_config({"schedule": {"drift_enabled": False}})
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "--config", str(path), "once", "drift"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = cli("--config", str(path), "once", "drift", timeout=60)
     assert result.returncode == 1
     assert "drift job is switched off" in result.stderr and "drift_enabled" in result.stderr
     assert "Traceback" not in result.stderr

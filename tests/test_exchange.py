@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from standin import StandinExchange
 from structlog.testing import capture_logs
 
-from daemon.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
-from daemon.exchange import Exchange, KeyPermissions, ReadOnlyAccount, redact
-from daemon.money import floor_to_step
-from daemon.settings import ExchangeSettings
-from daemon.snapshot import Market
+from stagewise.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.exchange import Exchange, KeyPermissions, ReadOnlyAccount, redact
+from stagewise.money import floor_to_step
+from stagewise.settings import ExchangeSettings
+from stagewise.snapshot import Market
 
 KEY = "KEY-SECRET-123"
 SECRET = "SEC-SECRET-456"

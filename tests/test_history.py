@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.errors import PriceHistoryError
-from daemon.history import MAX_GAP_DAYS, HistoryMarkets, PriceHistory, from_closes, load_csv
+from stagewise.errors import PriceHistoryError
+from stagewise.history import MAX_GAP_DAYS, HistoryMarkets, PriceHistory, from_closes, load_csv
 
 EX_DATAERR = 65
 DAY_MS = 86_400_000
@@ -66,11 +66,11 @@ def test_a_gap_of_exactly_the_maximum_is_accepted(tmp_path):
 
 
 def test_the_shipped_sample_loads_and_covers_every_plan_asset():
-    from daemon.cli.simulate import SAMPLE
-    from daemon.settings import load_config
+    from stagewise import shipped
+    from stagewise.settings import load_config
 
-    history = load_csv(SAMPLE)
-    plan = load_config(Path(__file__).resolve().parent.parent / "config" / "example.toml").plan
+    history = load_csv(shipped.path(shipped.SAMPLE_PRICES))
+    plan = load_config(shipped.path(shipped.EXAMPLE)).plan
     assert set(plan.assets()) <= set(history.assets)
     assert (history.days[0], history.days[-1]) == (date(2023, 1, 1), date(2026, 12, 31))
     assert len(history.days) == (history.days[-1] - history.days[0]).days + 1  # every day

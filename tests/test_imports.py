@@ -16,8 +16,8 @@ NOT_FOR_THE_DAEMON = ("sqlite_utils", "click", "pandas", "numpy", "tabulate", "m
 
 LOAD_THE_DAEMON = """
 import json, sys
-import daemon.cli, daemon.cli.commands, daemon.service, daemon.runtime, daemon.jobs
-import daemon.store, daemon.exchange, daemon.scheduler, daemon.paper
+import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
+import stagewise.store, stagewise.exchange, stagewise.scheduler, stagewise.paper
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
@@ -31,5 +31,5 @@ def loaded_by_the_daemon() -> set[str]:
 
 def test_the_daemon_loads_no_module_it_does_not_need() -> None:
     loaded = loaded_by_the_daemon()
-    assert {"ccxt", "apscheduler", "structlog", "daemon"} <= loaded  # the probe imports
+    assert {"ccxt", "apscheduler", "structlog", "stagewise"} <= loaded  # the probe imports
     assert loaded.isdisjoint(NOT_FOR_THE_DAEMON), loaded & set(NOT_FOR_THE_DAEMON)

@@ -14,12 +14,12 @@ import pytest
 from conftest import time_limit, write_config_file
 from structlog.testing import capture_logs
 
-from daemon.history import PriceHistory
-from daemon.jobs import FAILURES_BEFORE_ALARM, Outcome
-from daemon.runtime import Runtime, seed_paper
-from daemon.scheduler import Schedule, latest_fire, schedules
-from daemon.settings import load_config
-from daemon.targets import monthly_contribution, targets_on
+from stagewise.history import PriceHistory
+from stagewise.jobs import FAILURES_BEFORE_ALARM, Outcome
+from stagewise.runtime import Runtime, seed_paper
+from stagewise.scheduler import Schedule, latest_fire, schedules
+from stagewise.settings import load_config
+from stagewise.targets import monthly_contribution, targets_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 YOUNG = {"investor": {"birth_date": "2001-05-10"}}  # 25-26 in 2027: Young Professionals
@@ -72,8 +72,8 @@ def travel(
 
 def a_year(tmp_path_factory, history_2027: PriceHistory, overrides: dict, drift: bool):
     """A whole calendar year 2027 of one investor, from a fresh paper account."""
-    from daemon.history import HistoryMarkets
-    from daemon.runtime import open_runtime
+    from stagewise.history import HistoryMarkets
+    from stagewise.runtime import open_runtime
 
     folder = tmp_path_factory.mktemp("year")
     config = load_config(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.notify import Notifier
+from stagewise.notify import Notifier
 
 
 def _listener(address: str) -> socket.socket:
@@ -130,9 +130,9 @@ def test_dead_socket_returns_false_instead_of_raising(tmp_path):
 
 
 def test_full_socket_returns_false_instead_of_blocking(monkeypatch, systemd):
-    import daemon.notify
+    import stagewise.notify
 
-    monkeypatch.setattr(daemon.notify, "_SEND_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(stagewise.notify, "_SEND_TIMEOUT_S", 0.05)
     sock, env = systemd
     notifier = Notifier(env)
     assert notifier.status("first") is True

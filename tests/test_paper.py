@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.errors import SnapshotError
-from daemon.paper import (
+from stagewise.errors import SnapshotError
+from stagewise.paper import (
     LedgerEntry,
     PaperAccount,
     Position,
@@ -20,9 +20,9 @@ from daemon.paper import (
     reconcile,
     withdrawal_entry,
 )
-from daemon.planner.model import Order, Plan, PlanState
-from daemon.snapshot import Market, Snapshot
-from daemon.store import Store
+from stagewise.planner.model import Order, Plan, PlanState
+from stagewise.snapshot import Market, Snapshot
+from stagewise.store import Store
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
 PRICES = {"USDT": 1.0, "BTC": 50_000.0, "ETH": 2_000.0}

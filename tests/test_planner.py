@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.planner import (
+from stagewise.planner import (
     Plan,
     PlanState,
     Policy,
@@ -27,10 +27,10 @@ from daemon.planner import (
     plan_withdraw,
     policy_from,
 )
-from daemon.settings import Config, load_config
-from daemon.snapshot import Market, Snapshot
-from daemon.stages import Stage
-from daemon.targets import Targets, targets_on
+from stagewise.settings import Config, load_config
+from stagewise.snapshot import Market, Snapshot
+from stagewise.stages import Stage
+from stagewise.targets import Targets, targets_on
 
 QUOTE = "USDT"
 TAKEN_AT = datetime(2026, 6, 1, 9, tzinfo=UTC)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_planner import POLICY, QUOTE, market, snapshot, spend, targets
 
-from daemon.planner import PlanState, apply, plan_dca, plan_windfall
+from stagewise.planner import PlanState, apply, plan_dca, plan_windfall
 
 
 def test_dca_fills_biggest_gap_first():

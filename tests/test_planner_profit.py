@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_planner import POLICY, QUOTE, snapshot, targets
 
-from daemon.planner import PlanState, plan_profit
+from stagewise.planner import PlanState, plan_profit
 
 T = targets({"A": 1.0}, milestones=[50, 100])
 BIG_ORDERS = dataclasses.replace(POLICY, max_order_share=1.0)

@@ -14,8 +14,8 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from test_planner import QUOTE, TAKEN_AT, market, targets
 
-from daemon.money import on_step
-from daemon.planner import (
+from stagewise.money import on_step
+from stagewise.planner import (
     Plan,
     PlanState,
     Policy,
@@ -27,9 +27,9 @@ from daemon.planner import (
     plan_windfall,
     plan_withdraw,
 )
-from daemon.planner.watch import drift_is_quiet, profit_is_quiet
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.watch import drift_is_quiet, profit_is_quiet
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 NAMES = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
 PROPERTY = settings(max_examples=300, deadline=None)
@@ -231,7 +231,7 @@ def test_a_rebalance_with_the_crypto_share_reduces_drift_from_its_own_targets(
 
 def with_sleeves(t: Targets, split: int) -> Targets:
     """`t` with its assets in two indices: the first `split` in one, the rest in the other."""
-    from daemon.targets import SleeveTarget
+    from stagewise.targets import SleeveTarget
 
     names = sorted(t.weights)
     members = {"one": {a: t.weights[a] for a in names[:split]}}

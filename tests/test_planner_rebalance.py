@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_planner import POLICY, QUOTE, received, snapshot, spend, targets
 
-from daemon.planner import PlanState, apply, plan_drift, plan_rebalance
+from stagewise.planner import PlanState, apply, plan_drift, plan_rebalance
 
 PRICES = {"A": 1.0, "B": 1.0, "C": 1.0}
 
@@ -176,7 +176,7 @@ def test_a_sell_below_the_minimum_is_skipped_and_buys_nothing():
 
 def two_sleeves(shared: float = 0.0):
     """Momentum (A, B: 50 % of the account) and Value (C, and `shared` of B's weight too)."""
-    from daemon.targets import SleeveTarget
+    from stagewise.targets import SleeveTarget
 
     members = {
         "momentum": {"A": 0.25, "B": 0.25 - shared},

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_planner import POLICY, QUOTE, received, snapshot, targets
 
-from daemon.planner import PlanState, apply, plan_withdraw
+from stagewise.planner import PlanState, apply, plan_withdraw
 
 T = targets({"A": 0.5, "B": 0.5})
 PRICES = {"A": 1.0, "B": 1.0}

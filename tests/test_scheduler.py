@@ -12,8 +12,8 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from conftest import time_limit
 
-from daemon.periods import period_key, period_of
-from daemon.scheduler import (
+from stagewise.periods import period_key, period_of
+from stagewise.scheduler import (
     Schedule,
     catch_up,
     fire_times,
@@ -21,7 +21,7 @@ from daemon.scheduler import (
     local_fire,
     schedules,
 )
-from daemon.settings import Config
+from stagewise.settings import Config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GRACE = timedelta(hours=72)
@@ -71,7 +71,7 @@ def test_period_keys_name_the_calendar_period() -> None:
 
 
 def test_rebalance_fire_owns_one_period_per_sleeve_of_its_cadence(make_config) -> None:
-    from daemon.jobs import Jobs
+    from stagewise.jobs import Jobs
 
     # Born 2001: 25-26 in 2027, a Young Professional (Momentum weekly, the rest quarterly).
     config = make_config({"investor": {"birth_date": "2001-05-10"}})
@@ -374,7 +374,7 @@ def regular(local: datetime) -> bool:
 def test_the_live_scheduler_does_not_skip_the_day_after_a_spring_forward_fire(make_config) -> None:
     """APScheduler's cron trigger alone goes from 00:30 on 29 March 2026 (Berlin, before the
     02:00 change) to 31 March; the live scheduler's trigger steps to 30 March."""
-    from daemon.scheduler import LiveScheduler
+    from stagewise.scheduler import LiveScheduler
 
     config = make_config({"schedule": {"profit_hour": 0}})
     live = LiveScheduler(config, lambda _s, _w: None)

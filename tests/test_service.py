@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.notify import Notifier
-from daemon.periods import period_of
-from daemon.settings import load_config
-from daemon.store import Store
+from stagewise.notify import Notifier
+from stagewise.periods import period_of
+from stagewise.settings import load_config
+from stagewise.store import Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WATCHDOG_USEC = "1000000"  # 1 s: the daemon pings every 0.5 s
@@ -209,7 +209,7 @@ def berlin(*args: int) -> datetime:
 def lifetime(standin_config) -> Callable[[datetime], list[tuple[str, str]]]:
     """One daemon start at `now`: a real Service (paper, against the stand-in) catches up what
     was missed since it last showed life; returns the (period, status) runs recorded."""
-    from daemon.service import Service
+    from stagewise.service import Service
 
     path = standin_config()
     config = load_config(path)
@@ -276,8 +276,8 @@ class HeldMarkets:
 def test_a_refused_reload_waits_for_the_running_job(standin_config) -> None:
     """The store's one connection is used by one thread at a time: a SIGHUP arriving while a
     job runs records its refusal after the job, never inside the job's transaction."""
-    from daemon.scheduler import schedules
-    from daemon.service import Service
+    from stagewise.scheduler import schedules
+    from stagewise.service import Service
 
     path = standin_config()
     config = load_config(path)

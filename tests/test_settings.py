@@ -8,8 +8,8 @@ import pytest
 import tomli_w
 from conftest import REPO, run_cli
 
-from daemon.errors import ConfigError
-from daemon.settings import load_config
+from stagewise.errors import ConfigError
+from stagewise.settings import load_config
 
 EX_CONFIG = 78
 
@@ -62,7 +62,6 @@ BAD_CONFIGS = [
     ("mode", {"exchange": {"mode": "live"}}, "exchange.mode"),
     ("quote", {"exchange": {"quote": "usdt"}}, "exchange.quote"),
     ("key-in-file", {"exchange": {"api_key": "abc"}}, "exchange.api_key"),
-    ("read-only-no-key", {"exchange": {"mode": "read-only"}}, "exchange"),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),
@@ -153,7 +152,7 @@ def test_there_are_at_least_fifteen_distinct_bad_configs():
 
 @pytest.mark.parametrize(
     "case",
-    ["typo-nested", "timezone", "key-in-file", "sleeve-weights", "read-only-no-key", "dca-day"],
+    ["typo-nested", "timezone", "key-in-file", "sleeve-weights", "dca-day"],
 )
 def test_cli_check_config_exits_78_naming_the_field(write_config, tmp_path, case):
     _, overrides, named = next(c for c in BAD_CONFIGS if c[0] == case)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import deep_merge, plan_stage
 
-from daemon.errors import ConfigError, PriceHistoryError
-from daemon.history import PriceHistory, load_csv
-from daemon.settings import load_config
-from daemon.simulate import StageSpan, simulate
-from daemon.store import Store
+from stagewise.errors import ConfigError, PriceHistoryError
+from stagewise.history import PriceHistory, load_csv
+from stagewise.settings import load_config
+from stagewise.simulate import StageSpan, simulate
+from stagewise.store import Store
 
 CENT = 0.005  # "equal to the cent": closer than half a cent
 
@@ -193,9 +193,9 @@ def test_dca_money_below_the_minimum_order_is_carried_to_the_next_month(quiet_co
 
 @pytest.fixture(scope="module")
 def sample() -> PriceHistory:
-    from daemon.cli.simulate import SAMPLE
+    from stagewise import shipped
 
-    return load_csv(SAMPLE)
+    return load_csv(shipped.path(shipped.SAMPLE_PRICES))
 
 
 def test_the_report_agrees_with_the_ledger_in_the_simulation_db(write_config, sample, tmp_path):

@@ -12,12 +12,12 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from daemon.paper import LedgerEntry
-from daemon.planner.model import Order, Plan, PlanState, Skip, Summary
-from daemon.snapshot import Market, Snapshot
-from daemon.store import DuplicatePeriod, StateError, Store
-from daemon.store.files import atomic
-from daemon.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
+from stagewise.paper import LedgerEntry
+from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
+from stagewise.snapshot import Market, Snapshot
+from stagewise.store import DuplicatePeriod, StateError, Store
+from stagewise.store.files import atomic
+from stagewise.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
 TABLES = ("runs", "orders", "skips", "snapshots", "ledger", "events", "plan_state")
@@ -362,7 +362,7 @@ def test_naive_datetimes_are_refused_and_nothing_is_written(store: Store) -> Non
 def test_the_two_local_times_of_the_repeated_hour_are_stored_an_hour_apart() -> None:
     from zoneinfo import ZoneInfo
 
-    from daemon.store.codec import iso
+    from stagewise.store.codec import iso
 
     first = datetime(2026, 10, 25, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))  # CEST
     second = first.replace(fold=1)  # CET: equal to `first` as Python compares them
@@ -615,7 +615,7 @@ def test_a_run_inside_a_callers_transaction_that_rolls_back_is_not_cached(store:
 def test_every_field_of_a_ledger_entry_has_a_column() -> None:
     from dataclasses import fields
 
-    from daemon.store.writes import LEDGER_COLUMNS
+    from stagewise.store.writes import LEDGER_COLUMNS
 
     assert [f.name for f in fields(LedgerEntry)] == list(LEDGER_COLUMNS[:-1])
 

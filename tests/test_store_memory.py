@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_store import T0, order, plan, record, snapshot
 
-from daemon.paper import LedgerEntry
-from daemon.planner.model import PlanState
-from daemon.store import StateError, Store
-from daemon.store.files import atomic
+from stagewise.paper import LedgerEntry
+from stagewise.planner.model import PlanState
+from stagewise.store import StateError, Store
+from stagewise.store.files import atomic
 
 
 def everything(db: sqlite3.Connection) -> dict[str, list[tuple]]:

@@ -73,7 +73,9 @@ def test_unit_is_notify_with_watchdog_and_no_restart_on_bad_config():
     assert "78" in d["RestartPreventExitStatus"][0].split()  # EX_CONFIG
     assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert d["StateDirectory"] == ["stagewise"]
-    assert "STAGEWISE_STATE__PATH=/var/lib/stagewise/stagewise.db" in d["Environment"]
+    # No override of the state file: the daemon and a person's CLI resolve it the same way
+    # (test_the_daemon_and_a_person_resolve_one_state_file).
+    assert not [e for e in d.get("Environment", []) if "STATE" in e]
     assert d["EnvironmentFile"] == ["-/etc/stagewise/stagewise.env"]
     assert "TimeoutStopSec" in d
     # --config belongs to the top-level parser: it must come before the command.
@@ -82,6 +84,23 @@ def test_unit_is_notify_with_watchdog_and_no_restart_on_bad_config():
     families = d["RestrictAddressFamilies"][0].split()
     assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(families)
     assert d.get("PrivateNetwork", ["no"]) == ["no"]
+
+
+def test_the_daemon_and_a_person_resolve_one_state_file(tmp_path):
+    """The unit runs `--config /etc/stagewise/config.toml` with $STATE_DIRECTORY set by its
+    StateDirectory=; a person runs the same config without it: both get the same file."""
+    from stagewise.settings import SYSTEM_CONFIG, SYSTEM_STATE, default_state_path
+
+    d = _directives(UNIT.read_text())
+    config = Path(d["ExecStart"][0].split("--config ")[1].split()[0])
+    assert config == SYSTEM_CONFIG
+    state_dir = Path("/var/lib") / d["StateDirectory"][0]
+    daemon = default_state_path(config, {"STATE_DIRECTORY": str(state_dir)})
+    person = default_state_path(config, {"XDG_STATE_HOME": str(tmp_path)})
+    assert daemon == person == SYSTEM_STATE
+    # Anywhere else, a person's state is their own.
+    mine = default_state_path(tmp_path / "config.toml", {"XDG_STATE_HOME": str(tmp_path)})
+    assert mine == tmp_path / "stagewise" / "stagewise.db"
 
 
 def test_env_example_names_the_api_key_variables():

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from daemon.money import WEIGHT_TOLERANCE
-from daemon.targets import (
+from stagewise.money import WEIGHT_TOLERANCE
+from stagewise.targets import (
     TargetsOn,
     add_months,
     age_on,

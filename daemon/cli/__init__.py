@@ -4,6 +4,7 @@ arguments, and the only one that maps errors to exit codes.
     __init__.py  the parser, main() and the config/stage commands
     commands.py  run, once, status, proposals, pause/resume, windfall
     simulate.py  simulate
+    init.py      init
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import ConfigError, StagewiseError
-from daemon.settings import Config, config_path, load_config
-from daemon.targets import Targets, targets_on
+from stagewise import __version__
+from stagewise.errors import ConfigError, StagewiseError
+from stagewise.settings import Config, ConfigSource, find_config, load_config
+from stagewise.targets import Targets, targets_on
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -33,7 +35,9 @@ stagewise keeps a crypto portfolio on a life-stage plan. It reads balances and p
 through ccxt (read-only key, or a paper account), and records the orders it PROPOSES in
 SQLite and in its logs. It never places an order.
 
-Config: --config PATH, else $STAGEWISE_CONFIG, else config/example.toml.
+Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.toml
+($XDG_CONFIG_HOME), else /etc/stagewise/config.toml; without one, the read-only commands
+use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
 Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 78 bad config."""
 
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def exit_code_for(error: StagewiseError) -> int:
-    from daemon.errors import ExchangeAuthError, ExchangeUnavailable, PriceHistoryError
+    from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, PriceHistoryError
 
     if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
         return EX_UNAVAILABLE
@@ -72,7 +76,7 @@ JOBS = ("dca", "rebalance", "drift", "profit", "withdraw", "reassess")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from daemon.cli.commands import (
+    from stagewise.cli.commands import (
         cmd_once,
         cmd_pause,
         cmd_proposals,
@@ -93,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"stagewise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
@@ -140,9 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-config", cmd_check_config, "validate the config and the plan data")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    from daemon.cli.simulate import add_simulate_command
+    from stagewise.cli.simulate import add_simulate_command
 
     add_simulate_command(command)
+
+    from stagewise.cli.init import add_init_command
+
+    add_init_command(command)
     return parser
 
 
@@ -183,8 +192,28 @@ def parse_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2027-01-31") from None
 
 
-def load(args: argparse.Namespace) -> Config:
-    return load_config(config_path(getattr(args, "config", None)))
+def config_source(args: argparse.Namespace) -> ConfigSource:
+    return find_config(getattr(args, "config", None))
+
+
+def load(args: argparse.Namespace, *, writes: bool = False) -> Config:
+    """The config of the command line. With none of the user's found, the shipped example
+    stands in for commands that only read (said on stderr); `writes` commands refuse: their
+    pause, windfall or run would land in a state file no config of the user's names."""
+    source = config_source(args)
+    if source.example:
+        looked = ", ".join(str(p) for p in source.looked_in)
+        if writes:
+            raise ConfigError(
+                f"no config found (looked in {looked}; none given with --config or "
+                f"$STAGEWISE_CONFIG): run `stagewise init` to write one, then edit it"
+            )
+        print(
+            f"stagewise: no config found (looked in {looked}): using the shipped example "
+            f"{source.path}; `stagewise init` writes one to edit",
+            file=sys.stderr,
+        )
+    return load_config(source.path, example=source.example)
 
 
 def aware(moment: datetime, config: Config) -> datetime:
@@ -203,6 +232,9 @@ def emit_json(data: Any) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load(args)
     s = config.settings
+    missing = s.exchange.missing_keys()
+    if missing:  # the daemon could not run with it
+        raise ConfigError(f"{config.path}: invalid configuration", [missing])
     summary = {
         "config": str(config.path),
         "mode": s.exchange.mode,

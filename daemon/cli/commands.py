@@ -8,13 +8,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import logs
-from daemon.cli import EX_FAILURE, EX_OK, aware, emit_json, load, pct, targets_json
-from daemon.settings import Config, config_path
-from daemon.targets import targets_on
+from stagewise import logs
+from stagewise.cli import (
+    EX_FAILURE,
+    EX_OK,
+    aware,
+    config_source,
+    emit_json,
+    load,
+    pct,
+    targets_json,
+)
+from stagewise.settings import Config
+from stagewise.targets import targets_on
 
 if TYPE_CHECKING:
-    from daemon.store import Store
+    from stagewise.store import Store
 
 # The exchange, store and scheduler modules (ccxt, SQLite, APScheduler) are imported by
 # the commands that use them: `stagewise stage` or `--help` should not wait for ccxt. Likewise
@@ -33,18 +42,18 @@ def now_utc() -> datetime:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.service import Service
+    from stagewise.service import Service
 
-    config = load(args)
+    config = load(args, writes=True)
     setup_logs(config)
-    return Service(config_path(getattr(args, "config", None)), config).serve()
+    return Service(config_source(args).path, config).serve()
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    from daemon.runtime import open_runtime, seed_paper
-    from daemon.scheduler import schedules
+    from stagewise.runtime import open_runtime, seed_paper
+    from stagewise.scheduler import schedules
 
-    config = load(args)
+    config = load(args, writes=True)
     setup_logs(config)
     now = aware(args.at, config).astimezone(UTC) if args.at else now_utc()
     stage = targets_on(config, now.astimezone(config.tz).date()).stage
@@ -96,19 +105,32 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def open_store(path: Path) -> Store:
-    from daemon.store import Store
+    from stagewise.store import Store
 
     return Store.open(path)
 
 
+def read_store(path: Path) -> Store | None:
+    """The state file at `path`, read-only (a read command creates nothing); None when
+    there is none yet."""
+    from stagewise.store import Store
+
+    return Store.read(path) if path.exists() else None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from stagewise.store import Store
+
     config = load(args)
     now = now_utc()
-    store = open_store(config.settings.state.path)
+    state_path = config.settings.state.path
+    store = read_store(state_path)
     try:
-        data = status_data(config, store, now)
+        data = status_data(config, store or Store.open_memory(), now)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+    data["state"] = {"path": str(state_path), "exists": store is not None}
     if args.json:
         emit_json(data)
     else:
@@ -118,7 +140,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
-    from daemon.scheduler import schedules
+    from stagewise.scheduler import schedules
 
     targets = targets_on(config, now.astimezone(config.tz).date())
     state = store.plan_state()
@@ -172,7 +194,12 @@ def render_status(d: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     t = d["targets"]
-    lines = [f"mode {d['mode']}; age {t['age']}, stage {t['stage']['name']}"]
+    state = d["state"]
+    lines = [
+        f"state: {state['path']}"
+        + ("" if state["exists"] else " (no file yet: nothing has run with this config)"),
+        f"mode {d['mode']}; age {t['age']}, stage {t['stage']['name']}",
+    ]
     if t["glide"]:
         g = t["glide"]
         lines.append(f"glide path {g['from']} -> {g['to']}: step {g['step']} of {g['steps']}")
@@ -224,21 +251,26 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
+    path = args.db or config.settings.state.path
     if args.db is not None and not args.db.is_file():
-        from daemon.store import StateError
+        from stagewise.store import StateError
 
-        # Opening it would create an empty state file: a mistyped path would read as "none".
+        # A mistyped path must not read as "no proposals".
         raise StateError(f"no state file at {args.db}")
-    store = open_store(args.db or config.settings.state.path)
-    try:
-        since = aware(args.since, config) if args.since else None
-        rows = store.proposals(since=since, job=args.job)[: args.limit]
-    finally:
-        store.close()
+    store = read_store(path)
+    rows = []
+    if store is not None:
+        try:
+            since = aware(args.since, config) if args.since else None
+            rows = store.proposals(since=since, job=args.job)[: args.limit]
+        finally:
+            store.close()
     if args.json:
         emit_json(rows)
+    elif store is None:
+        print(f"no proposals recorded: no state file at {path} yet (nothing has run)")
     elif not rows:
-        print("no proposals recorded")
+        print(f"no proposals recorded in {path}")
     else:
         print(render_proposals(rows))
     return EX_OK
@@ -268,7 +300,7 @@ def render_proposals(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    config = load(args)
+    config = load(args, writes=True)
     store = open_store(config.settings.state.path)
     try:
         store.set_paused(True, args.reason, now_utc())
@@ -282,7 +314,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    config = load(args)
+    config = load(args, writes=True)
     store = open_store(config.settings.state.path)
     try:
         was = store.plan_state().paused
@@ -294,7 +326,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_windfall(args: argparse.Namespace) -> int:
-    config = load(args)
+    config = load(args, writes=True)
     now = now_utc()
     targets = targets_on(config, now.astimezone(config.tz).date())
     chosen = config.settings.investor.bonus_share_pct

@@ -9,16 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import logs
-from daemon.cli import EX_OK, emit_json, load, parse_date, pct
-from daemon.errors import PriceHistoryError
-from daemon.settings import Config
+from stagewise import logs
+from stagewise.cli import EX_OK, emit_json, load, parse_date, pct
+from stagewise.errors import PriceHistoryError
+from stagewise.settings import Config
 
 if TYPE_CHECKING:
-    from daemon.history import PriceHistory
-    from daemon.simulate import SimulationResult
+    from stagewise.history import PriceHistory
+    from stagewise.simulate import SimulationResult
 
-SAMPLE = Path(__file__).resolve().parent.parent.parent / "config" / "sample-prices.csv"
 
 HELP = """\
 Runs the daemon's own jobs (DCA, rebalances, drift watch, profit-taking, withdrawals,
@@ -26,7 +25,7 @@ re-assessment) on a simulated clock from --start to --end, with a paper account 
 separate database, and prints a report. Prices come from a CSV file (--prices; format:
 header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
 config's exchange (--from-exchange; downloaded once, then cached). Without either, the
-shipped GENERATED sample history (config/sample-prices.csv) is used: a demo, not a market."""
+shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market."""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -78,7 +77,7 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from daemon.simulate import simulate
+    from stagewise.simulate import simulate
 
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
@@ -99,7 +98,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.proposals > 0:
             print(render_last_proposals(db_path, args.proposals))
     if args.chart:
-        from daemon.chart import draw
+        from stagewise.chart import draw
 
         draw(result, args.chart, config.quote)
         print(f"chart written to {args.chart}", file=sys.stderr)
@@ -107,22 +106,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
-    from daemon.history import load_csv
+    from stagewise.history import load_csv
 
     if args.from_exchange:
         if not (args.start and args.end):
             raise PriceHistoryError("--from-exchange needs --start and --end")
         return download_history(config, args.start, args.end)
-    path = args.prices or SAMPLE
-    return load_csv(path)
+    from stagewise import shipped
+
+    return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
 
 
 def download_history(config: Config, start: date, end: date) -> PriceHistory:
     """Daily closes of every plan asset from the exchange, through a cache beside the state."""
-    from daemon.exchange import Exchange
-    from daemon.history import from_closes
-    from daemon.simulate import plan_assets
-    from daemon.store import Store
+    from stagewise.exchange import Exchange
+    from stagewise.history import from_closes
+    from stagewise.simulate import plan_assets
+    from stagewise.store import Store
 
     public = config.settings.exchange.model_copy(
         update={"api_key": None, "secret": None, "password": None}
@@ -220,7 +220,7 @@ def render_report(r: SimulationResult, config: Config) -> str:
 
 
 def render_last_proposals(db_path: Path, n: int) -> str:
-    from daemon.cli.commands import open_store, render_proposals
+    from stagewise.cli.commands import open_store, render_proposals
 
     store = open_store(db_path)
     try:

@@ -6,14 +6,14 @@ machinery is `book` (the checked account), `orders` (one order on the market's g
 `fills` (the account once a plan fills). No I/O, no clock, no logging.
 """
 
-from daemon.planner.dca import plan_dca
-from daemon.planner.fills import apply
-from daemon.planner.model import Order, Plan, PlanState, Policy, Skip, Summary
-from daemon.planner.policy import policy_from
-from daemon.planner.profit import plan_profit
-from daemon.planner.rebalance import plan_drift, plan_rebalance
-from daemon.planner.windfall import plan_windfall
-from daemon.planner.withdraw import plan_withdraw
+from stagewise.planner.dca import plan_dca
+from stagewise.planner.fills import apply
+from stagewise.planner.model import Order, Plan, PlanState, Policy, Skip, Summary
+from stagewise.planner.policy import policy_from
+from stagewise.planner.profit import plan_profit
+from stagewise.planner.rebalance import plan_drift, plan_rebalance
+from stagewise.planner.windfall import plan_windfall
+from stagewise.planner.withdraw import plan_withdraw
 
 __all__ = [
     "Order",

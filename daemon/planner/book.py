@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 
-from daemon.money import WEIGHT_TOLERANCE
-from daemon.planner.model import Policy
-from daemon.snapshot import Snapshot
+from stagewise.money import WEIGHT_TOLERANCE
+from stagewise.planner.model import Policy
+from stagewise.snapshot import Snapshot
 
 
 class Refusal(Exception):  # noqa: N818 - it is the domain word: the planner refuses to plan

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 
-from daemon.money import QUOTE_EPSILON
-from daemon.planner.book import Book, Refusal, biggest_gaps_first, money, open_book, pct
-from daemon.planner.fills import Proposal, finish, refuses
-from daemon.planner.model import Plan, PlanState, Policy, Rule
-from daemon.planner.orders import trader_for
-from daemon.planner.rebalance import scaled_note, scaled_targets
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.money import QUOTE_EPSILON
+from stagewise.planner.book import Book, Refusal, biggest_gaps_first, money, open_book, pct
+from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.model import Plan, PlanState, Policy, Rule
+from stagewise.planner.orders import trader_for
+from stagewise.planner.rebalance import scaled_note, scaled_targets
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 
 @refuses("dca")

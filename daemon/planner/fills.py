@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, ParamSpec
 
-from daemon.planner.book import Book, Refusal
-from daemon.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
-from daemon.planner.orders import Draft
-from daemon.snapshot import Snapshot
+from stagewise.planner.book import Book, Refusal
+from stagewise.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
+from stagewise.planner.orders import Draft
+from stagewise.snapshot import Snapshot
 
 P = ParamSpec("P")
 

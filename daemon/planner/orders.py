@@ -11,10 +11,10 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from daemon.money import floor_to_step
-from daemon.planner.book import Book, Refusal, money, pct
-from daemon.planner.model import Policy, Rule, Side, Skip
-from daemon.snapshot import Market
+from stagewise.money import floor_to_step
+from stagewise.planner.book import Book, Refusal, money, pct
+from stagewise.planner.model import Policy, Rule, Side, Skip
+from stagewise.snapshot import Market
 
 # Amounts tried (the floored one, then a step down each time) to undo float noise before
 # giving up on an order (one or two are ever needed).

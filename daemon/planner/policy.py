@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.planner.model import Policy
-from daemon.settings import Settings
+from stagewise.planner.model import Policy
+from stagewise.settings import Settings
 
 
 def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:

@@ -11,12 +11,12 @@ proposed, so a skipped one is tried again on the next run; each fires once.
 
 from __future__ import annotations
 
-from daemon.planner.book import Book, money, open_book, pct
-from daemon.planner.fills import Proposal, finish, refuses
-from daemon.planner.model import Plan, PlanState, Policy
-from daemon.planner.orders import trader_for
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.book import Book, money, open_book, pct
+from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.model import Plan, PlanState, Policy
+from stagewise.planner.orders import trader_for
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 
 @refuses("profit")

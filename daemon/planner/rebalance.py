@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from daemon.money import WEIGHT_TOLERANCE
-from daemon.planner.book import (
+from stagewise.money import WEIGHT_TOLERANCE
+from stagewise.planner.book import (
     Book,
     band_of,
     biggest_gaps_first,
@@ -37,11 +37,11 @@ from daemon.planner.book import (
     outside_band,
     pct,
 )
-from daemon.planner.fills import Proposal, finish, refuses
-from daemon.planner.model import Plan, PlanState, Policy
-from daemon.planner.orders import Trader, trader_for
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.model import Plan, PlanState, Policy
+from stagewise.planner.orders import Trader, trader_for
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 Wanted = dict[str, tuple[float, str]]  # asset -> (quote value to buy (+) or sell (-), reason)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 
-from daemon.planner.book import Book
-from daemon.planner.model import PlanState, Policy
-from daemon.planner.rebalance import breach, scaled_targets
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.book import Book
+from stagewise.planner.model import PlanState, Policy
+from stagewise.planner.rebalance import breach, scaled_targets
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 
 def drift_is_quiet(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> bool:

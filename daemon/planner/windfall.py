@@ -7,12 +7,12 @@ not invested (the guide: "use the emergency fund first").
 
 from __future__ import annotations
 
-from daemon.planner.book import Refusal, money, pct
-from daemon.planner.dca import invest, must_be_money
-from daemon.planner.fills import refuses
-from daemon.planner.model import Plan, PlanState, Policy
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.book import Refusal, money, pct
+from stagewise.planner.dca import invest, must_be_money
+from stagewise.planner.fills import refuses
+from stagewise.planner.model import Plan, PlanState, Policy
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 
 @refuses("windfall")

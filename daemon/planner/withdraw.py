@@ -12,7 +12,7 @@ paper ledger should book them out, or the next rebalance would see cash above ta
 
 from __future__ import annotations
 
-from daemon.planner.book import (
+from stagewise.planner.book import (
     Book,
     Refusal,
     biggest_gaps_first,
@@ -21,11 +21,11 @@ from daemon.planner.book import (
     open_book,
     pct,
 )
-from daemon.planner.fills import Proposal, finish, refuses
-from daemon.planner.model import Plan, PlanState, Policy
-from daemon.planner.orders import trader_for
-from daemon.snapshot import Snapshot
-from daemon.targets import Targets
+from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.model import Plan, PlanState, Policy
+from stagewise.planner.orders import trader_for
+from stagewise.snapshot import Snapshot
+from stagewise.targets import Targets
 
 
 @refuses("withdraw")

@@ -14,6 +14,6 @@ A simulation keeps the same database in memory and saves it as a file when it en
     codec.py   how values become columns and back (times, JSON, the plan state)
 """
 
-from daemon.store.store import DuplicatePeriod, PendingWindfall, RunStatus, StateError, Store
+from stagewise.store.store import DuplicatePeriod, PendingWindfall, RunStatus, StateError, Store
 
 __all__ = ["DuplicatePeriod", "PendingWindfall", "RunStatus", "StateError", "Store"]

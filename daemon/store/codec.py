@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon.planner.model import Plan, PlanState
+from stagewise.planner.model import Plan, PlanState
 
 _TIME_COLUMNS = frozenset(
     {"at", "scheduled_at", "started_at", "finished_at", "snapshot_at", "updated_at"}

@@ -32,6 +32,26 @@ def connect_file(path: Path) -> sqlite3.Connection:
 BUSY_TIMEOUT_S = 5.0
 
 
+def connect_reading(path: Path) -> sqlite3.Connection:
+    """The existing SQLite file at `path`, read-only, creating nothing (no file, folder, -wal
+    or -shm), so a person's `status` works on a file they may not write and leaves no file
+    of theirs beside the daemon's. With a writer present (its -wal is there) SQLite reads
+    through the writer's -shm. With none, the file is read as immutable: a read-only
+    connection would otherwise create a -shm it cannot remove, owned by the reader (a root
+    -shm the daemon's own user could not open). A writer starting within the milliseconds
+    of that read writes its -wal, not this file, until it closes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no state file at {path}")
+    uri = path.resolve().as_uri()
+    writer = Path(f"{path}-wal").exists()
+    conn = sqlite3.connect(
+        f"{uri}?mode=ro" if writer else f"{uri}?immutable=1", uri=True, check_same_thread=False
+    )
+    conn.isolation_level = None
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
 def _connect(name: str) -> sqlite3.Connection:
     # isolation_level=None: no transaction is ever opened behind the store's back; each one
     # is an explicit `atomic` block (statements outside one commit on their own).

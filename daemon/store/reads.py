@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from daemon.paper import LedgerEntry
-from daemon.planner.model import PlanState
+from stagewise.paper import LedgerEntry
+from stagewise.planner.model import PlanState
 
 
 class Reads:

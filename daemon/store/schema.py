@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from daemon.store.files import atomic
+from stagewise.store.files import atomic
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -34,7 +34,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     pending migration in one write transaction, taken before reading what is applied (two
     processes opening a new file at once apply each migration once). Inside the caller's
     transaction, the migrations join it."""
-    if set(applied(conn)).issuperset(fn.__name__ for fn in _MIGRATIONS):
+    if up_to_date(conn):
         return
     with atomic(conn, "BEGIN IMMEDIATE"):
         conn.execute(_MIGRATIONS_TABLE)
@@ -51,6 +51,11 @@ def migrate(conn: sqlite3.Connection) -> None:
                     # sqlite-utils' format; bookkeeping, not a time the jobs ever read
                     [MIGRATION_SET, fn.__name__, str(datetime.now(UTC))],
                 )
+
+
+def up_to_date(conn: sqlite3.Connection) -> bool:
+    """True when every migration has been applied to the file."""
+    return set(applied(conn)).issuperset(fn.__name__ for fn in _MIGRATIONS)
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:

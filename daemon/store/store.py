@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.errors import StagewiseError
-from daemon.paper import LedgerEntry
-from daemon.planner.model import Plan, PlanState
-from daemon.snapshot import Snapshot
-from daemon.store import writes
-from daemon.store.codec import (
+from stagewise.errors import StagewiseError
+from stagewise.paper import LedgerEntry
+from stagewise.planner.model import Plan, PlanState
+from stagewise.snapshot import Snapshot
+from stagewise.store import writes
+from stagewise.store.codec import (
     as_stored,
     decoded,
     from_iso,
@@ -25,16 +25,17 @@ from daemon.store.codec import (
     state_json,
     where_clause,
 )
-from daemon.store.files import (
+from stagewise.store.files import (
     atomic,
     connect_file,
     connect_memory,
+    connect_reading,
     enable_wal,
     file_of,
     save_copy,
 )
-from daemon.store.reads import Reads
-from daemon.store.schema import applied, copy_schema, migrate
+from stagewise.store.reads import Reads
+from stagewise.store.schema import applied, copy_schema, migrate, up_to_date
 
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
@@ -88,6 +89,31 @@ class Store:
                 conn.close()
             if isinstance(e, sqlite3.Error | OSError):
                 raise StateError(f"cannot use the state file {path}: {e}") from None
+            raise
+
+    @classmethod
+    def read(cls, path: Path) -> Store:
+        """Open the existing state file at `path` for reading only: nothing is created or
+        migrated, so it works on a file the reader may not write (e.g. the daemon's). A file
+        an older stagewise wrote is refused until a writer (the daemon) upgrades it."""
+        conn = None
+        try:
+            conn = connect_reading(path)
+            if _foreign(conn):
+                raise StateError(
+                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
+                )
+            if not up_to_date(conn):
+                raise StateError(
+                    f"{path} was written by an older stagewise: start the daemon (or run a "
+                    "command that writes, e.g. `stagewise once reassess`) to upgrade it"
+                )
+            return cls(conn)
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, sqlite3.Error | OSError):
+                raise StateError(f"cannot read the state file {path}: {e}") from None
             raise
 
     @classmethod

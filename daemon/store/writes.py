@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from daemon.paper import LedgerEntry
-from daemon.planner.model import Order, Plan, Skip
-from daemon.snapshot import Snapshot
-from daemon.store.codec import field_names, field_values, iso, to_json
+from stagewise.paper import LedgerEntry
+from stagewise.planner.model import Order, Plan, Skip
+from stagewise.snapshot import Snapshot
+from stagewise.store.codec import field_names, field_values, iso, to_json
 
 
 def insert_sql(table: str, names: Sequence[str]) -> str:

@@ -1,0 +1,106 @@
+"""`stagewise init`: a starter config to edit (and, if asked, the plan files and the service)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from stagewise import shipped
+from stagewise.cli import EX_OK
+from stagewise.settings import SYSTEM_CONFIG, SYSTEM_STATE, config_places
+
+SYSTEMD_UNIT = Path("/etc/systemd/system/stagewise.service")
+UNIT_COMMAND = Path("/usr/local/bin/stagewise")  # the unit's ExecStart
+
+HELP = """\
+Writes a starter config (the shipped example, to edit) to ~/.config/stagewise/config.toml
+($XDG_CONFIG_HOME), to DIR, or with --system to /etc/stagewise/ together with the env file
+for the API keys and the systemd unit. An existing file is never overwritten: it is kept
+as it is, and said so."""
+
+
+def add_init_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("init", cmd_init, "write a starter config to edit (never overwrites a file)")
+    p.description = HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("dir", nargs="?", type=Path, help="the folder to write config.toml into")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="also copy the plan (stages.toml, indices.toml) beside it to edit, and use those",
+    )
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="the service install: /etc/stagewise/ (config, env file for the keys) and "
+        f"{SYSTEMD_UNIT}; the state in {SYSTEM_STATE.parent}",
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    if args.dir is not None and args.system:
+        print("stagewise: init: give a folder or --system, not both", file=sys.stderr)
+        return 2
+    system = args.system
+    folder = SYSTEM_CONFIG.parent if system else (args.dir or config_places()[0].parent)
+    config = folder / "config.toml"
+    files: list[tuple[Path, str, int]] = [(config, starter_config(args.plan, system), 0o644)]
+    if args.plan:
+        files += [(folder / n, shipped.text(n), 0o644) for n in (shipped.STAGES, shipped.INDICES)]
+    if system:
+        files.append((folder / "stagewise.env", shipped.text(shipped.ENV_EXAMPLE), 0o600))
+        files.append((SYSTEMD_UNIT, shipped.text(shipped.UNIT), 0o644))
+    try:
+        for path, text, mode in files:
+            print(f"{'wrote' if write_new(path, text, mode) else 'kept (exists)'}  {path}")
+    except OSError as e:
+        print(f"stagewise: init: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
+        return 73  # EX_CANTCREAT: nothing already there was touched
+    print()
+    print(next_steps(config, system))
+    return EX_OK
+
+
+def starter_config(plan: bool, system: bool) -> str:
+    text = shipped.text(shipped.EXAMPLE)
+    if plan:
+        text = text.replace('# stages = "stages.toml"', 'stages = "stages.toml"')
+        text = text.replace('# indices = "indices.toml"', 'indices = "indices.toml"')
+    if system:
+        text = text.replace(f'# path = "{SYSTEM_STATE}"', f'path = "{SYSTEM_STATE}"')
+    return text
+
+
+def write_new(path: Path, text: str, mode: int) -> bool:
+    """Write `path` only if it does not exist (checked and created in one step); False if
+    it does. The file is created with `mode` (e.g. 0600 for the keys), never wider."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, mode)  # the umask may have narrowed it; never widened beyond `mode`
+    return True
+
+
+def next_steps(config: Path, system: bool) -> str:
+    named = "" if system or config == config_places()[0] else f" --config {config}"
+    steps = [
+        f"edit {config}: your birth date, time zone, outside investments, contribution",
+        f"stagewise{named} check-config",
+        f"stagewise{named} stage         # the stage and the targets it gives you",
+        f"stagewise{named} simulate      # the plan over the shipped sample prices",
+    ]
+    if system:
+        steps.append(f"API keys (read-only mode): {config.parent / 'stagewise.env'} (mode 0600)")
+        if not UNIT_COMMAND.exists():  # the unit's ExecStart
+            steps.append(f"ln -s {Path(sys.argv[0]).resolve()} {UNIT_COMMAND}")
+        steps.append("systemctl daemon-reload && systemctl enable --now stagewise")
+    else:
+        steps.append(f"stagewise{named} run           # the daemon, in the foreground")
+    return "\n".join(["next steps:", *(f"  {n}. {step}" for n, step in enumerate(steps, 1))])
