@@ -344,6 +344,7 @@ class ReadOnlyAccount:
     mode = "read-only"
     # Contributions are not on the account yet when DCA runs: the plan says what to deposit.
     allow_deposit = True
+    settles = False  # proposals are for the investor to place: the balances do not move
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange

@@ -9,7 +9,7 @@ period key; a period that is already recorded does not run again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from stagewise.planner import (
     plan_withdraw,
     policy_from,
 )
+from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState
 from stagewise.planner.watch import drift_is_quiet, profit_is_quiet
 from stagewise.scheduler import Schedule
@@ -47,6 +48,7 @@ class Account(Protocol):
 
     mode: str
     allow_deposit: bool
+    settles: bool  # a plan moves the account (paper) or is only proposed (read-only)
 
     def snapshot(
         self, assets: Collection[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -71,10 +73,20 @@ class Outcome:
 class Jobs:
     """The jobs of one config, store and account."""
 
-    def __init__(self, config: Config, store: Store, account: Account) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        account: Account,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.account = account
+        # When a run finished, for the record (the daemon's and the CLI's real clock). None
+        # (a simulation): runs take no time, they finish at the `now` they were given.
+        self.clock = clock
+        self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
         self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
         self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
@@ -82,7 +94,13 @@ class Jobs:
     # -- what a trigger fires -----------------------------------------------------------
 
     def fire(self, schedule: Schedule, scheduled_at: datetime, now: datetime) -> list[Outcome]:
-        """Run what `schedule` fires for at `scheduled_at` (each period at most once)."""
+        """Run what `schedule` fires for at `scheduled_at` (each period at most once).
+
+        The periods of one fire are planned in turn, each against the account the earlier
+        ones leave: on a read-only account, whose balances do not move when a plan is
+        proposed, as if the earlier proposals had been placed (a quarterly fire's sleeves
+        and portfolio never sell one coin, or spend one cash, twice)."""
+        self._unsettled = []
         outcomes = [self.windfall(w.id, w.amount, now) for w in self.store.pending_windfalls()]
         for key, scope in self.periods_for(schedule, scheduled_at):
             if self.store.has_period(key):
@@ -107,6 +125,22 @@ class Jobs:
         if targets.stage.portfolio_rebalance == schedule.cadence:
             keys.append((period_key("rebalance", schedule.cadence, local, "portfolio"), None))
         return keys
+
+    def record_failed(
+        self, schedule: Schedule, scheduled_at: datetime, now: datetime, error: str
+    ) -> list[Outcome]:
+        """Record a failed attempt at every open period of a fire that could not start (the
+        exchange's markets or the key check failed before any plan); the periods stay open."""
+        return [
+            self._failed(schedule.job, key, scheduled_at, now, error)
+            for key, _ in self.periods_for(schedule, scheduled_at)
+            if not self.store.has_period(key)
+        ]
+
+    def failures(self, schedule: Schedule, scheduled_at: datetime) -> int:
+        """The most failed attempts of any open period of the fire (0: nothing to retry)."""
+        keys = self.periods_for(schedule, scheduled_at)
+        return max((self.store.failed_attempts(k) for k, _ in keys), default=0)
 
     def done(self, schedule: Schedule, scheduled_at: datetime) -> bool:
         """True when every period a fire at `scheduled_at` owns is recorded."""
@@ -165,7 +199,7 @@ class Jobs:
                 return self._skipped(job, key, scheduled_at, now, reason, events)
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
             snapshot = self._snapshot(targets, now, pending)
-            plan = plan_dca(snapshot, targets, self.policy, state, contribution)
+            plan = plan_dca(self._planned_on(snapshot), targets, self.policy, state, contribution)
             return self._record(
                 job,
                 key,
@@ -179,7 +213,7 @@ class Jobs:
         if job == "rebalance":
             snapshot = self._snapshot(targets, now)
             scoped = None if scope is None else self.config.plan.indices[scope].constituents
-            plan = plan_rebalance(snapshot, targets, self.policy, state, scoped)
+            plan = plan_rebalance(self._planned_on(snapshot), targets, self.policy, state, scoped)
             return self._record(job, key, scheduled_at, now, plan, snapshot)
         if job in ("drift", "profit"):
             return self._check(job, key, targets, state, scheduled_at, now)
@@ -202,14 +236,15 @@ class Jobs:
         if job == "profit" and not targets.stage.profit_milestones_pct:
             return Outcome(job, key, "quiet")  # nothing to take: no need to ask the exchange
         snapshot = self._snapshot(targets, now)
+        planned_on = self._planned_on(snapshot)
         if job == "drift":
-            if drift_is_quiet(snapshot, targets, self.policy, state):
+            if drift_is_quiet(planned_on, targets, self.policy, state):
                 return Outcome(job, key, "quiet")
-            plan = plan_drift(snapshot, targets, self.policy, state)
+            plan = plan_drift(planned_on, targets, self.policy, state)
         else:
-            if profit_is_quiet(snapshot, targets, state):
+            if profit_is_quiet(planned_on, targets, state):
                 return Outcome(job, key, "quiet")
-            plan = plan_profit(snapshot, targets, self.policy, state)
+            plan = plan_profit(planned_on, targets, self.policy, state)
         if not plan.orders and plan.state == state and plan.refused is None:
             return Outcome(job, key, "quiet")
         return self._record(job, key, scheduled_at, now, plan, snapshot)
@@ -232,7 +267,13 @@ class Jobs:
         periods = self.config.settings.schedule.withdraw_periods
         snapshot = self._snapshot(targets, now)
         plan = plan_withdraw(
-            snapshot, targets, self.policy, state, rate, periods, self.local_date(now).year
+            self._planned_on(snapshot),
+            targets,
+            self.policy,
+            state,
+            rate,
+            periods,
+            self.local_date(now).year,
         )
         return self._record("withdraw", key, scheduled_at, now, plan, snapshot)
 
@@ -248,7 +289,9 @@ class Jobs:
                 state = self.store.plan_state()
                 pending = [] if state.paused else self.account.deposit(bonus * share, now, key)
                 snapshot = self._snapshot(targets, now, pending)
-                plan = plan_windfall(snapshot, targets, self.policy, state, bonus, share)
+                plan = plan_windfall(
+                    self._planned_on(snapshot), targets, self.policy, state, bonus, share
+                )
                 return self._record(
                     "windfall", key, now, now, plan, snapshot, pending, consume=[windfall_id]
                 )
@@ -256,9 +299,8 @@ class Jobs:
                 return None
             except StagewiseError as e:
                 # The windfall stays pending and is tried again at the next job; the failed
-                # attempt is recorded under its own key.
-                attempt = f"{key}:attempt:{now:%Y%m%dT%H%M%S}"
-                return self._failed("windfall", attempt, now, now, str(e))
+                # attempt is recorded under its period, which stays open.
+                return self._failed("windfall", key, now, now, str(e))
 
     def _glide_events(self, targets: Targets) -> list[tuple[str, dict]]:
         """A `glide_step` event when the glide path moved since the last one recorded."""
@@ -314,6 +356,11 @@ class Jobs:
 
     # -- shared steps ----------------------------------------------------------------------
 
+    def _amounts_seen(self) -> dict[str, float] | None:
+        """The amounts of the newest recorded snapshot (None: none is recorded yet)."""
+        latest = self.store.latest_snapshot()
+        return None if latest is None else {a: r["amount"] for a, r in latest[1].items()}
+
     def local_date(self, now: datetime) -> date:
         return now.astimezone(self.tz).date()
 
@@ -321,6 +368,13 @@ class Jobs:
         self, targets: Targets, now: datetime, pending: Sequence[LedgerEntry] = ()
     ) -> Snapshot:
         return self.account.snapshot(list(targets.weights), now, pending=pending)
+
+    def _planned_on(self, snapshot: Snapshot) -> Snapshot:
+        """What a plan starts from: the account as read (and recorded), after this fire's
+        earlier proposals that the account does not show (read-only mode)."""
+        for plan in self._unsettled:
+            snapshot = apply(plan, snapshot)
+        return snapshot
 
     def _record(
         self,
@@ -337,7 +391,15 @@ class Jobs:
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
             return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)
-        ledger = [*pending, *self.account.settle(plan, snapshot, now)]
+        settled = self.account.settle(plan, snapshot, now)
+        state = plan.state
+        if not self.account.settles:
+            # Read-only: the next period of this fire sees these proposals as placed; the
+            # carried state follows the account, not the proposals.
+            if plan.orders:
+                self._unsettled.append(plan)
+            state = state_seen(snapshot, self._amounts_seen(), self.store.plan_state(), state)
+        ledger = [*pending, *settled]
         self._store_run(
             job,
             key,
@@ -345,6 +407,7 @@ class Jobs:
             now,
             "ok",
             plan=plan,
+            state=state,
             snapshot=snapshot,
             ledger=ledger,
             consume_windfalls=consume,
@@ -363,13 +426,13 @@ class Jobs:
         status: RunStatus,
         **recorded: Any,
     ) -> None:
-        """One run, whole, in the store (jobs run in moments: started and finished `now`)."""
+        """One run, whole, in the store: started at `now`, finished when the clock says."""
         self.store.record_run(
             job=job,
             period=key,
             scheduled_at=scheduled_at,
             started_at=now,
-            finished_at=now,
+            finished_at=max(now, self.clock()) if self.clock is not None else now,
             status=status,
             mode=self.account.mode,
             **recorded,
@@ -399,8 +462,12 @@ class Jobs:
     ) -> Outcome:
         self._store_run(job, key, scheduled_at, now, "failed", snapshot=snapshot, error=error)
         log.warning("run_failed", error=error)
-        recent = self.store.runs(job=job, limit=FAILURES_BEFORE_ALARM)
-        if len(recent) == FAILURES_BEFORE_ALARM and all(r["status"] == "failed" for r in recent):
+        recent = [r["status"] for r in self.store.runs(job=job, limit=FAILURES_BEFORE_ALARM + 1)]
+        # Raised once, when the streak reaches the count (retries then go on failing quietly).
+        streak = recent[:FAILURES_BEFORE_ALARM]
+        if streak == ["failed"] * FAILURES_BEFORE_ALARM and recent[FAILURES_BEFORE_ALARM:] != [
+            "failed"
+        ]:
             self.store.add_event("job_failing", now, {"job": job, "last_error": error})
             log.error("job_failing_repeatedly", failures=FAILURES_BEFORE_ALARM, last_error=error)
         return Outcome(job, key, "failed", error=error)

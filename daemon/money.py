@@ -18,6 +18,8 @@ WEIGHT_TOLERANCE = 1e-9
 QUOTE_EPSILON = 1e-4
 # Relative slack when checking a float against a step grid.
 STEP_EPSILON = 1e-9
+# A balance this much (relatively) above an earlier one has grown (read-only cost basis).
+AMOUNT_TOLERANCE = 1e-9
 
 
 def floor_to_step(amount: float, step: float) -> float:

@@ -187,6 +187,7 @@ class PaperAccount:
     mode = "paper"
     # Paper DCA deposits its contribution first: buys never need money that is not there.
     allow_deposit = False
+    settles = True  # a plan fills on the ledger: the balances move
 
     def __init__(
         self,

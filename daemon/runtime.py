@@ -6,6 +6,7 @@ account in the store, priced from the exchange's public endpoints (no key sent).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,15 +55,24 @@ class Runtime:
         self.store.close()
 
 
-def open_runtime(config: Config, *, market_source: MarketSource | None = None) -> Runtime:
+def open_runtime(
+    config: Config,
+    *,
+    market_source: MarketSource | None = None,
+    clock: Callable[[], datetime] | None = None,
+    store: Store | None = None,
+) -> Runtime:
     """Open the store and build the account of the config's mode.
 
-    `market_source` replaces the exchange's public prices in paper mode (price history)."""
+    `market_source` replaces the exchange's public prices in paper mode (price history);
+    `clock` tells the jobs when a run finished (the daemon's and the CLI's real clock);
+    `store` replaces the configured state file (a dry run's private copy of it)."""
     settings = config.settings
     missing = settings.exchange.missing_keys()
     if missing:
         raise ConfigError(f"{config.path}: cannot read the account", [missing])
-    store = Store.open(settings.state.path)
+    if store is None:
+        store = Store.open(settings.state.path)
     if settings.exchange.mode == "read-only":
         exchange = Exchange(settings.exchange)
         account: Account = ReadOnlyAccount(exchange)
@@ -78,7 +88,7 @@ def open_runtime(config: Config, *, market_source: MarketSource | None = None) -
             settings.exchange.quote,
             fee_rate=settings.paper.fee_rate,
         )
-    return Runtime(config, store, account, Jobs(config, store, account), exchange)
+    return Runtime(config, store, account, Jobs(config, store, account, clock), exchange)
 
 
 def seed_paper(runtime: Runtime, now: datetime) -> None:

@@ -245,6 +245,26 @@ def catch_up(
     return CatchUp(due=sorted(latest.values(), key=lambda x: x[0]), missed=missed)
 
 
+# A failed run is tried again after these delays (doubling from the first, at most the
+# last), while the retry still falls inside the grace window of the fire.
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_MOST = timedelta(hours=1)
+
+
+def retry_at(
+    scheduled_at: datetime, failures: int, now: datetime, grace: timedelta
+) -> datetime | None:
+    """When a fire whose periods failed `failures` times is tried again: 5 minutes after the
+    first failure, doubling to at most an hour apart; None once that would be past the grace
+    window (`scheduled_at + grace`): the period then stays open, with its failed attempts
+    recorded, for a person to run with `stagewise once`."""
+    if failures < 1:
+        return None
+    delay = min(RETRY_FIRST * 2 ** min(failures - 1, 16), RETRY_MOST)
+    when = now + delay
+    return when if when <= scheduled_at + grace else None
+
+
 class LiveScheduler:
     """APScheduler running the schedules live: one job at a time, missed fires coalesced.
 
@@ -265,13 +285,30 @@ class LiveScheduler:
         self.install(schedules(config))
 
     def install(self, plan: list[Schedule]) -> None:
-        """Replace every scheduled job by `plan` (used on start and on a config reload)."""
-        self._scheduler.remove_all_jobs()
+        """Replace every scheduled job by `plan` (used on start and on a config reload);
+        pending retries are kept."""
+        for job in self._scheduler.get_jobs():
+            if not job.id.startswith(_RETRY):
+                job.remove()
         self._schedules = plan
         for sched in plan:
             self._scheduler.add_job(
                 self._fire, trigger=_Stepping(sched), args=[sched], id=sched.name, name=sched.name
             )
+
+    def retry(self, sched: Schedule, scheduled_at: datetime, when: datetime) -> None:
+        """Fire `sched` for `scheduled_at` again at `when` (a failed run's retry; one per
+        fire: a later retry of the same fire replaces it)."""
+        from apscheduler.triggers.date import DateTrigger
+
+        self._scheduler.add_job(
+            self._callback,
+            trigger=DateTrigger(run_date=when),
+            args=[sched, scheduled_at],
+            id=f"{_RETRY}{sched.name}:{scheduled_at.isoformat()}",
+            name=f"retry {sched.name}",
+            replace_existing=True,
+        )
 
     def _fire(self, sched: Schedule) -> None:
         # The scheduler is the clock's edge: jobs get times passed in.
@@ -286,9 +323,20 @@ class LiveScheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    def retries(self) -> dict[str, datetime]:
+        """The pending retries, by job id, with when they fire."""
+        return {
+            j.id: j.trigger.run_date
+            for j in self._scheduler.get_jobs()
+            if j.id.startswith(_RETRY)
+        }
+
     def next_runs(self) -> dict[str, datetime]:
         """The next fire time of each schedule."""
         return {j.id: j.next_run_time for j in self._scheduler.get_jobs() if j.next_run_time}
+
+
+_RETRY = "retry:"  # the id prefix of a retry's one-off job
 
 
 class _Stepping(BaseTrigger):

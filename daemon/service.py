@@ -17,7 +17,7 @@ import structlog
 from stagewise.errors import ConfigError
 from stagewise.notify import Notifier
 from stagewise.runtime import Runtime, open_runtime, seed_paper
-from stagewise.scheduler import LiveScheduler, Schedule, catch_up, schedules
+from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
 from stagewise.settings import Config, load_config
 
 log = structlog.get_logger()
@@ -36,7 +36,7 @@ class Service:
 
     def __init__(self, config_path: Path, config: Config, notifier: Notifier | None = None):
         self.config_path = config_path
-        self.runtime: Runtime = open_runtime(config)
+        self.runtime: Runtime = open_runtime(config, clock=utcnow)
         self.notifier = notifier or Notifier()
         self.scheduler: LiveScheduler | None = None
         self.lock = threading.Lock()  # one job, or one reload, at a time
@@ -52,9 +52,11 @@ class Service:
         now = utcnow()
         self.runtime.check_exchange(now)
         seed_paper(self.runtime, now)
-        self.catch_up(now)
+        failed = self.catch_up(now)
         self.runtime.store.add_event("daemon_started", now, {"mode": self.mode})
         self.scheduler = LiveScheduler(self.runtime.config, self.on_fire)
+        for when, sched in failed:
+            self.retry_later(sched, when)
         self.scheduler.start()
         log.info("daemon_started", mode=self.mode, next_runs=self.next_runs_text())
         self.notifier.ready(self.status_text())
@@ -114,20 +116,65 @@ class Service:
         for o in outcomes:
             if o.status != "quiet":
                 self.last_result = f"{o.period} {o.status}, {o.orders} orders"
+        if any(o.status == "failed" for o in outcomes) and not schedule.checks:
+            self.retry_later(schedule, scheduled_at)
         self.wake.set()
 
-    def catch_up(self, now: datetime) -> None:
-        """Run once the periods missed while down inside the grace window; record the rest."""
+    def retry_later(self, schedule: Schedule, scheduled_at: datetime) -> None:
+        """After a failed run: fire again with backoff while inside the grace window."""
+        runtime, now = self.runtime, utcnow()
+        failures = runtime.jobs.failures(schedule, scheduled_at)
+        grace = timedelta(hours=runtime.config.settings.schedule.grace_hours)
+        when = retry_at(scheduled_at, failures, now, grace)
+        if when is not None and self.scheduler is not None:
+            self.scheduler.retry(schedule, scheduled_at, when)
+            log.info("retry_scheduled", schedule=schedule.name, at=when.isoformat())
+        elif failures:
+            log.error(
+                "retries_exhausted",
+                schedule=schedule.name,
+                failures=failures,
+                advice="the period stays open: `stagewise once` runs it once the cause is fixed",
+            )
+            runtime.store.add_event(
+                "retries_exhausted", now, {"schedule": schedule.name, "failures": failures}
+            )
+
+    def catch_up(self, now: datetime) -> list[tuple[datetime, Schedule]]:
+        """Run once the periods missed while down inside the grace window (and those that
+        failed before the stop); record the rest as missed. Returns the fires that failed."""
         jobs, store = self.runtime.jobs, self.runtime.store
         grace = timedelta(hours=self.runtime.config.settings.schedule.grace_hours)
         plan = catch_up(schedules(self.runtime.config), self.last_seen(), now, grace, jobs.done)
         for when, sched in plan.missed:
             jobs.record_missed(sched, when, now)
-        for when, sched in plan.due:
+        due = list(plan.due)
+        for when, sched in self.open_failures(now - grace):
+            if (when, sched) not in due:
+                due.append((when, sched))  # failed before the stop: retried inside the grace
+        failed = []
+        for when, sched in sorted(due, key=lambda d: d[0]):
             log.info("catch_up", schedule=sched.name, scheduled_at=when.isoformat())
-            jobs.fire(sched, when, now)
+            outcomes = jobs.fire(sched, when, now)
+            if any(o.status == "failed" for o in outcomes):
+                failed.append((when, sched))
         if plan.missed:
             store.add_event("periods_missed", now, {"count": len(plan.missed)})
+        return failed
+
+    def open_failures(self, since: datetime) -> list[tuple[datetime, Schedule]]:
+        """The fires at or after `since` whose periods failed and are still open."""
+        jobs, config = self.runtime.jobs, self.runtime.config
+        found = []
+        for row in self.runtime.store.open_failures(since):
+            for sched in schedules(config):
+                if sched.job != row["job"] or sched.checks:
+                    continue
+                when = row["scheduled_at"]
+                if any(key == row["period"] for key, _ in jobs.periods_for(sched, when)):
+                    found.append((when, sched))
+                    break
+        return found
 
     def last_seen(self) -> datetime | None:
         """When the daemon last showed life: its newest run or start/stop event."""
@@ -155,7 +202,7 @@ class Service:
             return
         with self.lock:
             old = self.runtime
-            self.runtime = open_runtime(config)
+            self.runtime = open_runtime(config, clock=utcnow)
             old.close()
             if self.scheduler is not None:
                 self.scheduler.install(schedules(config))

@@ -18,7 +18,7 @@ from stagewise.paper import reconcile
 from stagewise.store import Store
 
 CHAINS = 2  # independent state files, their processes killed side by side
-STEPS = 12  # one period per month of 2027 in each chain
+STEPS = 12  # one period per month of 2025 in each chain
 BUDGET_SECONDS = 30  # no new step starts after this
 MIN_STEPS = 5
 SEED = 20270101
@@ -34,8 +34,8 @@ def job_and_time(step: int) -> tuple[str, str]:
     """Mostly monthly DCA; at each quarter's second month a quarterly rebalance."""
     month = step + 1
     if month % 3 == 2:
-        return "rebalance", f"2027-{month:02d}-02T10:00"
-    return "dca", f"2027-{month:02d}-01T09:00"
+        return "rebalance", f"2025-{month:02d}-02T10:00"
+    return "dca", f"2025-{month:02d}-01T09:00"
 
 
 def period_of(job: str, at: str) -> str:
@@ -82,12 +82,12 @@ def check_sound(db_path: Path, prices: dict[str, float]) -> dict[str, int]:
 
 
 def rerun(config: Path, job: str, at: str) -> int:
-    """`stagewise once JOB --at AT`, in-process (the real CLI entry point)."""
+    """`stagewise once JOB --at AT --record`, in-process (the real CLI entry point)."""
     from stagewise.cli import main
 
     saved = structlog.get_config()
     try:
-        return main(["once", job, "--at", at, "--config", str(config)])
+        return main(["once", job, "--at", at, "--record", "--config", str(config)])
     finally:
         structlog.configure(**saved)
 
@@ -113,7 +113,7 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_run(
         for config, _state in chains:
             from_start = (step * CHAINS + len(running)) % 4 == 3
             window = KILL_FROM_START if from_start else KILL_AFTER_READY
-            daemon = spawn("once", job, "--at", at, "--config", str(config))
+            daemon = spawn("once", job, "--at", at, "--record", "--config", str(config))
             running.append([daemon, from_start, rng.uniform(*window), time.monotonic(), None])
         deadline = time.monotonic() + 30
         while any(d.proc.poll() is None for d, *_ in running):

@@ -269,7 +269,7 @@ def runtime_without_fet(make_config, history_runtime, history_2027):
     return runtime
 
 
-def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
+def test_a_failed_run_leaves_its_period_open_until_a_retry_runs_it(
     runtime_without_fet, history_2027
 ) -> None:
     runtime = runtime_without_fet
@@ -278,9 +278,17 @@ def test_a_failing_snapshot_is_recorded_and_the_next_period_still_runs(
     run = runtime.store.last_run("dca")
     assert run is not None and (run["period"], run["status"]) == ("dca:2027-01", "failed")
     assert run_ledger(runtime, "dca:2027-01") == []  # nothing deposited for a failed run
-    assert dca_on(runtime, 1) == []  # a failed period is done: it is not retried
+    assert not runtime.store.has_period("dca:2027-01")  # the month's DCA is not used up
+    assert dca_on(runtime, 1)[0].status == "failed"  # tried again: recorded again
+    assert runtime.store.failed_attempts("dca:2027-01") == 2
 
     runtime.account.market_source.history = history_2027  # type: ignore[attr-defined]
+    at = berlin(2027, 1, 1, 9)
+    retried = runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(days=1))  # in grace
+    assert [(o.period, o.status) for o in retried] == [("dca:2027-01", "ok")]
+    assert retried[0].orders > 0 and runtime.store.has_period("dca:2027-01")
+    assert runtime.store.failed_attempts("dca:2027-01") == 0  # done: nothing to retry
+    assert dca_on(runtime, 1) == []  # done periods run once
     ok = dca_on(runtime, 2)
     assert [(o.period, o.status) for o in ok] == [("dca:2027-02", "ok")] and ok[0].orders > 0
     assert runtime.store.events(kind="job_failing") == []
@@ -420,3 +428,107 @@ def test_a_period_another_process_records_mid_run_is_not_recorded_or_paid_twice(
     assert [r["period"] for r in winner.store.runs()] == ["dca:2027-01"]
     assert winner.store.runs()[0]["status"] == "ok"
     assert [e.note for e in winner.store.ledger_entries() if e.kind == "deposit"] == ["dca:2027-01"]
+
+
+# --- one fire, several periods: planned in turn against what the earlier ones leave -------------
+
+
+def replay(balances: dict[str, float], outcomes_orders: list[dict]) -> dict[str, float]:
+    """The balances after placing `outcomes_orders` in turn; fails on the first order that
+    sells more than is held or spends more than the cash (with the fees, to a cent's slack)."""
+    left = dict(balances)
+    for o in outcomes_orders:
+        cost = o["notional"] + o["fee"]
+        if o["side"] == "sell":
+            left[o["base"]] = left.get(o["base"], 0.0) - o["amount"]
+            assert left[o["base"]] >= -1e-9, f"oversold {o['base']}: {o}"
+            left["USDT"] = left.get("USDT", 0.0) + o["notional"] - o["fee"]
+        else:
+            left["USDT"] = left.get("USDT", 0.0) - cost
+            assert left["USDT"] >= -0.01, f"spent more than the cash: {o}"
+            left[o["base"]] = left.get(o["base"], 0.0) + o["amount"]
+    return left
+
+
+@pytest.fixture
+def read_only_runtime(standin_config, monkeypatch, plan_standin):
+    """A career builder's read-only runtime against the stand-in (a key from the
+    environment, as the daemon gets it)."""
+    from stagewise.runtime import open_runtime
+
+    monkeypatch.setenv("STAGEWISE_EXCHANGE__API_KEY", "k" * 16)
+    monkeypatch.setenv("STAGEWISE_EXCHANGE__SECRET", "s" * 16)
+    path = standin_config({**CAREER, "exchange": {"mode": "read-only"}})
+    runtime = open_runtime(load_config(path))
+    yield runtime
+    runtime.close()
+
+
+@pytest.mark.parametrize("holding", ["SOL", "LINK", "ETH"])
+def test_a_read_only_fire_never_sells_a_coin_or_spends_cash_twice(
+    read_only_runtime, plan_standin, plan_prices, holding
+) -> None:
+    """A quarterly fire plans every sleeve of that cadence and the portfolio, from an account
+    that does not move when a plan is proposed: all it proposes must be placeable, in turn."""
+    runtime = read_only_runtime
+    balances = {"USDT": 500.0, holding: 20_000 / plan_prices[holding]}
+    for asset, amount in balances.items():
+        plan_standin.set_balance(asset, amount)
+    at = berlin(2027, 4, 2, 10)  # a quarterly rebalance day
+    quarterly = sched(runtime, "rebalance-quarterly")
+    outcomes = runtime.jobs.fire(quarterly, at, at + timedelta(seconds=1))
+    periods = [o.period for o in outcomes if o.status == "ok"]
+    assert len(periods) >= 2, outcomes  # several periods in one fire: the case at stake
+    proposed = [p for p in reversed(runtime.store.proposals()) if p["period"] in periods]
+    assert proposed, "the concentrated account must be rebalanced"
+    sold = sum(p["amount"] for p in proposed if p["side"] == "sell" and p["base"] == holding)
+    assert sold <= balances[holding] + 1e-9
+    replay(balances, proposed)
+    # The account is read as it is: the stored snapshots are the exchange's, not the plans'.
+    latest = runtime.store.latest_snapshot()
+    assert latest is not None and latest[1][holding]["amount"] == pytest.approx(balances[holding])
+
+
+def test_a_paper_fire_places_in_turn_what_it_proposes(make_config, history_runtime) -> None:
+    runtime = history_runtime(make_config(CAREER))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    before = dict(runtime.store.ledger_balances())
+    at = berlin(2027, 4, 2, 10)
+    outcomes = runtime.jobs.fire(sched(runtime, "rebalance-quarterly"), at, at)
+    periods = [o.period for o in outcomes]
+    proposed = [p for p in reversed(runtime.store.proposals()) if p["period"] in periods]
+    left = replay(before, proposed)
+    after = runtime.store.ledger_balances()
+    for asset, amount in after.items():  # the ledger is the replay, up to slippage on cash
+        if asset != "USDT":
+            assert amount == pytest.approx(left.get(asset, 0.0), abs=1e-9)
+
+
+def test_read_only_cost_basis_follows_the_account_not_the_proposals(
+    read_only_runtime, plan_standin, plan_prices
+) -> None:
+    runtime = read_only_runtime
+    plan_standin.set_balance("USDT", 100.0)
+    at = berlin(2027, 1, 1, 9)
+    dca = runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=1))
+    assert dca[0].status == "ok" and dca[0].orders > 0
+    assert runtime.store.plan_state().cost_basis == {}  # proposed buys, none placed: no basis
+
+    # The person bought BTC at a price the daemon cannot see; it is costed when first seen.
+    plan_standin.set_balance("BTC", 0.01)
+    at = berlin(2027, 2, 1, 9)
+    runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=1))
+    assert runtime.store.plan_state().cost_basis == {"BTC": pytest.approx(plan_prices["BTC"])}
+
+    # More of it later, at a higher price: the added part costed at that price.
+    plan_standin.set_price("BTC", plan_prices["BTC"] * 2)
+    plan_standin.set_balance("BTC", 0.03)
+    at = berlin(2027, 3, 1, 9)
+    runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=1))
+    expected = (plan_prices["BTC"] * 0.01 + plan_prices["BTC"] * 2 * 0.02) / 0.03
+    assert runtime.store.plan_state().cost_basis["BTC"] == pytest.approx(expected)
+
+    plan_standin.set_balance("BTC", 0)  # sold: the basis goes with the position
+    at = berlin(2027, 4, 1, 9)
+    runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=1))
+    assert "BTC" not in runtime.store.plan_state().cost_basis

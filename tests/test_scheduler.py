@@ -270,6 +270,7 @@ def test_catch_up_skips_done_periods_and_never_catches_up_watch_jobs(make_config
 class _NoAccount:
     mode = "paper"
     allow_deposit = False
+    settles = True
 
 
 # --- calendar steps: the simulated clock's shortcut agrees with the cron triggers ---------------
@@ -384,3 +385,47 @@ def test_the_live_scheduler_does_not_skip_the_day_after_a_spring_forward_fire(ma
     assert trigger.get_next_fire_time(fire, fire) == berlin(2026, 3, 30, 0)
     assert trigger.get_next_fire_time(None, fire) == berlin(2026, 3, 29, 0)
     assert str(trigger) == str(by_name(config)["profit"].trigger)
+
+
+# --- retries of a failed run ---------------------------------------------------------------------
+
+
+def test_a_failed_fire_is_retried_with_doubling_delays_inside_the_grace_window() -> None:
+    from stagewise.scheduler import RETRY_FIRST, RETRY_MOST, retry_at
+
+    fired = datetime(2027, 1, 1, 8, tzinfo=UTC)
+    grace = timedelta(hours=72)
+    waits = [retry_at(fired, n, fired, grace) - fired for n in range(1, 9)]  # type: ignore[operator]
+    assert waits[:4] == [RETRY_FIRST, 2 * RETRY_FIRST, 4 * RETRY_FIRST, 8 * RETRY_FIRST]
+    assert max(waits) == RETRY_MOST and waits == sorted(waits)
+    assert retry_at(fired, 0, fired, grace) is None  # nothing failed: nothing to retry
+    late = fired + grace - timedelta(minutes=1)
+    assert retry_at(fired, 1, late, grace) is None  # past the window: the period stays open
+    assert retry_at(fired, 10_000, fired, grace) == fired + RETRY_MOST  # bounded, no overflow
+
+
+def test_the_live_scheduler_fires_a_retry_and_a_reload_keeps_it(make_config) -> None:
+    import threading
+
+    from stagewise.scheduler import LiveScheduler
+
+    config = make_config()
+    fired: list[tuple[str, datetime]] = []
+    done = threading.Event()
+
+    def callback(sched: Schedule, scheduled_at: datetime) -> None:
+        fired.append((sched.name, scheduled_at))
+        done.set()
+
+    live = LiveScheduler(config, callback)
+    dca = next(s for s in schedules(config) if s.name == "dca")
+    scheduled_at = datetime(2027, 1, 1, 8, tzinfo=UTC)
+    live.retry(dca, scheduled_at, datetime.now(UTC) + timedelta(seconds=0.3))
+    live.install(schedules(config))  # a config reload
+    assert len(live.retries()) == 1
+    live.start()
+    try:
+        assert done.wait(10), "the retry did not fire"
+    finally:
+        live.shutdown()
+    assert fired == [("dca", scheduled_at)]  # the fire's own time: the same periods

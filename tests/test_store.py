@@ -131,15 +131,15 @@ def test_a_file_that_is_not_sqlite_is_refused_with_sqlites_reason(tmp_path: Path
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = Store.open(path)
-    assert first.schema_version() == 3
+    assert first.schema_version() == 4
     record(first)
     first.close()
 
     again = Store.open(path)
-    assert again.schema_version() == 3
+    assert again.schema_version() == 4
     assert again.has_period("dca:2027-01")
     assert not again.has_period("dca:2027-02")
-    assert count(again.conn, "_sqlite_migrations") == 3  # each migration applied once
+    assert count(again.conn, "_sqlite_migrations") == 4  # each migration applied once
     again.close()
 
 
@@ -148,14 +148,16 @@ def test_sqlite_utils_migrate_finds_a_new_file_up_to_date(tmp_path: Path) -> Non
     `sqlite-utils migrate` command runs) see every stagewise migration applied."""
     Store.open(tmp_path / "s.db").close()
     theirs = Migrations(MIGRATION_SET)
-    for name in ("m001_initial", "m002_price_cache", "m003_ledger_balances"):
-        theirs(name=name)(lambda db: pytest.fail("sqlite-utils re-applied a migration"))
-    db = Database(tmp_path / "s.db")
-    assert [m.name for m in theirs.applied(db)] == [
+    names = (
         "m001_initial",
         "m002_price_cache",
         "m003_ledger_balances",
-    ]
+        "m004_failed_runs_leave_period_open",
+    )
+    for name in names:
+        theirs(name=name)(lambda db: pytest.fail("sqlite-utils re-applied a migration"))
+    db = Database(tmp_path / "s.db")
+    assert [m.name for m in theirs.applied(db)] == list(names)
     assert theirs.pending(db) == []
     theirs.apply(db)  # nothing to do: the lambda above would fail
     db.close()
@@ -177,9 +179,14 @@ def test_a_file_migrated_by_sqlite_utils_gets_only_the_later_migrations(tmp_path
     db.close()
 
     store = Store.open(tmp_path / "s.db")
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     names = store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
-    assert [n for (n,) in names] == ["m001_initial", "m002_price_cache", "m003_ledger_balances"]
+    assert [n for (n,) in names] == [
+        "m001_initial",
+        "m002_price_cache",
+        "m003_ledger_balances",
+        "m004_failed_runs_leave_period_open",
+    ]
     assert store.ledger_balances() == {"USDT": 100.0}  # m003 built the balances from the rows
     store.close()
 
@@ -633,8 +640,65 @@ def test_two_processes_creating_the_file_at_once_apply_each_migration_once(
         with ThreadPoolExecutor(4) as pool:
             stores = list(pool.map(Store.open, [path] * 4))
         for opened in stores:
-            assert opened.schema_version() == 3
+            assert opened.schema_version() == 4
             opened.close()
         check = Store.open(path)
-        assert count(check.conn, "_sqlite_migrations") == 3
+        assert count(check.conn, "_sqlite_migrations") == 4
         check.close()
+
+
+# --- failed runs leave their period open --------------------------------------------------------
+
+
+def test_failed_attempts_leave_the_period_open_and_the_first_done_run_closes_it(
+    store: Store,
+) -> None:
+    for n in range(2):
+        record(store, status="failed", error=f"bad price {n}", at=T0 + timedelta(minutes=n))
+    assert not store.has_period("dca:2027-01") and store.failed_attempts("dca:2027-01") == 2
+    assert [r["period"] for r in store.open_failures(T0)] == ["dca:2027-01"]
+    record(store, at=T0 + timedelta(minutes=5))
+    assert store.has_period("dca:2027-01") and store.failed_attempts("dca:2027-01") == 0
+    assert store.open_failures(T0) == []
+    with pytest.raises(DuplicatePeriod):
+        record(store, at=T0 + timedelta(minutes=6))
+    assert [r["status"] for r in store.runs()] == ["ok", "failed", "failed"]  # all kept
+
+
+def test_a_file_from_before_failed_runs_reopened_keeps_its_runs_and_opens_failed_periods(
+    tmp_path: Path,
+) -> None:
+    """A state file whose runs table still has its UNIQUE period (m001-m003) is rebuilt: the
+    rows, and the rows that refer to them, are kept; a period that had failed is open."""
+    from stagewise.store.schema import m003_ledger_balances
+
+    path = tmp_path / "old.db"
+    theirs = Migrations(MIGRATION_SET)
+    theirs(name="m001_initial")(lambda db: m001_initial(db.conn))
+    theirs(name="m002_price_cache")(lambda db: m002_price_cache(db.conn))
+    theirs(name="m003_ledger_balances")(lambda db: m003_ledger_balances(db.conn))
+    db = Database(path)
+    theirs.apply(db)
+    at = "2027-01-01T08:00:00.000000+00:00"
+    for period, status in (("dca:2027-01", "failed"), ("dca:2027-02", "ok")):
+        db.execute(
+            "INSERT INTO runs (job, period, scheduled_at, started_at, finished_at, status, mode)"
+            " VALUES ('dca', ?, ?, ?, ?, ?, 'paper')",
+            [period, at, at, at, status],
+        )
+    db.execute(
+        "INSERT INTO ledger (at, run_id, kind, asset, amount) VALUES (?, 2, 'deposit', 'USDT', 9)",
+        [at],
+    )
+    db.conn.commit()
+    db.close()
+
+    store = Store.open(path)
+    assert store.schema_version() == 4 and store.integrity_ok()
+    assert [r["period"] for r in store.runs()] == ["dca:2027-02", "dca:2027-01"]
+    assert store.ledger_balances() == {"USDT": 9.0}
+    assert not store.has_period("dca:2027-01") and store.has_period("dca:2027-02")
+    record(store, "dca:2027-01")  # the month that had failed can now run
+    with pytest.raises(DuplicatePeriod):
+        record(store, "dca:2027-02")
+    store.close()

@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--at",
         type=parse_time,
         metavar="TIME",
-        help="run as if at TIME (ISO date or date-time; investor's time zone unless given)",
+        help="a dry run as if at TIME (ISO date or date-time; investor's time zone unless "
+        "given): the plan of that day with today's balances and prices, nothing recorded",
+    )
+    once.add_argument(
+        "--record",
+        action="store_true",
+        help="with a past --at: run that moment's period now and record it (a missed period)",
     )
     once.add_argument("--json", action="store_true", help="print the outcome as JSON")
 

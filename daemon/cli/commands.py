@@ -12,6 +12,7 @@ from stagewise import logs
 from stagewise.cli import (
     EX_FAILURE,
     EX_OK,
+    EX_USAGE,
     aware,
     config_source,
     emit_json,
@@ -23,6 +24,9 @@ from stagewise.settings import Config
 from stagewise.targets import targets_on
 
 if TYPE_CHECKING:
+    from stagewise.jobs import Outcome
+    from stagewise.runtime import Runtime
+    from stagewise.scheduler import Schedule
     from stagewise.store import Store
 
 # The exchange, store and scheduler modules (ccxt, SQLite, APScheduler) are imported by
@@ -50,22 +54,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from stagewise.errors import StagewiseError
     from stagewise.runtime import open_runtime, seed_paper
-    from stagewise.scheduler import schedules
+    from stagewise.store import Store
 
     config = load(args, writes=True)
     setup_logs(config)
-    now = aware(args.at, config).astimezone(UTC) if args.at else now_utc()
-    stage = targets_on(config, now.astimezone(config.tz).date()).stage
-    sched = next(
-        (
-            s
-            for s in schedules(config)
-            if s.job == args.job
-            and (args.job != "rebalance" or s.cadence == stage.portfolio_rebalance)
-        ),
-        None,
-    )
+    now = now_utc()
+    at = aware(args.at, config).astimezone(UTC) if args.at else None
+    if args.record and at is None:
+        print("stagewise: --record needs --at (the moment of the period to run)", file=sys.stderr)
+        return EX_USAGE
+    if args.record and at is not None and at > now:
+        print(
+            f"stagewise: --at {args.at.isoformat()} is in the future: a future period cannot "
+            "be recorded (its prices are not known yet); without --record it is a dry run",
+            file=sys.stderr,
+        )
+        return EX_USAGE
+    dry = at is not None and not args.record
+    sched = _schedule_for(config, args.job, at or now)
     if sched is None:  # only the drift watch can be switched off
         print(
             f"stagewise: the {args.job} job is switched off in the config "
@@ -73,35 +81,80 @@ def cmd_once(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EX_FAILURE
-    from tabulate import tabulate
-
-    runtime = open_runtime(config)
+    if dry:
+        print(
+            f"dry run as at {args.at.isoformat()}: the plan of that day with today's balances "
+            "and prices; nothing is recorded (--record runs a past period for real)",
+            file=sys.stderr,
+        )
+        runtime = open_runtime(config, store=Store.copy(config.settings.state.path))
+    else:
+        runtime = open_runtime(config, clock=now_utc)
+    # A dry run plans as at --at; a recorded run plans now, for the period of --at (as the
+    # daemon catches up a missed period).
+    scheduled_at, decide_at = (at, at) if dry else (at or now, now)
     try:
-        runtime.check_exchange(now)
-        seed_paper(runtime, now)
-        outcomes = runtime.jobs.fire(sched, now, now)
-        if not outcomes:
-            keys = ", ".join(k for k, _ in runtime.jobs.periods_for(sched, now))
-            print(f"nothing to run: period {keys} is already recorded")
-            return EX_OK
-        rows = [[o.period, o.status, o.orders, o.error or ""] for o in outcomes]
-        if args.json:
-            emit_json(
-                [
-                    {"period": o.period, "status": o.status, "orders": o.orders, "error": o.error}
-                    for o in outcomes
-                ]
-            )
-        else:
-            print(tabulate(rows, headers=["period", "status", "orders", "note"]))
-            periods = {o.period for o in outcomes}
-            mine = [p for p in runtime.store.proposals() if p["period"] in periods]
-            if mine:
-                print()
-                print(render_proposals(mine))
-        return EX_FAILURE if any(o.status == "failed" for o in outcomes) else EX_OK
+        try:
+            runtime.check_exchange(now)
+            seed_paper(runtime, decide_at)
+        except StagewiseError as e:
+            if not dry:  # recorded like a scheduled run: a failed attempt, the period open
+                runtime.jobs.record_failed(sched, scheduled_at, now, str(e))
+            raise
+        outcomes = runtime.jobs.fire(sched, scheduled_at, decide_at)
+        return _report_once(args, runtime, sched, scheduled_at, outcomes)
     finally:
         runtime.close()
+
+
+def _schedule_for(config: Config, job: str, at: datetime) -> Schedule | None:
+    """The schedule `once JOB` fires: the job's (a rebalance: the stage's portfolio cadence
+    on the day of `at`); None when the config switches it off."""
+    from stagewise.scheduler import schedules
+
+    stage = targets_on(config, at.astimezone(config.tz).date()).stage
+    return next(
+        (
+            s
+            for s in schedules(config)
+            if s.job == job and (job != "rebalance" or s.cadence == stage.portfolio_rebalance)
+        ),
+        None,
+    )
+
+
+def _report_once(
+    args: argparse.Namespace,
+    runtime: Runtime,
+    sched: Schedule,
+    scheduled_at: datetime,
+    outcomes: list[Outcome],
+) -> int:
+    from tabulate import tabulate
+
+    if not outcomes:
+        keys = ", ".join(k for k, _ in runtime.jobs.periods_for(sched, scheduled_at))
+        if args.json:
+            emit_json([])
+        else:
+            print(f"nothing to run: period {keys} is already recorded")
+        return EX_OK
+    if args.json:
+        emit_json(
+            [
+                {"period": o.period, "status": o.status, "orders": o.orders, "error": o.error}
+                for o in outcomes
+            ]
+        )
+    else:
+        rows = [[o.period, o.status, o.orders, o.error or ""] for o in outcomes]
+        print(tabulate(rows, headers=["period", "status", "orders", "note"]))
+        periods = {o.period for o in outcomes}
+        mine = [p for p in runtime.store.proposals() if p["period"] in periods]
+        if mine:
+            print()
+            print(render_proposals(mine))
+    return EX_FAILURE if any(o.status == "failed" for o in outcomes) else EX_OK
 
 
 def open_store(path: Path) -> Store:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, ParamSpec
 
+from stagewise.money import AMOUNT_TOLERANCE
 from stagewise.planner.book import Book, Refusal
 from stagewise.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
 from stagewise.planner.orders import Draft
@@ -201,3 +203,36 @@ def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
             balances[order.base] = balances.get(order.base, 0.0) - order.amount
             balances[quote] += order.notional - order.fee
     return dataclasses.replace(snapshot, balances=balances)
+
+
+def state_seen(
+    snapshot: Snapshot,
+    before: Mapping[str, float] | None,
+    state: PlanState,
+    planned: PlanState,
+) -> PlanState:
+    """Read-only mode: the state after a run whose proposals the person may never place.
+
+    The cost basis follows what the account shows, not what was proposed: an asset held
+    without a basis, or more of it than at the last recorded snapshot (`before`, None when
+    there is none), is costed at today's price for the part added (the person's own fills,
+    whose prices stagewise cannot see); an asset no longer held loses its basis and its
+    milestones. The plan's own decisions (carry, withdrawals, milestones sold at) come from
+    `planned`: a proposed profit sale is proposed once, not every day until it is placed."""
+    basis = dict(state.cost_basis)
+    taken = dict(planned.milestones_taken)
+    for asset in set(basis) | set(taken):
+        if asset != snapshot.quote and snapshot.balances.get(asset, 0.0) <= 0:
+            basis.pop(asset, None)
+            taken.pop(asset, None)
+    for asset, amount in snapshot.balances.items():
+        price = snapshot.prices.get(asset)
+        if asset == snapshot.quote or amount <= 0 or price is None or not 0 < price < math.inf:
+            continue
+        if asset not in basis:
+            basis[asset] = price
+            continue
+        held = None if before is None else before.get(asset, 0.0)
+        if held is not None and amount > held * (1 + AMOUNT_TOLERANCE):
+            basis[asset] = (basis[asset] * held + price * (amount - held)) / amount
+    return dataclasses.replace(planned, cost_basis=basis, milestones_taken=taken)

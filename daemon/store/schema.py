@@ -36,6 +36,18 @@ def migrate(conn: sqlite3.Connection) -> None:
     transaction, the migrations join it."""
     if up_to_date(conn):
         return
+    # A table rebuild (m004) drops a table others reference: SQLite's procedure switches the
+    # foreign keys off around the transaction and checks them before it commits. (Inside a
+    # caller's transaction the pragma is a no-op: only a new, empty file migrates there.)
+    keys_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _apply_pending(conn)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={'ON' if keys_on else 'OFF'}")
+
+
+def _apply_pending(conn: sqlite3.Connection) -> None:
     with atomic(conn, "BEGIN IMMEDIATE"):
         conn.execute(_MIGRATIONS_TABLE)
         conn.execute(_MIGRATIONS_INDEX)
@@ -51,6 +63,9 @@ def migrate(conn: sqlite3.Connection) -> None:
                     # sqlite-utils' format; bookkeeping, not a time the jobs ever read
                     [MIGRATION_SET, fn.__name__, str(datetime.now(UTC))],
                 )
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise sqlite3.IntegrityError(f"a migration broke foreign keys: {broken[:3]}")
 
 
 def up_to_date(conn: sqlite3.Connection) -> bool:
@@ -234,3 +249,35 @@ def m003_ledger_balances(conn: sqlite3.Connection) -> None:
             ON CONFLICT (asset) DO UPDATE SET balance = balance + NEW.amount;
         END"""
     )
+
+
+@migration
+def m004_failed_runs_leave_period_open(conn: sqlite3.Connection) -> None:
+    """A failed run no longer uses up its period: the period is unique among the runs that
+    ran, were skipped or were missed, and a failed attempt is recorded beside them (the
+    period stays open to be retried). The table is rebuilt to drop the column's UNIQUE."""
+    conn.execute(
+        f"""CREATE TABLE runs_new (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            period TEXT NOT NULL,
+            scheduled_at TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped', 'missed')),
+            error TEXT,
+            mode TEXT NOT NULL CHECK (mode IN ('paper', 'read-only', 'simulate')),
+            rule TEXT CHECK (rule IS NULL OR rule IN {_RULES}),
+            refused TEXT,
+            deposit_needed REAL NOT NULL DEFAULT 0,
+            notes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(notes)),
+            summary TEXT CHECK (summary IS NULL OR json_valid(summary)),
+            snapshot_at TEXT
+        )"""
+    )
+    conn.execute("INSERT INTO runs_new SELECT * FROM runs")
+    conn.execute("DROP TABLE runs")
+    conn.execute("ALTER TABLE runs_new RENAME TO runs")
+    conn.execute("CREATE INDEX runs_job ON runs (job, id)")
+    conn.execute("CREATE UNIQUE INDEX runs_period_done ON runs (period) WHERE status <> 'failed'")
+    conn.execute("CREATE INDEX runs_period ON runs (period, id)")

@@ -127,6 +127,29 @@ class Store:
         store._reads.private = True
         return store
 
+    @classmethod
+    def copy(cls, path: Path) -> Store:
+        """A private copy in memory of the state file at `path` (nothing at `path` is created
+        or changed; what the copy records is gone at close): a dry run's store. A new, empty
+        one when there is no file yet."""
+        if not path.exists():
+            return cls.open_memory()
+        source = None
+        try:
+            source = connect_reading(path)
+            if _foreign(source):
+                raise StateError(
+                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
+                )
+            conn = connect_memory()
+            source.backup(conn)
+            return cls(conn)
+        except sqlite3.Error as e:
+            raise StateError(f"cannot read the state file {path}: {e}") from None
+        finally:
+            if source is not None:
+                source.close()
+
     def save(self, path: Path, *, durable: bool = True) -> None:
         """Write the whole database to `path`, atomically: a state file that Store.open and
         the CLI read like any other appears there complete, or nothing changes (a file
@@ -159,9 +182,34 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     def has_period(self, period: str) -> bool:
-        """True when a run (of any status) is recorded for `period`."""
-        row = self.conn.execute("SELECT 1 FROM runs WHERE period = ?", [period]).fetchone()
+        """True when `period` is done: a run of it ran, was skipped or was missed. Failed
+        attempts leave it open (to be retried)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM runs WHERE period = ? AND status <> 'failed'", [period]
+        ).fetchone()
         return row is not None
+
+    def failed_attempts(self, period: str) -> int:
+        """How many attempts at `period` failed (0 once it is done: then it needs no retry)."""
+        if self.has_period(period):
+            return 0
+        (count,) = self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE period = ? AND status = 'failed'", [period]
+        ).fetchone()
+        return count
+
+    def open_failures(self, since: datetime) -> list[dict[str, Any]]:
+        """The newest failed attempt of each period still open, scheduled at or after `since`
+        (what a start retries inside the grace window), oldest first."""
+        rows = self.conn.execute(
+            "SELECT job, period, MAX(scheduled_at) AS scheduled_at, COUNT(*) AS attempts"
+            " FROM runs AS r WHERE status = 'failed' AND scheduled_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM runs AS d"
+            "   WHERE d.period = r.period AND d.status <> 'failed')"
+            " GROUP BY job, period ORDER BY MAX(scheduled_at)",
+            [iso(since)],
+        )
+        return decoded(rows)
 
     def record_run(
         self,
@@ -186,7 +234,8 @@ class Store:
         `state` (default: the plan's) becomes the carried plan state, except the pause,
         which only set_paused changes. Ledger entries and events are tied to the run; the
         windfalls named are marked consumed by it. Raises DuplicatePeriod if `period` is
-        already recorded, ValueError for a naive time or a windfall not pending.
+        already done (a failed run may be recorded for a period any number of times),
+        ValueError for a naive time or a windfall not pending.
         """
         run = (
             job,
