@@ -149,8 +149,9 @@ class Service:
         for when, sched in plan.missed:
             jobs.record_missed(sched, when, now)
         due = list(plan.due)
+        seen = {(when, sched.name) for when, sched in due}
         for when, sched in self.open_failures(now - grace):
-            if (when, sched) not in due:
+            if (when, sched.name) not in seen:
                 due.append((when, sched))  # failed before the stop: retried inside the grace
         failed = []
         for when, sched in sorted(due, key=lambda d: d[0]):

@@ -348,6 +348,11 @@ class StandinExchange:
         with self._lock:
             self._faults.append([path_prefix, fault, times])
 
+    def clear_faults(self) -> None:
+        """Drop every fault still queued."""
+        with self._lock:
+            self._faults.clear()
+
     # -- request log -------------------------------------------------------------------
 
     @property

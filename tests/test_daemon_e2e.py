@@ -118,3 +118,57 @@ def test_once_a_switched_off_job_says_so_without_a_traceback(write_config, cli):
     assert result.returncode == 1
     assert "drift job is switched off" in result.stderr and "drift_enabled" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def period_rows(db_path: Path) -> list[tuple]:
+    return db_rows(db_path, "SELECT period, status, scheduled_at, started_at FROM runs ORDER BY id")
+
+
+def test_once_at_another_time_is_a_dry_run_that_records_nothing(standin_config, cli) -> None:
+    config = standin_config()
+    db_path = load_config(config).settings.state.path
+    dry = cli("once", "dca", "--at", "2031-01-05", "--config", str(config))
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run as at 2031-01-05" in dry.stderr and "nothing is recorded" in dry.stderr
+    assert "dca:2031-01" in dry.stdout and "ok" in dry.stdout  # what that DCA would do
+    assert not db_path.exists()  # not even a file
+
+    future = cli("once", "dca", "--at", "2031-01-05", "--record", "--config", str(config))
+    assert future.returncode == 2 and "future period cannot be recorded" in future.stderr
+    assert not db_path.exists()
+
+    done = cli("once", "dca", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    before = db_path.read_bytes()
+    again = cli("once", "dca", "--at", "2031-01-05", "--config", str(config))
+    assert again.returncode == 0, again.stderr
+    assert db_path.read_bytes() == before  # the state file is read, never written
+    assert [r[0].split(":")[0] for r in period_rows(db_path)] == ["dca"]
+
+
+def test_once_record_runs_a_missed_past_period_now(standin_config, cli) -> None:
+    config = standin_config()
+    db_path = load_config(config).settings.state.path
+    done = cli("once", "dca", "--at", "2026-11-05T09:00", "--record", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    ((period, status, scheduled_at, started_at),) = period_rows(db_path)
+    assert (period, status) == ("dca:2026-11", "ok")
+    assert scheduled_at.startswith("2026-11-05T08:00")  # 09:00 in Berlin
+    assert started_at > "2026-12"  # it ran now, with today's prices
+
+
+def test_a_once_whose_exchange_check_fails_records_a_failed_attempt_and_the_period_stays_open(
+    standin_config, plan_standin, cli
+) -> None:
+    config = standin_config()
+    db_path = load_config(config).settings.state.path
+    plan_standin.inject("/api/v3/exchangeInfo", "auth", times=10)
+    failed = cli("once", "dca", "--config", str(config))
+    assert failed.returncode == 69, failed.stderr
+    ((period, status, *_),) = period_rows(db_path)
+    assert period.startswith("dca:") and status == "failed"
+
+    plan_standin.clear_faults()
+    retried = cli("once", "dca", "--config", str(config))
+    assert retried.returncode == 0, retried.stderr
+    assert [r[:2] for r in period_rows(db_path)] == [(period, "failed"), (period, "ok")]

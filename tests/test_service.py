@@ -307,3 +307,72 @@ def test_a_refused_reload_waits_for_the_running_job(standin_config) -> None:
     finally:
         held.release.set()
         service.runtime.close()
+
+
+def test_a_start_retries_a_period_that_failed_before_the_stop_inside_the_grace(
+    standin_config, lifetime
+) -> None:
+    from stagewise.scheduler import schedules
+    from stagewise.service import Service
+
+    lifetime(berlin(2027, 2, 26, 12))  # first start
+    path = standin_config()
+    config = load_config(path)
+    dca = next(s for s in schedules(config) if s.name == "dca")
+    fired, stopped = berlin(2027, 3, 1, 9), berlin(2027, 3, 1, 9, 1)
+    service = Service(path, config, notifier=Notifier(environ={}))
+    try:  # the 1 March DCA failed (say, the exchange was down), then the daemon stopped
+        failed = service.runtime.jobs.record_failed(dca, fired, stopped, "exchange down")
+        assert [o.status for o in failed] == ["failed"]
+        service.runtime.store.add_event("daemon_stopped", stopped, {})
+    finally:
+        service.runtime.close()
+    assert lifetime(berlin(2027, 3, 2, 8)) == [("dca:2027-03", "ok")]  # 23 h later: retried
+    assert lifetime(berlin(2027, 3, 2, 9)) == []
+
+
+def test_a_period_that_failed_before_a_long_outage_stays_open_and_is_not_run_late(
+    standin_config, lifetime
+) -> None:
+    from stagewise.scheduler import schedules
+    from stagewise.service import Service
+
+    lifetime(berlin(2027, 2, 26, 12))
+    path = standin_config()
+    config = load_config(path)
+    dca = next(s for s in schedules(config) if s.name == "dca")
+    service = Service(path, config, notifier=Notifier(environ={}))
+    try:
+        service.runtime.jobs.record_failed(dca, berlin(2027, 3, 1, 9), berlin(2027, 3, 1, 9), "x")
+        service.runtime.store.add_event("daemon_stopped", berlin(2027, 3, 1, 9, 1), {})
+    finally:
+        service.runtime.close()
+    assert lifetime(berlin(2027, 3, 5, 12)) == []  # 99 h later: past the 72 h grace
+
+
+def test_a_failed_fire_schedules_its_retry_inside_the_grace(standin_config, plan_standin) -> None:
+    from datetime import UTC, timedelta
+
+    from stagewise.scheduler import RETRY_FIRST, LiveScheduler, schedules
+    from stagewise.service import Service
+
+    path = standin_config()
+    config = load_config(path)
+    service = Service(path, config, notifier=Notifier(environ={}))
+    try:
+        service.scheduler = LiveScheduler(config, service.on_fire)  # installed, not started
+        dca = next(s for s in schedules(config) if s.name == "dca")
+        plan_standin.inject("/api/v3/ticker", "auth", times=100)  # every price request fails
+        fired = datetime.now(UTC)
+        service.on_fire(dca, fired)
+        (when,) = service.scheduler.retries().values()
+        assert fired + RETRY_FIRST <= when <= datetime.now(UTC) + RETRY_FIRST
+        assert [r["status"] for r in service.runtime.store.runs()] == ["failed"]
+
+        late = fired - timedelta(hours=config.settings.schedule.grace_hours)
+        service.scheduler = LiveScheduler(config, service.on_fire)
+        service.on_fire(dca, late)  # a fire at the window's edge: no retry past it
+        assert service.scheduler.retries() == {}
+        assert service.runtime.store.events(kind="retries_exhausted")
+    finally:
+        service.runtime.close()
