@@ -94,3 +94,22 @@ def on_step(amount: float, step: float) -> bool:
 def cents(value: float) -> float:
     """A quote-currency value rounded to two decimals, for display and reports."""
     return round(value + 0.0, 2)
+
+
+def amount_text(amount: float) -> str:
+    """An amount exactly as it is (the shortest decimal that is this float), never rounded
+    and never in scientific notation: 82.00355154 stays 82.00355154, 1.32e-06 reads
+    0.00000132."""
+    if not math.isfinite(amount):
+        return repr(amount)
+    text = format(Decimal(repr(amount)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def price_text(price: float) -> str:
+    """A price with the digits that make it meaningful: cents above 1,000, and at least
+    four significant digits below (FET at 0.04317, not 0.04)."""
+    if not math.isfinite(price) or price <= 0:
+        return repr(price)
+    decimals = max(2, 3 - math.floor(math.log10(price)))
+    return f"{price:,.{decimals}f}"

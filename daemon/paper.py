@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from stagewise.errors import SnapshotError
-from stagewise.money import STEP_EPSILON
+from stagewise.money import STEP_EPSILON, amount_text, price_text
 from stagewise.planner.model import Plan
 from stagewise.snapshot import Market, Snapshot
 
@@ -98,7 +98,8 @@ def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[Ledger
         if not order.price > 0 or order.amount <= 0:
             raise SnapshotError(f"cannot fill {order.symbol}: price {order.price!r}")
         sign = 1.0 if order.side == "buy" else -1.0
-        note = f"{order.rule} {order.side} {order.amount:g} {order.symbol} @ {order.price:g}"
+        amount, price = amount_text(order.amount), price_text(order.price)
+        note = f"{order.rule} {order.side} {amount} {order.symbol} @ {price}"
         entries += [
             LedgerEntry(at, "fill", order.base, sign * order.amount, order.price, note),
             LedgerEntry(at, "fill", quote, -sign * order.notional, None, note),

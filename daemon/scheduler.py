@@ -326,9 +326,7 @@ class LiveScheduler:
     def retries(self) -> dict[str, datetime]:
         """The pending retries, by job id, with when they fire."""
         return {
-            j.id: j.trigger.run_date
-            for j in self._scheduler.get_jobs()
-            if j.id.startswith(_RETRY)
+            j.id: j.trigger.run_date for j in self._scheduler.get_jobs() if j.id.startswith(_RETRY)
         }
 
     def next_runs(self) -> dict[str, datetime]:

@@ -172,3 +172,42 @@ def test_a_once_whose_exchange_check_fails_records_a_failed_attempt_and_the_peri
     retried = cli("once", "dca", "--config", str(config))
     assert retried.returncode == 0, retried.stderr
     assert [r[:2] for r in period_rows(db_path)] == [(period, "failed"), (period, "ok")]
+
+
+def test_once_read_only_tells_the_deposit_and_the_notes_and_the_table_has_dates(
+    standin_config, plan_standin, cli
+) -> None:
+    config = standin_config({"exchange": {"mode": "read-only"}})
+    env = {"STAGEWISE_EXCHANGE__API_KEY": "k" * 16, "STAGEWISE_EXCHANGE__SECRET": "s" * 16}
+    done = cli("once", "dca", "--config", str(config), env=env)
+    assert done.returncode == 0, done.stderr
+    db_path = load_config(config).settings.state.path
+    ((deposit, notes),) = db_rows(db_path, "SELECT deposit_needed, notes FROM runs")
+    assert deposit > 0
+    assert f"deposit {deposit:,.2f} USDT on the account" in done.stdout
+    for note in json.loads(notes):
+        assert note in done.stdout
+    header = next(line for line in done.stdout.splitlines() if "est. price" in line)
+    assert header.split()[:2] == ["date", "period"]
+    amounts = db_rows(db_path, "SELECT amount FROM orders")
+    for (amount,) in amounts:  # exactly as proposed, never in scientific notation
+        assert repr(amount) in done.stdout or f"{amount:f}".rstrip("0") in done.stdout
+    assert "e-0" not in done.stdout
+
+    shown = cli("proposals", "--config", str(config), env=env)
+    assert f"deposit {deposit:,.2f} USDT" in shown.stdout
+    status = cli("status", "--config", str(config), env=env)
+    assert f"deposit {deposit:,.2f} USDT" in status.stdout
+
+
+def test_status_in_paper_mode_shows_the_holdings_after_the_last_fills(standin_config, cli) -> None:
+    config = standin_config()
+    done = cli("once", "dca", "--json", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    status = json.loads(cli("status", "--json", "--config", str(config)).stdout)
+    db_path = load_config(config).settings.state.path
+    bought = db_rows(db_path, "SELECT base, SUM(amount) FROM orders GROUP BY base")
+    assert bought
+    held = {h["asset"]: h["amount"] for h in status["holdings"]}
+    for base, amount in bought:
+        assert held[base] == amount  # the paper ledger's balance, not the snapshot's 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from stagewise.cli import (
     pct,
     targets_json,
 )
+from stagewise.money import amount_text, price_text
 from stagewise.settings import Config
 from stagewise.targets import targets_on
 
@@ -151,9 +153,18 @@ def _report_once(
         print(tabulate(rows, headers=["period", "status", "orders", "note"]))
         periods = {o.period for o in outcomes}
         mine = [p for p in runtime.store.proposals() if p["period"] in periods]
+        tz, quote = runtime.config.tz, runtime.config.quote
         if mine:
             print()
-            print(render_proposals(mine))
+            print(render_proposals(mine, tz))
+        newest: dict[str, dict[str, Any]] = {}
+        for run in runtime.store.runs(limit=4 * len(outcomes) + 10):
+            if run["period"] in periods:
+                newest.setdefault(run["period"], run)
+        said = render_run_notes(reversed(newest.values()), quote)
+        if said:
+            print()
+            print(said)
     return EX_FAILURE if any(o.status == "failed" for o in outcomes) else EX_OK
 
 
@@ -202,6 +213,9 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     snapshot_at = None
     if latest is not None:
         snapshot_at, assets = latest
+        if config.settings.exchange.mode == "paper":
+            # The paper ledger holds the last run's fills; the snapshot is from before them.
+            assets = _priced(store.ledger_balances(), assets, config.quote)
         total = sum(a["value"] or 0 for a in assets.values())
         for asset in sorted(set(assets) | set(targets.weights)):
             row = assets.get(asset, {"amount": 0.0, "price": None, "value": 0.0})
@@ -226,11 +240,14 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "status": run["status"],
                 "at": run["finished_at"].isoformat(),
                 "error": run["error"],
+                "notes": run["notes"],
+                "deposit_needed": run["deposit_needed"],
             }
     next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
     return {
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
+        "quote": config.quote,
         "targets": targets_json(targets),
         "paused": state.paused,
         "pause_reason": state.pause_reason,
@@ -268,11 +285,16 @@ def render_status(d: dict[str, Any]) -> str:
         lines.append(f"windfalls waiting for the next job: {d['pending_windfalls']}")
     lines.append("")
     if d["holdings"]:
-        lines.append(f"holdings at the last snapshot ({d['snapshot_at']}):")
+        if d["mode"] == "paper":
+            lines.append(
+                f"holdings (paper ledger, priced at the last snapshot {d['snapshot_at']}):"
+            )
+        else:
+            lines.append(f"holdings at the last snapshot ({d['snapshot_at']}):")
         rows = [
             [
                 h["asset"],
-                f"{h['amount']:.8g}",
+                amount_text(h["amount"]),
                 "" if h["value"] is None else f"{h['value']:.2f}",
                 pct(h["weight"]),
                 pct(h["target"]),
@@ -297,6 +319,9 @@ def render_status(d: dict[str, Any]) -> str:
     if rows:
         lines.append(tabulate(rows, headers=["job", "last period", "status", "at", "note"]))
         lines.append("")
+    said = render_run_notes(d["last_runs"].values(), d["quote"])
+    if said:
+        lines += ["what the last runs said:", said, ""]
     rows = sorted(d["next_runs"].items(), key=lambda kv: kv[1])
     lines.append(tabulate(rows, headers=["schedule", "next run"]))
     return "\n".join(lines)
@@ -325,31 +350,62 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     elif not rows:
         print(f"no proposals recorded in {path}")
     else:
-        print(render_proposals(rows))
+        print(render_proposals(rows, config.tz))
+        runs = {r["run_id"]: r for r in reversed(rows)}
+        said = render_run_notes(runs.values(), config.quote)
+        if said:
+            print()
+            print(said)
     return EX_OK
 
 
-def render_proposals(rows: list[dict[str, Any]]) -> str:
+def render_proposals(rows: list[dict[str, Any]], tz: tzinfo) -> str:
+    """The proposed orders as a table: amounts exactly as proposed (on the market's step),
+    prices with the digits that matter, the day in the investor's time zone."""
     from tabulate import tabulate
 
     table = [
         [
+            r["finished_at"].astimezone(tz).date().isoformat(),
             r["period"],
             r["side"],
-            f"{r['amount']:.8g}",
+            amount_text(r["amount"]),
             r["symbol"],
-            f"{r['price']:.8g}",
-            f"{r['notional']:.2f}",
-            f"{r['fee']:.2f}",
+            price_text(r["price"]),
+            f"{r['notional']:,.2f}",
+            f"{r['fee']:,.2f}",
             r["reason"],
         ]
         for r in rows
     ]
-    return tabulate(
-        table,
-        headers=["period", "side", "amount", "symbol", "est. price", "notional", "fee", "why"],
-        disable_numparse=True,
-    )
+    headers = ["date", "period", "side", "amount", "symbol", "est. price", "notional", "fee"]
+    return tabulate(table, headers=[*headers, "why"], disable_numparse=True)
+
+
+def render_run_notes(runs: Iterable[dict[str, Any]], quote: str) -> str:
+    """What runs said beside their orders: the deposit a read-only DCA needs, the notes."""
+    lines = []
+    for run in runs:
+        deposit = run.get("deposit_needed") or 0
+        if deposit > 0:
+            lines.append(
+                f"{run['period']}: deposit {deposit:,.2f} {quote} on the account before placing "
+                "its buys (stagewise cannot move money)"
+            )
+        lines += [f"{run['period']}: {note}" for note in run.get("notes") or ()]
+    return "\n".join(lines)
+
+
+def _priced(
+    balances: dict[str, float], snapshot: dict[str, dict[str, Any]], quote: str
+) -> dict[str, dict[str, Any]]:
+    """`balances` as snapshot rows, priced at the snapshot's prices (value None: unpriced)."""
+    rows = {}
+    for asset, amount in balances.items():
+        price = 1.0 if asset == quote else snapshot.get(asset, {}).get("price")
+        value = None if price is None else amount * price
+        rows[asset] = {"amount": amount, "price": price, "value": value}
+    return rows
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

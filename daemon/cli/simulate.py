@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +96,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(render_report(result, config))
         if args.proposals > 0:
-            print(render_last_proposals(db_path, args.proposals))
+            print(render_last_proposals(db_path, args.proposals, config.tz))
     if args.chart:
         from stagewise.chart import draw
 
@@ -219,7 +219,7 @@ def render_report(r: SimulationResult, config: Config) -> str:
     )
 
 
-def render_last_proposals(db_path: Path, n: int) -> str:
+def render_last_proposals(db_path: Path, n: int, tz: tzinfo) -> str:
     from stagewise.cli.commands import open_store, render_proposals
 
     store = open_store(db_path)
@@ -229,4 +229,4 @@ def render_last_proposals(db_path: Path, n: int) -> str:
         store.close()
     if not rows:
         return "\nno proposals"
-    return f"\nthe last {len(rows)} proposals:\n" + render_proposals(rows)
+    return f"\nthe last {len(rows)} proposals:\n" + render_proposals(rows, tz)

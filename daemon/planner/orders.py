@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from stagewise.money import floor_to_step
+from stagewise.money import amount_text, floor_to_step
 from stagewise.planner.book import Book, Refusal, money, pct
 from stagewise.planner.model import Policy, Rule, Side, Skip
 from stagewise.snapshot import Market
@@ -93,8 +93,8 @@ class Trader:
         if amount <= 0 or amount < market.min_amount:
             return self._skip(
                 draft,
-                f"below the market's minimum amount {market.min_amount:g} {draft.asset} "
-                f"(step {market.amount_step:g})",
+                f"below the market's minimum amount {amount_text(market.min_amount)} {draft.asset} "
+                f"(step {amount_text(market.amount_step)})",
             )
         if notional < market.min_notional:
             return self._skip(
@@ -113,7 +113,8 @@ class Trader:
 
     def _skip(self, draft: Draft, why: str) -> Skip:
         value = money(draft.notional, self.book.quote)
-        reason = f"{draft.side} {draft.amount:g} {draft.asset} ({value}): {why} (wanted because: "
+        amount = amount_text(draft.amount)
+        reason = f"{draft.side} {amount} {draft.asset} ({value}): {why} (wanted because: "
         reason += f"{draft.reason})"
         return Skip(draft.asset, self.rule, reason, draft.notional)
 

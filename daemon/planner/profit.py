@@ -11,7 +11,8 @@ proposed, so a skipped one is tried again on the next run; each fires once.
 
 from __future__ import annotations
 
-from stagewise.planner.book import Book, money, open_book, pct
+from stagewise.money import price_text
+from stagewise.planner.book import Book, open_book, pct
 from stagewise.planner.fills import Proposal, finish, refuses
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import trader_for
@@ -71,6 +72,6 @@ def _reason(book: Book, asset: str, cost: float, due: list[float], share: float)
     each = " at each" if len(due) > 1 else ""
     return (
         f"{asset} up {pct(price / cost - 1)} on its average cost "
-        f"{money(cost, book.quote)} (price {money(price, book.quote)}): milestone "
+        f"{price_text(cost)} {book.quote} (price {price_text(price)} {book.quote}): milestone "
         f"{reached} reached: sell {pct(share)} of the gain{each}"
     )

@@ -294,12 +294,13 @@ class Store:
     def proposals(
         self, *, since: datetime | None = None, job: str | None = None
     ) -> list[dict[str, Any]]:
-        """Proposed orders with their run's job, period, mode and finished_at, newest first."""
+        """Proposed orders with their run's job, period, mode, finished_at, notes and the
+        deposit it asks for, newest first."""
         where, args = where_clause(
             ("r.finished_at >= ?", iso(since) if since else None), ("r.job = ?", job)
         )
         sql = (
-            "SELECT o.*, r.job, r.period, r.mode, r.finished_at"
+            "SELECT o.*, r.job, r.period, r.mode, r.finished_at, r.notes, r.deposit_needed"
             " FROM orders o JOIN runs r ON r.id = o.run_id"
             + (f" WHERE {where}" if where else "")
             + " ORDER BY r.id DESC, o.seq"
