@@ -30,7 +30,6 @@ from stagewise.planner import (
 )
 from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState
-from stagewise.planner.watch import drift_is_quiet, profit_is_quiet
 from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
@@ -237,15 +236,10 @@ class Jobs:
             return Outcome(job, key, "quiet")  # nothing to take: no need to ask the exchange
         snapshot = self._snapshot(targets, now)
         planned_on = self._planned_on(snapshot)
-        if job == "drift":
-            if drift_is_quiet(planned_on, targets, self.policy, state):
-                return Outcome(job, key, "quiet")
-            plan = plan_drift(planned_on, targets, self.policy, state)
-        else:
-            if profit_is_quiet(planned_on, targets, state):
-                return Outcome(job, key, "quiet")
-            plan = plan_profit(planned_on, targets, self.policy, state)
+        check = plan_drift if job == "drift" else plan_profit
+        plan = check(planned_on, targets, self.policy, state)
         if not plan.orders and plan.state == state and plan.refused is None:
+            log.debug("quiet", notes=plan.notes)  # e.g. a drift too small to be worth orders
             return Outcome(job, key, "quiet")
         return self._record(job, key, scheduled_at, now, plan, snapshot)
 

@@ -161,6 +161,8 @@ class PolicySettings(Section):
     rebalance_to: Literal["target", "band"] = "target"
     drift_watch: Literal["sleeve", "asset"] = "sleeve"
     max_order_pct: float = Field(default=25, gt=0, le=100)
+    min_order: float = Field(default=10, ge=0, le=1_000_000)
+    min_rebalance_pct: float = Field(default=1, ge=0, le=100)
     milestone_sell_pct: float = Field(default=50, gt=0, le=100)
     cash_pct: float = Field(default=0, ge=0, lt=100)
 

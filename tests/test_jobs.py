@@ -479,7 +479,10 @@ def test_a_read_only_fire_never_sells_a_coin_or_spends_cash_twice(
     outcomes = runtime.jobs.fire(quarterly, at, at + timedelta(seconds=1))
     periods = [o.period for o in outcomes if o.status == "ok"]
     assert len(periods) >= 2, outcomes  # several periods in one fire: the case at stake
-    proposed = [p for p in reversed(runtime.store.proposals()) if p["period"] in periods]
+    proposed = sorted(
+        (p for p in runtime.store.proposals() if p["period"] in periods),
+        key=lambda p: (p["run_id"], p["seq"]),
+    )
     assert proposed, "the concentrated account must be rebalanced"
     sold = sum(p["amount"] for p in proposed if p["side"] == "sell" and p["base"] == holding)
     assert sold <= balances[holding] + 1e-9
@@ -496,7 +499,10 @@ def test_a_paper_fire_places_in_turn_what_it_proposes(make_config, history_runti
     at = berlin(2027, 4, 2, 10)
     outcomes = runtime.jobs.fire(sched(runtime, "rebalance-quarterly"), at, at)
     periods = [o.period for o in outcomes]
-    proposed = [p for p in reversed(runtime.store.proposals()) if p["period"] in periods]
+    proposed = sorted(
+        (p for p in runtime.store.proposals() if p["period"] in periods),
+        key=lambda p: (p["run_id"], p["seq"]),
+    )
     left = replay(before, proposed)
     after = runtime.store.ledger_balances()
     for asset, amount in after.items():  # the ledger is the replay, up to slippage on cash

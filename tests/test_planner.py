@@ -270,16 +270,28 @@ def test_an_unpriced_coin_outside_the_plan_is_left_out_with_a_note():
     assert any("AIRDROP" in n for n in plan.notes)
 
 
-def test_the_cap_refuses_an_implausible_order_with_a_reason():
-    # 1,000 account: BTC 600 vs target 10 % must sell 500 = 50 % of the account > 25 % cap.
+def test_a_sell_beyond_the_cap_is_proposed_in_part_up_to_the_cap():
+    # 1,000 account: BTC 600 vs target 10 % must sell 500 = 50 % of the account > 25 % cap:
+    # 250 of it is proposed now (the rest at a later run), and its proceeds buy ETH.
     snap = snapshot({"BTC": 6.0, "ETH": 4.0, QUOTE: 0.0}, {"BTC": 100.0, "ETH": 100.0})
     plan = plan_rebalance(snap, targets({"BTC": 0.1, "ETH": 0.9}), POLICY, PlanState())
-    sells = [s for s in plan.skipped if s.asset == "BTC"]
-    assert len(sells) == 1 and "implausible" in sells[0].reason and "25.0% cap" in sells[0].reason
-    assert sells[0].notional == pytest.approx(500.0)
-    assert all(o.base != "BTC" for o in plan.orders)
-    # ETH's buy (500 > 250 too) has no cash without the BTC sale: nothing is proposed.
-    assert plan.orders == ()
+    sells = [o for o in plan.orders if o.side == "sell"]
+    assert [(o.base, o.notional) for o in sells] == [("BTC", pytest.approx(250.0))]
+    assert "part: 250.00 USDT of 500.00 USDT" in sells[0].reason
+    assert "25.0% of the account" in sells[0].reason
+    (buy,) = [o for o in plan.orders if o.side == "buy"]
+    assert buy.base == "ETH" and buy.notional + buy.fee <= sells[0].notional - sells[0].fee
+    assert not [s for s in plan.skipped if "implausible" in s.reason]
+
+
+def test_the_next_rebalance_proposes_the_rest_of_a_capped_sell():
+    snap = snapshot({"BTC": 6.0, "ETH": 4.0, QUOTE: 0.0}, {"BTC": 100.0, "ETH": 100.0})
+    t = targets({"BTC": 0.1, "ETH": 0.9})
+    first = plan_rebalance(snap, t, POLICY, PlanState())
+    after = apply(first, snap)
+    second = plan_rebalance(after, t, POLICY, first.state)
+    sold = sum(o.amount for p in (first, second) for o in p.orders if o.base == "BTC")
+    assert sold == pytest.approx(5.0, abs=0.02)  # 600 -> 100: two parts of 250
 
 
 def test_dca_buys_are_exempt_from_the_cap():

@@ -138,18 +138,20 @@ def test_an_unusable_carry_refuses_rather_than_invests_it(carry):
     assert plan.refused is not None and "carried money" in plan.refused
 
 
-def test_dca_keeps_money_in_cash_when_crypto_is_at_the_top_of_its_band():
+def test_dca_keeps_money_in_cash_when_crypto_is_at_its_target_share():
     # Account: A 600 + B 400 + 300 USDT contributed = 1,300; outside investments 3,000, so
-    # the whole portfolio is 4,300 and the band's top (25 %) allows 1,075 of crypto.
-    # Targets 50/50 scaled by 1,075 / 1,300: A and B aim at 537.5 each. A (600) has no gap;
-    # B has 537.5 - 400 = 137.5. Only that is bought; the other 162.5 stays cash, carried.
+    # the whole portfolio is 4,300 and the target share (20 %, the investor's point in the
+    # band 15-25 %) is 860 of crypto. Targets 50/50 scaled by 860 / 1,300: A and B aim at
+    # 430 each. A (600) has no gap; B has 430 - 400 = 30. Only that is bought; the other 270
+    # stays cash, carried, and the note says why.
     snap = snapshot({"A": 600.0, "B": 400.0, QUOTE: 300.0}, {"A": 1.0, "B": 1.0}, fee=0.0)
     t = targets({"A": 0.5, "B": 0.5})
     policy = dataclasses.replace(POLICY, outside_value=3_000.0)
     plan = plan_dca(snap, t, policy, PlanState(), 300.0)
-    assert [(o.base, o.notional) for o in plan.orders] == [("B", pytest.approx(137.5))]
-    assert plan.state.carry == pytest.approx(162.5)
+    assert [(o.base, o.notional) for o in plan.orders] == [("B", pytest.approx(30.0))]
+    assert plan.state.carry == pytest.approx(270.0)
     assert any("targets scaled" in n for n in plan.notes)
+    assert any("270.00 USDT carried as cash" in n for n in plan.notes)
     # The same account without the band problem invests all of it.
     roomy = dataclasses.replace(POLICY, outside_value=100_000.0)
     plan = plan_dca(snap, t, roomy, PlanState(), 300.0)

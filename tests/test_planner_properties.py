@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hypothesis import assume, event, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_planner import QUOTE, TAKEN_AT, market, targets
 
@@ -21,13 +21,11 @@ from stagewise.planner import (
     Policy,
     apply,
     plan_dca,
-    plan_drift,
     plan_profit,
     plan_rebalance,
     plan_windfall,
     plan_withdraw,
 )
-from stagewise.planner.watch import drift_is_quiet, profit_is_quiet
 from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets
 
@@ -224,85 +222,3 @@ def test_a_rebalance_with_the_crypto_share_reduces_drift_from_its_own_targets(
     steps_ = sum(o.price * snap.markets[o.base].amount_step for o in plan.orders)
     assert after <= before + (fees + steps_) / plan.summary.value + 1e-9
     assert not math.isnan(after)
-
-
-# --- the watch jobs' cheap answers agree with the full plans ----------------------------------
-
-
-def with_sleeves(t: Targets, split: int) -> Targets:
-    """`t` with its assets in two indices: the first `split` in one, the rest in the other."""
-    from stagewise.targets import SleeveTarget
-
-    names = sorted(t.weights)
-    members = {"one": {a: t.weights[a] for a in names[:split]}}
-    if names[split:]:
-        members["two"] = {a: t.weights[a] for a in names[split:]}
-    members = {i: m for i, m in members.items() if m}
-    sleeves = {i: SleeveTarget(i, i, sum(m.values()), "weekly") for i, m in members.items()}
-    return dataclasses.replace(t, sleeves=sleeves, members=members)
-
-
-@PROPERTY
-@given(
-    accounts(),
-    policies,
-    states,
-    st.integers(0, 6),
-    st.sampled_from(["sleeve", "asset"]),
-    st.floats(0.8, 1.25),
-    st.booleans(),
-)
-def test_a_quiet_drift_answer_means_the_drift_plan_does_nothing(
-    account, policy, state, split, watch, move, near_target
-):
-    snap, t = account
-    t = with_sleeves(t, split)
-    policy = dataclasses.replace(policy, drift_watch=watch)
-    if near_target:  # the common case live: holdings near their targets, drifted by `move`
-        value = max(snap.total_value, 1.0)
-        balances = {
-            a: w * value * move**i / snap.prices[a] for i, (a, w) in enumerate(t.weights.items())
-        }
-        snap = dataclasses.replace(snap, balances={**snap.balances, **balances})
-    # Half the time every held asset has a cost basis near today's price (the common case).
-    state = dataclasses.replace(
-        state, cost_basis={a: p * move for a, p in snap.prices.items()} | dict(state.cost_basis)
-    )
-    quiet = drift_is_quiet(snap, t, policy, state)
-    event(f"quiet: {quiet}")  # both answers come up (see --hypothesis-show-statistics)
-    if quiet:
-        plan = plan_drift(snap, t, policy, state)
-        assert plan.refused is None and plan.orders == () and plan.state == state
-
-
-@PROPERTY
-@given(
-    accounts(),
-    policies,
-    states,
-    st.lists(st.sampled_from([25.0, 50.0, 100.0, 200.0]), unique=True, max_size=3),
-    st.floats(0.3, 3.5),
-    st.data(),
-)
-def test_a_quiet_profit_answer_means_the_profit_plan_does_nothing(
-    account, policy, state, milestones, move, data
-):
-    snap, t = account
-    t = dataclasses.replace(
-        t, stage=t.stage.model_copy(update={"profit_milestones_pct": milestones})
-    )
-    basis = {a: p / move for a, p in snap.prices.items()} | dict(state.cost_basis)
-    taken = {
-        a: tuple(
-            sorted(
-                data.draw(st.sets(st.sampled_from(milestones)) if milestones else st.just(set()))
-            )
-        )
-        for a in basis
-    }
-    state = dataclasses.replace(state, cost_basis=basis, milestones_taken=taken)
-    quiet = profit_is_quiet(snap, t, state)
-    event(f"quiet: {quiet}")
-    if quiet:
-        plan = plan_profit(snap, t, policy, state)
-        assert plan.refused is None and plan.orders == () and plan.state == state

@@ -113,42 +113,73 @@ def test_a_scoped_rebalance_touches_only_its_assets():
     assert plan.orders == () and "no cash left" in plan.skipped[0].reason
 
 
-def test_crypto_above_the_whole_portfolio_band_is_sold_pro_rata():
+def test_crypto_above_the_whole_portfolio_band_is_sold_pro_rata_back_to_the_target():
     # Account 1,000 of crypto (A 500, B 500, at target), 1,500 outside: crypto is 40 % of
-    # 2,500, band 15-25 %: sell x with (1,000 - x) / (2,500 - 0.001 x) = 25 %:
-    # x = 375 / (1 - 0.25 * 0.001) = 375.0938, pro rata 187.5469 of each -> 187.54 (step).
+    # 2,500, band 15-25 %, target (the investor's point) 20 %: sell x with
+    # (1,000 - x) / (2,500 - 0.001 x) = 20 %: x = 500 / (1 - 0.2 * 0.001) = 500.1000,
+    # pro rata 250.05 of each (step 0.01). Back to the target, not to the band's edge.
     snap = snapshot({"A": 500.0, "B": 500.0, QUOTE: 0.0}, PRICES)
-    policy = dataclasses.replace(POLICY, outside_value=1_500.0)
+    policy = dataclasses.replace(POLICY, outside_value=1_500.0, max_order_share=1.0)
     plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
     assert [(o.side, o.base, o.amount) for o in plan.orders] == [
-        ("sell", "A", 187.54),
-        ("sell", "B", 187.54),
+        ("sell", "A", 250.05),
+        ("sell", "B", 250.05),
     ]
-    assert "sell 37.5% of A into USDT" in plan.orders[0].reason
-    assert any("crypto is 40.0% of the whole portfolio" in n for n in plan.notes)
+    assert "sell 50.0% of A into USDT" in plan.orders[0].reason
+    assert any(
+        "crypto 40.0% of the whole portfolio (target 20.0%, band 15.0%-25.0%), above the "
+        "band's top: sell 50.0% of each holding, back to the target 20.0%" in n
+        for n in plan.notes
+    )
     assert plan.summary is not None and plan.summary.crypto_share == pytest.approx(0.4)
+    after = apply(plan, snap)
+    crypto = after.total_value - after.balances[QUOTE]
+    assert crypto / (after.total_value + 1_500) == pytest.approx(0.2, abs=1e-4)
 
 
 def test_after_the_crypto_share_sale_the_next_rebalance_neither_buys_back_nor_sells_again():
-    # The account after the sale above: 312.46 of each and 374.705 USDT: crypto is 25.0 %
-    # (a hair over: the step rounded the sale down, less than one step left to sell).
-    # Targets are scaled so the cash is kept: no buy back.
+    # The account after the sale above: crypto is at its target, inside the band: nothing
+    # trades for the share (the cash is kept), and the mix is at target.
     snap = snapshot({"A": 500.0, "B": 500.0, QUOTE: 0.0}, PRICES)
-    policy = dataclasses.replace(POLICY, outside_value=1_500.0)
+    policy = dataclasses.replace(POLICY, outside_value=1_500.0, max_order_share=1.0)
     t = targets({"A": 0.5, "B": 0.5})
     after = apply(plan_rebalance(snap, t, policy, PlanState()), snap)
     plan = plan_rebalance(after, t, policy, PlanState())
     assert plan.orders == () and plan.skipped == ()
-    assert any("targets scaled" in n for n in plan.notes)
-    assert not any("above the stage's band" in n for n in plan.notes)
+    assert not any("band's top" in n or "band's bottom" in n for n in plan.notes)
 
 
-def test_crypto_below_the_band_suggests_a_higher_contribution_and_buys_nothing_more():
+def test_inside_the_band_nothing_trades_for_the_crypto_share():
+    # Crypto at 24 % (band 15-25 %, target 20 %), the mix at target: no order, although the
+    # share is above its target (a trim here would be undone by the next DCA's room).
+    snap = snapshot({"A": 600.0, "B": 600.0, QUOTE: 0.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=3_800.0)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
+    assert plan.orders == () and plan.skipped == ()
+
+
+def test_crypto_below_the_band_without_cash_suggests_a_higher_contribution():
     snap = snapshot({"A": 50.0, "B": 50.0, QUOTE: 0.0}, PRICES)
     policy = dataclasses.replace(POLICY, outside_value=10_000.0)
     plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
     assert plan.orders == ()
-    assert any("below the stage's band" in n and "higher contribution" in n for n in plan.notes)
+    assert any("below the band's bottom" in n and "higher contribution" in n for n in plan.notes)
+
+
+def test_crypto_below_the_band_buys_toward_the_target_with_the_cash_never_beyond():
+    # A 100, B 300 and 1,600 USDT, 8,000 outside: crypto 4 % of 10,000 (band 15-25 %, target
+    # 20 %): the target is 2,000 of crypto, 1,000 each; 1,600 of cash buys A's 900 gap and
+    # 700 of B's (biggest gaps first), fee included: all the cash, never beyond it.
+    snap = snapshot({"A": 100.0, "B": 300.0, QUOTE: 1_600.0}, PRICES)
+    policy = dataclasses.replace(POLICY, outside_value=8_000.0)
+    plan = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState())
+    assert {o.side for o in plan.orders} == {"buy"}
+    spent = sum(o.notional + o.fee for o in plan.orders)
+    assert spent <= 1_600.0 and spent == pytest.approx(1_600.0, abs=2.0)
+    assert "below the band's bottom: buy A toward its target" in plan.orders[0].reason
+    # DCA money carried is set aside: the rebalance does not spend it.
+    carried = plan_rebalance(snap, targets({"A": 0.5, "B": 0.5}), policy, PlanState(carry=600))
+    assert sum(o.notional + o.fee for o in carried.orders) <= 1_000.0
 
 
 def test_without_outside_investments_the_crypto_share_is_not_checked():
@@ -255,11 +286,18 @@ def test_the_drift_watch_sells_a_holding_outside_the_plan():
 
 
 def test_the_drift_watch_sells_crypto_above_the_stage_band():
-    # 1,000 of crypto beside 2,000 outside: 33 % of the whole portfolio, band 15-25 %.
+    # 1,000 of crypto beside 2,000 outside: 33 % of the whole portfolio, band 15-25 %, target
+    # 20 %: every holding is sold pro rata, x = 400 / (1 - 0.2 * 0.001) = 400.08 in all.
     snap = snapshot({"A": 250.0, "B": 250.0, "C": 500.0, QUOTE: 0.0}, PRICES)
     policy = dataclasses.replace(POLICY, outside_value=2_000.0)
     plan = plan_drift(snap, two_sleeves(), policy, PlanState())
     assert plan.notes[0] == (
-        "rebalancing early: crypto is 33.3% of the whole portfolio, above the band's top 25.0%"
+        "rebalancing early: crypto 33.3% of the whole portfolio (target 20.0%, band "
+        "15.0%-25.0%): above the band's top"
     )
-    assert plan.orders and all(o.side == "sell" for o in plan.orders)
+    assert {o.side for o in plan.orders} == {"sell"}
+    assert {o.base: o.amount for o in plan.orders} == {
+        "A": pytest.approx(100.02),
+        "B": pytest.approx(100.02),
+        "C": pytest.approx(200.04),
+    }

@@ -25,13 +25,13 @@ def test_a_withdrawal_comes_from_the_most_overweight_asset_first():
     assert (plan.state.withdrawn_year, plan.state.withdrawn) == (2026, pytest.approx(9.99999))
 
 
-def test_beyond_the_overweight_part_the_rest_is_pro_rata():
-    # A 520 / B 480: 20 over in A. 100 to raise: 20 from A, then 80 pro rata to what is
-    # left (A 500, B 480): A 40.82, B 39.18. No fee, step 0.01.
+def test_beyond_the_overweight_part_the_rest_keeps_the_holdings_level_with_their_targets():
+    # A 520 / B 480 at 50/50: 100 to raise. 40 from A brings it level with B (480 each); the
+    # other 60 from both alike: A 70, B 30, leaving 450 and 450. No fee, step 0.01.
     snap = snapshot({"A": 520.0, "B": 480.0, QUOTE: 0.0}, PRICES, fee=0.0)
     plan = plan_withdraw(snap, T, POLICY, PlanState(), 0.1, 1, 2026)
     amounts = {o.base: o.amount for o in plan.orders}
-    assert amounts == {"A": pytest.approx(60.81), "B": pytest.approx(39.18)}
+    assert amounts == {"A": pytest.approx(70.0), "B": pytest.approx(30.0)}
 
 
 def test_the_withdrawn_total_resets_with_the_year():
@@ -46,7 +46,7 @@ def test_the_withdrawn_total_resets_with_the_year():
 def test_a_withdrawal_never_sells_more_than_the_free_balance():
     # 100 % of everything at once, the fee grossed up on top: capped at the balances.
     snap = snapshot({"A": 3.3333, "B": 7.0, QUOTE: 0.0}, {"A": 3.0, "B": 1.0}, step=0.0001)
-    policy = dataclasses.replace(POLICY, max_order_share=1.0)
+    policy = dataclasses.replace(POLICY, max_order_share=1.0, min_order=0.0)  # (B is 7)
     plan = plan_withdraw(snap, T, policy, PlanState(), 1.0, 1, 2026)
     after = apply(plan, snap)
     assert after.balances["A"] >= 0 and after.balances["B"] >= 0
@@ -64,3 +64,28 @@ def test_a_rate_that_is_not_a_fraction_refuses(rate):
     snap = snapshot({"A": 500.0, QUOTE: 0.0}, PRICES)
     plan = plan_withdraw(snap, T, POLICY, PlanState(), rate, 12, 2026)
     assert plan.refused is not None and "withdrawal rate" in plan.refused
+
+
+def test_a_small_withdrawal_is_one_order_from_the_most_overweight_holding() -> None:
+    # 20 to raise from five holdings near target: water-filling would take 4 from each,
+    # dust under policy.min_order 10; it is one order instead.
+    five = targets({a: 0.2 for a in "ABCDE"})
+    snap = snapshot(
+        {"A": 205.0, "B": 200.0, "C": 199.0, "D": 198.0, "E": 198.0, QUOTE: 0.0},
+        {a: 1.0 for a in "ABCDE"},
+        fee=0.0,
+    )
+    plan = plan_withdraw(snap, five, POLICY, PlanState(), 0.02 * 12, 12, 2026)
+    assert len(plan.orders) == 1 and plan.orders[0].notional == pytest.approx(20.0, abs=0.01)
+    assert all(o.notional >= POLICY.min_order for o in plan.orders)
+
+
+def test_what_a_period_cannot_raise_is_owed_to_the_next_and_said() -> None:
+    # 3 to raise: under the 10 floor, nothing is sold; the 3 is owed and raised with the next.
+    snap = snapshot({"A": 150.0, "B": 150.0, QUOTE: 0.0}, PRICES, fee=0.0)
+    first = plan_withdraw(snap, T, POLICY, PlanState(), 0.12, 12, 2026)
+    assert first.orders == () and first.state.withdraw_due == pytest.approx(3.0)
+    assert any("3.00 USDT is owed to the next period" in n for n in first.notes)
+    second = plan_withdraw(snap, T, POLICY, first.state, 0.12 * 3, 12, 2026)
+    assert received(second) == pytest.approx(9.0 + 3.0, abs=0.01)  # this period's and the owed
+    assert second.state.withdraw_due == 0.0

@@ -7,9 +7,10 @@ of the budget not yet on the account (read-only mode's deposit). The biggest gap
 first; money beyond every gap is spread by target weight. Fees come out of the budget; what
 cannot be placed (below a market's minimum, rounding) is carried to the next run.
 
-When crypto is at the top of the stage's band of the whole portfolio, the targets are scaled
-down as in a rebalance and money beyond the gaps is carried, not bought: the next rebalance
-would only sell it back.
+The targets aim at the crypto share's target of the whole portfolio (the investor's point in
+the stage's band): when the plan's weights would put crypto above it they are scaled down,
+and money beyond the gaps is carried as cash, not bought (it would carry the share above its
+target), until a later DCA finds the share back under it.
 
 While the guide's emergency rule is in force (`state.paused`) nothing is bought, the
 contribution is not added (contributions stop) and the carry stays as it was.
@@ -58,13 +59,12 @@ def invest(
     must_be_money(state.carry, "the carried money")
     buyable = {a: t for a, t in targets.weights.items() if t > 0}
     book = open_book(snapshot, targets.weights, buyable)
-    scaled = scaled_targets(book, targets, policy)
+    scaled = scaled_targets(book.value, targets, policy)
     aims = {a: t for a, t in scaled.items() if t > 0}
     proposal = Proposal(rule, book, aims)
     if scaled is not targets.weights:
-        # Crypto is at the top of the stage's band of the whole portfolio: money beyond the
-        # gaps stays in cash (carried) instead of being bought now and sold back by the
-        # next rebalance.
+        # Crypto is at its target share of the whole portfolio: money beyond the gaps stays
+        # in cash (carried) instead of carrying the share above the target.
         proposal.notes.append(scaled_note(targets, scaled))
     if state.paused:
         why = f" ({state.pause_reason})" if state.pause_reason else ""
@@ -91,7 +91,13 @@ def invest(
     if spent > available:  # only possible when policy.allow_deposit
         proposal.deposit = deposit_for(spent - available)
     _note_crypto_share(proposal, targets, policy)
-    return finish(proposal, state, policy, carry=max(0.0, funded - spent))
+    carry = max(0.0, funded - spent)
+    if not spread and carry >= QUOTE_EPSILON:
+        proposal.notes.append(
+            f"{money(carry, book.quote)} carried as cash: buying it would take crypto above "
+            f"its target {pct(targets.crypto_share)} of the whole portfolio"
+        )
+    return finish(proposal, state, policy, carry=carry)
 
 
 def deposit_for(shortfall: float) -> float:
@@ -123,7 +129,7 @@ def _buy_gaps(
         total = sum(aims.values())
         for asset, t in aims.items():
             alloc[asset] = alloc.get(asset, 0.0) + rest * t / total
-    trader = trader_for(book, snapshot.markets, policy, proposal.rule, alloc, capped_buys=False)
+    trader = trader_for(book, snapshot.markets, policy, proposal.rule, alloc)
     left = funded
     for asset in sorted(alloc):
         reason = _reason(book, label, asset, aims[asset], gaps[asset])
@@ -155,5 +161,6 @@ def _note_crypto_share(proposal: Proposal, targets: Targets, policy: Policy) -> 
         proposal.notes.append(
             f"crypto is {pct(share)} of the whole portfolio, above the "
             f"stage's band ({pct(low)}-{pct(high)}): consider a smaller "
-            "contribution; the next whole-portfolio rebalance will sell down"
+            f"contribution; the next whole-portfolio rebalance sells down to the target "
+            f"{pct(targets.crypto_share)}"
         )

@@ -24,8 +24,12 @@ class Policy:
     drift_watch: what the drift watch compares with the bands between scheduled rebalances:
         "sleeve" each index's share (its assets drift until the index's own cadence), or
         "asset" each asset's.
-    max_order_share: an order whose notional exceeds this share of the account's value is
-        refused as implausible (buys of new money from DCA or a windfall are exempt).
+    max_order_share: the most one sell may move, as a share of the account's value: a larger
+        one is proposed in part, up to it (buys spend the account's cash: not capped).
+    min_order: rebalance, drift, profit and withdrawal orders worth less (quote currency)
+        are not proposed (dust); DCA and windfall buys only need the market's minimum.
+    min_rebalance_share: a drift-watch rebalance moving less than this share of the account
+        in all is not proposed (a quiet check).
     milestone_sell_share: the part of a position's gain sold at each profit milestone.
     fee_rate: the fee assumed where a market declares none.
     slippage: how much worse than the snapshot price an order is assumed to fill (buys
@@ -40,6 +44,8 @@ class Policy:
     rebalance_to: Literal["target", "band"] = "target"
     drift_watch: Literal["sleeve", "asset"] = "sleeve"
     max_order_share: float = 0.25
+    min_order: float = 10.0
+    min_rebalance_share: float = 0.01
     milestone_sell_share: float = 0.5
     fee_rate: float = 0.001
     slippage: float = 0.0
@@ -55,6 +61,7 @@ class PlanState:
     milestones_taken: per asset, the gain milestones (percent) already sold at.
     carry: DCA/windfall money not yet placed (too small for a market's minimum).
     withdrawn_year / withdrawn: the calendar year and the amount withdrawn so far in it.
+    withdraw_due: withdrawal money earlier periods could not raise (owed to the next).
     paused / pause_reason: the guide's emergency rule is in force.
     """
 
@@ -63,6 +70,7 @@ class PlanState:
     carry: float = 0.0
     withdrawn_year: int = 0
     withdrawn: float = 0.0
+    withdraw_due: float = 0.0
     paused: bool = False
     pause_reason: str = ""
 

@@ -1,8 +1,12 @@
-"""Making one order: on the market's grid, above its minimums, under the plausibility cap.
+"""Making one order: on the market's grid, above its minimums, in parts under the cap.
 
 Amounts are rounded DOWN to the market's step, once, here. A buy never spends more than the
-money given to it (notional + fee); a sell never exceeds the free balance. What cannot be
-proposed comes back as a `Skip` with the reason.
+money given to it (notional + fee); a sell never exceeds the free balance. A sell worth more
+than `policy.max_order_share` of the account is proposed in part, up to the cap (the rest
+waits for a later run): one order never moves more than that share. Buys spend cash the
+account holds (or new money), so they are bounded by it and not capped. A rebalance, drift,
+profit or withdrawal order worth less than `policy.min_order` is not worth placing (dust).
+What cannot be proposed comes back as a `Skip` with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from stagewise.money import amount_text, floor_to_step
 from stagewise.planner.book import Book, Refusal, money, pct
 from stagewise.planner.model import Policy, Rule, Side, Skip
 from stagewise.snapshot import Market
+
+# Rules that invest new money: every part of it is placed, however small (what cannot be
+# is carried to the next run), so the dust floor does not apply to them.
+_NEW_MONEY = ("dca", "windfall")
 
 # Amounts tried (the floored one, then a step down each time) to undo float noise before
 # giving up on an order (one or two are ever needed).
@@ -47,7 +55,6 @@ class Trader:
     fee_rates: Mapping[str, float]
     policy: Policy
     rule: Rule
-    capped_buys: bool = True  # False for DCA/windfall: new money is exempt from the cap
 
     def buy(self, asset: str, spend: float, reason: str, target: float) -> Draft | Skip:
         """Buy `asset` for at most `spend` of the quote currency, fee included."""
@@ -69,11 +76,20 @@ class Trader:
         draft = Draft(
             asset, market.symbol, "buy", amount, price, notional, notional * rate, reason, target
         )
-        return self._checked(draft, market, self.capped_buys)
+        return self._checked(draft, market)
 
     def sell(self, asset: str, value: float, reason: str, target: float) -> Draft | Skip:
-        """Sell about `value` (quote, before fee) of `asset`, never more than its free balance."""
+        """Sell about `value` (quote, before fee) of `asset`, never more than its free balance
+        and never more than the cap's share of the account (then in part, said in the reason)."""
         market = self.markets[asset]
+        cap = self.policy.max_order_share * self.book.value
+        if value > cap:
+            reason += (
+                f" (part: {money(cap, self.book.quote)} of {money(value, self.book.quote)}, "
+                f"the most one order may move is {pct(self.policy.max_order_share)} of the "
+                "account; the rest at a later run)"
+            )
+            value = cap
         price = self.book.prices[asset] * (1 - self.policy.slippage)  # expected fill
         rate = self.fee_rates[asset]
         free = self.book.amounts.get(asset, 0.0)
@@ -86,9 +102,9 @@ class Trader:
         draft = Draft(
             asset, market.symbol, "sell", amount, price, notional, notional * rate, reason, target
         )
-        return self._checked(draft, market, True)
+        return self._checked(draft, market)
 
-    def _checked(self, draft: Draft, market: Market, capped: bool) -> Draft | Skip:
+    def _checked(self, draft: Draft, market: Market) -> Draft | Skip:
         amount, notional = draft.amount, draft.notional
         if amount <= 0 or amount < market.min_amount:
             return self._skip(
@@ -102,12 +118,11 @@ class Trader:
                 f"below the market's minimum order value "
                 f"{money(market.min_notional, self.book.quote)}",
             )
-        if capped and notional > self.policy.max_order_share * self.book.value:
-            share = notional / self.book.value
+        if notional < self.policy.min_order and self.rule not in _NEW_MONEY:
             return self._skip(
                 draft,
-                f"{pct(share)} of the account, above the {pct(self.policy.max_order_share)} "
-                "cap: refused as implausible",
+                f"under policy.min_order {money(self.policy.min_order, self.book.quote)}: "
+                "not worth an order",
             )
         return draft
 
@@ -141,8 +156,6 @@ def trader_for(
     policy: Policy,
     rule: Rule,
     assets: Iterable[str],
-    *,
-    capped_buys: bool = True,
 ) -> Trader:
     """A Trader for a plan that trades `assets`: each needs a market with sane rules."""
     problems = {}
@@ -158,7 +171,7 @@ def trader_for(
             fee_rates[asset] = rate if _fee_ok(rate) else policy.fee_rate
     if problems:
         raise Refusal("no usable market: " + "; ".join(problems[a] for a in sorted(problems)))
-    return Trader(book, markets, fee_rates, policy, rule, capped_buys)
+    return Trader(book, markets, fee_rates, policy, rule)
 
 
 def _rules_ok(market: Market) -> bool:

@@ -16,6 +16,8 @@ def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:
         rebalance_to=p.rebalance_to,
         drift_watch=p.drift_watch,
         max_order_share=p.max_order_pct / 100,
+        min_order=p.min_order,
+        min_rebalance_share=p.min_rebalance_pct / 100,
         milestone_sell_share=p.milestone_sell_pct / 100,
         fee_rate=settings.paper.fee_rate,
         slippage=settings.paper.slippage,

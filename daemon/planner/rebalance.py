@@ -6,26 +6,31 @@ An asset is outside its band when |weight - target| > min(band_abs, band_rel * t
 The drift watch (`plan_drift`) rebalances the whole portfolio early, between the scheduled
 runs, only when a sleeve (an index's share of the account, an asset held by two indices split
 between them as their targets are) is outside its band, an asset outside the plan is held, or
-crypto is above the stage's band of the whole portfolio. Inside a sleeve, assets drift until
+crypto is outside the stage's band of the whole portfolio. Inside a sleeve, assets drift until
 the index's own cadence (the guide: Momentum weekly, Value annual). `policy.drift_watch =
-"asset"` watches each asset's band instead. Outside assets trade
-back to target (`rebalance_to = "target"`) or to the band's edge ("band"); assets inside
-their band are left alone. Buys are paid by the sells and by cash above its target, biggest
-gaps first; the cash target is never spent.
+"asset"` watches each asset's band instead. A drift-watch rebalance that would move less than
+`policy.min_rebalance_share` of the account is not proposed. Outside assets trade back to
+target (`rebalance_to = "target"`) or to the band's edge ("band"); assets inside their band
+are left alone. Buys are paid by the sells and by cash above its target, biggest gaps first;
+the cash target and the DCA money carried (`state.carry`) are never spent.
 
-The crypto share of the WHOLE portfolio (the account plus `policy.outside_value`) is kept
-at or under the top of the stage's band:
-- the plan's targets are scaled down when holding them would put crypto above the band's
-  top (the excess is held as cash), so a rebalance never buys the share over the band;
-- the whole-portfolio rebalance (scope None) also sells every holding pro rata when crypto is
-  above the band, down to the band's top, into the quote currency; when crypto is below the
-  band it notes that a higher contribution would help (it never buys beyond the cash).
+The crypto share of the WHOLE portfolio (the account plus `policy.outside_value`) has one
+target, the investor's point in the stage's band (`targets.crypto_share`); the band is the
+tolerance around it:
+- inside the band nothing trades for the share: the assets are measured against the plan's
+  mix of the crypto the account holds now;
+- above the band's top, the whole-portfolio rebalance (scope None) sells every holding pro
+  rata, down to the point (not to the edge, which the next up-day would cross again);
+- below the band's bottom, it buys toward the point with the cash above the cash target
+  (never beyond; read-only mode says what deposit would reach it);
+- DCA buys up to the point and holds what would carry the share above it as cash.
 With no outside value configured (0) the share cannot be measured and is not checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.planner.book import (
@@ -62,8 +67,67 @@ def plan_rebalance(
 def plan_drift(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     """The drift watch: the whole-portfolio rebalance when a sleeve (or, with
     `policy.drift_watch = "asset"`, an asset) is outside its band, a holding is not in the
-    plan or crypto is above the stage's band; else no orders."""
+    plan or crypto is outside the stage's band; else no orders."""
     return _rebalance(snapshot, targets, policy, state, None, watch=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The crypto share of the whole portfolio, against its target and band (fractions)."""
+
+    now: float
+    point: float
+    low: float
+    high: float
+    total: float  # the whole portfolio's value: the account plus the outside investments
+
+    @property
+    def above(self) -> bool:
+        return self.now > self.high + WEIGHT_TOLERANCE
+
+    @property
+    def below(self) -> bool:
+        return self.now < self.low - WEIGHT_TOLERANCE
+
+    def text(self) -> str:
+        return (
+            f"crypto {pct(self.now)} of the whole portfolio (target {pct(self.point)}, "
+            f"band {pct(self.low)}-{pct(self.high)})"
+        )
+
+
+def share_of(book: Book, targets: Targets, policy: Policy) -> Share | None:
+    """The crypto share of the whole portfolio, or None when no outside value is configured."""
+    if policy.outside_value <= 0:
+        return None
+    total = book.value + policy.outside_value
+    low, high = targets.crypto_band
+    return Share(book.crypto / total, targets.crypto_share, low, high, total)
+
+
+def scaled_targets(value: float, targets: Targets, policy: Policy) -> Mapping[str, float]:
+    """The plan's weights as shares of an account worth `value` that put crypto at its target
+    share of the whole portfolio: scaled down when the plan's weights would put it above (the
+    difference is held as cash), else `targets.weights` (an account too small for the target
+    holds the plan's weights). What DCA buys toward and `status` shows."""
+    if policy.outside_value <= 0 or value <= 0:
+        return targets.weights
+    invested = sum(targets.weights.values()) * value
+    goal = targets.crypto_share * (value + policy.outside_value)
+    if invested <= goal * (1 + WEIGHT_TOLERANCE):
+        return targets.weights
+    k = goal / invested
+    return {a: t * k for a, t in targets.weights.items()}
+
+
+def _mix_now(book: Book, targets: Targets) -> Mapping[str, float]:
+    """The plan's weights scaled to the crypto the account holds now: the mix to keep when
+    the share is inside its band (nothing trades for the share itself)."""
+    planned = sum(targets.weights.values())
+    if planned <= 0 or book.value <= 0:
+        return targets.weights
+    k = book.crypto / book.value / planned
+    return {a: t * k for a, t in targets.weights.items()}
 
 
 def _rebalance(
@@ -81,62 +145,74 @@ def _rebalance(
         in_scope &= set(scope)
     buyable = [a for a in in_scope if targets.weights.get(a, 0.0) > 0]
     book = open_book(snapshot, targets.weights, buyable)
-    aims = scaled_targets(book, targets, policy)
+    share = share_of(book, targets, policy)
+    portfolio = scope is None
+    if share is None:
+        aims = targets.weights
+    elif portfolio and (share.above or share.below):
+        aims = scaled_targets(book.value, targets, policy)  # back to the point
+    else:
+        aims = _mix_now(book, targets)
     proposal = Proposal("rebalance", book, aims)
     if book.value <= 0:
         proposal.notes.append("the account is empty: nothing to rebalance")
         return finish(proposal, state, policy)
+    spare = max(0.0, book.cash - book.value * (1 - sum(aims.values())) - state.carry)
     if watch:
-        why = breach(book, targets, aims, policy)
+        why = breach(book, targets, aims, policy, share, spare)
         if why is None:
             proposal.notes.append("nothing is outside the drift watch's bands")
             return finish(proposal, state, policy)
         proposal.notes.append(f"rebalancing early: {why}")
-    if aims is not targets.weights:
-        proposal.notes.append(scaled_note(targets, aims))
-    excess = _crypto_excess(proposal, targets, policy, snapshot) if scope is None else 0.0
-    wanted = _wanted(book, aims, policy, in_scope, excess)
+    keep, topping = 1.0, False
+    if portfolio:
+        keep, topping = _crypto_share(proposal, targets, policy, snapshot, share, spare)
+    wanted = _wanted(book, aims, policy, in_scope, keep, share if topping else None)
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
-    cash_target = book.value * max(0.0, 1 - sum(aims.values()))
+    cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
     _buy(proposal, trader, wanted, aims, max(0.0, cash - cash_target))
     if not wanted:
         proposal.notes.append("every asset is inside its band: nothing to rebalance")
+    moved = sum(d.notional for d in proposal.drafts)
+    if watch and proposal.drafts and moved < policy.min_rebalance_share * book.value:
+        quiet = Proposal("rebalance", book, aims)
+        quiet.notes.append(
+            f"the drift watch would move {money(moved, book.quote)} "
+            f"({pct(moved / book.value)} of the account), under policy.min_rebalance_pct "
+            f"{pct(policy.min_rebalance_share)}: not worth the orders; the next scheduled "
+            "rebalance looks again"
+        )
+        return finish(quiet, state, policy)
     return finish(proposal, state, policy)
 
 
-def scaled_targets(book: Book, targets: Targets, policy: Policy) -> Mapping[str, float]:
-    """The targets, scaled down when holding them would put crypto above the top of the stage's
-    band of the whole portfolio (the difference is held as cash); else `targets.weights`."""
-    if policy.outside_value <= 0 or book.value <= 0:
-        return targets.weights
-    invested = sum(targets.weights.values()) * book.value
-    ceiling = targets.crypto_band[1] * (book.value + policy.outside_value)
-    if invested <= ceiling * (1 + WEIGHT_TOLERANCE):  # at the top within float noise
-        return targets.weights
-    k = ceiling / invested
-    return {a: t * k for a, t in targets.weights.items()}
-
-
-def breach(book: Book, targets: Targets, aims: Mapping[str, float], policy: Policy) -> str | None:
+def breach(
+    book: Book,
+    targets: Targets,
+    aims: Mapping[str, float],
+    policy: Policy,
+    share: Share | None,
+    spare: float,
+) -> str | None:
     """What puts the account outside the drift watch's bands (the first found), or None."""
     total = book.value
     for asset, value in book.values.items():
-        if aims.get(asset, 0.0) <= 0 and value / total > WEIGHT_TOLERANCE:
+        if aims.get(asset, 0.0) <= 0 and value >= max(policy.min_order, WEIGHT_TOLERANCE * total):
             return f"{asset} is held ({pct(value / total)}) but not in the plan"
-    if policy.outside_value > 0:
-        share, high = book.crypto / (total + policy.outside_value), targets.crypto_band[1]
-        if share > high + WEIGHT_TOLERANCE:
-            return (
-                f"crypto is {pct(share)} of the whole portfolio, above the band's top {pct(high)}"
-            )
+    if share is not None:
+        if share.above:
+            return f"{share.text()}: above the band's top"
+        if share.below and spare >= policy.min_order:
+            return f"{share.text()}: below the band's bottom, {money(spare, book.quote)} in cash"
     # (name, the weight it holds of each asset): each index, or each asset on its own.
     groups: list[tuple[str, Mapping[str, float]]]
     if policy.drift_watch == "sleeve" and targets.members:
         groups = [(f"sleeve {targets.sleeves[i].name}", m) for i, m in targets.members.items()]
     else:
         groups = [(f"asset {asset}", {asset: w}) for asset, w in targets.weights.items()]
-    scale = 1.0 if aims is targets.weights else sum(aims.values()) / sum(targets.weights.values())
+    planned = sum(targets.weights.values())
+    scale = sum(aims.values()) / planned if planned > 0 else 1.0
     values, weights = book.values, targets.weights
     for name, held in groups:
         target = sum(held.values())
@@ -154,43 +230,51 @@ def breach(book: Book, targets: Targets, aims: Mapping[str, float], policy: Poli
 def scaled_note(targets: Targets, aims: Mapping[str, float]) -> str:
     k = sum(aims.values()) / sum(targets.weights.values())
     return (
-        f"targets scaled to {pct(k)} of the plan's weights so crypto stays at the top of "
-        f"the stage's band ({pct(targets.crypto_band[1])} of the whole portfolio); the rest "
-        "is kept as cash"
+        f"targets scaled to {pct(k)} of the plan's weights so crypto is at its target "
+        f"{pct(targets.crypto_share)} of the whole portfolio; the rest is held as cash"
     )
 
 
-def _crypto_excess(
-    proposal: Proposal, targets: Targets, policy: Policy, snapshot: Snapshot
-) -> float:
-    """Crypto value to sell to bring the share to the band's top (the policy's fee assumed),
-    with a note when the share is outside the band. An excess too small for any holding's
-    grid (less than one step of each) is the top within the exchange's precision: none."""
+def _crypto_share(
+    proposal: Proposal,
+    targets: Targets,
+    policy: Policy,
+    snapshot: Snapshot,
+    share: Share | None,
+    spare: float,
+) -> tuple[float, bool]:
+    """The whole-portfolio rebalance's trade for the crypto share, with its note: the part of
+    each holding to keep (a pro rata trim above the band's top, to the point), and whether to
+    top up toward the point with the spare cash (below the band's bottom)."""
     book = proposal.book
-    if policy.outside_value <= 0:
+    if share is None:
         proposal.notes.append(
             "outside investments are not configured (0): the crypto share "
             "of the whole portfolio is not checked"
         )
-        return 0.0
-    total = book.value + policy.outside_value
-    share, (low, high) = book.crypto / total, targets.crypto_band
-    # The fees leave the portfolio too: (crypto - x) / (total - fee * x) = high.
-    excess = (book.crypto - high * total) / (1 - high * policy.fee_rate)
-    if share > high + WEIGHT_TOLERANCE and _sellable(book, snapshot, excess):
+        return 1.0, False
+    if share.above:
+        # The fees leave the portfolio too: (crypto - x) / (total - fee * x) = point.
+        excess = (book.crypto - share.point * share.total) / (1 - share.point * policy.fee_rate)
+        if _sellable(book, snapshot, excess):
+            keep = 1 - excess / book.crypto
+            proposal.notes.append(
+                f"{share.text()}, above the band's top: sell {pct(1 - keep)} of each holding, "
+                f"back to the target {pct(share.point)}"
+            )
+            return keep, False
+    if share.below:
+        if spare >= policy.min_order:
+            proposal.notes.append(
+                f"{share.text()}, below the band's bottom: buy toward the target "
+                f"{pct(share.point)} with the {money(spare, book.quote)} above the cash target"
+            )
+            return 1.0, True
         proposal.notes.append(
-            f"crypto is {pct(share)} of the whole portfolio, above the "
-            f"stage's band ({pct(low)}-{pct(high)}): selling pro rata down "
-            f"to {pct(high)}"
+            f"{share.text()}, below the band's bottom: no cash above the cash target to buy "
+            "with; a higher contribution (or a deposit) would reach the target"
         )
-        return excess
-    if share < low - WEIGHT_TOLERANCE:
-        proposal.notes.append(
-            f"crypto is {pct(share)} of the whole portfolio, below the "
-            f"stage's band ({pct(low)}-{pct(high)}): consider a higher "
-            "contribution (a rebalance never buys beyond the cash)"
-        )
-    return 0.0
+    return 1.0, False
 
 
 def _sellable(book: Book, snapshot: Snapshot, excess: float) -> bool:
@@ -208,10 +292,12 @@ def _wanted(
     aims: Mapping[str, float],
     policy: Policy,
     in_scope: Collection[str],
-    excess: float,
+    keep: float,
+    topping: Share | None,
 ) -> Wanted:
-    """Per asset to trade: the quote value to buy (+) or sell (-), and why."""
-    keep = 1 - excess / book.crypto if excess > 0 else 1.0
+    """Per asset to trade: the quote value to buy (+) or sell (-), and why. `keep` < 1 trims
+    every holding pro rata first; `topping` buys every asset below its aim, band or not (the
+    crypto share is below its band)."""
     total, values, to_target = book.value, book.values, policy.rebalance_to == "target"
     wanted: Wanted = {}
     for asset in sorted(in_scope):
@@ -221,10 +307,20 @@ def _wanted(
         band = band_of(aim, policy)
         drift = goal / total - aim
         outside = outside_band(drift, band)
-        if not outside and not (excess > 0 and value > 0):
+        trimmed = keep < 1 and value > 0
+        if topping is not None and drift < 0:
+            if aim * total - value < policy.min_order:
+                continue  # as good as at its aim: no dust order to top it up
+            reason = (
+                f"{topping.text()}, below the band's bottom: buy {asset} toward its target "
+                f"{pct(aim)} (now {pct(value / total)})"
+            )
+            wanted[asset] = (aim * total - value, reason)
+            continue
+        if not outside and not trimmed:
             continue  # the common case, kept cheap: nothing to do
         reasons = []
-        if excess > 0 and value > 0:
+        if trimmed:
             reasons.append(
                 f"crypto above the whole-portfolio band: sell {pct(1 - keep)} of "
                 f"{asset} into {book.quote}"
