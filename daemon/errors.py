@@ -52,6 +52,11 @@ class PriceHistoryError(StagewiseError):
     """A price history file or download is unusable (bad row, gap, unknown asset)."""
 
 
+class OutputRefused(StagewiseError):
+    """A file stagewise was asked to write over is not one it may replace (a state file,
+    another program's data): it is left exactly as it is. Choose another path."""
+
+
 def _describe(error: dict, model: type[BaseModel]) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(loc) or "(top level)"

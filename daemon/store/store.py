@@ -57,6 +57,20 @@ class PendingWindfall:
     amount: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contents:
+    """What a state file holds, in brief: enough to tell a simulation's from a live one."""
+
+    simulation: bool  # marked by `mark_simulation`
+    run_modes: frozenset[str]
+    event_kinds: frozenset[str]
+    windfalls: int
+
+
+# The event that marks a simulation's database (`simulate` replaces only files that have it).
+SIMULATION_EVENT = "simulation"
+
+
 class Store:
     """The daemon's SQLite state, on the connection it is given (migrated on construction).
 
@@ -346,6 +360,20 @@ class Store:
             return [PendingWindfall(i, from_iso(at), amount) for i, at, amount in rows]
 
         return list(self._reads.get("pending_windfalls", load))
+
+    # -- what the file holds ------------------------------------------------------------------
+
+    def mark_simulation(self, at: datetime, details: Mapping[str, Any]) -> None:
+        """Mark this database as a simulation's (a 'simulation' event with `details`): the
+        one kind of file a simulation replaces."""
+        self.add_event(SIMULATION_EVENT, at, details)
+
+    def contents(self) -> Contents:
+        """What the file holds, in brief (see Contents)."""
+        kinds = {k for (k,) in self.conn.execute("SELECT DISTINCT kind FROM events")}
+        modes = {m for (m,) in self.conn.execute("SELECT DISTINCT mode FROM runs")}
+        (windfalls,) = self.conn.execute("SELECT count(*) FROM pending_windfalls").fetchone()
+        return Contents(SIMULATION_EVENT in kinds, frozenset(modes), frozenset(kinds), windfalls)
 
     # -- ledger -----------------------------------------------------------------------------
 
