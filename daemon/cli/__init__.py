@@ -143,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--json", action="store_true", help="print as JSON")
 
     pause = command("pause", cmd_pause, "the emergency rule: stop contributions (sells nothing)")
-    pause.add_argument("--reason", required=True, help="why (kept in the journal)")
+    pause.add_argument(
+        "--reason", required=True, type=reason_text, help="why (kept in the journal)"
+    )
+    pause.add_argument(
+        "--replace",
+        action="store_true",
+        help="already paused: give the pause this reason instead of keeping the first",
+    )
     command("resume", cmd_resume, "end the emergency pause: contributions resume")
 
     windfall = command(
@@ -172,6 +179,13 @@ def positive_amount(text: str) -> float:
     if not (value > 0) or value == float("inf"):
         raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
     return value
+
+
+def reason_text(text: str) -> str:
+    """A reason a person can read later: not empty, not only spaces."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a reason (it is kept in the journal)")
+    return text.strip()
 
 
 def positive_int(text: str) -> int:

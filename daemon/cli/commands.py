@@ -175,12 +175,14 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "error": run["error"],
             }
     next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
+    pause = store.pause()
     return {
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
         "targets": targets_json(targets),
         "paused": state.paused,
         "pause_reason": state.pause_reason,
+        "paused_since": pause.since.astimezone(config.tz).isoformat() if pause else None,
         "carry": state.carry,
         "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
         "holdings": holdings,
@@ -208,7 +210,10 @@ def render_status(d: dict[str, Any]) -> str:
         f"(band {pct(t['crypto_band'][0])} .. {pct(t['crypto_band'][1])})"
     )
     if d["paused"]:
-        lines.append(f"PAUSED (emergency rule): {d['pause_reason']} -- `stagewise resume` ends it")
+        since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
+        lines.append(
+            f"PAUSED (emergency rule): {d['pause_reason']}{since} -- `stagewise resume` ends it"
+        )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
     if d["pending_windfalls"]:
@@ -247,6 +252,11 @@ def render_status(d: dict[str, Any]) -> str:
     rows = sorted(d["next_runs"].items(), key=lambda kv: kv[1])
     lines.append(tabulate(rows, headers=["schedule", "next run"]))
     return "\n".join(lines)
+
+
+def local_minute(text: str) -> str:
+    """An ISO time as status and the windfall list show it: to the minute, in its own zone."""
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:
@@ -303,26 +313,50 @@ def cmd_pause(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
     store = open_store(config.settings.state.path)
     try:
-        store.set_paused(True, args.reason, now_utc())
+        before = store.set_paused(True, args.reason, now_utc(), replace=args.replace)
     finally:
         store.close()
-    print(
-        f"paused: contributions stop from the next job; nothing is sold because of it. "
-        f"Reason: {args.reason}. `stagewise resume` ends the pause."
-    )
+    if before is None:
+        print(
+            f"paused: contributions stop from the next job; nothing is sold because of it. "
+            f"Reason: {args.reason}. `stagewise resume` ends the pause."
+        )
+    elif args.replace and args.reason != before.reason:
+        print(
+            f"still paused, since {minute(before.since, config)}; the reason is now: "
+            f"{args.reason} (was: {before.reason})"
+        )
+    else:
+        print(
+            f"already paused, since {minute(before.since, config)}: {before.reason}. Nothing "
+            f"changed (`--replace` gives the pause the new reason); `stagewise resume` ends it."
+        )
     return EX_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    store = open_store(config.settings.state.path)
-    try:
-        was = store.plan_state().paused
-        store.set_paused(False, "", now_utc())
-    finally:
-        store.close()
-    print("resumed: contributions restart at the next DCA run" if was else "was not paused")
+    path = config.settings.state.path
+    before = None
+    if path.exists():  # no state file: never paused (and none is made to say so)
+        store = open_store(path)
+        try:
+            before = store.set_paused(False, "", now_utc())
+        finally:
+            store.close()
+    if before is None:
+        print("not paused: nothing to resume, nothing recorded")
+    else:
+        print(
+            f"resumed: the pause since {minute(before.since, config)} ({before.reason}) has "
+            "ended; contributions restart at the next DCA run"
+        )
     return EX_OK
+
+
+def minute(at: datetime, config: Config) -> str:
+    """A stored time as a person reads it: to the minute, in the investor's time zone."""
+    return at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def cmd_windfall(args: argparse.Namespace) -> int:

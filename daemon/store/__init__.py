@@ -17,6 +17,7 @@ A simulation keeps the same database in memory and saves it as a file when it en
 from stagewise.store.store import (
     Contents,
     DuplicatePeriod,
+    Pause,
     PendingWindfall,
     RunStatus,
     StateError,
@@ -26,6 +27,7 @@ from stagewise.store.store import (
 __all__ = [
     "Contents",
     "DuplicatePeriod",
+    "Pause",
     "PendingWindfall",
     "RunStatus",
     "StateError",

@@ -58,6 +58,14 @@ class PendingWindfall:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Pause:
+    """The emergency pause in force: since when, and why."""
+
+    since: datetime
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Contents:
     """What a state file holds, in brief: enough to tell a simulation's from a live one."""
 
@@ -317,15 +325,38 @@ class Store:
         """The planner's carried state; the default PlanState() before any was saved."""
         return self._reads.get("plan_state", self._read_state)
 
-    def set_paused(self, paused: bool, reason: str, at: datetime) -> None:
-        """Start (True) or end the emergency pause, with a 'paused'/'resumed' event."""
-        with self._writing():
-            self._lock_state(at)  # take the write lock before reading: no lost update
-            state = dataclasses.replace(
-                self._read_state(), paused=paused, pause_reason=reason if paused else ""
-            )
+    def set_paused(
+        self, paused: bool, reason: str, at: datetime, *, replace: bool = False
+    ) -> Pause | None:
+        """Start (True) or end the emergency pause, with a 'paused'/'resumed' event; returns
+        the pause in force before (None: there was none). Asking for what is already so
+        writes nothing, except that `replace` gives the pause in force the new reason (a
+        'pause_replaced' event; the pause keeps its start)."""
+        with self._writing("BEGIN IMMEDIATE"):  # the write lock before reading: no lost update
+            before = self.pause()
+            held = self._read_state()
+            if paused == held.paused and not (paused and replace and reason != held.pause_reason):
+                return before
+            state = dataclasses.replace(held, paused=paused, pause_reason=reason if paused else "")
             self._write_state(state_json(state), at)
-            self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
+            if before is not None and paused:
+                self._insert_event("pause_replaced", at, {"reason": reason, "was": before.reason})
+            else:
+                self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
+        return before
+
+    def pause(self) -> Pause | None:
+        """The emergency pause in force (since its 'paused' event), or None."""
+        state = self.plan_state()
+        if not state.paused:
+            return None
+        started = "SELECT at FROM events WHERE kind = 'paused' ORDER BY id DESC LIMIT 1"
+        # set_paused writes the two together; the state's own time stands in for a lost event
+        row = (
+            self.conn.execute(started).fetchone()
+            or self.conn.execute("SELECT updated_at FROM plan_state").fetchone()
+        )
+        return Pause(from_iso(row[0]), state.pause_reason)
 
     def add_event(self, kind: str, at: datetime, data: Mapping[str, Any]) -> None:
         """Log something that happened outside a run (stage change, fault, config reload …)."""
@@ -433,14 +464,15 @@ class Store:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[dict[str, Any]]:
-        """One transaction (nested ones are savepoints). Kept reads are dropped after it;
-        the block may give, in the dict it gets, reads it knows to be true after its commit
-        (kept only when this transaction is the outermost, so commits when the block ends)."""
+    def _writing(self, begin: str = "BEGIN") -> Iterator[dict[str, Any]]:
+        """One transaction (nested ones are savepoints), opened with `begin`. Kept reads are
+        dropped after it; the block may give, in the dict it gets, reads it knows to be true
+        after its commit (kept only when this transaction is the outermost, so commits when
+        the block ends)."""
         outermost = not self.conn.in_transaction
         known: dict[str, Any] = {}
         try:
-            with atomic(self.conn):
+            with atomic(self.conn, begin):
                 yield known
         except BaseException:
             self._reads.replace({})  # rolled back: what the block knew is not true
