@@ -18,6 +18,9 @@ WEIGHT_TOLERANCE = 1e-9
 QUOTE_EPSILON = 1e-4
 # Relative slack when checking a float against a step grid.
 STEP_EPSILON = 1e-9
+# No amount of money stagewise handles is larger, in any quote currency: more than any
+# portfolio, and floats still hold cents there (at 1e308 the planner's arithmetic overflows).
+MAX_MONEY = 1e12
 
 
 def floor_to_step(amount: float, step: float) -> float:

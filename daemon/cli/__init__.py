@@ -70,12 +70,15 @@ def exit_code_for(error: StagewiseError) -> int:
         ExchangeUnavailable,
         OutputRefused,
         PriceHistoryError,
+        UsageError,
     )
 
     if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
         return EX_UNAVAILABLE
     if isinstance(error, PriceHistoryError):
         return EX_DATAERR
+    if isinstance(error, UsageError):
+        return EX_USAGE
     if isinstance(error, OutputRefused):
         return EX_CANTCREAT
     return EX_FAILURE
@@ -154,9 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     command("resume", cmd_resume, "end the emergency pause: contributions resume")
 
     windfall = command(
-        "windfall", cmd_windfall, "announce a bonus: the stage's share is invested at the next job"
+        "windfall",
+        cmd_windfall,
+        "announce a bonus (the stage's share is invested at the next job); "
+        "`windfall list` shows them, `windfall cancel ID` withdraws a pending one",
     )
-    windfall.add_argument("amount", type=positive_amount, help="the bonus, in the quote currency")
+    windfall.add_argument(
+        "amount",
+        type=windfall_word,
+        metavar="AMOUNT | list | cancel",
+        help="the bonus, in the quote currency; or `list`; or `cancel` and the windfall's id",
+    )
+    windfall.add_argument("id", nargs="?", type=positive_int, metavar="ID", help="for `cancel`")
 
     check = command("check-config", cmd_check_config, "validate the config and the plan data")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -179,6 +191,18 @@ def positive_amount(text: str) -> float:
     if not (value > 0) or value == float("inf"):
         raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
     return value
+
+
+def windfall_word(text: str) -> float | str:
+    """`windfall`'s first word: `list`, `cancel`, or an amount (a positive number)."""
+    if text in ("list", "cancel"):
+        return text
+    try:
+        return positive_amount(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither an amount (a positive number), `list` nor `cancel`"
+        ) from None
 
 
 def reason_text(text: str) -> str:

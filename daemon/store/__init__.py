@@ -22,6 +22,7 @@ from stagewise.store.store import (
     RunStatus,
     StateError,
     Store,
+    Windfall,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "RunStatus",
     "StateError",
     "Store",
+    "Windfall",
 ]

@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from stagewise.errors import StagewiseError
+from stagewise.errors import StagewiseError, UsageError
+from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Plan, PlanState
 from stagewise.snapshot import Snapshot
@@ -41,7 +42,8 @@ RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
 
 class StateError(StagewiseError):
-    """The state file cannot be opened or saved, or is not a stagewise database."""
+    """The state file cannot be opened or saved, is not a stagewise database, or holds a
+    record that cannot be used."""
 
 
 class DuplicatePeriod(StagewiseError):
@@ -55,6 +57,23 @@ class PendingWindfall:
     id: int
     at: datetime
     amount: float
+
+
+WindfallStatus = Literal["pending", "done", "cancelled"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Windfall:
+    """A windfall announced with `stagewise windfall` and what became of it: pending, done
+    (a run handled it: invested it or, under the emergency pause, did not), or cancelled;
+    `settled_at` and `period` name that run (None while pending)."""
+
+    id: int
+    at: datetime
+    amount: float
+    status: WindfallStatus
+    settled_at: datetime | None
+    period: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -371,7 +390,10 @@ class Store:
     # -- windfalls --------------------------------------------------------------------------
 
     def add_pending_windfall(self, amount: float, at: datetime) -> int:
-        """Announce a windfall for the next run to invest; returns its id (and logs an event)."""
+        """Announce a windfall for the next run to invest; returns its id (and logs an event).
+        Raises ValueError for an amount that is not finite and positive, or above MAX_MONEY."""
+        if not 0 < amount <= MAX_MONEY:  # NaN compares False
+            raise ValueError(f"a windfall of {amount!r} is not a usable amount of money")
         with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO pending_windfalls (at, amount) VALUES (?, ?)", [iso(at), amount]
@@ -391,6 +413,51 @@ class Store:
             return [PendingWindfall(i, from_iso(at), amount) for i, at, amount in rows]
 
         return list(self._reads.get("pending_windfalls", load))
+
+    def windfalls(self) -> list[Windfall]:
+        """Every windfall announced, pending or not, oldest first."""
+        rows = self.conn.execute(
+            "SELECT w.id, w.at, w.amount, r.status, r.finished_at, r.period"
+            " FROM pending_windfalls w LEFT JOIN runs r ON r.id = w.consumed_run ORDER BY w.id"
+        ).fetchall()
+        return [
+            Windfall(
+                i,
+                from_iso(at),
+                amount,
+                "pending" if status is None else "cancelled" if status == "skipped" else "done",
+                None if settled is None else from_iso(settled),
+                period,
+            )
+            for i, at, amount, status, settled, period in rows
+        ]
+
+    def cancel_windfall(self, windfall_id: int, at: datetime, mode: str) -> Windfall:
+        """Cancel a pending windfall: a skipped run `windfall:ID:cancelled` consumes it (with a
+        'windfall_cancelled' event), so no job invests it. Returns it as it was; raises
+        UsageError for an id that is unknown or no longer pending."""
+        with self._writing("BEGIN IMMEDIATE"):  # the write lock first: no job consumes it meanwhile
+            found = next((w for w in self.windfalls() if w.id == windfall_id), None)
+            if found is None:
+                raise UsageError(f"there is no windfall #{windfall_id} (`stagewise windfall list`)")
+            if found.status != "pending":
+                raise UsageError(
+                    f"windfall #{windfall_id} is not pending: {found.status} by the run "
+                    f"{found.period} at {found.settled_at:%Y-%m-%d %H:%M} UTC"
+                )
+            self.record_run(
+                job="windfall",
+                period=f"windfall:{windfall_id}:cancelled",
+                scheduled_at=at,
+                started_at=at,
+                finished_at=at,
+                status="skipped",
+                mode=mode,
+                error="cancelled with `stagewise windfall cancel`",
+                events=[("windfall_cancelled", {"id": windfall_id, "amount": found.amount})],
+                consume_windfalls=[windfall_id],
+            )
+        return found
 
     # -- what the file holds ------------------------------------------------------------------
 
