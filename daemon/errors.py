@@ -52,6 +52,16 @@ class PriceHistoryError(StagewiseError):
     """A price history file or download is unusable (bad row, gap, unknown asset)."""
 
 
+class UsageError(StagewiseError):
+    """A command cannot do what it was asked as given (an implausible amount, a windfall that
+    is not pending): nothing was written. Fix the argument and run it again."""
+
+
+class OutputRefused(StagewiseError):
+    """A file stagewise was asked to write over is not one it may replace (a state file,
+    another program's data): it is left exactly as it is. Choose another path."""
+
+
 def _describe(error: dict, model: type[BaseModel]) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(loc) or "(top level)"

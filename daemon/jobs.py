@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from stagewise.errors import StagewiseError
+from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.periods import period_key
 from stagewise.planner import (
@@ -33,7 +34,7 @@ from stagewise.planner.model import Order, Plan, PlanState
 from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
-from stagewise.store import DuplicatePeriod, RunStatus, Store
+from stagewise.store import DuplicatePeriod, RunStatus, StateError, Store
 from stagewise.targets import Targets, TargetsOn, monthly_contribution, stage_on
 
 log = structlog.get_logger()
@@ -278,6 +279,7 @@ class Jobs:
             return None
         with structlog.contextvars.bound_contextvars(job="windfall", period=key):
             try:
+                _usable_bonus(windfall_id, bonus, self.config.quote)
                 targets = self.targets(self.local_date(now))
                 share = self.bonus_share(targets) / 100
                 state = self.store.plan_state()
@@ -465,6 +467,17 @@ class Jobs:
             self.store.add_event("job_failing", now, {"job": job, "last_error": error})
             log.error("job_failing_repeatedly", failures=FAILURES_BEFORE_ALARM, last_error=error)
         return Outcome(job, key, "failed", error=error)
+
+
+def _usable_bonus(windfall_id: int, bonus: float, quote: str) -> None:
+    """Refuse a windfall the arithmetic cannot take (an older stagewise stored 1e308 as given:
+    its buys overflowed and crashed every job)."""
+    if not 0 < bonus <= MAX_MONEY:  # NaN compares False
+        raise StateError(
+            f"windfall #{windfall_id} in the state file is {bonus!r} {quote}: not a usable "
+            f"amount (positive, at most {MAX_MONEY:,.0f}); `stagewise windfall cancel "
+            f"{windfall_id}` removes it"
+        )
 
 
 def _log_plan(plan: Plan) -> None:

@@ -20,6 +20,9 @@ QUOTE_EPSILON = 1e-4
 STEP_EPSILON = 1e-9
 # A balance this much (relatively) above an earlier one has grown (read-only cost basis).
 AMOUNT_TOLERANCE = 1e-9
+# No amount of money stagewise handles is larger, in any quote currency: more than any
+# portfolio, and floats still hold cents there (at 1e308 the planner's arithmetic overflows).
+MAX_MONEY = 1e12
 
 
 def floor_to_step(amount: float, step: float) -> float:

@@ -3,6 +3,7 @@
 The same `Jobs`, the same schedules (`fire_times`), a paper account in a separate database,
 and the investor aging through stages and glide paths. Prices are daily or coarser, so the
 hourly drift watch runs once a day (its other checks of a day would see the same prices).
+The database is marked as a simulation's, and a simulation replaces no other file.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from stagewise.errors import ConfigError
+from stagewise.errors import ConfigError, OutputRefused
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
 from stagewise.paper import PaperAccount
 from stagewise.scheduler import Schedule, fire_times, schedules
 from stagewise.settings import Config
-from stagewise.store import Store
+from stagewise.store import Contents, StateError, Store
 from stagewise.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
 
 
@@ -61,12 +62,69 @@ class SimulationResult:
         return self.final_value - self.seed_value - self.contributions + self.withdrawals
 
 
+def default_db_path(config: Config) -> Path:
+    """Where a simulation's database goes unless told: simulation.db beside the state file."""
+    return config.settings.state.path.with_name("simulation.db")
+
+
+def check_output(config: Config, db_path: Path) -> None:
+    """Refuse (OutputRefused) a `db_path` a simulation may not replace, reading it only: the
+    configured state file, a folder, anything but a simulation database of stagewise's (or
+    one with runs of another mode than a simulation's)."""
+    state = config.settings.state.path
+    if db_path.resolve() == state.resolve() or (
+        db_path.exists() and state.exists() and db_path.samefile(state)
+    ):
+        raise OutputRefused(
+            f"the simulation database {db_path} is the daemon's own state file (state.path): "
+            "left as it is; choose another"
+        )
+    if not db_path.exists():
+        return
+    why = _not_a_simulation(db_path, legacy=db_path.resolve() == default_db_path(config).resolve())
+    if why:
+        raise OutputRefused(
+            f"{db_path} is not a simulation database ({why}): a simulation does not replace "
+            "it, and it is left as it is; choose another database (or remove the file yourself)"
+        )
+
+
+# What only the jobs of a simulation write: a live file also holds the daemon's events (a
+# start, a reload), a person's (a pause, a windfall) or read-only runs.
+_SIMULATION_EVENTS = frozenset(
+    {"ledger_seeded", "glide_step", "reassessed", "stage_changed", "job_failing"}
+)
+
+
+def _not_a_simulation(path: Path, *, legacy: bool) -> str | None:
+    """Why the existing `path` is not a simulation's database; None when it is. `legacy`:
+    also take for one a file from before simulations were marked (at the default place) that
+    holds only what a simulation writes."""
+    if not path.is_file():
+        return "not a file"
+    if path.stat().st_size == 0:
+        return "an empty file"
+    try:
+        store = Store.read(path)
+    except StateError:
+        return "not a stagewise database this version reads"
+    try:
+        held = store.contents()
+    finally:
+        store.close()
+    if held.run_modes - {PaperAccount.mode}:
+        return f"it holds {', '.join(sorted(held.run_modes - {PaperAccount.mode}))} runs"
+    if held.simulation or (legacy and _old_simulation(held)):
+        return None
+    return "a stagewise state file no simulation wrote"
+
+
+def _old_simulation(held: Contents) -> bool:
+    return held.windfalls == 0 and held.event_kinds <= _SIMULATION_EVENTS
+
+
 def simulation_config(config: Config, db_path: Path) -> Config:
     """The config in paper mode with its state in `db_path` (never the daemon's own file)."""
-    if db_path.resolve() == config.settings.state.path.resolve():
-        raise ConfigError(
-            f"the simulation database {db_path} is the daemon's own state file: choose another"
-        )
     s = config.settings
     settings = s.model_copy(
         update={
@@ -102,9 +160,12 @@ def simulate(
 ) -> SimulationResult:
     """Run every schedule of `config` from `start` to `end` over `history`; a fresh paper
     account keeps the ledger and every proposal, in memory while it runs, then written to
-    `db_path` (replacing it) in one step: the file is a whole simulation or the old file."""
+    `db_path` (replacing the last simulation there) in one step: the file is a whole
+    simulation or the old file. Raises OutputRefused, before anything runs, for a `db_path`
+    that is not a simulation's database (see `check_output`)."""
     if end <= start:
         raise ConfigError(f"the simulation must end after it starts ({start} .. {end})")
+    check_output(config, db_path)
     sim = simulation_config(config, db_path)
     history.require(plan_assets(sim, start, end), start, end)
     store = Store.open_memory()
@@ -115,10 +176,20 @@ def simulate(
         jobs = Jobs(sim, store, account)
         start_at = _at(start, sim)
         end_at = _at(end, sim)
+        store.mark_simulation(
+            start_at,
+            {
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "prices": history.source,
+                "config": str(config.path),
+            },
+        )
         if paper.initial_balances:
             account.seed(paper.initial_balances, start_at)
         _drive(jobs, sim, start_at, end_at, progress)
         result = _result(sim, store, history, start, end, db_path)
+        check_output(config, db_path)  # again: a file may have appeared there meanwhile
         store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import deep_merge, plan_stage
 
-from stagewise.errors import ConfigError, PriceHistoryError
+from stagewise.errors import ConfigError, OutputRefused, PriceHistoryError
 from stagewise.history import PriceHistory, load_csv
 from stagewise.settings import load_config
 from stagewise.simulate import StageSpan, simulate
@@ -281,7 +281,7 @@ def test_the_simulation_refuses_the_daemons_own_state_file(quiet_config, tmp_pat
     assert not state.exists()
     prices = history({date(2030, 1, 1): {"A": 100.0, "B": 50.0}})
     for same in (state, state.parent / "sub" / ".." / state.name):
-        with pytest.raises(ConfigError, match="daemon's own state file"):
+        with pytest.raises(OutputRefused, match="daemon's own state file"):
             simulate(config, prices, date(2030, 1, 1), date(2030, 1, 2), same)
     assert not state.exists()  # not even created
 

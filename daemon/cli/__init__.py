@@ -28,6 +28,7 @@ EX_FAILURE = 1
 EX_USAGE = 2
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
+EX_CANTCREAT = 73
 EX_CONFIG = 78
 
 DESCRIPTION = """\
@@ -39,7 +40,8 @@ Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.t
 ($XDG_CONFIG_HOME), else /etc/stagewise/config.toml; without one, the read-only commands
 use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
-Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 78 bad config."""
+Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 73 output file
+refused, 78 bad config."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,12 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def exit_code_for(error: StagewiseError) -> int:
-    from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, PriceHistoryError
+    from stagewise.errors import (
+        ExchangeAuthError,
+        ExchangeUnavailable,
+        OutputRefused,
+        PriceHistoryError,
+        UsageError,
+    )
 
     if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
         return EX_UNAVAILABLE
     if isinstance(error, PriceHistoryError):
         return EX_DATAERR
+    if isinstance(error, UsageError):
+        return EX_USAGE
+    if isinstance(error, OutputRefused):
+        return EX_CANTCREAT
     return EX_FAILURE
 
 
@@ -140,13 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--json", action="store_true", help="print as JSON")
 
     pause = command("pause", cmd_pause, "the emergency rule: stop contributions (sells nothing)")
-    pause.add_argument("--reason", required=True, help="why (kept in the journal)")
+    pause.add_argument(
+        "--reason", required=True, type=reason_text, help="why (kept in the journal)"
+    )
+    pause.add_argument(
+        "--replace",
+        action="store_true",
+        help="already paused: give the pause this reason instead of keeping the first",
+    )
     command("resume", cmd_resume, "end the emergency pause: contributions resume")
 
     windfall = command(
-        "windfall", cmd_windfall, "announce a bonus: the stage's share is invested at the next job"
+        "windfall",
+        cmd_windfall,
+        "announce a bonus (the stage's share is invested at the next job); "
+        "`windfall list` shows them, `windfall cancel ID` withdraws a pending one",
     )
-    windfall.add_argument("amount", type=positive_amount, help="the bonus, in the quote currency")
+    windfall.add_argument(
+        "amount",
+        type=windfall_word,
+        metavar="AMOUNT | list | cancel",
+        help="the bonus, in the quote currency; or `list`; or `cancel` and the windfall's id",
+    )
+    windfall.add_argument("id", nargs="?", type=positive_int, metavar="ID", help="for `cancel`")
 
     check = command("check-config", cmd_check_config, "validate the config and the plan data")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -169,6 +197,25 @@ def positive_amount(text: str) -> float:
     if not (value > 0) or value == float("inf"):
         raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
     return value
+
+
+def windfall_word(text: str) -> float | str:
+    """`windfall`'s first word: `list`, `cancel`, or an amount (a positive number)."""
+    if text in ("list", "cancel"):
+        return text
+    try:
+        return positive_amount(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither an amount (a positive number), `list` nor `cancel`"
+        ) from None
+
+
+def reason_text(text: str) -> str:
+    """A reason a person can read later: not empty, not only spaces."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a reason (it is kept in the journal)")
+    return text.strip()
 
 
 def positive_int(text: str) -> int:

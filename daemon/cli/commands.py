@@ -21,9 +21,10 @@ from stagewise.cli import (
     pct,
     targets_json,
 )
+from stagewise.errors import UsageError
 from stagewise.money import amount_text, price_text
 from stagewise.settings import Config
-from stagewise.targets import targets_on
+from stagewise.targets import Targets, targets_on
 
 if TYPE_CHECKING:
     from stagewise.jobs import Outcome
@@ -244,6 +245,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "deposit_needed": run["deposit_needed"],
             }
     next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
+    pause = store.pause()
     return {
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
@@ -251,12 +253,16 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "targets": targets_json(targets),
         "paused": state.paused,
         "pause_reason": state.pause_reason,
+        "paused_since": pause.since.astimezone(config.tz).isoformat() if pause else None,
         "carry": state.carry,
         "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
         "holdings": holdings,
         "last_runs": last_runs,
         "next_runs": next_runs,
-        "pending_windfalls": [w.amount for w in store.pending_windfalls()],
+        "pending_windfalls": [
+            {"id": w.id, "at": w.at.astimezone(config.tz).isoformat(), "amount": w.amount}
+            for w in store.pending_windfalls()
+        ],
     }
 
 
@@ -278,11 +284,27 @@ def render_status(d: dict[str, Any]) -> str:
         f"(band {pct(t['crypto_band'][0])} .. {pct(t['crypto_band'][1])})"
     )
     if d["paused"]:
-        lines.append(f"PAUSED (emergency rule): {d['pause_reason']} -- `stagewise resume` ends it")
+        since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
+        lines.append(
+            f"PAUSED (emergency rule): {d['pause_reason']}{since} -- `stagewise resume` ends it"
+        )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
     if d["pending_windfalls"]:
-        lines.append(f"windfalls waiting for the next job: {d['pending_windfalls']}")
+        lines.append("")
+        lines.append("windfalls waiting for the next job (`stagewise windfall cancel ID`):")
+        rows = [
+            [w["id"], local_minute(w["at"]), shown_amount(w["amount"])]
+            for w in d["pending_windfalls"]
+        ]
+        lines.append(
+            tabulate(
+                rows,
+                headers=["id", "announced", "amount"],
+                colalign=("right", "left", "right"),
+                disable_numparse=True,
+            )
+        )
     lines.append("")
     if d["holdings"]:
         if d["mode"] == "paper":
@@ -325,6 +347,11 @@ def render_status(d: dict[str, Any]) -> str:
     rows = sorted(d["next_runs"].items(), key=lambda kv: kv[1])
     lines.append(tabulate(rows, headers=["schedule", "next run"]))
     return "\n".join(lines)
+
+
+def local_minute(text: str) -> str:
+    """An ISO time as status and the windfall list show it: to the minute, in its own zone."""
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:
@@ -412,43 +439,186 @@ def cmd_pause(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
     store = open_store(config.settings.state.path)
     try:
-        store.set_paused(True, args.reason, now_utc())
+        before = store.set_paused(True, args.reason, now_utc(), replace=args.replace)
     finally:
         store.close()
-    print(
-        f"paused: contributions stop from the next job; nothing is sold because of it. "
-        f"Reason: {args.reason}. `stagewise resume` ends the pause."
-    )
+    if before is None:
+        print(
+            f"paused: contributions stop from the next job; nothing is sold because of it. "
+            f"Reason: {args.reason}. `stagewise resume` ends the pause."
+        )
+    elif args.replace and args.reason != before.reason:
+        print(
+            f"still paused, since {minute(before.since, config)}; the reason is now: "
+            f"{args.reason} (was: {before.reason})"
+        )
+    else:
+        print(
+            f"already paused, since {minute(before.since, config)}: {before.reason}. Nothing "
+            f"changed (`--replace` gives the pause the new reason); `stagewise resume` ends it."
+        )
     return EX_OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    store = open_store(config.settings.state.path)
-    try:
-        was = store.plan_state().paused
-        store.set_paused(False, "", now_utc())
-    finally:
-        store.close()
-    print("resumed: contributions restart at the next DCA run" if was else "was not paused")
+    path = config.settings.state.path
+    before = None
+    if path.exists():  # no state file: never paused (and none is made to say so)
+        store = open_store(path)
+        try:
+            before = store.set_paused(False, "", now_utc())
+        finally:
+            store.close()
+    if before is None:
+        print("not paused: nothing to resume, nothing recorded")
+    else:
+        print(
+            f"resumed: the pause since {minute(before.since, config)} ({before.reason}) has "
+            "ended; contributions restart at the next DCA run"
+        )
     return EX_OK
 
 
+def minute(at: datetime, config: Config) -> str:
+    """A stored time as a person reads it: to the minute, in the investor's time zone."""
+    return at.astimezone(config.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def cmd_windfall(args: argparse.Namespace) -> int:
+    """`windfall AMOUNT`, `windfall list` or `windfall cancel ID`."""
+    if args.amount == "cancel":
+        if args.id is None:
+            raise UsageError("`windfall cancel` needs the windfall's id (`windfall list` shows it)")
+        return windfall_cancel(args)
+    if args.id is not None:
+        name = "list" if args.amount == "list" else "AMOUNT"
+        raise UsageError(f"`windfall {name}` takes no id (only `windfall cancel ID` does)")
+    return windfall_list(args) if args.amount == "list" else windfall_announce(args)
+
+
+def windfall_announce(args: argparse.Namespace) -> int:
+    from stagewise.planner.windfall import bonus_ceiling
+
     config = load(args, writes=True)
+    amount = args.amount
     now = now_utc()
     targets = targets_on(config, now.astimezone(config.tz).date())
-    chosen = config.settings.investor.bonus_share_pct
-    share = chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
-    store = open_store(config.settings.state.path)
+    share = bonus_share(config, targets)
+    path = config.settings.state.path
+    store = open_store(path) if path.exists() else None  # a refused amount creates no file
     try:
-        windfall_id = store.add_pending_windfall(args.amount, now)
+        value = portfolio_value(store) if store is not None else None
+        plausible(amount, bonus_ceiling(value), value, config.quote)
+        if store is None:
+            store = open_store(path)
+        windfall_id = store.add_pending_windfall(amount, now)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     print(
-        f"windfall #{windfall_id} of {args.amount:.2f} recorded: the {targets.stage.name} stage "
-        f"invests {share:g} % of bonuses ({args.amount * share / 100:.2f}) at the next job."
+        f"windfall #{windfall_id} of {amount:,.2f} {config.quote} recorded: the "
+        f"{targets.stage.name} stage invests {share:g} % of bonuses "
+        f"({amount * share / 100:,.2f}) at the next job."
     )
     if share == 0:
         print("this stage invests no share of bonuses: nothing will be bought", file=sys.stderr)
+    return EX_OK
+
+
+def bonus_share(config: Config, targets: Targets) -> float:
+    """Percent of a bonus invested: the investor's choice, else the stage's low end."""
+    chosen = config.settings.investor.bonus_share_pct
+    return chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
+
+
+def portfolio_value(store: Store) -> float | None:
+    """The portfolio's value at the last recorded snapshot; None before the first."""
+    latest = store.latest_snapshot()
+    return None if latest is None else sum(a["value"] or 0 for a in latest[1].values())
+
+
+def plausible(amount: float, ceiling: float, value: float | None, quote: str) -> None:
+    """Refuse (UsageError) a bonus too small to be money or above `ceiling` (a typo)."""
+    from stagewise.money import QUOTE_EPSILON
+    from stagewise.planner.windfall import BONUS_CEILING, BONUS_PORTFOLIO_MULTIPLE
+
+    if amount < QUOTE_EPSILON:
+        raise UsageError(
+            f"a windfall of {amount:g} {quote} is too small to invest: at least "
+            f"{QUOTE_EPSILON:g} {quote}; nothing recorded"
+        )
+    if amount <= ceiling:
+        return
+    times = f"{BONUS_PORTFOLIO_MULTIPLE} times the portfolio's"
+    if value is None:
+        why = f"while no portfolio value is recorded (then {times} value, if larger)"
+    else:
+        why = (
+            f"the larger of {BONUS_CEILING:,.2f} {quote} and {times} last recorded value "
+            f"({value:,.2f} {quote})"
+        )
+    raise UsageError(
+        f"a windfall of {shown_amount(amount)} {quote} is not plausible: at most "
+        f"{ceiling:,.2f} {quote}, {why}; check the amount; nothing recorded"
+    )
+
+
+def shown_amount(amount: float) -> str:
+    """A windfall's amount to read: 5,000.00 (and 1e+308 for what an older version took)."""
+    return f"{amount:,.2f}" if amount < 1e15 else f"{amount:.3g}"
+
+
+def windfall_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    config = load(args)
+    path = config.settings.state.path
+    store = read_store(path)
+    if store is None:
+        print(f"no windfalls announced: no state file at {path} yet")
+        return EX_OK
+    try:
+        windfalls = store.windfalls()
+    finally:
+        store.close()
+    if not windfalls:
+        print(f"no windfalls announced in {path}")
+        return EX_OK
+    rows = [
+        [
+            w.id,
+            minute(w.at, config),
+            shown_amount(w.amount),
+            w.status,
+            "" if w.settled_at is None else minute(w.settled_at, config),
+            w.period or "",
+        ]
+        for w in windfalls
+    ]
+    print(
+        tabulate(
+            rows,
+            headers=["id", "announced", f"amount ({config.quote})", "status", "settled", "run"],
+            colalign=("right", "left", "right", "left", "left", "left"),
+            disable_numparse=True,
+        )
+    )
+    return EX_OK
+
+
+def windfall_cancel(args: argparse.Namespace) -> int:
+    config = load(args, writes=True)
+    path = config.settings.state.path
+    if not path.exists():  # nothing announced: no file is made to say so
+        raise UsageError(f"there is no windfall #{args.id}: no state file at {path} yet")
+    store = open_store(path)
+    try:
+        cancelled = store.cancel_windfall(args.id, now_utc(), config.settings.exchange.mode)
+    finally:
+        store.close()
+    print(
+        f"windfall #{cancelled.id} of {cancelled.amount:,.2f} {config.quote} (announced "
+        f"{minute(cancelled.at, config)}) cancelled: no job will invest it"
+    )
     return EX_OK

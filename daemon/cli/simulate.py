@@ -45,8 +45,8 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         "--db",
         type=Path,
         metavar="PATH",
-        help="simulation database, written when the run ends and replacing the last one "
-        "(default: simulation.db beside the state file)",
+        help="simulation database, written when the run ends and replacing the last one; "
+        "never any other file (default: simulation.db beside the state file)",
     )
     p.add_argument(
         "--min-notional",
@@ -77,14 +77,15 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stagewise.simulate import simulate
+    from stagewise.simulate import check_output, default_db_path, simulate
 
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
+    db_path = args.db or default_db_path(config)
+    check_output(config, db_path)  # before a download, not only before the simulation runs
     history = load_history(args, config)
     start = args.start or history.days[0]
     end = args.end or history.days[-1] + timedelta(days=1)
-    db_path = args.db or config.settings.state.path.with_name("simulation.db")
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(
         config, history, start, end, db_path, min_notional=args.min_notional, progress=show

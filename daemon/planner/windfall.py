@@ -7,6 +7,9 @@ not invested (the guide: "use the emergency fund first").
 
 from __future__ import annotations
 
+import math
+
+from stagewise.money import MAX_MONEY
 from stagewise.planner.book import Refusal, money, pct
 from stagewise.planner.dca import invest, must_be_money
 from stagewise.planner.fills import refuses
@@ -34,3 +37,18 @@ def plan_windfall(
         f"= {money(bonus * share, snapshot.quote)}"
     )
     return invest("windfall", snapshot, targets, policy, state, bonus * share, label)
+
+
+# A bonus above both bounds is taken for a typo (an extra zero or three, 1e308) and refused:
+# ten times the portfolio, or this much of the quote currency (a first bonus may well dwarf
+# a new portfolio).
+BONUS_CEILING = 1_000_000.0
+BONUS_PORTFOLIO_MULTIPLE = 10
+
+
+def bonus_ceiling(portfolio_value: float | None) -> float:
+    """The largest bonus taken as plausible, given the portfolio's last recorded value (None
+    when none is recorded): the larger of ten times that value and BONUS_CEILING."""
+    if portfolio_value is None or not math.isfinite(portfolio_value):
+        return BONUS_CEILING
+    return min(MAX_MONEY, max(BONUS_CEILING, BONUS_PORTFOLIO_MULTIPLE * portfolio_value))

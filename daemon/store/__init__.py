@@ -14,6 +14,24 @@ A simulation keeps the same database in memory and saves it as a file when it en
     codec.py   how values become columns and back (times, JSON, the plan state)
 """
 
-from stagewise.store.store import DuplicatePeriod, PendingWindfall, RunStatus, StateError, Store
+from stagewise.store.store import (
+    Contents,
+    DuplicatePeriod,
+    Pause,
+    PendingWindfall,
+    RunStatus,
+    StateError,
+    Store,
+    Windfall,
+)
 
-__all__ = ["DuplicatePeriod", "PendingWindfall", "RunStatus", "StateError", "Store"]
+__all__ = [
+    "Contents",
+    "DuplicatePeriod",
+    "Pause",
+    "PendingWindfall",
+    "RunStatus",
+    "StateError",
+    "Store",
+    "Windfall",
+]

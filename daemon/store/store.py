@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from stagewise.errors import StagewiseError
+from stagewise.errors import StagewiseError, UsageError
+from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Plan, PlanState
 from stagewise.snapshot import Snapshot
@@ -41,7 +42,8 @@ RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
 
 class StateError(StagewiseError):
-    """The state file cannot be opened or saved, or is not a stagewise database."""
+    """The state file cannot be opened or saved, is not a stagewise database, or holds a
+    record that cannot be used."""
 
 
 class DuplicatePeriod(StagewiseError):
@@ -55,6 +57,45 @@ class PendingWindfall:
     id: int
     at: datetime
     amount: float
+
+
+WindfallStatus = Literal["pending", "done", "cancelled"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Windfall:
+    """A windfall announced with `stagewise windfall` and what became of it: pending, done
+    (a run handled it: invested it or, under the emergency pause, did not), or cancelled;
+    `settled_at` and `period` name that run (None while pending)."""
+
+    id: int
+    at: datetime
+    amount: float
+    status: WindfallStatus
+    settled_at: datetime | None
+    period: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pause:
+    """The emergency pause in force: since when, and why."""
+
+    since: datetime
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contents:
+    """What a state file holds, in brief: enough to tell a simulation's from a live one."""
+
+    simulation: bool  # marked by `mark_simulation`
+    run_modes: frozenset[str]
+    event_kinds: frozenset[str]
+    windfalls: int
+
+
+# The event that marks a simulation's database (`simulate` replaces only files that have it).
+SIMULATION_EVENT = "simulation"
 
 
 class Store:
@@ -353,15 +394,38 @@ class Store:
         """The planner's carried state; the default PlanState() before any was saved."""
         return self._reads.get("plan_state", self._read_state)
 
-    def set_paused(self, paused: bool, reason: str, at: datetime) -> None:
-        """Start (True) or end the emergency pause, with a 'paused'/'resumed' event."""
-        with self._writing():
-            self._lock_state(at)  # take the write lock before reading: no lost update
-            state = dataclasses.replace(
-                self._read_state(), paused=paused, pause_reason=reason if paused else ""
-            )
+    def set_paused(
+        self, paused: bool, reason: str, at: datetime, *, replace: bool = False
+    ) -> Pause | None:
+        """Start (True) or end the emergency pause, with a 'paused'/'resumed' event; returns
+        the pause in force before (None: there was none). Asking for what is already so
+        writes nothing, except that `replace` gives the pause in force the new reason (a
+        'pause_replaced' event; the pause keeps its start)."""
+        with self._writing("BEGIN IMMEDIATE"):  # the write lock before reading: no lost update
+            before = self.pause()
+            held = self._read_state()
+            if paused == held.paused and not (paused and replace and reason != held.pause_reason):
+                return before
+            state = dataclasses.replace(held, paused=paused, pause_reason=reason if paused else "")
             self._write_state(state_json(state), at)
-            self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
+            if before is not None and paused:
+                self._insert_event("pause_replaced", at, {"reason": reason, "was": before.reason})
+            else:
+                self._insert_event("paused" if paused else "resumed", at, {"reason": reason})
+        return before
+
+    def pause(self) -> Pause | None:
+        """The emergency pause in force (since its 'paused' event), or None."""
+        state = self.plan_state()
+        if not state.paused:
+            return None
+        started = "SELECT at FROM events WHERE kind = 'paused' ORDER BY id DESC LIMIT 1"
+        # set_paused writes the two together; the state's own time stands in for a lost event
+        row = (
+            self.conn.execute(started).fetchone()
+            or self.conn.execute("SELECT updated_at FROM plan_state").fetchone()
+        )
+        return Pause(from_iso(row[0]), state.pause_reason)
 
     def add_event(self, kind: str, at: datetime, data: Mapping[str, Any]) -> None:
         """Log something that happened outside a run (stage change, fault, config reload …)."""
@@ -376,7 +440,10 @@ class Store:
     # -- windfalls --------------------------------------------------------------------------
 
     def add_pending_windfall(self, amount: float, at: datetime) -> int:
-        """Announce a windfall for the next run to invest; returns its id (and logs an event)."""
+        """Announce a windfall for the next run to invest; returns its id (and logs an event).
+        Raises ValueError for an amount that is not finite and positive, or above MAX_MONEY."""
+        if not 0 < amount <= MAX_MONEY:  # NaN compares False
+            raise ValueError(f"a windfall of {amount!r} is not a usable amount of money")
         with self._writing():
             cursor = self.conn.execute(
                 "INSERT INTO pending_windfalls (at, amount) VALUES (?, ?)", [iso(at), amount]
@@ -396,6 +463,65 @@ class Store:
             return [PendingWindfall(i, from_iso(at), amount) for i, at, amount in rows]
 
         return list(self._reads.get("pending_windfalls", load))
+
+    def windfalls(self) -> list[Windfall]:
+        """Every windfall announced, pending or not, oldest first."""
+        rows = self.conn.execute(
+            "SELECT w.id, w.at, w.amount, r.status, r.finished_at, r.period"
+            " FROM pending_windfalls w LEFT JOIN runs r ON r.id = w.consumed_run ORDER BY w.id"
+        ).fetchall()
+        return [
+            Windfall(
+                i,
+                from_iso(at),
+                amount,
+                "pending" if status is None else "cancelled" if status == "skipped" else "done",
+                None if settled is None else from_iso(settled),
+                period,
+            )
+            for i, at, amount, status, settled, period in rows
+        ]
+
+    def cancel_windfall(self, windfall_id: int, at: datetime, mode: str) -> Windfall:
+        """Cancel a pending windfall: a skipped run `windfall:ID:cancelled` consumes it (with a
+        'windfall_cancelled' event), so no job invests it. Returns it as it was; raises
+        UsageError for an id that is unknown or no longer pending."""
+        with self._writing("BEGIN IMMEDIATE"):  # the write lock first: no job consumes it meanwhile
+            found = next((w for w in self.windfalls() if w.id == windfall_id), None)
+            if found is None:
+                raise UsageError(f"there is no windfall #{windfall_id} (`stagewise windfall list`)")
+            if found.status != "pending":
+                raise UsageError(
+                    f"windfall #{windfall_id} is not pending: {found.status} by the run "
+                    f"{found.period} at {found.settled_at:%Y-%m-%d %H:%M} UTC"
+                )
+            self.record_run(
+                job="windfall",
+                period=f"windfall:{windfall_id}:cancelled",
+                scheduled_at=at,
+                started_at=at,
+                finished_at=at,
+                status="skipped",
+                mode=mode,
+                error="cancelled with `stagewise windfall cancel`",
+                events=[("windfall_cancelled", {"id": windfall_id, "amount": found.amount})],
+                consume_windfalls=[windfall_id],
+            )
+        return found
+
+    # -- what the file holds ------------------------------------------------------------------
+
+    def mark_simulation(self, at: datetime, details: Mapping[str, Any]) -> None:
+        """Mark this database as a simulation's (a 'simulation' event with `details`): the
+        one kind of file a simulation replaces."""
+        self.add_event(SIMULATION_EVENT, at, details)
+
+    def contents(self) -> Contents:
+        """What the file holds, in brief (see Contents)."""
+        kinds = {k for (k,) in self.conn.execute("SELECT DISTINCT kind FROM events")}
+        modes = {m for (m,) in self.conn.execute("SELECT DISTINCT mode FROM runs")}
+        (windfalls,) = self.conn.execute("SELECT count(*) FROM pending_windfalls").fetchone()
+        return Contents(SIMULATION_EVENT in kinds, frozenset(modes), frozenset(kinds), windfalls)
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -455,14 +581,15 @@ class Store:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[dict[str, Any]]:
-        """One transaction (nested ones are savepoints). Kept reads are dropped after it;
-        the block may give, in the dict it gets, reads it knows to be true after its commit
-        (kept only when this transaction is the outermost, so commits when the block ends)."""
+    def _writing(self, begin: str = "BEGIN") -> Iterator[dict[str, Any]]:
+        """One transaction (nested ones are savepoints), opened with `begin`. Kept reads are
+        dropped after it; the block may give, in the dict it gets, reads it knows to be true
+        after its commit (kept only when this transaction is the outermost, so commits when
+        the block ends)."""
         outermost = not self.conn.in_transaction
         known: dict[str, Any] = {}
         try:
-            with atomic(self.conn):
+            with atomic(self.conn, begin):
                 yield known
         except BaseException:
             self._reads.replace({})  # rolled back: what the block knew is not true
