@@ -6,7 +6,9 @@ translation for every method that talks to the exchange, read-only safety, secre
 from __future__ import annotations
 
 import inspect
+import json
 import re
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -78,6 +80,18 @@ def events() -> Iterator[list[dict[str, Any]]]:
             yield logs
     finally:
         structlog.configure(**saved)
+
+
+def refused_port() -> int:
+    """A port of 127.0.0.1 where nothing listens (bound, then closed): connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def json_replace(value: Any, old: str, new: str) -> Any:
+    """`value` (nested dicts, lists, strings) with `old` replaced by `new` in every string."""
+    return json.loads(json.dumps(value).replace(old, new))
 
 
 def signatures(standin: StandinExchange) -> set[str]:
@@ -230,6 +244,57 @@ def test_an_unusable_price_fails_the_snapshot_naming_the_asset(
     assert standin.count("/api/v3/ticker/24hr") == 1  # never retried: it will not get better
 
 
+@pytest.mark.parametrize("eth", [0, "NaN"], ids=["zero", "nan"])
+def test_every_unusable_price_is_named_not_only_the_first(
+    standin: StandinExchange, connect: Callable[..., Exchange], eth: Any
+) -> None:
+    for base, price in (("BTC", 65000), ("ETH", eth), ("SOL", None), ("ADA", 0.5)):
+        standin.add_market(base)
+        standin.set_price(base, price)
+    standin.set_balance("USDT", 100)
+    account = ReadOnlyAccount(connect())
+
+    result, error = run(lambda: account.snapshot(["BTC", "ETH", "SOL", "ADA"], NOW))
+
+    assert result is None and type(error) is SnapshotError
+    message = str(error)
+    shown = "'NaN'" if eth == "NaN" else "'0.00000000'"  # not "None": what the exchange said
+    assert f"ETH (ETH/USDT last price is {shown}" in message or (
+        eth == "NaN" and "ETH (ETH/USDT ticker is unparsable, last price 'NaN')" in message
+    )
+    assert "SOL (the exchange returned no ticker for SOL/USDT)" in message
+    assert "BTC" not in message and "ADA" not in message
+    assert "\n" not in message
+    assert standin.count("/api/v3/ticker/24hr") == 1
+
+
+def test_a_nan_price_fails_cleanly_with_futures_markets_loaded_too(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    """A config's own ccxt options may load the perpetuals, whose ids are the spot ones
+    (BTCUSDT): naming the culprit must not ask ccxt to tell them apart (ArgumentsRequired)."""
+    for base, price in (("BTC", 65000), ("ETH", "NaN"), ("SOL", 0)):
+        standin.add_market(base)
+        standin.set_price(base, price)
+    standin.set_balance("USDT", 100)
+    ccxt_config = standin.ccxt_config()
+    ccxt_config["options"]["fetchMarkets"] = {"types": ["spot", "linear"]}
+    exchange = connect(mode="paper", api_key=None, secret=None, ccxt=ccxt_config)
+
+    result, error = run(lambda: exchange.quotes(["BTC", "ETH", "SOL"], NOW))
+
+    assert standin.count("/fapi/v1/exchangeInfo") == 1  # the futures markets are loaded
+    assert result is None and type(error) is SnapshotError
+    assert "ETH (ETH/USDT ticker is unparsable, last price 'NaN')" in str(error)
+    assert "SOL (SOL/USDT last price is '0.00000000')" in str(error)
+    assert "BTC" not in str(error)
+    standin.set_price("ETH", 3000)
+    standin.set_price("SOL", 150)
+    prices, markets, _ = exchange.quotes(["BTC", "ETH", "SOL"], NOW)
+    assert prices == {"USDT": 1.0, "BTC": 65000.0, "ETH": 3000.0, "SOL": 150.0}
+    assert markets["ETH"].symbol == "ETH/USDT"  # the spot market, not the perpetual
+
+
 # -- 2. precision ------------------------------------------------------------------------------
 
 STEPS = {"S3": 0.001, "S2": 0.01, "S0": 1.0, "S5": 0.00001, "S1": 0.1, "S8": 0.00000001}
@@ -339,6 +404,25 @@ def test_a_snapshot_costs_one_balance_and_one_ticker_request(
     assert len(snap.prices) == n + 1 and snap.unpriced == ()
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["read-only key", "paper, no key"])
+def test_only_spot_markets_are_loaded(
+    standin: StandinExchange, connect: Callable[..., Exchange], keyed: bool
+) -> None:
+    """ccxt's defaults also fetch the futures lists and, with a key, the margin pairs and the
+    wallet's currencies (see test_standin): a spot-reading key must be enough."""
+    declare_account(standin)
+    keys = {} if keyed else {"mode": "paper", "api_key": None, "secret": None}
+    exchange = connect(**keys)
+
+    exchange.load_markets(NOW)
+    exchange.load_markets(LATER)  # a reload too
+
+    paths = [r.path for r in standin.requests]
+    assert paths == ["/api/v3/exchangeInfo"] * 2
+    assert not [p for p in paths if p.startswith(("/fapi", "/dapi", "/sapi"))]
+    assert exchange.routes(["BTC", "ETH"]) == ({"BTC": ["BTC/USDT"], "ETH": ["ETH/USDT"]}, [])
+
+
 def test_markets_are_reloaded_only_after_the_refresh_period(
     standin: StandinExchange, connect: Callable[..., Exchange]
 ) -> None:
@@ -378,7 +462,8 @@ def assert_maps_faults(
     """Every stand-in fault on requests to `path` during `call` either recovers within the
     retry bounds, with the same answer as a clean call, or fails with the right named error.
 
-    network-ish (500/503/429/418): ATTEMPTS - 1 faults -> recovered after as many retries;
+    the exchange's own failure or a network-ish one (500/503, Binance -1001 "internal", a
+        JSON 502, 429/418): ATTEMPTS - 1 faults -> recovered after as many retries;
         ATTEMPTS faults -> ExchangeUnavailable after exactly ATTEMPTS requests.
     timeout: 1 -> recovered; with retry_max_seconds below the timeout -> ExchangeUnavailable
         after one request.
@@ -394,7 +479,7 @@ def assert_maps_faults(
     assert clean >= 1, f"a clean call makes no request to {path}"
 
     cases: list[tuple[str, int, dict[str, Any], type[Exception] | None, int]] = []
-    for fault in ("500", "503", "429", "418"):
+    for fault in ("500", "503", "internal", "502-json", "429", "418"):
         cases.append((fault, ATTEMPTS - 1, {}, None, clean + ATTEMPTS - 1))
         cases.append((fault, ATTEMPTS, {}, ExchangeUnavailable, ATTEMPTS))
     cases += [
@@ -426,6 +511,9 @@ def assert_maps_faults(
             assert len(retries) == (ATTEMPTS - 1 if requests == ATTEMPTS else 0), what
             for name in names if error_type is SnapshotError else ():
                 assert name in str(error), f"{what}: {error}"
+            if error_type is ExchangeUnavailable:  # the exchange's fault, not the assets'
+                assert "bad price" not in str(error), f"{what}: {error}"
+                assert f"after {requests} attempt" in str(error), f"{what}: {error}"
             assert_no_secrets("".join(traceback.format_exception(error)), standin)
         assert_no_secrets(repr(logs), standin)
         # whatever happened, the next call works again
@@ -485,6 +573,62 @@ def test_auth_is_not_retried_on_a_fresh_client(
     assert result is None and type(error) is ExchangeAuthError
     assert "STAGEWISE_EXCHANGE__API_KEY" in str(error)
     assert standin.count("/api/v3/account") == 1
+
+
+def test_a_path_the_exchange_does_not_serve_is_named_and_not_retried(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    exchange = connect()
+    standin.unserve("/api/v3/account")  # 404, which ccxt reads as a network error
+
+    result, error = run(exchange.balances)
+
+    assert result is None and type(error) is SnapshotError
+    assert "does not serve fetch_balance (HTTP 404)" in str(error)
+    assert standin.count("/api/v3/account") == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "need"),
+    [
+        ("paper", "paper mode needs binance's public prices"),
+        ("read-only", "read-only mode reads the account on binance"),
+    ],
+)
+def test_an_exchange_that_refuses_connections_is_named_with_the_cause_in_one_line(
+    standin: StandinExchange, connect: Callable[..., Exchange], mode: str, need: str
+) -> None:
+    closed = refused_port()
+    urls = standin.ccxt_config()
+    urls["urls"] = json_replace(urls["urls"], standin.base_url, f"http://127.0.0.1:{closed}")
+    exchange = connect(mode=mode, ccxt=urls)
+
+    started = time.monotonic()
+    result, error = run(lambda: exchange.load_markets(NOW))
+
+    assert time.monotonic() - started < 2
+    assert result is None and type(error) is ExchangeUnavailable
+    message = str(error)
+    assert message.startswith(f"binance unreachable during load_markets after {ATTEMPTS} attempts")
+    assert "connection refused" in message and f"127.0.0.1:{closed}" in message
+    assert need in message and "\n" not in message
+    assert standin.count() == 0
+
+
+def test_a_timeout_is_named_as_such(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    exchange = connect(retry_max_seconds=0.5)
+    exchange.load_markets(NOW)
+    standin.inject("/api/v3/account", "timeout")
+
+    result, error = run(exchange.balances)
+
+    assert result is None and type(error) is ExchangeUnavailable
+    assert "timed out (no answer within 1000 ms)" in str(error)
+    assert "read-only mode reads the account on binance" in str(error)
 
 
 def test_ohlcv_closes_paginates_and_refuses_a_nan_close(
@@ -704,6 +848,44 @@ def test_a_key_that_can_trade_or_withdraw_is_warned_about(
         assert warnings == []
     assert standin.count("/sapi/v1/account/apiRestrictions") == 1
     assert_no_secrets(repr(events), standin)
+
+
+@pytest.mark.parametrize(
+    ("unserved", "requests"),
+    [(404, 1), (400, 1), ("503", ATTEMPTS)],
+    ids=["404 proxy", "-1020 not supported", "503 for good"],
+)
+def test_a_permission_check_the_exchange_does_not_answer_warns_and_goes_on(
+    standin: StandinExchange,
+    connect: Callable[..., Exchange],
+    events: list[dict[str, Any]],
+    unserved: int | str,
+    requests: int,
+) -> None:
+    declare_account(standin)
+    path = "/sapi/v1/account/apiRestrictions"
+    if isinstance(unserved, int):
+        standin.unserve(path, unserved)
+    else:
+        standin.inject(path, unserved, times=ATTEMPTS)
+    account = ReadOnlyAccount(connect())
+
+    assert account.warn_if_key_can_trade() is None
+    assert account.snapshot(["BTC"], NOW).prices["BTC"] == 65000  # the job goes on
+
+    assert standin.count(path) == requests
+    unknown = [e for e in events if e["event"] == "key_permissions_unknown"]
+    assert len(unknown) == 1 and unknown[0]["log_level"] == "warning"
+    assert "key_permissions" in unknown[0]["error"]
+    assert_no_secrets(repr(events), standin)
+
+
+def test_a_refused_key_is_not_taken_for_an_unanswered_permission_check(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.inject("/sapi/v1/account/apiRestrictions", "auth")
+    result, error = run(ReadOnlyAccount(connect()).warn_if_key_can_trade)
+    assert result is None and type(error) is ExchangeAuthError
 
 
 def test_without_keys_permissions_are_not_asked(
