@@ -895,3 +895,108 @@ def test_without_keys_permissions_are_not_asked(
     assert ReadOnlyAccount(exchange).warn_if_key_can_trade() is None
     assert standin.count() == 0
     assert not [e for e in events if e["event"] == "api_key_not_read_only"]
+
+
+# -- 8. the exchange under the command line ------------------------------------------------
+
+KEYS = {"STAGEWISE_EXCHANGE__API_KEY": KEY, "STAGEWISE_EXCHANGE__SECRET": SECRET}
+QUICK_RETRIES = {"retry_attempts": 2, "retry_initial_seconds": 0.01}
+
+
+def stderr_events(stderr: str) -> list[dict[str, Any]]:
+    """The JSON log events of a command's stderr (its last line, the error, is not JSON)."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return [e for e in found if isinstance(e, dict)]
+
+
+def test_once_with_a_nan_price_fails_each_period_cleanly_naming_the_asset(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    plan_standin.set_price("BTC", "NaN")
+    config = standin_config({"exchange": QUICK_RETRIES})
+
+    done = cli("once", "rebalance", "--json", "--config", str(config))
+
+    assert done.returncode == 1, done.stderr  # "1 a run failed"
+    assert "Traceback" not in done.stderr and "ArgumentsRequired" not in done.stderr
+    outcomes = json.loads(done.stdout)
+    assert len(outcomes) >= 2  # the sleeves of the fire and the portfolio
+    for outcome in outcomes:
+        assert outcome["status"] == "failed"
+        assert "BTC (BTC/USDT ticker is unparsable, last price 'NaN')" in outcome["error"]
+    assert not [e for e in stderr_events(done.stderr) if e.get("event") == "proposal"]
+
+
+@pytest.mark.parametrize(("faults", "code"), [(2, 69), (1, 0)], ids=["spent", "recovered"])
+def test_once_retries_an_internal_error_and_exits_69_when_the_retries_are_spent(
+    standin_config: Callable[..., Any],
+    plan_standin: StandinExchange,
+    cli: Callable[..., Any],
+    faults: int,
+    code: int,
+) -> None:
+    plan_standin.inject("/api/v3/exchangeInfo", "internal", times=faults)
+    config = standin_config({"exchange": QUICK_RETRIES})
+
+    done = cli("once", "dca", "--config", str(config))
+
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    retries = [e for e in stderr_events(done.stderr) if e.get("event") == "exchange_retry"]
+    assert [e["call"] for e in retries] == ["load_markets"] * min(faults, 1)
+    if code:
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("stagewise: binance unavailable during load_markets after 2")
+        assert "-1001" in last and "Internal error" in last
+        assert plan_standin.count("/api/v3/exchangeInfo") == 2
+    else:
+        assert plan_standin.count("/api/v3/exchangeInfo") == 2  # the fault, then the answer
+        assert plan_standin.count("/api/v3/ticker/24hr") == 1
+
+
+@pytest.mark.parametrize("job", ["dca", "rebalance", "profit"])
+def test_read_only_jobs_go_on_without_the_key_permissions_endpoint(
+    standin_config: Callable[..., Any],
+    plan_standin: StandinExchange,
+    cli: Callable[..., Any],
+    job: str,
+) -> None:
+    plan_standin.set_balance("USDT", 1000)
+    plan_standin.unserve("/sapi/v1/account/apiRestrictions")  # a proxy without it
+    config = standin_config({"exchange": {"mode": "read-only", **QUICK_RETRIES}})
+
+    done = cli("once", job, "--json", "--config", str(config), env=KEYS)
+
+    assert done.returncode == 0, done.stderr
+    assert {o["status"] for o in json.loads(done.stdout)} <= {"ok", "quiet"}
+    unknown = [e for e in stderr_events(done.stderr) if e.get("event") == "key_permissions_unknown"]
+    assert len(unknown) == 1 and "does not serve key_permissions (HTTP 404)" in unknown[0]["error"]
+    assert plan_standin.count("/sapi/v1/account/apiRestrictions") == 1  # not retried
+    assert KEY not in done.stderr and SECRET not in done.stderr
+
+
+def test_paper_mode_offline_says_it_needs_the_public_prices_and_why_in_one_line(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    closed = refused_port()
+    offline = json_replace(
+        plan_standin.ccxt_config()["urls"], plan_standin.base_url, f"http://127.0.0.1:{closed}"
+    )
+    config = standin_config({"exchange": {"ccxt": {"urls": offline}, **QUICK_RETRIES}})
+
+    started = time.monotonic()
+    done = cli("once", "dca", "--config", str(config))
+
+    assert time.monotonic() - started < 15  # the process's start, two quick attempts
+    assert done.returncode == 69, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stagewise: binance unreachable during load_markets after 2 attempts")
+    assert f"connection refused (GET http://127.0.0.1:{closed}/api/v3/exchangeInfo)" in last
+    assert "paper mode needs binance's public prices" in last
+    assert plan_standin.count() == 0
