@@ -22,7 +22,6 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -38,6 +37,7 @@ from tenacity import (
 )
 
 from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.keyrights import ADVICE, KeyPermissions
 from stagewise.settings import ExchangeSettings
 from stagewise.snapshot import Market, Snapshot
 
@@ -55,15 +55,6 @@ NEEDS = {
     "paper": "paper mode needs {id}'s public prices",
     "read-only": "read-only mode reads the account on {id}",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPermissions:
-    """What the exchange says the API key may do."""
-
-    read: bool
-    trade: bool
-    withdraw: bool
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -475,7 +466,7 @@ class ReadOnlyAccount:
                 exchange=self._exchange.id,
                 trade=rights.trade,
                 withdraw=rights.withdraw,
-                advice="stagewise only reads; create a key with reading rights only",
+                advice=ADVICE,
             )
         return rights
 

@@ -9,7 +9,9 @@ import inspect
 import json
 import re
 import socket
+import sqlite3
 import time
+import tomllib
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -1000,3 +1002,52 @@ def test_paper_mode_offline_says_it_needs_the_public_prices_and_why_in_one_line(
     assert f"connection refused (GET http://127.0.0.1:{closed}/api/v3/exchangeInfo)" in last
     assert "paper mode needs binance's public prices" in last
     assert plan_standin.count() == 0
+
+
+def test_a_key_that_can_trade_is_recorded_shown_and_warned_about_until_it_changes(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    plan_standin.set_balance("USDT", 1000)
+    plan_standin.set_permissions(trade=True, withdraw=True)
+    config = standin_config({"exchange": {"mode": "read-only", **QUICK_RETRIES}})
+    db_path = tomllib.loads(config.read_text())["state"]["path"]
+
+    def once() -> list[dict[str, Any]]:
+        done = cli("once", "dca", "--config", str(config), env=KEYS)
+        assert done.returncode == 0, done.stderr
+        return [e for e in stderr_events(done.stderr) if e.get("event") == "api_key_not_read_only"]
+
+    def status() -> tuple[str, dict[str, Any]]:
+        text = cli("status", "--config", str(config))
+        data = cli("status", "--json", "--config", str(config))
+        assert text.returncode == data.returncode == 0, text.stderr + data.stderr
+        return text.stdout, json.loads(data.stdout)
+
+    def recorded() -> list[tuple[str, str]]:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            rows = conn.execute(
+                "SELECT kind, data FROM events WHERE kind LIKE 'key_%' ORDER BY id"
+            ).fetchall()
+        conn.close()
+        return rows
+
+    first = once()
+    assert [(e["trade"], e["withdraw"], e["level"]) for e in first] == [(True, True, "warning")]
+    text, data = status()
+    assert "WARNING: the API key can trade and withdraw (binance said so at " in text
+    assert data["api_key"]["trade"] and data["api_key"]["withdraw"]
+    assert data["api_key"]["read_only"] is False and data["api_key"]["exchange"] == "binance"
+
+    assert len(once()) == 1  # warned again at every check (the period is already recorded)
+    plan_standin.inject("/sapi/v1/account/apiRestrictions", "503", times=2)
+    (from_record,) = once()  # the exchange cannot tell this time: what is on record is said
+    assert from_record["reported_at"] == data["api_key"]["at"]
+    assert [kind for kind, _ in recorded()] == ["key_can_trade"]  # recorded once, not per check
+
+    plan_standin.set_permissions(trade=False, withdraw=False)  # a read-only key now
+    assert once() == []
+    text, data = status()
+    assert "API key" not in text
+    assert data["api_key"]["read_only"] is True
+    assert [kind for kind, _ in recorded()] == ["key_can_trade", "key_read_only"]
+    assert json.loads(recorded()[0][1]) == {"exchange": "binance", "trade": True, "withdraw": True}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagewise import logs
+from stagewise import keyrights, logs
 from stagewise.cli import (
     EX_FAILURE,
     EX_OK,
@@ -175,6 +175,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "error": run["error"],
             }
     next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
+    key = keyrights.on_record(store)
     return {
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
@@ -187,6 +188,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "last_runs": last_runs,
         "next_runs": next_runs,
         "pending_windfalls": [w.amount for w in store.pending_windfalls()],
+        "api_key": key and {**key, "at": key["at"].isoformat()},
     }
 
 
@@ -209,6 +211,13 @@ def render_status(d: dict[str, Any]) -> str:
     )
     if d["paused"]:
         lines.append(f"PAUSED (emergency rule): {d['pause_reason']} -- `stagewise resume` ends it")
+    key = d["api_key"]
+    if key and not key["read_only"]:
+        rights = " and ".join(r for r in ("trade", "withdraw") if key[r])
+        lines.append(
+            f"WARNING: the API key can {rights} ({key['exchange']} said so at {key['at']}): "
+            f"{keyrights.ADVICE}"
+        )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
     if d["pending_windfalls"]:
