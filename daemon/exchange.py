@@ -161,11 +161,8 @@ class Exchange:
         markets: dict[str, Market] = {}
         bad: list[str] = []
         for asset, route in routes.items():
-            problems = [
-                p
-                for p in (unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route)
-                if p
-            ]
+            problems = [unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route]
+            problems = [p for p in problems if p]
             if problems:
                 bad.append(f"{asset} ({'; '.join(problems)})")
                 continue

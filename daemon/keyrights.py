@@ -66,16 +66,9 @@ def record(store: Store, exchange: str, rights: KeyPermissions | None, now: date
             )
         return
     if rights.trade or rights.withdraw:
-        found = {"exchange": exchange, "trade": rights.trade, "withdraw": rights.withdraw}
-        if (
-            last is None
-            or last["read_only"]
-            or (last["trade"], last["withdraw"])
-            != (
-                rights.trade,
-                rights.withdraw,
-            )
-        ):
-            store.add_event(CAN_TRADE, now, found)
+        reported = (rights.trade, rights.withdraw)
+        if last is None or last["read_only"] or (last["trade"], last["withdraw"]) != reported:
+            data = {"exchange": exchange, "trade": rights.trade, "withdraw": rights.withdraw}
+            store.add_event(CAN_TRADE, now, data)
     elif last is not None and not last["read_only"]:
         store.add_event(READ_ONLY, now, {"exchange": exchange})
