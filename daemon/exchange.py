@@ -4,10 +4,14 @@
 request); it has NO method that creates, cancels or edits an order or moves funds, and the
 ccxt object it wraps is not exposed. `ReadOnlyAccount` turns those into a `Snapshot`.
 
+Only spot markets are loaded (ccxt's defaults add futures and margin lists, and a wallet
+call): a read-only key with spot rights is enough, and a load is one request.
+
 ccxt errors are translated here, grouped by what the caller should do: retried then
-`ExchangeUnavailable` (network, timeouts, 5xx, rate limits); `ExchangeAuthError` at once (fix
-the key); `SnapshotError` (an answer that cannot be used). Messages are redacted of keys and
-request signatures.
+`ExchangeUnavailable` (network, timeouts, HTTP 5xx and the exchange's own "internal error,
+try again" answers, rate limits); `ExchangeAuthError` at once (fix the key); `SnapshotError`
+(an answer that cannot be used, a path the exchange does not serve). Messages are redacted of
+keys and request signatures.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
+import ssl
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -25,13 +30,14 @@ import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_random_exponential,
 )
 
 from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.keyrights import ADVICE, KeyPermissions
 from stagewise.settings import ExchangeSettings
 from stagewise.snapshot import Market, Snapshot
 
@@ -41,15 +47,14 @@ T = TypeVar("T")
 # Currencies tried, in order, to price an asset that has no market in the quote currency.
 BRIDGES = ("BTC", "ETH", "BNB", "USDT", "USDC")
 _SIGNED = re.compile(r"(signature|apiKey|api_key|X-MBX-APIKEY|sign)=([^&\s\"']+)", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPermissions:
-    """What the exchange says the API key may do."""
-
-    read: bool
-    trade: bool
-    withdraw: bool
+# Answers that will not get better by asking again, though ccxt reads them as network errors:
+# the path is not served there (an exchange or a proxy without it).
+NOT_SERVED = frozenset({404, 405, 501})
+# What each mode needs the exchange for, said when it cannot be reached.
+NEEDS = {
+    "paper": "paper mode needs {id}'s public prices",
+    "read-only": "read-only mode reads the account on {id}",
+}
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -74,6 +79,12 @@ class Exchange:
         self.__ccxt = _build(settings)
         self._markets: dict[str, dict[str, Any]] = {}
         self._markets_at: datetime | None = None
+        # The HTTP status of the last answer (None: no answer at all), which ccxt does not
+        # keep: a 5xx is the exchange's own failure whatever ccxt makes of its body.
+        self._status: int | None = None
+        session = getattr(self.__ccxt, "session", None)
+        if session is not None:
+            session.hooks["response"].append(self._note_status)
 
     @property
     def id(self) -> str:
@@ -141,44 +152,68 @@ class Exchange:
         """Prices and market rules of `assets` in the quote currency, from ONE ticker request.
 
         Returns (prices, markets, unpriced). A route's price that is missing, zero, negative
-        or NaN fails the whole snapshot, naming the asset and the symbol."""
+        or NaN fails the whole snapshot, naming every such asset and its symbol."""
         self.load_markets(now)
         routes, unpriced = self.routes(assets)
         symbols = sorted({s for route in routes.values() for s in route})
-        tickers: Mapping[str, Any] = {}
-        if symbols:
-            try:
-                tickers = self._call("fetch_tickers", lambda: self.__ccxt.fetch_tickers(symbols))
-            except SnapshotError as e:
-                # ccxt fails the whole batch on one bad ticker (a "NaN" price): name the asset.
-                culprits = ", ".join(
-                    f"{a} ({' x '.join(routes[a])})" for a in self._culprits(routes)
-                )
-                raise SnapshotError(f"bad price for {culprits}: {e}") from None
-            if not isinstance(tickers, Mapping):
-                raise SnapshotError(f"{self.id}: tickers answer is not a table of prices")
+        tickers, unparsable = self._tickers(symbols, routes) if symbols else ({}, {})
         prices: dict[str, float] = {self.quote: 1.0}
         markets: dict[str, Market] = {}
+        bad: list[str] = []
         for asset, route in routes.items():
-            legs = [_ticker_price(tickers.get(symbol), asset, symbol) for symbol in route]
+            problems = [unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route]
+            problems = [p for p in problems if p]
+            if problems:
+                bad.append(f"{asset} ({'; '.join(problems)})")
+                continue
+            legs = [_price(tickers[symbol]) for symbol in route]
             prices[asset] = math.prod(legs)
             # On a bridge pair the market's minimum cost is in the bridge currency.
             markets[asset] = self._market_rules(route[0], legs[1] if len(legs) == 2 else 1.0)
+        if bad:
+            raise SnapshotError(f"bad price for {', '.join(bad)}; no plan is made from bad prices")
         return prices, markets, unpriced
 
-    def _culprits(self, routes: Mapping[str, list[str]]) -> list[str]:
-        """After ccxt failed to parse a tickers answer: the assets whose own raw ticker fails to
-        parse alone, or all of them when none can be singled out (e.g. a non-JSON body)."""
+    def _tickers(
+        self, symbols: list[str], routes: Mapping[str, list[str]]
+    ) -> tuple[Mapping[str, Any], dict[str, str]]:
+        """The tickers of `symbols` (one request), and the symbols whose ticker ccxt could not
+        parse, each with what was wrong."""
+        try:
+            tickers = self._call("fetch_tickers", lambda: self.__ccxt.fetch_tickers(symbols))
+        except SnapshotError as e:
+            # ccxt fails the whole batch on one ticker it cannot parse (a "NaN" price): parse
+            # the answer ticker by ticker, so that every bad one is named, not only the first.
+            salvaged = self._parse_one_by_one(set(symbols))
+            if salvaged is None or not salvaged[1]:  # no ticker to blame: blame them all
+                raise SnapshotError(f"bad price for {', '.join(routes)}: {e}") from None
+            return salvaged
+        if not isinstance(tickers, Mapping):
+            raise SnapshotError(f"{self.id}: tickers answer is not a table of prices")
+        return tickers, {}
+
+    def _parse_one_by_one(self, symbols: set[str]) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The last tickers answer parsed one ticker at a time: (parsed, unparsable), or None
+        when the answer is not a list of tickers at all."""
         raw = _json(self.__ccxt.last_http_response)
-        items = raw.values() if isinstance(raw, dict) else raw if isinstance(raw, list) else []
-        bad: set[str] = set()
+        items = raw.values() if isinstance(raw, dict) else raw if isinstance(raw, list) else None
+        if items is None:
+            return None
+        # Our own spot markets by exchange id: ccxt's lookup of a raw id fails when the id
+        # also names a futures market (BTCUSDT spot and perpetual).
+        by_id = {m.get("id"): symbol for symbol, m in self._markets.items() if symbol in symbols}
+        parsed: dict[str, Any] = {}
+        unparsable: dict[str, str] = {}
         for item in items:
+            symbol = by_id.get(item.get("symbol")) if isinstance(item, dict) else None
+            if symbol is None:
+                continue
             try:
-                self.__ccxt.parse_ticker(item)
-            except Exception:  # only diagnosing which ticker broke the batch
-                market_id = item.get("symbol") if isinstance(item, dict) else None
-                bad.add(self.__ccxt.safe_symbol(market_id))
-        return [a for a, route in routes.items() if bad & set(route)] or list(routes)
+                parsed[symbol] = self.__ccxt.parse_ticker(item, self._markets[symbol])
+            except (ccxt.BaseError, ValueError, TypeError, KeyError, ArithmeticError):
+                last = item.get("lastPrice")
+                unparsable[symbol] = f"{symbol} ticker is unparsable, last price {last!r}"
+        return parsed, unparsable
 
     def balances(self) -> dict[str, float]:
         """Free balance per asset (non-zero only), from ONE balance request."""
@@ -284,7 +319,7 @@ class Exchange:
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         s = self._settings
         retrying = Retrying(
-            retry=retry_if_exception_type(ccxt.NetworkError),
+            retry=retry_if_exception(self._temporary),
             stop=stop_after_attempt(s.retry_attempts) | stop_after_delay(s.retry_max_seconds),
             wait=wait_random_exponential(
                 multiplier=s.retry_initial_seconds, max=max(s.retry_initial_seconds, 30)
@@ -298,19 +333,26 @@ class Exchange:
         options = getattr(self.__ccxt, "options", None)
         if isinstance(options, dict):
             options["hasAlreadyAuthenticatedSuccessfully"] = False
+
+        def attempt() -> T:
+            self._status = None
+            return fn()
+
         try:
-            return retrying(fn)
+            return retrying(attempt)
         except ccxt.AuthenticationError as e:
             raise ExchangeAuthError(
                 f"{self.id} refused the API key during {what}: {self._clean(e)}. Check "
                 "STAGEWISE_EXCHANGE__API_KEY / __SECRET (a read-only key is enough)"
             ) from None
-        except ccxt.NetworkError as e:
-            raise ExchangeUnavailable(
-                f"{self.id} unavailable during {what} after retries: "
-                f"{type(e).__name__}: {self._clean(e)}"
-            ) from None
         except ccxt.BaseError as e:
+            if self._temporary(e):
+                attempts = retrying.statistics.get("attempt_number", 1)
+                raise ExchangeUnavailable(self._unavailable(what, e, attempts)) from None
+            if self._status in NOT_SERVED:
+                raise SnapshotError(
+                    f"{self.id} does not serve {what} (HTTP {self._status}): {self._clean(e)}"
+                ) from None
             raise SnapshotError(
                 f"{self.id} gave an unusable answer to {what}: {type(e).__name__}: {self._clean(e)}"
             ) from None
@@ -318,6 +360,35 @@ class Exchange:
             raise SnapshotError(
                 f"{self.id} gave an unparsable answer to {what}: {self._clean(e)}"
             ) from None
+
+    def _note_status(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """requests' response hook: remember the status (returns None: the answer is kept)."""
+        self._status = getattr(response, "status_code", None)
+
+    def _temporary(self, error: BaseException) -> bool:
+        """Worth asking again: a network fault, a rate limit, or the exchange's own failure
+        (HTTP 5xx, or an answer like Binance's -1001 "Internal error; ... try again")."""
+        if isinstance(error, ccxt.AuthenticationError) or self._status in NOT_SERVED:
+            return False
+        return isinstance(error, ccxt.OperationFailed) or (
+            isinstance(error, ccxt.BaseError) and self._status is not None and self._status >= 500
+        )
+
+    def _unavailable(self, what: str, error: BaseException, attempts: int) -> str:
+        """One line: what failed, why in words, and what the mode needs the exchange for."""
+        detail = self._clean(error).removeprefix(f"{self.id} ")
+        need = NEEDS[self._settings.mode].format(id=self.id)
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if self._status is not None:  # the exchange answered, with its own failure
+            return (
+                f"{self.id} unavailable during {what} after {tries}: {type(error).__name__}: "
+                f"{detail}; {need}: try again later"
+            )
+        cause = _network_cause(error, self._settings.timeout_ms)
+        return (
+            f"{self.id} unreachable during {what} after {tries}: {cause} ({detail}); {need}: "
+            "check the network connection (and [exchange.ccxt] urls), then try again"
+        )
 
     def _clean(self, error: BaseException) -> str:
         return redact(str(error), self._secrets)[:500]
@@ -374,15 +445,26 @@ class ReadOnlyAccount:
         )
 
     def warn_if_key_can_trade(self) -> KeyPermissions | None:
-        """Log a warning when the exchange says the key may trade or withdraw."""
-        rights = self._exchange.key_permissions()
+        """Log a warning when the exchange says the key may trade or withdraw. The check is
+        optional: when the exchange does not serve it (or cannot be asked), a warning says so
+        and None is returned, as for an exchange that does not tell; a refused key raises."""
+        try:
+            rights = self._exchange.key_permissions()
+        except (SnapshotError, ExchangeUnavailable) as e:
+            log.warning(
+                "key_permissions_unknown",
+                exchange=self._exchange.id,
+                error=str(e),
+                advice="could not ask what the API key may do: make sure it can only read",
+            )
+            return None
         if rights is not None and (rights.trade or rights.withdraw):
             log.warning(
                 "api_key_not_read_only",
                 exchange=self._exchange.id,
                 trade=rights.trade,
                 withdraw=rights.withdraw,
-                advice="stagewise only reads; create a key with reading rights only",
+                advice=ADVICE,
             )
         return rights
 
@@ -399,7 +481,29 @@ def _build(settings: ExchangeSettings) -> Any:
         value = getattr(settings, field)
         if value is not None:
             config[name] = value.get_secret_value()
-    return cls(_deep_merge(config, settings.ccxt))
+    client = cls(_deep_merge(config, settings.ccxt))
+    _load_spot_markets_only(client.options, settings.ccxt.get("options") or {})
+    return client
+
+
+def _load_spot_markets_only(options: dict[str, Any], chosen: Mapping[str, Any]) -> None:
+    """Make ccxt's `load_markets` ask for spot markets only, where its options choose (binance,
+    bybit, okx ...: `fetchMarkets` types; binance's margin lists and private currency call),
+    unless the config's [exchange.ccxt] options chose otherwise."""
+    wanted = options.get("fetchMarkets")
+    if "fetchMarkets" not in chosen:
+        if isinstance(wanted, dict) and isinstance(wanted.get("types"), list):
+            if "spot" in wanted["types"]:
+                options["fetchMarkets"] = {**wanted, "types": ["spot"]}
+        elif isinstance(wanted, dict) and isinstance(wanted.get("types"), dict):
+            if "spot" in wanted["types"]:
+                types = {kind: kind == "spot" for kind in wanted["types"]}
+                options["fetchMarkets"] = {**wanted, "types": types}
+        elif isinstance(wanted, list) and "spot" in wanted:
+            options["fetchMarkets"] = ["spot"]
+    for name in ("fetchMargins", "fetchCurrencies"):
+        if isinstance(options.get(name), bool) and name not in chosen:
+            options[name] = False
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,6 +524,34 @@ def _json(text: Any) -> Any:
         return None
 
 
+def _network_cause(error: BaseException, timeout_ms: int) -> str:
+    """Why no answer came, in words (name resolution, refused, timed out ...), from the chain
+    of errors under ccxt's (requests and urllib3 wrap the socket's error)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        wrapped = [a for a in (*current.args, getattr(current, "reason", None)) if a is not None]
+        current = (
+            current.__cause__
+            or current.__context__
+            or next((a for a in wrapped if isinstance(a, BaseException)), None)
+        )
+    timed_out = f"timed out (no answer within {timeout_ms} ms)"
+    causes = (
+        (socket.gaierror, "name resolution failed"),
+        (ConnectionRefusedError, "connection refused"),
+        (ConnectionResetError, "connection reset"),
+        (ccxt.RequestTimeout, timed_out),
+        (TimeoutError, timed_out),
+        (ssl.SSLError, "TLS handshake failed"),
+    )
+    for kind, text in causes:
+        if any(isinstance(e, kind) for e in chain):
+            return text
+    return "no connection"
+
+
 def _number(value: Any) -> float | None:
     try:
         number = float(value)
@@ -428,17 +560,29 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _ticker_price(ticker: Any, asset: str, symbol: str) -> float:
+def _price_problem(ticker: Any, symbol: str) -> str | None:
+    """What makes `ticker` unusable as the price of `symbol`, or None."""
     if not isinstance(ticker, Mapping):
-        raise SnapshotError(f"no price for {asset}: the exchange returned no ticker for {symbol}")
+        return f"the exchange returned no ticker for {symbol}"
+    price = _price(ticker)
+    if price is None or price <= 0:
+        raw = _raw_price(ticker)
+        info = ticker.get("info")
+        if raw is None and isinstance(info, Mapping):  # ccxt drops a zero price: show it
+            raw = next((info[k] for k in ("lastPrice", "last", "price") if k in info), None)
+        return f"{symbol} last price is {raw!r}"
+    return None
+
+
+def _raw_price(ticker: Mapping[str, Any]) -> Any:
+    """The ticker's last (or close) price, else the middle of bid and ask, as given."""
     for key in ("last", "close"):
         raw = ticker.get(key)
         if raw is not None:
-            break
-    else:
-        bid, ask = _number(ticker.get("bid")), _number(ticker.get("ask"))
-        raw = (bid + ask) / 2 if bid and ask else None
-    price = _number(raw)
-    if price is None or price <= 0:
-        raise SnapshotError(f"bad price for {asset}: {symbol} last price is {raw!r}")
-    return price
+            return raw
+    bid, ask = _number(ticker.get("bid")), _number(ticker.get("ask"))
+    return (bid + ask) / 2 if bid and ask else None
+
+
+def _price(ticker: Mapping[str, Any]) -> float | None:
+    return _number(_raw_price(ticker))

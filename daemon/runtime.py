@@ -12,6 +12,7 @@ from datetime import datetime
 
 import structlog
 
+from stagewise import keyrights
 from stagewise.errors import ConfigError
 from stagewise.exchange import Exchange, ReadOnlyAccount
 from stagewise.jobs import Account, Jobs
@@ -45,10 +46,12 @@ class Runtime:
     exchange: Exchange
 
     def check_exchange(self, now: datetime) -> None:
-        """The start-up check: market rules load; a read-only key that can trade is flagged."""
+        """The check at every start and `once`: market rules load; what a read-only key may
+        do is asked (optional), a key that can trade is warned about and kept in the state."""
         self.exchange.load_markets(now)
         if isinstance(self.account, ReadOnlyAccount):
-            self.account.warn_if_key_can_trade()
+            rights = self.account.warn_if_key_can_trade()
+            keyrights.record(self.store, self.exchange.id, rights, now)
 
     def close(self) -> None:
         self.exchange.close()

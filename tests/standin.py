@@ -10,12 +10,21 @@ in Binance's own JSON shapes:
 ``GET /api/v3/klines``                     ``fetch_ohlcv()`` (startTime/endTime/limit)
 ``GET /api/v3/time``, ``GET /api/v3/ping``  ``fetch_time()``
 ``GET /sapi/v1/account/apiRestrictions``   API-key permission check (signed)
+``GET /fapi/v1/exchangeInfo``              USD-M futures markets (a perpetual per
+                                           spot */USDT market, same id, as Binance)
+``GET /dapi/v1/exchangeInfo``              COIN-M futures markets (none listed)
 =========================================  ====================================
 
+The futures market lists are served because ccxt's binance asks for them on every
+``load_markets()`` unless told to load spot markets only: a client that forgets it gets
+market ids that name two markets (``BTCUSDT`` spot and perpetual), as online.
+
 Every request is recorded (``requests``, ``count``).  Anything else - any POST, PUT or
-DELETE, order endpoints, futures/margin/wallet groups - is refused with HTTP 400 and
+DELETE, order endpoints, margin/wallet groups (``/sapi/v1/margin/...``,
+``/sapi/v1/capital/...``) - is refused with HTTP 400 and
 ``{"code": -1020, "msg": "This operation is not supported. ..."}`` so a test can prove it
-was never called.  Signed endpoints accept any signature but insist on an
+was never called.  ``unserve(path)`` makes a served path answer like a proxy that does not
+pass it on (HTTP 404).  Signed endpoints accept any signature but insist on an
 ``X-MBX-APIKEY`` header and ``timestamp``/``signature`` parameters, like Binance.
 
 Usage::
@@ -38,13 +47,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FAULTS", "Request", "StandinExchange"]
+__all__ = ["FAULTS", "SPOT_ONLY_OPTIONS", "Request", "StandinExchange"]
 
-FAULTS = frozenset({"500", "503", "429", "418", "timeout", "garbage", "auth"})
+SPOT_ONLY_OPTIONS: dict[str, Any] = {
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchMargins": False,
+    "fetchCurrencies": False,
+}
+"""ccxt binance options under which ``load_markets()`` asks for ``/api/v3/exchangeInfo`` only."""
+
+FAULTS = frozenset(
+    {"500", "503", "internal", "502-json", "429", "418", "timeout", "garbage", "auth"}
+)
 """Fault names accepted by :meth:`StandinExchange.inject`."""
 
 TIMEOUT_HOLD_SECONDS = 3.0
@@ -114,6 +133,14 @@ class _Reply(Exception):
         self.status, self.code, self.msg = status, code, msg
 
 
+class _Unserved(Exception):
+    """Raised inside a route to answer as a proxy that does not serve the path."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class StandinExchange:
     """A Binance-spot-shaped HTTP server on 127.0.0.1 (random port) for ccxt tests.
 
@@ -134,6 +161,7 @@ class StandinExchange:
         self._klines: dict[str, list[tuple[int, str, str, str, str, str]]] = {}
         self._perms = {"trade": False, "withdraw": False}
         self._faults: list[list[Any]] = []  # [path_prefix, fault, remaining]
+        self._unserved: dict[str, int] = {}  # path -> HTTP status it is answered with
         self._requests: list[Request] = []
         self.base_url = ""
 
@@ -184,14 +212,13 @@ class StandinExchange:
         * ``urls``: every API group of ccxt's binance (spot, sapi, futures, options,
           portfolio margin; also the ``test``/``demo`` sets) rewritten to ``base_url``,
           so even an unexpected call lands here (recorded and refused), never online.
-        * ``options.fetchMarkets.types = ['spot']``: only ``/api/v3/exchangeInfo``
-          (default also hits fapi/dapi exchangeInfo).
-        * ``options.fetchMargins = False``: with credentials ccxt would otherwise also
-          call ``/sapi/v1/margin/allPairs`` and ``/sapi/v1/margin/isolated/allPairs``.
-        * ``options.fetchCurrencies = False``: with credentials ccxt would otherwise call
-          ``/sapi/v1/capital/config/getall`` (and margin/allAssets) on ``load_markets``.
         * ``options.adjustForTimeDifference = False``: no extra ``/api/v3/time`` call.
         * ``enableRateLimit = False``: no client-side throttling delays in tests.
+
+        Which markets ``load_markets()`` fetches is left to the client: ccxt's defaults
+        ask for the futures lists (served) and, with credentials, the margin pairs and
+        the wallet's currencies (refused). ``SPOT_ONLY_OPTIONS`` are the options that
+        keep a raw ccxt client to ``/api/v3/exchangeInfo``.
         """
         if not self.base_url:
             raise RuntimeError("start() the stand-in before asking for its ccxt config")
@@ -200,12 +227,7 @@ class StandinExchange:
             urls[group] = {name: self.base_url + urlsplit(u).path for name, u in mapping.items()}
         return {
             "urls": urls,
-            "options": {
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchMargins": False,
-                "fetchCurrencies": False,
-                "adjustForTimeDifference": False,
-            },
+            "options": {"adjustForTimeDifference": False},
             "enableRateLimit": False,
         }
 
@@ -333,12 +355,22 @@ class StandinExchange:
         with self._lock:
             self._klines[base + quote] = clean
 
+    def unserve(self, path: str, status: int = 404) -> None:
+        """Answer ``path`` from now on as a proxy that does not pass it on: HTTP ``status``
+        and its reason as plain text (404 "Not Found" by default); 400 gives Binance's own -1020
+        "not supported" JSON."""
+        with self._lock:
+            self._unserved[path] = status
+
     def inject(self, path_prefix: str, fault: str, times: int = 1) -> None:
         """Make the next ``times`` requests whose path starts with ``path_prefix`` fail.
 
-        Faults: ``"500"``/``"503"`` (plain-text gateway error), ``"429"``/``"418"``
-        (Binance -1003 JSON, ``Retry-After``), ``"timeout"`` (held ``TIMEOUT_HOLD_SECONDS``
-        then dropped unanswered), ``"garbage"`` (HTTP 200, non-JSON HTML body),
+        Faults: ``"500"``/``"503"`` (plain-text gateway error), ``"internal"`` (HTTP 500
+        with Binance's JSON ``{"code": -1001, "msg": "Internal error; ..."}``), ``"502-json"``
+        (HTTP 502 with a gateway's JSON ``{"code": 502, "msg": "Bad Gateway"}``),
+        ``"429"``/``"418"`` (Binance -1003 JSON, ``Retry-After``), ``"timeout"`` (held
+        ``TIMEOUT_HOLD_SECONDS`` then dropped unanswered), ``"garbage"`` (HTTP 200, non-JSON
+        HTML body),
         ``"auth"`` (HTTP 401, Binance code -2015).  Faults queue in injection order.
         """
         if fault not in FAULTS:
@@ -397,6 +429,12 @@ class StandinExchange:
     def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Any:
         if method != "GET":
             raise _Reply(400, -1020, f"This operation is not supported. ({method} {path})")
+        with self._lock:
+            unserved = self._unserved.get(path)
+        if unserved == 400:
+            raise _Reply(400, -1020, f"This operation is not supported. ({method} {path})")
+        if unserved is not None:
+            raise _Unserved(unserved)
         if path in _SIGNED_PATHS:
             if not headers.get("x-mbx-apikey"):
                 raise _Reply(401, -2014, "API-key format invalid.")
@@ -414,6 +452,10 @@ class StandinExchange:
                 return {"serverTime": _now_ms()}
             if path == "/api/v3/exchangeInfo":
                 return self._exchange_info()
+            if path == "/fapi/v1/exchangeInfo":
+                return self._futures_info(self._perpetuals())
+            if path == "/dapi/v1/exchangeInfo":
+                return self._futures_info([])
             if path == "/api/v3/ticker/24hr":
                 return self._tickers(query)
             if path == "/api/v3/klines":
@@ -445,6 +487,56 @@ class StandinExchange:
             ],
             "exchangeFilters": [],
             "symbols": [json.loads(json.dumps(m)) for m in self._markets.values()],
+        }
+
+    def _perpetuals(self) -> list[dict[str, Any]]:
+        """A USD-M perpetual for every spot */USDT market, under the same id (as Binance)."""
+        return [
+            {
+                "symbol": m["symbol"],
+                "pair": m["symbol"],
+                "contractType": "PERPETUAL",
+                "deliveryDate": 4_133_404_800_000,
+                "onboardDate": 1_569_398_400_000,
+                "status": "TRADING",
+                "baseAsset": m["baseAsset"],
+                "quoteAsset": "USDT",
+                "marginAsset": "USDT",
+                "pricePrecision": 2,
+                "quantityPrecision": 3,
+                "baseAssetPrecision": 8,
+                "quotePrecision": 8,
+                "underlyingType": "COIN",
+                "filters": [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": "0.10",
+                        "maxPrice": "1000000",
+                        "tickSize": "0.10",
+                    },
+                    {
+                        "filterType": "LOT_SIZE",
+                        "minQty": "0.001",
+                        "maxQty": "1000",
+                        "stepSize": "0.001",
+                    },
+                    {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                ],
+                "orderTypes": ["LIMIT", "MARKET"],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+            }
+            for m in self._markets.values()
+            if m["quoteAsset"] == "USDT"
+        ]
+
+    def _futures_info(self, symbols: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "timezone": "UTC",
+            "serverTime": _now_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "assets": [],
+            "symbols": symbols,
         }
 
     def _ticker(self, symbol: str, p: dict[str, str]) -> dict[str, Any]:
@@ -653,6 +745,9 @@ def _make_handler(ex: StandinExchange) -> type[BaseHTTPRequestHandler]:
             except _Reply as r:
                 self._json(r.status, {"code": r.code, "msg": r.msg})
                 return
+            except _Unserved as u:
+                self._send(u.status, HTTPStatus(u.status).phrase.encode(), "text/plain")
+                return
             self._json(200, answer)
 
         def _fault(self, fault: str) -> None:
@@ -663,6 +758,16 @@ def _make_handler(ex: StandinExchange) -> type[BaseHTTPRequestHandler]:
                     f"<html><body><h1>{fault} {text}</h1></body></html>".encode(),
                     "text/html",
                 )
+            elif fault == "internal":
+                self._json(
+                    500,
+                    {
+                        "code": -1001,
+                        "msg": "Internal error; unable to process your request. Please try again.",
+                    },
+                )
+            elif fault == "502-json":
+                self._json(502, {"code": 502, "msg": "Bad Gateway"})
             elif fault == "429":
                 self._json(
                     429,

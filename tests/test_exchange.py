@@ -6,8 +6,12 @@ translation for every method that talks to the exchange, read-only safety, secre
 from __future__ import annotations
 
 import inspect
+import json
 import re
+import socket
+import sqlite3
 import time
+import tomllib
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -78,6 +82,18 @@ def events() -> Iterator[list[dict[str, Any]]]:
             yield logs
     finally:
         structlog.configure(**saved)
+
+
+def refused_port() -> int:
+    """A port of 127.0.0.1 where nothing listens (bound, then closed): connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def json_replace(value: Any, old: str, new: str) -> Any:
+    """`value` (nested dicts, lists, strings) with `old` replaced by `new` in every string."""
+    return json.loads(json.dumps(value).replace(old, new))
 
 
 def signatures(standin: StandinExchange) -> set[str]:
@@ -230,6 +246,57 @@ def test_an_unusable_price_fails_the_snapshot_naming_the_asset(
     assert standin.count("/api/v3/ticker/24hr") == 1  # never retried: it will not get better
 
 
+@pytest.mark.parametrize("eth", [0, "NaN"], ids=["zero", "nan"])
+def test_every_unusable_price_is_named_not_only_the_first(
+    standin: StandinExchange, connect: Callable[..., Exchange], eth: Any
+) -> None:
+    for base, price in (("BTC", 65000), ("ETH", eth), ("SOL", None), ("ADA", 0.5)):
+        standin.add_market(base)
+        standin.set_price(base, price)
+    standin.set_balance("USDT", 100)
+    account = ReadOnlyAccount(connect())
+
+    result, error = run(lambda: account.snapshot(["BTC", "ETH", "SOL", "ADA"], NOW))
+
+    assert result is None and type(error) is SnapshotError
+    message = str(error)
+    shown = "'NaN'" if eth == "NaN" else "'0.00000000'"  # not "None": what the exchange said
+    assert f"ETH (ETH/USDT last price is {shown}" in message or (
+        eth == "NaN" and "ETH (ETH/USDT ticker is unparsable, last price 'NaN')" in message
+    )
+    assert "SOL (the exchange returned no ticker for SOL/USDT)" in message
+    assert "BTC" not in message and "ADA" not in message
+    assert "\n" not in message
+    assert standin.count("/api/v3/ticker/24hr") == 1
+
+
+def test_a_nan_price_fails_cleanly_with_futures_markets_loaded_too(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    """A config's own ccxt options may load the perpetuals, whose ids are the spot ones
+    (BTCUSDT): naming the culprit must not ask ccxt to tell them apart (ArgumentsRequired)."""
+    for base, price in (("BTC", 65000), ("ETH", "NaN"), ("SOL", 0)):
+        standin.add_market(base)
+        standin.set_price(base, price)
+    standin.set_balance("USDT", 100)
+    ccxt_config = standin.ccxt_config()
+    ccxt_config["options"]["fetchMarkets"] = {"types": ["spot", "linear"]}
+    exchange = connect(mode="paper", api_key=None, secret=None, ccxt=ccxt_config)
+
+    result, error = run(lambda: exchange.quotes(["BTC", "ETH", "SOL"], NOW))
+
+    assert standin.count("/fapi/v1/exchangeInfo") == 1  # the futures markets are loaded
+    assert result is None and type(error) is SnapshotError
+    assert "ETH (ETH/USDT ticker is unparsable, last price 'NaN')" in str(error)
+    assert "SOL (SOL/USDT last price is '0.00000000')" in str(error)
+    assert "BTC" not in str(error)
+    standin.set_price("ETH", 3000)
+    standin.set_price("SOL", 150)
+    prices, markets, _ = exchange.quotes(["BTC", "ETH", "SOL"], NOW)
+    assert prices == {"USDT": 1.0, "BTC": 65000.0, "ETH": 3000.0, "SOL": 150.0}
+    assert markets["ETH"].symbol == "ETH/USDT"  # the spot market, not the perpetual
+
+
 # -- 2. precision ------------------------------------------------------------------------------
 
 STEPS = {"S3": 0.001, "S2": 0.01, "S0": 1.0, "S5": 0.00001, "S1": 0.1, "S8": 0.00000001}
@@ -339,6 +406,25 @@ def test_a_snapshot_costs_one_balance_and_one_ticker_request(
     assert len(snap.prices) == n + 1 and snap.unpriced == ()
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["read-only key", "paper, no key"])
+def test_only_spot_markets_are_loaded(
+    standin: StandinExchange, connect: Callable[..., Exchange], keyed: bool
+) -> None:
+    """ccxt's defaults also fetch the futures lists and, with a key, the margin pairs and the
+    wallet's currencies (see test_standin): a spot-reading key must be enough."""
+    declare_account(standin)
+    keys = {} if keyed else {"mode": "paper", "api_key": None, "secret": None}
+    exchange = connect(**keys)
+
+    exchange.load_markets(NOW)
+    exchange.load_markets(LATER)  # a reload too
+
+    paths = [r.path for r in standin.requests]
+    assert paths == ["/api/v3/exchangeInfo"] * 2
+    assert not [p for p in paths if p.startswith(("/fapi", "/dapi", "/sapi"))]
+    assert exchange.routes(["BTC", "ETH"]) == ({"BTC": ["BTC/USDT"], "ETH": ["ETH/USDT"]}, [])
+
+
 def test_markets_are_reloaded_only_after_the_refresh_period(
     standin: StandinExchange, connect: Callable[..., Exchange]
 ) -> None:
@@ -378,7 +464,8 @@ def assert_maps_faults(
     """Every stand-in fault on requests to `path` during `call` either recovers within the
     retry bounds, with the same answer as a clean call, or fails with the right named error.
 
-    network-ish (500/503/429/418): ATTEMPTS - 1 faults -> recovered after as many retries;
+    the exchange's own failure or a network-ish one (500/503, Binance -1001 "internal", a
+        JSON 502, 429/418): ATTEMPTS - 1 faults -> recovered after as many retries;
         ATTEMPTS faults -> ExchangeUnavailable after exactly ATTEMPTS requests.
     timeout: 1 -> recovered; with retry_max_seconds below the timeout -> ExchangeUnavailable
         after one request.
@@ -394,7 +481,7 @@ def assert_maps_faults(
     assert clean >= 1, f"a clean call makes no request to {path}"
 
     cases: list[tuple[str, int, dict[str, Any], type[Exception] | None, int]] = []
-    for fault in ("500", "503", "429", "418"):
+    for fault in ("500", "503", "internal", "502-json", "429", "418"):
         cases.append((fault, ATTEMPTS - 1, {}, None, clean + ATTEMPTS - 1))
         cases.append((fault, ATTEMPTS, {}, ExchangeUnavailable, ATTEMPTS))
     cases += [
@@ -426,6 +513,9 @@ def assert_maps_faults(
             assert len(retries) == (ATTEMPTS - 1 if requests == ATTEMPTS else 0), what
             for name in names if error_type is SnapshotError else ():
                 assert name in str(error), f"{what}: {error}"
+            if error_type is ExchangeUnavailable:  # the exchange's fault, not the assets'
+                assert "bad price" not in str(error), f"{what}: {error}"
+                assert f"after {requests} attempt" in str(error), f"{what}: {error}"
             assert_no_secrets("".join(traceback.format_exception(error)), standin)
         assert_no_secrets(repr(logs), standin)
         # whatever happened, the next call works again
@@ -485,6 +575,62 @@ def test_auth_is_not_retried_on_a_fresh_client(
     assert result is None and type(error) is ExchangeAuthError
     assert "STAGEWISE_EXCHANGE__API_KEY" in str(error)
     assert standin.count("/api/v3/account") == 1
+
+
+def test_a_path_the_exchange_does_not_serve_is_named_and_not_retried(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    exchange = connect()
+    standin.unserve("/api/v3/account")  # 404, which ccxt reads as a network error
+
+    result, error = run(exchange.balances)
+
+    assert result is None and type(error) is SnapshotError
+    assert "does not serve fetch_balance (HTTP 404)" in str(error)
+    assert standin.count("/api/v3/account") == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "need"),
+    [
+        ("paper", "paper mode needs binance's public prices"),
+        ("read-only", "read-only mode reads the account on binance"),
+    ],
+)
+def test_an_exchange_that_refuses_connections_is_named_with_the_cause_in_one_line(
+    standin: StandinExchange, connect: Callable[..., Exchange], mode: str, need: str
+) -> None:
+    closed = refused_port()
+    urls = standin.ccxt_config()
+    urls["urls"] = json_replace(urls["urls"], standin.base_url, f"http://127.0.0.1:{closed}")
+    exchange = connect(mode=mode, ccxt=urls)
+
+    started = time.monotonic()
+    result, error = run(lambda: exchange.load_markets(NOW))
+
+    assert time.monotonic() - started < 2
+    assert result is None and type(error) is ExchangeUnavailable
+    message = str(error)
+    assert message.startswith(f"binance unreachable during load_markets after {ATTEMPTS} attempts")
+    assert "connection refused" in message and f"127.0.0.1:{closed}" in message
+    assert need in message and "\n" not in message
+    assert standin.count() == 0
+
+
+def test_a_timeout_is_named_as_such(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    exchange = connect(retry_max_seconds=0.5)
+    exchange.load_markets(NOW)
+    standin.inject("/api/v3/account", "timeout")
+
+    result, error = run(exchange.balances)
+
+    assert result is None and type(error) is ExchangeUnavailable
+    assert "timed out (no answer within 1000 ms)" in str(error)
+    assert "read-only mode reads the account on binance" in str(error)
 
 
 def test_ohlcv_closes_paginates_and_refuses_a_nan_close(
@@ -706,6 +852,44 @@ def test_a_key_that_can_trade_or_withdraw_is_warned_about(
     assert_no_secrets(repr(events), standin)
 
 
+@pytest.mark.parametrize(
+    ("unserved", "requests"),
+    [(404, 1), (400, 1), ("503", ATTEMPTS)],
+    ids=["404 proxy", "-1020 not supported", "503 for good"],
+)
+def test_a_permission_check_the_exchange_does_not_answer_warns_and_goes_on(
+    standin: StandinExchange,
+    connect: Callable[..., Exchange],
+    events: list[dict[str, Any]],
+    unserved: int | str,
+    requests: int,
+) -> None:
+    declare_account(standin)
+    path = "/sapi/v1/account/apiRestrictions"
+    if isinstance(unserved, int):
+        standin.unserve(path, unserved)
+    else:
+        standin.inject(path, unserved, times=ATTEMPTS)
+    account = ReadOnlyAccount(connect())
+
+    assert account.warn_if_key_can_trade() is None
+    assert account.snapshot(["BTC"], NOW).prices["BTC"] == 65000  # the job goes on
+
+    assert standin.count(path) == requests
+    unknown = [e for e in events if e["event"] == "key_permissions_unknown"]
+    assert len(unknown) == 1 and unknown[0]["log_level"] == "warning"
+    assert "key_permissions" in unknown[0]["error"]
+    assert_no_secrets(repr(events), standin)
+
+
+def test_a_refused_key_is_not_taken_for_an_unanswered_permission_check(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.inject("/sapi/v1/account/apiRestrictions", "auth")
+    result, error = run(ReadOnlyAccount(connect()).warn_if_key_can_trade)
+    assert result is None and type(error) is ExchangeAuthError
+
+
 def test_without_keys_permissions_are_not_asked(
     standin: StandinExchange, connect: Callable[..., Exchange], events: list[dict[str, Any]]
 ) -> None:
@@ -713,3 +897,157 @@ def test_without_keys_permissions_are_not_asked(
     assert ReadOnlyAccount(exchange).warn_if_key_can_trade() is None
     assert standin.count() == 0
     assert not [e for e in events if e["event"] == "api_key_not_read_only"]
+
+
+# -- 8. the exchange under the command line ------------------------------------------------
+
+KEYS = {"STAGEWISE_EXCHANGE__API_KEY": KEY, "STAGEWISE_EXCHANGE__SECRET": SECRET}
+QUICK_RETRIES = {"retry_attempts": 2, "retry_initial_seconds": 0.01}
+
+
+def stderr_events(stderr: str) -> list[dict[str, Any]]:
+    """The JSON log events of a command's stderr (its last line, the error, is not JSON)."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return [e for e in found if isinstance(e, dict)]
+
+
+def test_once_with_a_nan_price_fails_each_period_cleanly_naming_the_asset(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    plan_standin.set_price("BTC", "NaN")
+    config = standin_config({"exchange": QUICK_RETRIES})
+
+    done = cli("once", "rebalance", "--json", "--config", str(config))
+
+    assert done.returncode == 1, done.stderr  # "1 a run failed"
+    assert "Traceback" not in done.stderr and "ArgumentsRequired" not in done.stderr
+    outcomes = json.loads(done.stdout)
+    assert len(outcomes) >= 2  # the sleeves of the fire and the portfolio
+    for outcome in outcomes:
+        assert outcome["status"] == "failed"
+        assert "BTC (BTC/USDT ticker is unparsable, last price 'NaN')" in outcome["error"]
+    assert not [e for e in stderr_events(done.stderr) if e.get("event") == "proposal"]
+
+
+@pytest.mark.parametrize(("faults", "code"), [(2, 69), (1, 0)], ids=["spent", "recovered"])
+def test_once_retries_an_internal_error_and_exits_69_when_the_retries_are_spent(
+    standin_config: Callable[..., Any],
+    plan_standin: StandinExchange,
+    cli: Callable[..., Any],
+    faults: int,
+    code: int,
+) -> None:
+    plan_standin.inject("/api/v3/exchangeInfo", "internal", times=faults)
+    config = standin_config({"exchange": QUICK_RETRIES})
+
+    done = cli("once", "dca", "--config", str(config))
+
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    retries = [e for e in stderr_events(done.stderr) if e.get("event") == "exchange_retry"]
+    assert [e["call"] for e in retries] == ["load_markets"] * min(faults, 1)
+    if code:
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("stagewise: binance unavailable during load_markets after 2")
+        assert "-1001" in last and "Internal error" in last
+        assert plan_standin.count("/api/v3/exchangeInfo") == 2
+    else:
+        assert plan_standin.count("/api/v3/exchangeInfo") == 2  # the fault, then the answer
+        assert plan_standin.count("/api/v3/ticker/24hr") == 1
+
+
+@pytest.mark.parametrize("job", ["dca", "rebalance", "profit"])
+def test_read_only_jobs_go_on_without_the_key_permissions_endpoint(
+    standin_config: Callable[..., Any],
+    plan_standin: StandinExchange,
+    cli: Callable[..., Any],
+    job: str,
+) -> None:
+    plan_standin.set_balance("USDT", 1000)
+    plan_standin.unserve("/sapi/v1/account/apiRestrictions")  # a proxy without it
+    config = standin_config({"exchange": {"mode": "read-only", **QUICK_RETRIES}})
+
+    done = cli("once", job, "--json", "--config", str(config), env=KEYS)
+
+    assert done.returncode == 0, done.stderr
+    assert {o["status"] for o in json.loads(done.stdout)} <= {"ok", "quiet"}
+    unknown = [e for e in stderr_events(done.stderr) if e.get("event") == "key_permissions_unknown"]
+    assert len(unknown) == 1 and "does not serve key_permissions (HTTP 404)" in unknown[0]["error"]
+    assert plan_standin.count("/sapi/v1/account/apiRestrictions") == 1  # not retried
+    assert KEY not in done.stderr and SECRET not in done.stderr
+
+
+def test_paper_mode_offline_says_it_needs_the_public_prices_and_why_in_one_line(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    closed = refused_port()
+    offline = json_replace(
+        plan_standin.ccxt_config()["urls"], plan_standin.base_url, f"http://127.0.0.1:{closed}"
+    )
+    config = standin_config({"exchange": {"ccxt": {"urls": offline}, **QUICK_RETRIES}})
+
+    started = time.monotonic()
+    done = cli("once", "dca", "--config", str(config))
+
+    assert time.monotonic() - started < 15  # the process's start, two quick attempts
+    assert done.returncode == 69, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stagewise: binance unreachable during load_markets after 2 attempts")
+    assert f"connection refused (GET http://127.0.0.1:{closed}/api/v3/exchangeInfo)" in last
+    assert "paper mode needs binance's public prices" in last
+    assert plan_standin.count() == 0
+
+
+def test_a_key_that_can_trade_is_recorded_shown_and_warned_about_until_it_changes(
+    standin_config: Callable[..., Any], plan_standin: StandinExchange, cli: Callable[..., Any]
+) -> None:
+    plan_standin.set_balance("USDT", 1000)
+    plan_standin.set_permissions(trade=True, withdraw=True)
+    config = standin_config({"exchange": {"mode": "read-only", **QUICK_RETRIES}})
+    db_path = tomllib.loads(config.read_text())["state"]["path"]
+
+    def once() -> list[dict[str, Any]]:
+        done = cli("once", "dca", "--config", str(config), env=KEYS)
+        assert done.returncode == 0, done.stderr
+        return [e for e in stderr_events(done.stderr) if e.get("event") == "api_key_not_read_only"]
+
+    def status() -> tuple[str, dict[str, Any]]:
+        text = cli("status", "--config", str(config))
+        data = cli("status", "--json", "--config", str(config))
+        assert text.returncode == data.returncode == 0, text.stderr + data.stderr
+        return text.stdout, json.loads(data.stdout)
+
+    def recorded() -> list[tuple[str, str]]:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            rows = conn.execute(
+                "SELECT kind, data FROM events WHERE kind LIKE 'key_%' ORDER BY id"
+            ).fetchall()
+        conn.close()
+        return rows
+
+    first = once()
+    assert [(e["trade"], e["withdraw"], e["level"]) for e in first] == [(True, True, "warning")]
+    text, data = status()
+    assert "WARNING: the API key can trade and withdraw (binance said so at " in text
+    assert data["api_key"]["trade"] and data["api_key"]["withdraw"]
+    assert data["api_key"]["read_only"] is False and data["api_key"]["exchange"] == "binance"
+
+    assert len(once()) == 1  # warned again at every check (the period is already recorded)
+    plan_standin.inject("/sapi/v1/account/apiRestrictions", "503", times=2)
+    (from_record,) = once()  # the exchange cannot tell this time: what is on record is said
+    assert from_record["reported_at"] == data["api_key"]["at"]
+    assert [kind for kind, _ in recorded()] == ["key_can_trade"]  # recorded once, not per check
+
+    plan_standin.set_permissions(trade=False, withdraw=False)  # a read-only key now
+    assert once() == []
+    text, data = status()
+    assert "API key" not in text
+    assert data["api_key"]["read_only"] is True
+    assert [kind for kind, _ in recorded()] == ["key_can_trade", "key_read_only"]
+    assert json.loads(recorded()[0][1]) == {"exchange": "binance", "trade": True, "withdraw": True}

@@ -14,14 +14,17 @@ from typing import Any
 
 import ccxt
 import pytest
-from standin import FAULTS, StandinExchange
+from standin import FAULTS, SPOT_ONLY_OPTIONS, StandinExchange
 
 DAY = 86_400_000
 JAN_2020 = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 
 
 def client(ex: StandinExchange, **extra: Any) -> ccxt.binance:
-    return ccxt.binance({**ex.ccxt_config(), "apiKey": "k", "secret": "s", **extra})
+    """A raw ccxt client with a key, loading spot markets only (as the adapter does)."""
+    config = ex.ccxt_config()
+    config["options"].update(SPOT_ONLY_OPTIONS)
+    return ccxt.binance({**config, "apiKey": "k", "secret": "s", **extra})
 
 
 def many_markets(ex: StandinExchange, n: int) -> list[str]:
@@ -69,6 +72,44 @@ def test_load_markets_is_one_request_with_declared_precision_and_limits(
     assert eth["limits"]["cost"]["min"] == pytest.approx(0.0001)
     assert markets["LUNA/USDT"]["active"] is False
     assert c.amount_to_precision("BTC/USDT", 0.123456789) == "0.12345"
+
+
+def test_ccxt_defaults_also_load_the_futures_markets_under_the_spot_ids(
+    standin: StandinExchange,
+) -> None:
+    """Why the adapter asks for spot markets only: by default, ccxt's binance fetches the
+    USD-M and COIN-M futures lists too, and BTCUSDT then names two markets."""
+    standin.add_market("BTC")
+    standin.add_market("ETH", "BTC")
+    c = ccxt.binance(standin.ccxt_config())  # no key, ccxt's own market options
+
+    markets = c.load_markets()
+
+    assert sorted(r.path for r in standin.requests) == [
+        "/api/v3/exchangeInfo",
+        "/dapi/v1/exchangeInfo",
+        "/fapi/v1/exchangeInfo",
+    ]
+    assert set(markets) == {"BTC/USDT", "ETH/BTC", "BTC/USDT:USDT"}
+    assert markets["BTC/USDT:USDT"]["swap"] and markets["BTC/USDT:USDT"]["linear"]
+    assert [m["symbol"] for m in c.markets_by_id["BTCUSDT"]] == ["BTC/USDT", "BTC/USDT:USDT"]
+    with pytest.raises(ccxt.ArgumentsRequired):
+        c.safe_symbol("BTCUSDT")
+
+
+def test_ccxt_defaults_with_a_key_ask_the_wallet_and_the_margin_pairs(
+    standin: StandinExchange,
+) -> None:
+    """...and with a key, its private currency list and margin pairs (refused here)."""
+    standin.add_market("BTC")
+    config = {**standin.ccxt_config(), "apiKey": "k", "secret": "s"}
+    with pytest.raises(ccxt.BadRequest, match="capital/config/getall"):
+        ccxt.binance(config).load_markets()
+    config["options"] = {**config["options"], "fetchCurrencies": False}
+    with pytest.raises(ccxt.BadRequest, match="margin/allPairs"):
+        ccxt.binance(config).load_markets()
+    assert standin.count("/sapi/v1/capital/config/getall") == 1
+    assert standin.count("/sapi/v1/margin/allPairs") == 1
 
 
 def test_fetch_tickers_is_a_single_request_for_3_and_for_50_symbols(
@@ -259,6 +300,8 @@ def test_ccxt_deterministic_pagination_is_served(standin: StandinExchange) -> No
 FRESH_CLIENT_FAULTS = [
     ("500", ccxt.ExchangeNotAvailable),
     ("503", ccxt.ExchangeNotAvailable),
+    ("internal", ccxt.OperationFailed),  # Binance -1001 "Internal error ... try again"
+    ("502-json", ccxt.ExchangeError),  # a JSON body of unknown code, whatever the status
     ("429", ccxt.DDoSProtection),  # binance.handle_errors: 418/429 -> DDoSProtection
     ("418", ccxt.DDoSProtection),
     ("auth", ccxt.AuthenticationError),
@@ -279,8 +322,9 @@ def test_fault_maps_to_ccxt_exception(
     standin.inject("/api/v3/ticker", fault)
 
     started = time.monotonic()
-    with pytest.raises(expected):
+    with pytest.raises(expected) as raised:
         c.fetch_tickers(["BTC/USDT"])
+    assert type(raised.value) is expected
     assert time.monotonic() - started < 2.5
     assert standin.requests[-1].fault == fault
     # one-shot: the next call succeeds
@@ -288,8 +332,13 @@ def test_fault_maps_to_ccxt_exception(
 
 
 def test_fault_classes_are_what_the_daemon_can_rely_on() -> None:
-    transient = [cls for f, cls in FRESH_CLIENT_FAULTS if f != "auth"]
-    assert all(issubclass(cls, ccxt.NetworkError) for cls in transient)
+    network = [cls for f, cls in FRESH_CLIENT_FAULTS if f not in ("auth", "internal", "502-json")]
+    assert all(issubclass(cls, ccxt.NetworkError) for cls in network)
+    # The exchange's own failures are not network errors to ccxt: the adapter retries
+    # OperationFailed, and any error that came with an HTTP 5xx.
+    assert not issubclass(ccxt.OperationFailed, ccxt.NetworkError)
+    assert issubclass(ccxt.NetworkError, ccxt.OperationFailed)
+    assert not issubclass(ccxt.ExchangeError, ccxt.OperationFailed)
     assert issubclass(ccxt.RateLimitExceeded, ccxt.NetworkError)
     assert not issubclass(ccxt.AuthenticationError, ccxt.NetworkError)
     assert issubclass(ccxt.AuthenticationError, ccxt.ExchangeError)
@@ -356,7 +405,17 @@ def test_fault_times_and_prefix_matching(standin: StandinExchange) -> None:
         c.fetch_ohlcv("BTC/USDT", "1d")
     with pytest.raises(ValueError):
         standin.inject("/x", "explode")
-    assert {"500", "503", "429", "418", "timeout", "garbage", "auth"} == FAULTS
+    assert {
+        "500",
+        "503",
+        "internal",
+        "502-json",
+        "429",
+        "418",
+        "timeout",
+        "garbage",
+        "auth",
+    } == FAULTS
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -402,14 +461,33 @@ def test_unserved_paths_and_methods_are_refused(standin: StandinExchange) -> Non
         ("GET", "/sapi/v1/capital/config/getall"),
         ("PUT", "/api/v3/order"),
         ("DELETE", "/api/v3/openOrders"),
-        ("GET", "/fapi/v1/exchangeInfo"),
+        ("GET", "/fapi/v1/order"),
+        ("GET", "/sapi/v1/margin/allPairs"),
     ]:
         req = urllib.request.Request(standin.base_url + path, method=method)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=5)
         assert info.value.code == 400
-    assert standin.count() == 4
+    assert standin.count() == 5
     assert standin.count(method="put") == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(404, ccxt.ExchangeNotAvailable), (400, ccxt.BadRequest)]
+)
+def test_an_unserved_path_answers_as_a_proxy_without_it(
+    standin: StandinExchange, status: int, expected: type[Exception]
+) -> None:
+    c = client(standin)
+    assert c.sapi_get_account_apirestrictions()["enableReading"] is True
+    standin.unserve("/sapi/v1/account/apiRestrictions", status)
+
+    for _ in range(2):  # for good, unlike a fault
+        with pytest.raises(expected) as raised:
+            c.sapi_get_account_apirestrictions()
+        assert type(raised.value) is expected  # 404: a *network* error to ccxt
+    assert c.fetch_balance()["info"]["accountType"] == "SPOT"  # other paths still served
+    assert standin.count("/sapi/v1/account/apiRestrictions") == 3
 
 
 def test_not_started_and_restart_guard() -> None:

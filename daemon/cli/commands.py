@@ -9,7 +9,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagewise import logs
+from stagewise import keyrights, logs
 from stagewise.cli import (
     EX_FAILURE,
     EX_OK,
@@ -246,6 +246,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
             }
     next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
     pause = store.pause()
+    key = keyrights.on_record(store)
     return {
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
@@ -263,6 +264,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
             {"id": w.id, "at": w.at.astimezone(config.tz).isoformat(), "amount": w.amount}
             for w in store.pending_windfalls()
         ],
+        "api_key": key and {**key, "at": key["at"].isoformat()},
     }
 
 
@@ -287,6 +289,13 @@ def render_status(d: dict[str, Any]) -> str:
         since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
         lines.append(
             f"PAUSED (emergency rule): {d['pause_reason']}{since} -- `stagewise resume` ends it"
+        )
+    key = d["api_key"]
+    if key and not key["read_only"]:
+        rights = " and ".join(r for r in ("trade", "withdraw") if key[r])
+        lines.append(
+            f"WARNING: the API key can {rights} ({key['exchange']} said so at {key['at']}): "
+            f"{keyrights.ADVICE}"
         )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
