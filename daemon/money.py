@@ -18,6 +18,9 @@ WEIGHT_TOLERANCE = 1e-9
 QUOTE_EPSILON = 1e-4
 # Relative slack when checking a float against a step grid.
 STEP_EPSILON = 1e-9
+# A price (quote currency per unit) outside this range is no market's: the finest price steps
+# are around 1e-8, and order arithmetic on a price like 1e-300 overflows.
+PRICE_RANGE = (1e-12, 1e12)
 
 
 def floor_to_step(amount: float, step: float) -> float:
