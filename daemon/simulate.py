@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from stagewise.errors import ConfigError
+from stagewise.errors import ConfigError, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
 from stagewise.paper import PaperAccount
@@ -104,7 +104,12 @@ def simulate(
     account keeps the ledger and every proposal, in memory while it runs, then written to
     `db_path` (replacing it) in one step: the file is a whole simulation or the old file."""
     if end <= start:
-        raise ConfigError(f"the simulation must end after it starts ({start} .. {end})")
+        raise UsageError(f"the simulation must end after it starts ({start} .. {end})")
+    birth = config.settings.investor.birth_date
+    if start < birth:
+        raise UsageError(
+            f"the simulation starts on {start}, before the investor's birth date {birth}"
+        )
     sim = simulation_config(config, db_path)
     history.require(plan_assets(sim, start, end), start, end)
     store = Store.open_memory()

@@ -19,6 +19,7 @@ from stagewise.cli import (
     pct,
     targets_json,
 )
+from stagewise.errors import StagewiseError
 from stagewise.settings import Config
 from stagewise.targets import targets_on
 
@@ -67,12 +68,10 @@ def cmd_once(args: argparse.Namespace) -> int:
         None,
     )
     if sched is None:  # only the drift watch can be switched off
-        print(
-            f"stagewise: the {args.job} job is switched off in the config "
-            "(schedule.drift_enabled = false): nothing to run",
-            file=sys.stderr,
+        raise StagewiseError(
+            f"the {args.job} job is switched off in the config "
+            "(schedule.drift_enabled = false): nothing to run"
         )
-        return EX_FAILURE
     from tabulate import tabulate
 
     runtime = open_runtime(config)
@@ -82,7 +81,12 @@ def cmd_once(args: argparse.Namespace) -> int:
         outcomes = runtime.jobs.fire(sched, now, now)
         if not outcomes:
             keys = ", ".join(k for k, _ in runtime.jobs.periods_for(sched, now))
-            print(f"nothing to run: period {keys} is already recorded")
+            if args.json:  # no outcome: an empty list, the reason on stderr
+                emit_json([])
+            print(
+                f"nothing to run: period {keys} is already recorded",
+                file=sys.stderr if args.json else sys.stdout,
+            )
             return EX_OK
         rows = [[o.period, o.status, o.orders, o.error or ""] for o in outcomes]
         if args.json:
@@ -253,10 +257,10 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
     path = args.db or config.settings.state.path
     if args.db is not None and not args.db.is_file():
-        from stagewise.store import StateError
+        from stagewise.errors import InputMissing
 
         # A mistyped path must not read as "no proposals".
-        raise StateError(f"no state file at {args.db}")
+        raise InputMissing(f"no state file at {args.db}")
     store = read_store(path)
     rows = []
     if store is not None:
