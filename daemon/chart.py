@@ -5,14 +5,45 @@ Needs matplotlib (`pip install 'stagewise[plot]'`); imported only when a chart i
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from types import ModuleType
 
-from stagewise.errors import StagewiseError
+from stagewise.errors import StagewiseError, UsageError
 from stagewise.simulate import SimulationResult
 
+DEFAULT_FORMAT = "png"
 
-def draw(result: SimulationResult, out: Path, quote: str) -> None:
-    """Write a PNG with two panels: value vs contributions, and holdings by value share."""
+
+def chart_file(out: Path) -> Path:
+    """The file a chart asked for as `out` will be: checked before a simulation runs (the
+    plotting extra installed, a format it writes, a folder to write in). Without a suffix,
+    `out` + ".png", as matplotlib writes it."""
+    pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.is_dir():
+        raise UsageError(f"--chart {out}: is a folder; name the image file")
+    if not out.suffix:
+        out = out.with_name(f"{out.name}.{DEFAULT_FORMAT}")
+    if out.suffix[1:].lower() not in formats:
+        raise UsageError(
+            f"--chart {out}: '{out.suffix}' is not an image format matplotlib writes "
+            f"({', '.join(sorted(formats))})"
+        )
+    if not out.parent.is_dir():
+        raise UsageError(f"--chart {out}: no folder {out.parent}")
+    try:  # what a write will meet (permissions, a read-only or special file system)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise UsageError(f"--chart {out}: cannot write in {out.parent}: {e.strerror}") from None
+    return out
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot, drawing to files only."""
     try:
         import matplotlib
 
@@ -20,6 +51,13 @@ def draw(result: SimulationResult, out: Path, quote: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise StagewiseError("--chart needs matplotlib: pip install 'stagewise[plot]'") from None
+    return plt
+
+
+def draw(result: SimulationResult, out: Path, quote: str) -> None:
+    """Write an image (format by `out`'s suffix, see `chart_file`) with two panels: value vs
+    contributions, and holdings by value share."""
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
     days = [d for d, _, _ in result.series]
     top.plot(days, [v for _, v, _ in result.series], label="account value")
@@ -43,7 +81,7 @@ def draw(result: SimulationResult, out: Path, quote: str) -> None:
     bottom.set_ylim(0, 100)
     fig.tight_layout()
     try:
-        fig.savefig(out, dpi=100)
+        fig.savefig(out, dpi=100, format=out.suffix[1:].lower() or DEFAULT_FORMAT)
     except OSError as e:
         raise StagewiseError(f"cannot write the chart {out}: {e.strerror}") from None
     finally:

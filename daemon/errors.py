@@ -6,7 +6,8 @@ Only the CLI maps them to exit codes (78, EX_CONFIG, for configuration errors).
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,11 +29,31 @@ class ConfigError(StagewiseError):
 
     @classmethod
     def from_validation(
-        cls, source: str, err: ValidationError, model: type[BaseModel]
+        cls,
+        source: str,
+        err: ValidationError,
+        model: type[BaseModel],
+        origin: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> ConfigError:
-        """One problem per pydantic error, named by its dotted path, typos given a suggestion."""
-        problems = [_describe(e, model) for e in err.errors(include_url=False)]
+        """One problem per pydantic error, named by its dotted path, typos given a suggestion.
+        `origin` names what set an offending value when it is not `source` (an environment
+        variable): the problem then leads with it."""
+        problems = []
+        for error in err.errors(include_url=False):
+            problem = _describe(error, model)
+            where = origin(error) if origin else None
+            problems.append(f"{where} ({problem.replace(': ', '): ', 1)}" if where else problem)
         return cls(f"{source}: invalid configuration", problems)
+
+
+class UsageError(StagewiseError):
+    """What was asked cannot be done as asked: a period that ends before it starts, a day
+    before the investor's birth, an implausible windfall, a windfall that is not pending.
+    A bad argument (exit 2): nothing was written."""
+
+
+class InputMissing(StagewiseError):
+    """A file the command was told to read does not exist (exit 66, EX_NOINPUT)."""
 
 
 class SnapshotError(StagewiseError):
@@ -50,11 +71,6 @@ class ExchangeAuthError(StagewiseError):
 
 class PriceHistoryError(StagewiseError):
     """A price history file or download is unusable (bad row, gap, unknown asset)."""
-
-
-class UsageError(StagewiseError):
-    """A command cannot do what it was asked as given (an implausible amount, a windfall that
-    is not pending): nothing was written. Fix the argument and run it again."""
 
 
 class OutputRefused(StagewiseError):

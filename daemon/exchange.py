@@ -66,6 +66,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def known_exchanges() -> list[str]:
+    """The exchange ids ccxt knows (`exchange.id` must be one)."""
+    return list(ccxt.exchanges)
+
+
 class Exchange:
     """Read-only access to one exchange through ccxt (public data, balances, key rights)."""
 

@@ -8,8 +8,9 @@ CSV format (wide, one row per day, one column per asset, prices in the quote cur
     2020-01-02,6985.47,127.41,0.93
 
 Dates are ISO (YYYY-MM-DD), strictly increasing, rows at most `max_gap_days` apart. Every cell
-is a positive number; an empty cell means "not listed yet" only before an asset's first price
-(a later gap is an error naming the row and the asset). Lines starting with # are comments.
+is a positive number (within `PRICE_RANGE`), a point as decimal mark; an empty cell means "not
+listed yet" only before an asset's first price (a later gap is an error naming the row and the
+asset). Lines starting with # are comments. A byte order mark (Excel's "CSV UTF-8") is skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from stagewise.errors import PriceHistoryError
+from stagewise.money import PRICE_RANGE
 from stagewise.snapshot import Market
 
 MAX_GAP_DAYS = 31
@@ -69,7 +71,7 @@ class PriceHistory:
 def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
     """Read and check a wide price CSV (see the module's docstring)."""
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             # (line number in the file, cells): blank and comment lines are skipped but
             # still counted, so an error names the line a user sees in an editor.
@@ -82,7 +84,9 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
         raise PriceHistoryError(f"cannot read price history {path}: {e}") from None
     rows = [row for _, row in numbered]
     if not rows or [h.strip().lower() for h in rows[0][:1]] != ["date"] or len(rows[0]) < 2:
-        raise PriceHistoryError(f"{path}: the first line must be a header: date,ASSET,ASSET,...")
+        raise PriceHistoryError(
+            f"{path}: the first line must be a header: date,ASSET,ASSET,...{_separator_hint(rows)}"
+        )
     header = [h.strip() for h in rows[0][1:]]
     if len(set(header)) != len(header) or not all(h.isalnum() and h.isupper() for h in header):
         raise PriceHistoryError(f"{path}: asset columns must be distinct codes like BTC: {header}")
@@ -105,9 +109,23 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
     return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, str(path))
 
 
+def _separator_hint(rows: Sequence[Sequence[str]]) -> str:
+    """Why a header did not read as one, when the file is of a known other kind."""
+    header = rows[0] if rows else []
+    for separator, name in ((";", "semicolon"), ("\t", "tab")):
+        if len(header) == 1 and separator in header[0]:
+            return (
+                f" (this file is {name}-separated, as spreadsheets save CSV where the decimal "
+                "mark is a comma: save it with commas between cells and points in numbers)"
+            )
+    return ""
+
+
 def _row_day(path: Path, n: int, row: Sequence[str], width: int) -> date:
     if len(row) != width + 1:
-        raise PriceHistoryError(f"{path}: row {n}: {len(row)} cells, expected {width + 1}")
+        extra = len(row) > width + 1
+        hint = " (prices with a decimal comma? write 7200.17, not 7200,17)" if extra else ""
+        raise PriceHistoryError(f"{path}: row {n}: {len(row)} cells, expected {width + 1}{hint}")
     try:
         return date.fromisoformat(row[0].strip())
     except ValueError:
@@ -123,20 +141,33 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
     try:
         value = float(text)
     except ValueError:
+        comma = " (a decimal comma: write it with a point)" if "," in text else ""
         raise PriceHistoryError(
-            f"{path}: row {n}: {asset} price '{text}' is not a number"
+            f"{path}: row {n}: {asset} price '{text}' is not a number{comma}"
         ) from None
     if not math.isfinite(value) or value <= 0:
         raise PriceHistoryError(f"{path}: row {n}: {asset} price {text} must be positive")
+    low, high = PRICE_RANGE
+    if not low <= value <= high:
+        raise PriceHistoryError(
+            f"{path}: row {n}: {asset} price {text} is outside any market's prices "
+            f"({low:g} .. {high:g})"
+        )
     return value
 
 
 def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
     """A history from per-asset (timestamp ms, close) rows, aligned on the union of days."""
     by_day: dict[date, dict[str, float]] = {}
+    low, high = PRICE_RANGE
     for asset, rows in closes.items():
         for ms, close in rows:
             day = _utc_day(ms)
+            if not low <= close <= high:  # also NaN
+                raise PriceHistoryError(
+                    f"{source}: {asset} close {close} on {day} is outside any market's prices "
+                    f"({low:g} .. {high:g})"
+                )
             by_day.setdefault(day, {})[asset] = close
     days = sorted(by_day)
     columns: dict[str, list[float | None]] = {a: [] for a in closes}

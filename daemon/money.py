@@ -23,6 +23,9 @@ AMOUNT_TOLERANCE = 1e-9
 # No amount of money stagewise handles is larger, in any quote currency: more than any
 # portfolio, and floats still hold cents there (at 1e308 the planner's arithmetic overflows).
 MAX_MONEY = 1e12
+# A price (quote currency per unit) outside this range is no market's: the finest price steps
+# are around 1e-8, and order arithmetic on a price like 1e-300 overflows.
+PRICE_RANGE = (1e-12, 1e12)
 
 
 def floor_to_step(amount: float, step: float) -> float:

@@ -3,7 +3,8 @@
 `load_config(path)` returns a `Config`: the validated settings plus the plan data they point
 at. Environment variables override the file (`STAGEWISE_` prefix, `__` between levels, e.g.
 `STAGEWISE_INVESTOR__MONTHLY_CONTRIBUTION=500`). API keys are read from the environment only
-and are `SecretStr`, which never prints its value.
+and are `SecretStr`, which never prints its value. A STAGEWISE_ variable that names no setting
+is an error, as a misspelt key in the file is, and an invalid value names its variable.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import (
@@ -32,16 +34,32 @@ from pydantic_settings import (
 )
 
 from stagewise import shipped
+from stagewise.environment import CONFIG_ENV, ENV_PREFIX, invalid, setting_variables
 from stagewise.errors import ConfigError
 from stagewise.stages import PlanData, load_plan, read_toml
 
-ENV_PREFIX = "STAGEWISE_"
-CONFIG_ENV = "STAGEWISE_CONFIG"
 # The system-wide install (the systemd unit's ConfigurationDirectory= and StateDirectory=).
 SYSTEM_CONFIG = Path("/etc/stagewise/config.toml")
 SYSTEM_STATE = Path("/var/lib/stagewise/stagewise.db")
 STATE_FILE = "stagewise.db"
 SECRET_FIELDS = ("api_key", "secret", "password")
+# The credentials ccxt takes in its constructor config (`Exchange.requiredCredentials`), each
+# also under its snake_case name (ccxt copies `api_key` to `apiKey`): never in the config file,
+# which is world-readable. Compared lower-case without underscores.
+CCXT_CREDENTIALS = {
+    "apikey": "api_key",
+    "secret": "secret",
+    "password": "password",
+    "uid": None,
+    "accountid": None,
+    "login": None,
+    "twofa": None,
+    "privatekey": None,
+    "walletaddress": None,
+    "token": None,
+}
+# The values of systemd/stagewise.env.example all start so: a copied file never edited.
+PLACEHOLDER_PREFIX = "replace-with-"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -79,6 +97,20 @@ class InvestorSettings(Section):
     def _plausible(cls, value: date) -> date:
         if not date(1900, 1, 1) <= value <= date(2100, 1, 1):
             raise ValueError(f"{value} is not a plausible birth date")
+        # The one clock read of the settings: no stage covers an age below 0, so every command
+        # would fail on such a date. Today where the day is furthest on (UTC+14): no investor's
+        # today is later.
+        latest = (datetime.now(UTC) + timedelta(hours=14)).date()
+        if value > latest:
+            raise ValueError(f"{value} is in the future")
+        return value
+
+    @field_validator("contribution_start")
+    @classmethod
+    def _after_birth(cls, value: date | None, info: ValidationInfo) -> date | None:
+        birth = info.data.get("birth_date")
+        if value is not None and birth is not None and value < birth:
+            raise ValueError(f"{value} is before the birth date {birth}")
         return value
 
 
@@ -102,12 +134,36 @@ class ExchangeSettings(Section):
         """Why the account cannot be read, or None. Checked by what reads the account (`run`,
         `once`, `check-config`), not on load: `status` or `proposals` read only the state
         file and need no secret."""
-        if self.mode == "read-only" and (self.api_key is None or self.secret is None):
+        if self.mode != "read-only":
+            return None
+        if self.api_key is None or self.secret is None:
             return (
                 "exchange: read-only mode reads a real account and needs a read-only API key: "
                 "set STAGEWISE_EXCHANGE__API_KEY and STAGEWISE_EXCHANGE__SECRET in the environment"
             )
+        placeholders = self.placeholders()
+        if placeholders:
+            return (
+                f"exchange: {' and '.join(placeholders)} "
+                f"{'holds' if len(placeholders) == 1 else 'hold'} the placeholder from "
+                "stagewise.env.example, not a key: put your read-only API key and secret there"
+            )
         return None
+
+    def placeholders(self) -> list[str]:
+        """The key variables still holding stagewise.env.example's placeholder."""
+        return [
+            f"{ENV_PREFIX}EXCHANGE__{name.upper()}"
+            for name in SECRET_FIELDS
+            if (value := getattr(self, name)) is not None
+            and value.get_secret_value().strip().startswith(PLACEHOLDER_PREFIX)
+        ]
+
+    def key_status(self) -> Literal["set", "not set", "placeholder"]:
+        """What `check-config` says of the API key."""
+        if self.api_key is None:
+            return "not set"
+        return "placeholder" if self.placeholders() else "set"
 
 
 class PaperSettings(Section):
@@ -295,13 +351,15 @@ def load_config(path: Path, *, example: bool = False) -> Config:
     Relative paths in it are relative to its folder; unset plan files are the shipped ones."""
     data = read_toml(path, "config")
     _refuse_secrets_in_file(data, path)
+    variables = setting_variables(os.environ, Settings)
     try:
         settings = Settings(**data)
     except ValidationError as e:
-        raise ConfigError.from_validation(str(path), e, Settings) from None
+        raise invalid(str(path), e, Settings, variables) from None
     except SettingsError as e:  # e.g. a STAGEWISE_<SECTION> variable that is not JSON
         # The message names the field and the source, never the value (it may hold a key).
         raise ConfigError(f"the environment: {e}") from None
+    _refuse_verbose(settings, data, path, variables)
     base = path.resolve().parent
 
     def beside(given: Path | None, default: Path) -> Path:
@@ -327,19 +385,57 @@ def load_config(path: Path, *, example: bool = False) -> Config:
 
 
 def _refuse_secrets_in_file(data: dict[str, Any], path: Path) -> None:
+    """Keys in the file, as our settings or through the ccxt table: refused, never echoed."""
     exchange = data.get("exchange")
     if not isinstance(exchange, dict):
         return
-    found = [k for k in SECRET_FIELDS if k in exchange]
+    found: list[tuple[str, str | None]] = [
+        (f"exchange.{k}", k) for k in SECRET_FIELDS if k in exchange
+    ]
+    ccxt = exchange.get("ccxt")
+    if isinstance(ccxt, dict):
+        for key in ccxt:
+            normal = str(key).replace("_", "").lower()
+            if normal in CCXT_CREDENTIALS:
+                found.append((f"exchange.ccxt.{key}", CCXT_CREDENTIALS[normal]))
     if found:
         raise ConfigError(
             f"{path}: API keys are read from the environment only, never from the config file",
-            [
-                f"exchange.{k}: remove it from the file and set {ENV_PREFIX}EXCHANGE__{k.upper()} "
-                "in the environment (the systemd env file)"
-                for k in found
-            ],
+            [_where_keys_go(where, name) for where, name in found],
         )
+
+
+def _where_keys_go(where: str, name: str | None) -> str:
+    if name is None:
+        return (
+            f"{where}: remove it from the file: stagewise reads an account with an API key, "
+            f"secret and password only, set in the environment ({ENV_PREFIX}EXCHANGE__API_KEY, "
+            f"{ENV_PREFIX}EXCHANGE__SECRET, {ENV_PREFIX}EXCHANGE__PASSWORD)"
+        )
+    return (
+        f"{where}: remove it from the file and set {ENV_PREFIX}EXCHANGE__{name.upper()} "
+        "in the environment (the systemd env file)"
+    )
+
+
+def _refuse_verbose(
+    settings: Settings, data: dict[str, Any], path: Path, variables: dict[tuple[str, ...], str]
+) -> None:
+    """ccxt's verbose mode prints every request with its headers, the API key among them, to
+    stdout (the journal): a key would leak past every redaction of ours."""
+    if not settings.exchange.ccxt.get("verbose"):
+        return
+    # The environment wins over the file: a variable setting it, if any, is the culprit.
+    settings_it = [("exchange", "ccxt", "verbose"), ("exchange", "ccxt"), ("exchange",)]
+    variable = next((variables[loc] for loc in settings_it if loc in variables), None)
+    where = f"{variable} (exchange.ccxt.verbose)" if variable else "exchange.ccxt.verbose"
+    raise ConfigError(
+        f"{'the environment' if variable else path}: invalid configuration",
+        [
+            f"{where}: refused: ccxt's verbose mode prints every request and answer, the API "
+            "key in the request headers included: remove it"
+        ],
+    )
 
 
 def _check_against_plan(settings: Settings, plan: PlanData, path: Path) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from stagewise.errors import ConfigError, OutputRefused
+from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
 from stagewise.paper import PaperAccount
@@ -164,7 +164,12 @@ def simulate(
     simulation or the old file. Raises OutputRefused, before anything runs, for a `db_path`
     that is not a simulation's database (see `check_output`)."""
     if end <= start:
-        raise ConfigError(f"the simulation must end after it starts ({start} .. {end})")
+        raise UsageError(f"the simulation must end after it starts ({start} .. {end})")
+    birth = config.settings.investor.birth_date
+    if start < birth:
+        raise UsageError(
+            f"the simulation starts on {start}, before the investor's birth date {birth}"
+        )
     check_output(config, db_path)
     sim = simulation_config(config, db_path)
     history.require(plan_assets(sim, start, end), start, end)

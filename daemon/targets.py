@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from stagewise.errors import UsageError
 from stagewise.settings import Config
 from stagewise.stages import Cadence, Stage
 
@@ -106,8 +107,11 @@ def months_between(start: date, end: date) -> int:
 
 
 def stage_on(config: Config, on: date) -> Stage:
-    """The investor's stage by age on `on`."""
-    return config.plan.stage_for_age(age_on(config.settings.investor.birth_date, on))
+    """The investor's stage by age on `on` (a day before their birth has none)."""
+    birth = config.settings.investor.birth_date
+    if on < birth:
+        raise UsageError(f"{on} is before the investor's birth date {birth}: no stage covers it")
+    return config.plan.stage_for_age(age_on(birth, on))
 
 
 def glide_paths(config: Config) -> list[tuple[Stage, Stage, date, date]]:

@@ -106,7 +106,28 @@ BAD_FILES = [
         ["row 3", "gap of 32 days after 2020-01-01", "at most 31"],
     ),
     ("not-a-number", "date,BTC,ETH\n2020-01-01,1,abc\n", ["row 2", "ETH", "'abc' is not a number"]),
-    ("comma-decimal", 'date,BTC,ETH\n2020-01-01,1,"2,5"\n', ["row 2", "ETH", "not a number"]),
+    (
+        "comma-decimal",
+        'date,BTC,ETH\n2020-01-01,1,"2,5"\n',
+        ["row 2", "ETH", "not a number", "a decimal comma"],
+    ),
+    (
+        "comma-decimal-unquoted",
+        "date,BTC,ETH\n2020-01-01,7200,17,130,8\n",
+        ["row 2", "5 cells, expected 3", "decimal comma"],
+    ),
+    (
+        "semicolons",
+        "date;BTC;ETH\n2020-01-01;7200,17;130,8\n",
+        ["the first line must be a header", "semicolon-separated", "commas between cells"],
+    ),
+    ("tabs", "date\tBTC\n2020-01-01\t7200.17\n", ["the first line must be a header", "tab-"]),
+    (
+        "price-too-small",
+        "date,BTC\n2020-01-01,1\n2020-01-02,1e-300\n",
+        ["row 3", "BTC", "1e-300 is outside any market's prices"],
+    ),
+    ("price-too-large", "date,BTC\n2020-01-01,1e300\n", ["row 2", "BTC", "1e300 is outside"]),
     (
         "zero",
         "date,BTC,ETH\n2020-01-01,1,2\n2020-01-02,0,2\n",
@@ -152,6 +173,19 @@ def test_a_folder_or_binary_file_is_a_price_history_error(tmp_path):
     binary.write_bytes(b"PK\x03\x04\xff\xfe\x00\x81")
     with pytest.raises(PriceHistoryError, match="cannot read price history .*prices.xlsx"):
         load_csv(binary)
+
+
+@pytest.mark.parametrize("first_line", ["# exported from a spreadsheet\n", ""])
+def test_a_csv_with_a_byte_order_mark_reads_as_without(tmp_path, first_line):
+    """Excel's "CSV UTF-8" starts the file with a byte order mark: the first line is still
+    a comment or the header."""
+    text = first_line + "date,BTC,ETH\n2020-01-01,7200.17,130.8\n2020-01-02,6985.47,127.41\n"
+    path = tmp_path / "excel.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    history = load_csv(path)
+    assert history.closes == {"BTC": (7200.17, 6985.47), "ETH": (130.8, 127.41)}
+    assert history.days == (date(2020, 1, 1), date(2020, 1, 2))
 
 
 def test_row_numbers_are_the_lines_of_the_file_even_below_comments(tmp_path):
@@ -228,6 +262,12 @@ def test_from_closes_aligns_days_and_holds_a_skipped_day():
     assert history.source == "binance daily closes"
 
 
+@pytest.mark.parametrize("close", [1e-300, 1e300, math.nan])
+def test_from_closes_refuses_a_close_outside_any_markets_prices(close):
+    with pytest.raises(PriceHistoryError, match="BTC close .* on 2020-01-02 is outside"):
+        from_closes({"BTC": [(JAN_2020_MS, 100.0), (JAN_2020_MS + DAY_MS, close)]}, "binance")
+
+
 # --- prices for the paper account ---------------------------------------------------------------
 
 
@@ -267,9 +307,10 @@ def test_history_markets_hold_the_last_close_after_the_history():
     ("text", "fragment"),
     [
         ("date,BTC\n2020-01-01,1\n2020-01-02,-1\n", "row 3: BTC price -1 must be positive"),
+        ("date,BTC\n2020-01-01,1\n2020-01-02,1e-300\n", "row 3: BTC price 1e-300 is outside"),
         (None, "cannot read price history"),
     ],
-    ids=["negative-price", "missing-file"],
+    ids=["negative-price", "tiny-price", "missing-file"],
 )
 def test_cli_simulate_with_bad_prices_exits_65_with_the_message(
     cli, write_config, tmp_path, text, fragment

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
+from datetime import date, timedelta
 
 import pytest
 import tomli_w
@@ -14,6 +16,7 @@ from stagewise.settings import load_config
 EX_CONFIG = 78
 
 SECRET = "s3cr3t-KEY-do-not-print-9f8e7d"
+NEXT_YEAR = (date.today() + timedelta(days=366)).isoformat()
 
 
 def stages_with(tmp_path, change) -> str:
@@ -62,6 +65,22 @@ BAD_CONFIGS = [
     ("mode", {"exchange": {"mode": "live"}}, "exchange.mode"),
     ("quote", {"exchange": {"quote": "usdt"}}, "exchange.quote"),
     ("key-in-file", {"exchange": {"api_key": "abc"}}, "exchange.api_key"),
+    ("key-in-ccxt-table", {"exchange": {"ccxt": {"apiKey": "abc"}}}, "exchange.ccxt.apiKey"),
+    (
+        "ccxt-verbose",
+        {"exchange": {"ccxt": {"verbose": True}}},
+        "exchange.ccxt.verbose: refused: ccxt's verbose mode prints every request",
+    ),
+    (
+        "birth-in-future",
+        {"investor": {"birth_date": NEXT_YEAR}},
+        f"investor.birth_date: {NEXT_YEAR} is in the future",
+    ),
+    (
+        "contribution-before-birth",
+        {"investor": {"contribution_start": "1980-01-01"}},
+        "investor.contribution_start: 1980-01-01 is before the birth date 1987-06-15",
+    ),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),
@@ -152,7 +171,16 @@ def test_there_are_at_least_fifteen_distinct_bad_configs():
 
 @pytest.mark.parametrize(
     "case",
-    ["typo-nested", "timezone", "key-in-file", "sleeve-weights", "dca-day"],
+    [
+        "typo-nested",
+        "timezone",
+        "key-in-file",
+        "key-in-ccxt-table",
+        "ccxt-verbose",
+        "birth-in-future",
+        "sleeve-weights",
+        "dca-day",
+    ],
 )
 def test_cli_check_config_exits_78_naming_the_field(write_config, tmp_path, case):
     _, overrides, named = next(c for c in BAD_CONFIGS if c[0] == case)
@@ -227,8 +255,220 @@ def test_a_section_in_the_environment_that_is_not_json_is_a_config_error(write_c
 
 def test_environment_typo_is_refused_too(write_config, monkeypatch):
     monkeypatch.setenv("STAGEWISE_INVESTOR__MONTLY_CONTRIBUTION", "2500")
-    with pytest.raises(ConfigError, match="did you mean 'monthly_contribution'"):
+    with pytest.raises(ConfigError) as raised:
         load_config(write_config())
+    assert str(raised.value).splitlines() == [
+        "the environment: unknown STAGEWISE_ variables",
+        "  - STAGEWISE_INVESTOR__MONTLY_CONTRIBUTION: not a setting "
+        "(did you mean STAGEWISE_INVESTOR__MONTHLY_CONTRIBUTION?)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggested"),
+    [
+        ("STAGEWISE_INVESTR__MONTHLY_CONTRIBUTION", "STAGEWISE_INVESTOR__MONTHLY_CONTRIBUTION"),
+        ("STAGEWISE_SCHEDULE_DCA_DAY", "STAGEWISE_SCHEDULE__DCA_DAY"),
+        ("STAGEWISE_CONFG", "STAGEWISE_CONFIG"),
+        ("STAGEWISE_EXCHANGE__APIKEY", "STAGEWISE_EXCHANGE__API_KEY"),
+        ("STAGEWISE_EXCHANG__CCXT__OPTIONS", "STAGEWISE_EXCHANGE__CCXT__OPTIONS"),
+        ("STAGEWISE_FOO", "sections: investor, exchange, paper, schedule"),
+    ],
+)
+def test_a_variable_naming_no_setting_is_refused_with_the_nearest_name(
+    write_config, variable, suggested
+):
+    """pydantic-settings ignores a STAGEWISE_ variable that matches no section: the setting
+    the person meant to change would silently keep the file's value."""
+    result = run_cli("--config", str(write_config()), "check-config", env={variable: SECRET})
+    assert result.returncode == EX_CONFIG, result.stdout
+    assert f"{variable}: not a setting" in result.stderr and suggested in result.stderr
+    assert SECRET not in result.stdout + result.stderr  # a value may be a key: never echoed
+    assert "Traceback" not in result.stderr
+
+
+def test_the_real_variables_are_not_refused(write_config):
+    env = {
+        "STAGEWISE_CONFIG": str(write_config()),
+        "STAGEWISE_EXCHANGE__API_KEY": SECRET,
+        "STAGEWISE_EXCHANGE__SECRET": SECRET,
+        "STAGEWISE_EXCHANGE__PASSWORD": SECRET,
+        "STAGEWISE_EXCHANGE__CCXT__TIMEOUT": "5000",
+        "STAGEWISE_LOG": '{"level": "debug"}',
+    }
+    result = run_cli("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        (
+            "STAGEWISE_SCHEDULE__DCA_DAY",
+            "31",
+            "STAGEWISE_SCHEDULE__DCA_DAY (schedule.dca_day): Input should be less than or equal",
+        ),
+        (
+            "STAGEWISE_INVESTOR__TIMEZONE",
+            "Mars/Olympus",
+            "STAGEWISE_INVESTOR__TIMEZONE (investor.timezone): 'Mars/Olympus' is not an IANA",
+        ),
+        (
+            "STAGEWISE_INVESTOR",
+            '{"monthly_contribution": -1}',
+            "STAGEWISE_INVESTOR (investor.monthly_contribution): Input should be greater",
+        ),
+    ],
+)
+def test_an_invalid_value_from_the_environment_names_the_variable_not_the_file(
+    write_config, variable, value, problem
+):
+    path = write_config()
+    result = run_cli("--config", str(path), "check-config", env={variable: value})
+    assert result.returncode == EX_CONFIG
+    first, only = result.stderr.splitlines()  # one problem, blamed on the environment
+    assert first == "stagewise: configuration error: the environment: invalid configuration"
+    assert only.startswith(f"  - {problem}")
+    assert str(path) not in result.stderr
+
+
+def test_problems_of_the_file_and_the_environment_are_each_blamed_on_their_source(
+    write_config, monkeypatch
+):
+    monkeypatch.setenv("STAGEWISE_SCHEDULE__DCA_HOUR", "25")
+    path = write_config({"schedule": {"dca_day": 31}})
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"{path} and the environment: invalid configuration"
+    assert sorted(lines[1:]) == [
+        "  - STAGEWISE_SCHEDULE__DCA_HOUR (schedule.dca_hour): "
+        "Input should be less than or equal to 23",
+        "  - schedule.dca_day: Input should be less than or equal to 28",
+    ]
+
+
+def test_every_credential_ccxt_takes_is_refused_in_the_ccxt_table(write_config):
+    """The file is world-readable, and a key there overrode the environment's. ccxt's own list
+    of credentials, each also in the snake_case form ccxt accepts, all in one file."""
+    import ccxt
+
+    names = list(ccxt.Exchange.requiredCredentials)
+    assert {"apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token"} <= set(
+        names
+    )
+    snake = ["api_key", "private_key", "wallet_address", "account_id"]
+    table = {name: f"{SECRET}-{i}" for i, name in enumerate(names + snake)}
+    result = run_cli(
+        "--config", str(write_config({"exchange": {"ccxt": table}})), "check-config", "--json"
+    )
+    assert result.returncode == EX_CONFIG
+    assert "API keys are read from the environment only, never from the config file" in (
+        result.stderr
+    )
+    for name in table:
+        assert f"exchange.ccxt.{name}: remove it from the file" in result.stderr, name
+    assert "set STAGEWISE_EXCHANGE__API_KEY in the environment" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert len(json.loads(result.stdout)["errors"]) == len(table)
+
+
+def test_a_key_in_the_ccxt_table_never_reaches_the_exchange(standin_config, plan_standin):
+    config = standin_config(
+        {"exchange": {"mode": "read-only", "ccxt": {"apiKey": SECRET, "secret": SECRET}}}
+    )
+    env = {"STAGEWISE_EXCHANGE__API_KEY": "env-key", "STAGEWISE_EXCHANGE__SECRET": "env-secret"}
+    result = run_cli("--config", str(config), "once", "dca", env=env)
+    assert result.returncode == EX_CONFIG
+    assert "exchange.ccxt.apiKey" in result.stderr and SECRET not in result.stderr
+    assert plan_standin.requests == []
+
+
+def test_ccxt_verbose_from_the_environment_is_refused_naming_the_variable(write_config):
+    env = {"STAGEWISE_EXCHANGE__CCXT__VERBOSE": "true", "STAGEWISE_EXCHANGE__API_KEY": SECRET}
+    result = run_cli("--config", str(write_config()), "check-config", env=env)
+    assert result.returncode == EX_CONFIG
+    assert (
+        "STAGEWISE_EXCHANGE__CCXT__VERBOSE (exchange.ccxt.verbose): refused: ccxt's verbose mode"
+        in result.stderr
+    )
+    assert SECRET not in result.stdout + result.stderr
+
+
+def env_example_values() -> dict[str, str]:
+    """The variables set in the shipped systemd/stagewise.env.example, as a person copying it
+    has them before editing."""
+    lines = (REPO / "systemd" / "stagewise.env.example").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {name: value for name, value in pairs}
+
+
+def test_the_env_examples_placeholder_is_not_taken_for_a_key(write_config):
+    env = env_example_values()
+    assert set(env) == {"STAGEWISE_EXCHANGE__API_KEY", "STAGEWISE_EXCHANGE__SECRET"}
+    paper = run_cli("--config", str(write_config()), "check-config", env=env)
+    assert paper.returncode == 0, paper.stderr  # paper mode needs no key
+    assert "API key is the placeholder from stagewise.env.example, not a key" in paper.stdout
+    assert "API key set" not in paper.stdout
+    as_json = run_cli("--config", str(write_config()), "check-config", "--json", env=env)
+    assert json.loads(as_json.stdout)["api_key"] == "placeholder"
+
+    path = write_config({"exchange": {"mode": "read-only"}})
+    read_only = run_cli("--config", str(path), "check-config", env=env)
+    assert read_only.returncode == EX_CONFIG
+    assert (
+        "exchange: STAGEWISE_EXCHANGE__API_KEY and STAGEWISE_EXCHANGE__SECRET hold the "
+        "placeholder from stagewise.env.example, not a key" in read_only.stderr
+    )
+    real = {**env, "STAGEWISE_EXCHANGE__API_KEY": SECRET, "STAGEWISE_EXCHANGE__SECRET": SECRET}
+    assert "API key set" in run_cli("--config", str(path), "check-config", env=real).stdout
+
+
+def test_an_exchange_ccxt_does_not_know_is_refused_with_the_nearest(write_config):
+    result = run_cli("--config", str(write_config({"exchange": {"id": "binanse"}})), "check-config")
+    assert result.returncode == EX_CONFIG
+    assert (
+        "exchange.id: 'binanse' is not an exchange ccxt knows (did you mean 'binance'?)"
+        in result.stderr
+    )
+
+
+def test_check_config_json_of_a_bad_config_says_so_on_stdout(write_config, tmp_path):
+    path = write_config({"schedule": {"dca_day": 31}, "policy": {"band_abs_pct": 0}})
+    result = run_cli("--config", str(path), "check-config", "--json")
+    assert result.returncode == EX_CONFIG
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == EX_CONFIG
+    assert answer["error"] == f"{path}: invalid configuration"
+    assert sorted(answer["errors"]) == [
+        "policy.band_abs_pct: Input should be greater than 0",
+        "schedule.dca_day: Input should be less than or equal to 28",
+    ]
+    unreadable = tmp_path / "broken.toml"
+    unreadable.write_text("[investor\n")
+    result = run_cli("--config", str(unreadable), "check-config", "--json")
+    assert result.returncode == EX_CONFIG
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and "not valid TOML" in answer["errors"][0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check-config"],
+        ["stage"],
+        ["status"],
+        ["once", "dca"],
+        ["simulate", "--start", "2026-01-01", "--end", "2026-02-01"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_birth_date_in_the_future_is_a_config_error_for_every_command(write_config, args):
+    result = run_cli("--config", str(write_config({"investor": {"birth_date": NEXT_YEAR}})), *args)
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert f"investor.birth_date: {NEXT_YEAR} is in the future" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_secret_from_environment_appears_in_no_output_or_repr(write_config, monkeypatch):

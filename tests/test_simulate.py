@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import deep_merge, plan_stage
 
-from stagewise.errors import ConfigError, OutputRefused, PriceHistoryError
+from stagewise.errors import OutputRefused, PriceHistoryError, UsageError
 from stagewise.history import PriceHistory, load_csv
 from stagewise.settings import load_config
 from stagewise.simulate import StageSpan, simulate
@@ -270,9 +270,32 @@ def test_a_refused_simulation_leaves_the_previous_db_alone(quiet_config, tmp_pat
     before = db.read_bytes()
     with pytest.raises(PriceHistoryError, match="no prices for C"):
         simulate(quiet_config({"A": 50, "C": 50}), prices, date(2030, 1, 1), date(2030, 2, 1), db)
-    with pytest.raises(ConfigError, match="must end after it starts"):
+    with pytest.raises(UsageError, match="must end after it starts"):
         simulate(quiet_config({"A": 60, "B": 40}), prices, date(2030, 1, 2), date(2030, 1, 2), db)
     assert db.read_bytes() == before
+
+
+def test_a_simulation_starting_before_the_investors_birth_is_refused(quiet_config, tmp_path):
+    config = quiet_config({"A": 100}, investor={"birth_date": "2000-01-15"})
+    prices = history({date(2000, 1, 1): {"A": 100.0}, date(2000, 1, 31): {"A": 110.0}})
+    with pytest.raises(UsageError, match="starts on 2000-01-01, before .* birth date 2000-01-15"):
+        simulate(config, prices, date(2000, 1, 1), date(2000, 2, 1), tmp_path / "sim.db")
+    assert not (tmp_path / "sim.db").exists()
+
+
+def test_failed_runs_are_counted_in_the_result(quiet_config, tmp_path):
+    """A market the planner cannot use (a negative minimum order, which the CLI refuses as an
+    argument) fails each run: the result counts them (the CLI exits 1 on any)."""
+    prices = history({date(2030, 1, 1): {"A": 100.0}, date(2030, 3, 31): {"A": 110.0}})
+    result = simulate(
+        quiet_config({"A": 100}),
+        prices,
+        date(2030, 1, 1),
+        date(2030, 4, 1),
+        tmp_path / "sim.db",
+        min_notional=-5,
+    )
+    assert result.runs_by_status["failed"] == 3  # the three DCA runs
 
 
 def test_the_simulation_refuses_the_daemons_own_state_file(quiet_config, tmp_path):
@@ -471,3 +494,95 @@ def test_the_offline_demo_report_as_json(cli, offline, tmp_path):
         assert len(store.proposals()) == sum(report["proposals_by_job"].values())
     finally:
         store.close()
+
+
+# --- the CLI's arguments: refused before anything runs (exit 2) ----------------------------------
+
+EX_USAGE = 2
+DEMO = ["simulate", "--start", "2026-01-01", "--end", "2026-02-01", "--proposals", "0"]
+
+
+@pytest.mark.parametrize("amount", ["-5", "nan", "inf", "five"])
+def test_a_minimum_order_that_is_no_amount_is_a_bad_argument(cli, offline, tmp_path, amount):
+    db = tmp_path / "sim.db"
+    result = cli(*DEMO, "--db", str(db), f"--min-notional={amount}", env=offline)
+    assert result.returncode == EX_USAGE
+    assert f"argument --min-notional: '{amount}'" in result.stderr
+    assert not db.exists() and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2026-03-01", "--end", "2026-02-01"], "--end 2026-02-01 must be after"),
+        (["--start", "2026-03-01", "--end", "2026-03-01"], "--end 2026-03-01 must be after"),
+        (["--from-exchange"], "--from-exchange needs --start and --end"),
+        (["--from-exchange", "--start", "2026-01-01"], "--from-exchange needs --start and --end"),
+        (
+            ["--start", "1986-01-01", "--end", "1987-01-01"],
+            "starts on 1986-01-01, before the investor's birth date 1987-06-15",
+        ),
+    ],
+    ids=["start-after-end", "empty", "from-exchange", "from-exchange-no-end", "before-birth"],
+)
+def test_dates_that_make_no_simulation_are_a_bad_argument(cli, offline, tmp_path, args, message):
+    db = tmp_path / "sim.db"
+    result = cli("simulate", "--db", str(db), *args, env=offline)
+    assert result.returncode == EX_USAGE, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not db.exists()
+    assert not Path(offline["NETWORK_ATTEMPTS"]).exists()
+
+
+@pytest.fixture
+def no_matplotlib(tmp_path, offline) -> dict[str, str]:
+    """Environment for a subprocess in which matplotlib cannot be imported (as without the
+    plot extra), and which cannot use the network."""
+    stub = tmp_path / "no-plot" / "matplotlib"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    path = os.pathsep.join([str(stub.parent), offline["PYTHONPATH"]])
+    return {**offline, "PYTHONPATH": path}
+
+
+@pytest.mark.parametrize(
+    ("chart", "message"),
+    [
+        ("out.xyz", "'.xyz' is not an image format matplotlib writes (avif, eps,"),
+        ("missing/out.png", "no folder"),
+        (".", "is a folder; name the image file"),
+        ("/proc/out.png", "cannot write in /proc"),
+    ],
+    ids=["unknown-format", "no-folder", "a-folder", "unwritable"],
+)
+def test_a_chart_that_cannot_be_written_fails_before_the_simulation(
+    cli, offline, tmp_path, chart, message
+):
+    db = tmp_path / "sim.db"
+    target = chart if chart.startswith("/") else str(tmp_path / chart)
+    result = cli(*DEMO, "--db", str(db), "--chart", target, env=offline)
+    assert result.returncode == EX_USAGE, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not db.exists() and result.stdout == ""  # nothing ran
+
+
+def test_a_chart_without_matplotlib_fails_before_the_simulation(cli, no_matplotlib, tmp_path):
+    db = tmp_path / "sim.db"
+    result = cli(*DEMO, "--db", str(db), "--chart", str(tmp_path / "c.png"), env=no_matplotlib)
+    assert result.returncode == 1
+    assert "--chart needs matplotlib: pip install 'stagewise[plot]'" in result.stderr
+    assert not db.exists() and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("asked", "written", "magic"),
+    [("chart", "chart.png", b"\x89PNG"), ("chart.SVG", "chart.SVG", b"<?xml")],
+)
+def test_the_chart_written_is_the_file_reported(cli, offline, tmp_path, asked, written, magic):
+    result = cli(
+        *DEMO, "--db", str(tmp_path / "s.db"), "--chart", str(tmp_path / asked), env=offline
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"chart written to {tmp_path / written}" in result.stderr
+    assert (tmp_path / written).read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("chart")) == [written]

@@ -134,7 +134,7 @@ def test_the_cli_refuses_to_read_proposals_of_a_file_that_is_not_there(
 ) -> None:
     missing = tmp_path / "typo" / "simulation.db"
     result = cli("--config", str(write_config()), "proposals", "--db", str(missing))
-    assert result.returncode == 1
+    assert result.returncode == 66  # EX_NOINPUT, as the README lists
     assert f"no state file at {missing}" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "typo").exists()  # nothing created

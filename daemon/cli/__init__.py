@@ -27,6 +27,7 @@ EX_OK = 0
 EX_FAILURE = 1
 EX_USAGE = 2
 EX_DATAERR = 65
+EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73
 EX_CONFIG = 78
@@ -40,8 +41,9 @@ Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.t
 ($XDG_CONFIG_HOME), else /etc/stagewise/config.toml; without one, the read-only commands
 use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
-Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 73 output file
-refused, 78 bad config."""
+Exit codes: 0 ok, 1 a run failed, 2 bad arguments, 65 bad data, 66 no such input file,
+69 exchange unavailable, 73 output file refused, 78 bad config. With --json, an error is
+also printed as JSON."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,10 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or EX_OK)
     except ConfigError as e:
         print(f"stagewise: configuration error: {e}", file=sys.stderr)
-        return EX_CONFIG
+        return error_exit(args, e, EX_CONFIG)
     except StagewiseError as e:
         print(f"stagewise: {e}", file=sys.stderr)
-        return exit_code_for(e)
+        return error_exit(args, e, exit_code_for(e))
     except KeyboardInterrupt:
         print("stagewise: interrupted", file=sys.stderr)
         return 130
@@ -64,10 +66,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_OK
 
 
+def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> int:
+    """`code`, after printing `error` on stdout as JSON if the command was asked for JSON (a
+    script reading stdout gets an answer, not nothing)."""
+    if getattr(args, "json", False):
+        problems = getattr(error, "problems", None) or []
+        headline = str(error).splitlines()[0]
+        emit_json(
+            {"ok": False, "exit_code": code, "error": headline, "errors": problems or [headline]}
+        )
+    return code
+
+
 def exit_code_for(error: StagewiseError) -> int:
     from stagewise.errors import (
         ExchangeAuthError,
         ExchangeUnavailable,
+        InputMissing,
         OutputRefused,
         PriceHistoryError,
         UsageError,
@@ -81,6 +96,8 @@ def exit_code_for(error: StagewiseError) -> int:
         return EX_USAGE
     if isinstance(error, OutputRefused):
         return EX_CANTCREAT
+    if isinstance(error, InputMissing):
+        return EX_NOINPUT
     return EX_FAILURE
 
 
@@ -282,18 +299,27 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+KEY_STATUS = {
+    "set": "set",
+    "not set": "not set",
+    "placeholder": "is the placeholder from stagewise.env.example, not a key",
+}
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load(args)
     s = config.settings
-    missing = s.exchange.missing_keys()
-    if missing:  # the daemon could not run with it
-        raise ConfigError(f"{config.path}: invalid configuration", [missing])
+    # What the daemon could not run with (the settings alone load without ccxt: `stage` and
+    # `status` need no exchange, so the id is checked here and when the daemon builds it).
+    problems = [p for p in (s.exchange.missing_keys(), unknown_exchange(s.exchange.id)) if p]
+    if problems:
+        raise ConfigError(f"{config.path}: invalid configuration", problems)
     summary = {
         "config": str(config.path),
         "mode": s.exchange.mode,
         "exchange": s.exchange.id,
         "quote": s.exchange.quote,
-        "api_key": "set" if s.exchange.api_key else "not set",
+        "api_key": s.exchange.key_status(),
         "stages": [st.id for st in config.plan.stages],
         "indices": sorted(config.plan.indices),
         "assets": config.plan.assets(),
@@ -306,7 +332,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"config OK: {config.path}")
     print(
         f"  mode {s.exchange.mode} on {s.exchange.id}, quote {s.exchange.quote}, "
-        f"API key {summary['api_key']}"
+        f"API key {KEY_STATUS[s.exchange.key_status()]}"
     )
     print(
         f"  {len(config.plan.stages)} stages, {len(config.plan.indices)} indices, "
@@ -314,6 +340,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     )
     print(f"  state: {s.state.path}")
     return EX_OK
+
+
+def unknown_exchange(exchange_id: str) -> str | None:
+    import difflib
+
+    from stagewise.exchange import known_exchanges
+
+    known = known_exchanges()
+    if exchange_id in known:
+        return None
+    close = difflib.get_close_matches(exchange_id, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"exchange.id: '{exchange_id}' is not an exchange ccxt knows{hint}"
 
 
 def cmd_stage(args: argparse.Namespace) -> int:

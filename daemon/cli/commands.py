@@ -78,12 +78,10 @@ def cmd_once(args: argparse.Namespace) -> int:
     dry = at is not None and not args.record
     sched = _schedule_for(config, args.job, at or now)
     if sched is None:  # only the drift watch can be switched off
-        print(
-            f"stagewise: the {args.job} job is switched off in the config "
-            "(schedule.drift_enabled = false): nothing to run",
-            file=sys.stderr,
+        raise StagewiseError(
+            f"the {args.job} job is switched off in the config "
+            "(schedule.drift_enabled = false): nothing to run"
         )
-        return EX_FAILURE
     if dry:
         print(
             f"dry run as at {args.at.isoformat()}: the plan of that day with today's balances "
@@ -137,10 +135,12 @@ def _report_once(
 
     if not outcomes:
         keys = ", ".join(k for k, _ in runtime.jobs.periods_for(sched, scheduled_at))
-        if args.json:
+        if args.json:  # no outcome: an empty list, the reason on stderr
             emit_json([])
-        else:
-            print(f"nothing to run: period {keys} is already recorded")
+        print(
+            f"nothing to run: period {keys} is already recorded",
+            file=sys.stderr if args.json else sys.stdout,
+        )
         return EX_OK
     if args.json:
         emit_json(
@@ -367,10 +367,10 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
     path = args.db or config.settings.state.path
     if args.db is not None and not args.db.is_file():
-        from stagewise.store import StateError
+        from stagewise.errors import InputMissing
 
         # A mistyped path must not read as "no proposals".
-        raise StateError(f"no state file at {args.db}")
+        raise InputMissing(f"no state file at {args.db}")
     store = read_store(path)
     rows = []
     if store is not None:

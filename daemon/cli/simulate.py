@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import logs
-from stagewise.cli import EX_OK, emit_json, load, parse_date, pct
-from stagewise.errors import PriceHistoryError
+from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date, pct
+from stagewise.errors import UsageError
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
@@ -50,14 +50,14 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--min-notional",
-        type=float,
+        type=non_negative_amount,
         default=5.0,
         metavar="AMOUNT",
         help="smallest order of the simulated exchange, quote currency (5)",
     )
     p.add_argument(
         "--proposals",
-        type=int,
+        type=non_negative_int,
         default=15,
         metavar="N",
         help="print the last N proposals (15; 0 for none)",
@@ -66,7 +66,8 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         "--chart",
         type=Path,
         metavar="PNG",
-        help="draw value vs contributions and allocation (needs stagewise[plot])",
+        help="draw value vs contributions and allocation: .png, .svg, .pdf ... "
+        "(needs stagewise[plot])",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
@@ -76,9 +77,41 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
     )
 
 
+def non_negative_amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 <= value < float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"'{text}' must be an amount of 0 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more")
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from stagewise.simulate import check_output, default_db_path, simulate
 
+    # Arguments that make no simulation, refused before any download (`simulate` checks the
+    # period too, when it comes from the history).
+    if args.start and args.end and args.end <= args.start:
+        raise UsageError(f"--end {args.end} must be after --start {args.start}")
+    if args.from_exchange and not (args.start and args.end):
+        raise UsageError("--from-exchange needs --start and --end")
+    # Before the simulation runs: a chart it cannot draw must not cost the run.
+    chart = None
+    if args.chart:
+        from stagewise.chart import chart_file
+
+        chart = chart_file(args.chart)
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     db_path = args.db or default_db_path(config)
@@ -98,11 +131,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(render_report(result, config))
         if args.proposals > 0:
             print(render_last_proposals(db_path, args.proposals, config.tz))
-    if args.chart:
+    if chart:
         from stagewise.chart import draw
 
-        draw(result, args.chart, config.quote)
-        print(f"chart written to {args.chart}", file=sys.stderr)
+        draw(result, chart, config.quote)
+        print(f"chart written to {chart}", file=sys.stderr)
+    failures = result.runs_by_status.get("failed", 0)
+    if failures:
+        print(
+            f"stagewise: {failures} of {sum(result.runs_by_status.values())} runs failed "
+            f"(each with its error in the runs table of {db_path}; --verbose logs them)",
+            file=sys.stderr,
+        )
+        return EX_FAILURE
     return EX_OK
 
 
@@ -110,8 +151,6 @@ def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
     from stagewise.history import load_csv
 
     if args.from_exchange:
-        if not (args.start and args.end):
-            raise PriceHistoryError("--from-exchange needs --start and --end")
         return download_history(config, args.start, args.end)
     from stagewise import shipped
 

@@ -1,0 +1,85 @@
+"""The command line's contract: exit codes as the README lists them, and `--json` answering
+on stdout even when the command fails. The real console script, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import REPO
+
+from stagewise import cli as stagewise_cli
+
+EX_FAILURE, EX_USAGE, EX_NOINPUT = 1, 2, 66
+
+
+def test_every_exit_code_of_the_cli_is_listed_in_the_readme_and_the_help(cli):
+    codes = {
+        value
+        for name, value in vars(stagewise_cli).items()
+        if name.startswith("EX_") and isinstance(value, int)
+    }
+    readme = (REPO / "README.md").read_text()
+    listed = readme[readme.index("Exit codes:") :].split("\n\n")[0]
+    in_help = cli("--help").stdout
+    in_help = in_help[in_help.index("Exit codes:") :]
+    for code in codes:
+        assert re.search(rf"\b{code} ", listed), (code, listed)
+        assert re.search(rf"\b{code} ", in_help), (code, in_help)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["stage", "--at", "1987-06-14"], ["stage", "--at", "1950-01-01", "--json"]],
+    ids=["stage", "stage-json"],
+)
+def test_a_day_before_the_investors_birth_is_a_bad_argument(cli, write_config, args):
+    result = cli("--config", str(write_config()), *args)
+    assert result.returncode == EX_USAGE, result.stderr
+    assert f"{args[2]} is before the investor's birth date 1987-06-15" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_once_at_a_time_before_birth_is_refused_before_the_exchange(
+    cli, standin_config, plan_standin
+):
+    result = cli("--config", str(standin_config()), "once", "dca", "--at", "1980-01-01")
+    assert result.returncode == EX_USAGE, result.stderr
+    assert "1980-01-01 is before the investor's birth date" in result.stderr
+    assert plan_standin.requests == []
+
+
+def test_proposals_of_a_db_that_does_not_exist_is_no_input(cli, write_config, tmp_path):
+    missing = tmp_path / "simulaton.db"  # mistyped
+    for extra in ([], ["--json"]):
+        result = cli("--config", str(write_config()), "proposals", "--db", str(missing), *extra)
+        assert result.returncode == EX_NOINPUT
+        assert f"no state file at {missing}" in result.stderr
+        assert not missing.exists()
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "exit_code": EX_NOINPUT,
+        "error": f"no state file at {missing}",
+        "errors": [f"no state file at {missing}"],
+    }
+
+
+def test_once_json_answers_in_json_when_there_is_nothing_to_run(cli, standin_config):
+    config = str(standin_config())
+    first = cli("--config", config, "once", "dca", "--json")
+    assert first.returncode == 0, first.stderr
+    assert [o["status"] for o in json.loads(first.stdout)] == ["ok"]
+    again = cli("--config", config, "once", "dca", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == []  # no outcome; the reason on stderr
+    assert "nothing to run: period dca:" in again.stderr
+
+
+def test_once_json_of_a_job_switched_off_answers_in_json(cli, write_config):
+    path = write_config({"schedule": {"drift_enabled": False}})
+    result = cli("--config", str(path), "once", "drift", "--json")
+    assert result.returncode == EX_FAILURE
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == EX_FAILURE
+    assert "the drift job is switched off" in answer["error"]
