@@ -28,6 +28,7 @@ EX_FAILURE = 1
 EX_USAGE = 2
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
+EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
 DESCRIPTION = """\
@@ -39,7 +40,8 @@ Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.t
 ($XDG_CONFIG_HOME), else /etc/stagewise/config.toml; without one, the read-only commands
 use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
-Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 78 bad config."""
+Exit codes: 0 ok, 2 bad arguments, 65 bad data, 69 exchange unavailable, 75 state file
+busy or disk full (try again), 78 bad config."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,10 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def exit_code_for(error: StagewiseError) -> int:
-    from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, PriceHistoryError
+    from stagewise.errors import (
+        ExchangeAuthError,
+        ExchangeUnavailable,
+        PriceHistoryError,
+        StateUnavailable,
+    )
 
     if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
         return EX_UNAVAILABLE
+    if isinstance(error, StateUnavailable):
+        return EX_TEMPFAIL
     if isinstance(error, PriceHistoryError):
         return EX_DATAERR
     return EX_FAILURE
