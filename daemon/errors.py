@@ -1,6 +1,7 @@
 """The few named errors of stagewise; each carries a message a user can act on.
 
-Only the CLI maps them to exit codes (78, EX_CONFIG, for configuration errors).
+Only the CLI maps them to exit codes (78, EX_CONFIG, for configuration errors; 75,
+EX_TEMPFAIL, for a state file that cannot be written just now).
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ class ExchangeUnavailable(StagewiseError):
 
 class ExchangeAuthError(StagewiseError):
     """The exchange refused the API key (bad key, missing permission). Not retried: fix the key."""
+
+
+class StateUnavailable(StagewiseError):
+    """The state file cannot be written just now; nothing was written. Try again."""
+
+
+class StateBusy(StateUnavailable):
+    """Another process holds the state file's write lock past the busy timeout."""
+
+
+class StateFull(StateUnavailable):
+    """No room left for the write: the disk holding the state file is full."""
 
 
 class PriceHistoryError(StagewiseError):

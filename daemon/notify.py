@@ -78,7 +78,10 @@ class Notifier:
         return self.notify(f"STATUS={_one_line(text)}")
 
     def watchdog(self) -> bool:
-        """Keep-alive ping for WatchdogSec=."""
+        """Keep-alive ping for WatchdogSec=, sent only when the service manager asks for one
+        of this process (`watchdog_interval()`): False, sending nothing, otherwise."""
+        if self.watchdog_interval() is None:
+            return False
         return self.notify("WATCHDOG=1")
 
     def stopping(self, status: str | None = None) -> bool:

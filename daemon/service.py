@@ -1,20 +1,31 @@
 """The long-running daemon (`stagewise run`): start-up checks, catch-up, the scheduler loop,
 systemd notify (READY, WATCHDOG, STATUS, STOPPING), SIGHUP reload and SIGTERM stop.
 
-A failing job is logged and recorded, never fatal. Only a bad config at start (exit 78) or
-an exchange that cannot be reached at start (exit 69, systemd retries) stops the daemon.
+The main loop only pings the watchdog and refreshes STATUS: it never waits for a job. Jobs
+run one at a time in the scheduler's worker; a reload runs in a thread of its own and waits
+there for the running job, so a job stuck on a timing-out exchange, with a reload behind it,
+never silences the watchdog.
+
+A failing job is logged and recorded, never fatal; a state file another process is writing
+is tried again. Only a bad config at start (exit 78), an exchange that cannot be reached at
+start (exit 69) or a state file still busy, or a full disk, at start (exit 75) stops the
+daemon (systemd restarts it but for 78).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
+import tenacity
 
-from stagewise.errors import ConfigError
+from stagewise.errors import ConfigError, StagewiseError, StateBusy, StateUnavailable
 from stagewise.notify import Notifier
 from stagewise.runtime import Runtime, open_runtime, seed_paper
 from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
@@ -24,6 +35,13 @@ log = structlog.get_logger()
 
 # How often the main loop wakes when systemd asks for no watchdog: to refresh STATUS.
 IDLE_TICK_SECONDS = 30.0
+# A state file another process is writing is tried this often, this far apart; each try
+# itself waits out the store's busy timeout (5 s): ~26 s in all, inside the unit's
+# TimeoutStartSec=90s beside the exchange check.
+BUSY_TRIES = 4
+BUSY_PAUSE_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -36,7 +54,6 @@ class Service:
 
     def __init__(self, config_path: Path, config: Config, notifier: Notifier | None = None):
         self.config_path = config_path
-        self.runtime: Runtime = open_runtime(config, clock=utcnow)
         self.notifier = notifier or Notifier()
         self.scheduler: LiveScheduler | None = None
         self.lock = threading.Lock()  # one job, or one reload, at a time
@@ -44,6 +61,10 @@ class Service:
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
         self.last_result = "no run yet"
+        self.status_sent: str | None = None
+        self.runtime: Runtime = self.while_busy(
+            "open_state", lambda: open_runtime(config, clock=utcnow)
+        )
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -51,32 +72,48 @@ class Service:
         """Start-up: exchange check, paper seed, catch-up; then the scheduler and READY=1."""
         now = utcnow()
         self.runtime.check_exchange(now)
-        seed_paper(self.runtime, now)
-        failed = self.catch_up(now)
-        self.runtime.store.add_event("daemon_started", now, {"mode": self.mode})
+        failed = self.while_busy("start", lambda: self.start_state(now))  # each step idempotent
         self.scheduler = LiveScheduler(self.runtime.config, self.on_fire)
         for when, sched in failed:
             self.retry_later(sched, when)
         self.scheduler.start()
         log.info("daemon_started", mode=self.mode, next_runs=self.next_runs_text())
-        self.notifier.ready(self.status_text())
+        self.status_sent = self.status_text()
+        self.notifier.ready(self.status_sent)
+
+    def start_state(self, now: datetime) -> list[tuple[datetime, Schedule]]:
+        """What start-up writes: the paper seed, the catch-up, the start event. Returns the
+        fires the catch-up ran that failed (retried once the scheduler runs)."""
+        seed_paper(self.runtime, now)
+        failed = self.catch_up(now)
+        self.runtime.store.add_event("daemon_started", now, {"mode": self.mode})
+        return failed
 
     def serve(self) -> int:
-        """The main loop, until SIGTERM/SIGINT; returns the exit code (0)."""
+        """The main loop, until SIGTERM/SIGINT; returns the exit code (0). It pings the
+        watchdog at half the period systemd asks for (none when it asks for none), and sends
+        STATUS when it changed; reloads run in their own thread."""
         self.install_signal_handlers()
         self.start()
+        threading.Thread(target=self.reloads, name="reload", daemon=True).start()
         interval = self.notifier.watchdog_interval()
-        tick = interval / 2 if interval else IDLE_TICK_SECONDS
+        ping_every = interval / 2 if interval else None
+        next_ping = time.monotonic()
         while not self.stop_requested.is_set():
-            self.wake.wait(timeout=tick)
-            self.wake.clear()
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self.reload()
-            if self.scheduler is not None and not self.stop_requested.is_set():
+            if ping_every is not None and time.monotonic() >= next_ping:
                 self.notifier.watchdog()
-                self.notifier.status(self.status_text())
+                next_ping = time.monotonic() + ping_every
+            self.send_status()
+            wait = IDLE_TICK_SECONDS if ping_every is None else next_ping - time.monotonic()
+            self.wake.wait(timeout=max(wait, 0.0))  # a fire or a signal wakes it sooner
+            self.wake.clear()
         return self.stop()
+
+    def send_status(self) -> None:
+        text = self.status_text()
+        if text != self.status_sent:
+            self.status_sent = text
+            self.notifier.status(text)
 
     def stop(self) -> int:
         self.notifier.stopping("stopping: finishing the current job")
@@ -84,7 +121,7 @@ class Service:
         if self.scheduler is not None:
             self.scheduler.shutdown()  # waits for a running job; its run is one transaction
         with self.lock:
-            self.runtime.store.add_event("daemon_stopped", utcnow(), {})
+            self.note("daemon_stopped", {})
             self.runtime.close()
         log.info("daemon_stopped")
         return 0
@@ -95,8 +132,7 @@ class Service:
             self.wake.set()
 
         def on_hup(_signum: int, _frame: object) -> None:
-            self.reload_requested.set()
-            self.wake.set()
+            self.reload_requested.set()  # the reload thread takes it
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
@@ -108,7 +144,15 @@ class Service:
         """A trigger fired (in the scheduler's worker thread). Never raises."""
         with self.lock:
             try:
-                outcomes = self.runtime.jobs.fire(schedule, scheduled_at, utcnow())
+                jobs = self.runtime.jobs
+                outcomes = self.while_busy(
+                    schedule.name, lambda: jobs.fire(schedule, scheduled_at, utcnow())
+                )
+            except StateUnavailable as e:
+                # Not even a failed run could be recorded: the period stays open.
+                log.error("state_unavailable", schedule=schedule.name, error=str(e))
+                self.last_result = f"{schedule.name}: not run, {e}"
+                return
             except Exception:  # a bug must not stop the daemon: log it whole, go on
                 log.exception("job_crashed", schedule=schedule.name)
                 self.last_result = f"{schedule.name}: crashed (see log)"
@@ -188,30 +232,86 @@ class Service:
         ]
         return max(times) if times else None
 
+    # -- the state file ----------------------------------------------------------------------
+
+    def while_busy(self, step: str, work: Callable[[], T]) -> T:
+        """`work()`, tried again while the state file is busy (BUSY_TRIES in all, a
+        `state_busy` warning before each wait); a stop ends the tries. Raises the last
+        StateBusy."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StateBusy),
+            stop=tenacity.stop_after_attempt(BUSY_TRIES)
+            | tenacity.stop_when_event_set(self.stop_requested),
+            wait=tenacity.wait_fixed(BUSY_PAUSE_SECONDS),
+            sleep=self.stop_requested.wait,
+            before_sleep=lambda attempt: log.warning(
+                "state_busy",
+                step=step,
+                attempt=attempt.attempt_number,
+                of=BUSY_TRIES,
+                error=str(attempt.outcome.exception()) if attempt.outcome else None,
+            ),
+            reraise=True,
+        )
+        return retrying(work)
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        """Record a daemon event (the caller holds the lock). A state file still busy loses
+        the event, not the daemon."""
+        try:
+            self.while_busy(kind, lambda: self.runtime.store.add_event(kind, utcnow(), data))
+        except StateUnavailable as e:
+            log.error("event_not_recorded", kind=kind, error=str(e))
+
     # -- reload --------------------------------------------------------------------------
 
+    def reloads(self) -> None:
+        """The reload thread: one reload per SIGHUP (those arriving during one: one more)."""
+        while True:
+            self.reload_requested.wait()
+            if self.stop_requested.is_set():
+                return
+            self.reload_requested.clear()
+            try:
+                self.reload()
+            except Exception:  # a bug must not end the reloads: log it whole, go on
+                log.exception("reload_crashed")
+
     def reload(self) -> None:
-        """SIGHUP: re-read the config; an invalid one is refused and the old one kept."""
+        """SIGHUP: re-read the config; an invalid one is refused and the old one kept. Waits
+        for a running job (the store's connection is one thread's at a time)."""
         self.notifier.reloading()
         try:
             config = load_config(self.config_path)
         except ConfigError as e:
             log.error("config_reload_refused", error=str(e), problems=e.problems)
-            with self.lock:  # the worker may be mid-run on the same connection
-                self.runtime.store.add_event("config_reload_refused", utcnow(), {"error": str(e)})
+            with self.lock:
+                if not self.stop_requested.is_set():
+                    self.note("config_reload_refused", {"error": str(e)})
             self.notifier.reloaded(self.status_text())
             return
         with self.lock:
-            old = self.runtime
-            self.runtime = open_runtime(config, clock=utcnow)
-            old.close()
-            if self.scheduler is not None:
-                self.scheduler.install(schedules(config))
-            self.runtime.store.add_event(
-                "config_reloaded", utcnow(), {"path": str(self.config_path)}
-            )
-        log.info("config_reloaded", path=str(self.config_path))
+            if self.stop_requested.is_set():
+                return  # stopping: the runtime is closed, or about to be
+            reloaded = self.switch_to(config)
+        if reloaded:
+            log.info("config_reloaded", path=str(self.config_path))
         self.notifier.reloaded(self.status_text())
+
+    def switch_to(self, config: Config) -> bool:
+        """Run `config` from now on (the caller holds the lock); False, keeping the old one,
+        when its runtime cannot be opened (e.g. its state file is busy)."""
+        try:
+            runtime = self.while_busy("config_reload", lambda: open_runtime(config, clock=utcnow))
+        except StagewiseError as e:
+            log.error("config_reload_failed", error=str(e))
+            return False
+        old, self.runtime = self.runtime, runtime
+        old.close()
+        if self.scheduler is not None:
+            self.scheduler.install(schedules(config))
+        self.note("config_reloaded", {"path": str(self.config_path)})
+        return True
 
     # -- status --------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def test_ready_with_status_sends_both_in_one_datagram(systemd):
 
 def test_status_watchdog_and_stopping_datagrams(systemd):
     sock, env = systemd
-    notifier = Notifier(env)
+    notifier = Notifier(env | {"WATCHDOG_USEC": "120000000"})
     notifier.status("dca:2027-01 done")
     notifier.watchdog()
     notifier.stopping()
@@ -91,8 +91,8 @@ def test_abstract_namespace_socket():
     name = f"stagewise-test-{uuid.uuid4().hex}"
     sock = _listener("\0" + name)
     try:
-        assert Notifier({"NOTIFY_SOCKET": "@" + name}).watchdog()
-        assert _received(sock) == "WATCHDOG=1"
+        assert Notifier({"NOTIFY_SOCKET": "@" + name}).status("up")
+        assert _received(sock) == "STATUS=up"
     finally:
         sock.close()
 
@@ -160,6 +160,23 @@ def test_full_socket_returns_false_instead_of_blocking(monkeypatch, systemd):
 def test_watchdog_interval_from_watchdog_usec(systemd, watchdog, expected):
     _, env = systemd
     assert Notifier(env | watchdog).watchdog_interval() == expected
+
+
+@pytest.mark.parametrize(
+    "watchdog",
+    [
+        {},
+        {"WATCHDOG_USEC": "0"},
+        {"WATCHDOG_USEC": "120000000", "WATCHDOG_PID": str(os.getpid() + 1)},
+    ],
+    ids=["no WATCHDOG_USEC", "zero", "another pid"],
+)
+def test_no_watchdog_ping_unless_the_service_manager_asks_for_one(systemd, watchdog):
+    sock, env = systemd
+    notifier = Notifier(env | watchdog)
+    assert notifier.watchdog() is False
+    assert notifier.status("marker")
+    assert _received(sock) == "STATUS=marker"  # the first datagram: no WATCHDOG=1 before it
 
 
 def test_watchdog_interval_is_none_for_another_pid(systemd):

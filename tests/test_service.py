@@ -34,6 +34,7 @@ class NotifyListener:
         self.sock.bind(str(path))
         self.sock.settimeout(0.1)
         self.messages: list[str] = []
+        self.received_at: list[float] = []  # time.monotonic() of each, filled first
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._receive, daemon=True)
         self._thread.start()
@@ -41,11 +42,18 @@ class NotifyListener:
     def _receive(self) -> None:
         while not self._closed.is_set():
             try:
-                self.messages.append(self.sock.recv(4096).decode("utf-8"))
+                message = self.sock.recv(4096).decode("utf-8")
             except TimeoutError:
                 continue
             except OSError:
                 return
+            self.received_at.append(time.monotonic())
+            self.messages.append(message)
+
+    def pings(self, start: int = 0, end: int | None = None) -> list[float]:
+        """When each WATCHDOG=1 among messages [start, end) arrived (time.monotonic())."""
+        messages = self.messages[start:end]
+        return [self.received_at[start + i] for i, m in enumerate(messages) if "WATCHDOG=1" in m]
 
     def wait_for(self, line: str, *, after: int = 0, timeout: float = 10) -> int:
         """Index of the first datagram from `after` on holding `line` (e.g. 'READY=1')."""
@@ -147,6 +155,97 @@ def test_sighup_with_a_broken_config_is_refused_and_the_daemon_goes_on(
         store.close()
     crashed = [e for e in daemon.events() if e["event"] == "job_crashed"]
     assert crashed == [], crashed[0].get("exception") if crashed else ""
+
+
+def test_without_a_watchdog_no_ping_is_sent(standin_config, spawn, notify, plan_standin) -> None:
+    """NOTIFY_SOCKET without WATCHDOG_USEC (a unit without WatchdogSec=): jobs fire each
+    second, and each one wakes the loop, yet no WATCHDOG=1 is sent."""
+    env = {"NOTIFY_SOCKET": str(notify.path)}
+    daemon, _, _ = started_every_second(standin_config, spawn, notify, env)
+    daemon.wait_for_event("run_finished")
+    fired = plan_standin.count("/api/v3/ticker/24hr")
+    deadline = time.monotonic() + 20
+    while plan_standin.count("/api/v3/ticker/24hr") < fired + 3:  # three more fires
+        assert time.monotonic() < deadline, "the jobs stopped firing"
+        time.sleep(0.05)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=10) == 0
+    notify.wait_for("STOPPING=1")
+    assert notify.wait_for("STATUS=", after=1) > 0  # the loop ran and spoke
+    assert [m for m in notify.messages if "WATCHDOG=1" in m] == []
+
+
+def test_a_reload_behind_a_job_on_a_timing_out_exchange_never_silences_the_watchdog(
+    standin_config, spawn, notify, plan_standin
+) -> None:
+    """SIGHUP while a job waits on an exchange that does not answer: the reload waits for the
+    job, the watchdog pings go on at half the period (never a gap systemd would kill for,
+    never a burst)."""
+    from standin import TIMEOUT_HOLD_SECONDS
+
+    watchdog_s = 2.0
+    env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": str(int(watchdog_s * 1e6))}
+    daemon, ready, _ = started_every_second(standin_config, spawn, notify, env)
+    daemon.wait_for_event("run_finished")
+    # The next job's two tries (retry_attempts = 2) are each held, then dropped unanswered.
+    plan_standin.inject("/api/v3/ticker/24hr", "timeout", times=2)
+    deadline = time.monotonic() + 20
+    while not any(r.fault == "timeout" for r in plan_standin.requests):
+        assert time.monotonic() < deadline, "no job met the timing-out exchange"
+        time.sleep(0.02)
+    seen = len(daemon.events())
+    hup = len(notify.messages)
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for_event("config_reloaded", after=seen, timeout=30)
+    reloading = notify.wait_for("RELOADING=1", after=hup)
+    reloaded = notify.wait_for("READY=1", after=reloading)
+    after = notify.wait_for("WATCHDOG=1", after=reloaded + 1, timeout=5)
+
+    # The reload really waited behind the job (the rest of its first try, at least) ...
+    waited = notify.received_at[reloaded] - notify.received_at[reloading]
+    assert waited > TIMEOUT_HOLD_SECONDS / 2, f"the reload did not wait for the job: {waited}"
+    # ... and the pings went on all along, half a period apart.
+    pings = notify.pings(hup, after + 1)
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    assert len(pings) >= 3 and max(gaps) < watchdog_s, gaps
+    everywhere = notify.pings(ready)
+    all_gaps = [b - a for a, b in zip(everywhere, everywhere[1:], strict=False)]
+    assert min(all_gaps) > watchdog_s / 4, f"a burst of pings: {all_gaps}"
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=15) == 0
+    crashed = [e for e in daemon.events() if e["event"] in ("job_crashed", "reload_crashed")]
+    assert crashed == [], crashed
+
+
+def test_a_state_file_another_process_is_writing_at_start_is_tried_again(
+    standin_config, spawn, notify, daemon_env
+) -> None:
+    """Start-up meets a write lock held by another process: `state_busy` is logged, and once
+    the lock is gone the daemon starts (it does not exit with a traceback)."""
+    import sqlite3
+
+    config = standin_config({"schedule": {"interval_seconds": 1}})
+    db_path = load_config(config).settings.state.path
+    Store.open(db_path).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        daemon = spawn("run", "--config", str(config), env=daemon_env)
+        busy = daemon.wait_for_event("state_busy", timeout=START_TIMEOUT)
+    finally:
+        holder.close()
+    assert busy["level"] == "warning" and str(db_path) in busy["error"]
+    assert busy["attempt"] == 1
+    notify.wait_for("READY=1", timeout=START_TIMEOUT)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=10) == 0
+    store = Store.open(db_path)
+    try:
+        assert len(store.events(kind="daemon_started")) == 1
+        assert len(store.events(kind="ledger_seeded")) == 1  # the paper seed, once
+    finally:
+        store.close()
 
 
 def non_check_runs(db_path: Path) -> dict[str, int]:
@@ -375,4 +474,42 @@ def test_a_failed_fire_schedules_its_retry_inside_the_grace(standin_config, plan
         assert service.scheduler.retries() == {}
         assert service.runtime.store.events(kind="retries_exhausted")
     finally:
+        service.runtime.close()
+
+
+def test_a_job_meeting_a_busy_state_file_is_tried_again_not_crashed(standin_config) -> None:
+    """A fire whose run (and even its failure) cannot be recorded while another process
+    holds the write lock: `state_busy`, tried again, recorded once the lock is gone."""
+    import sqlite3
+
+    from structlog.testing import capture_logs
+
+    from stagewise.scheduler import schedules
+    from stagewise.service import Service
+
+    path = standin_config()
+    config = load_config(path)
+    service = Service(path, config, notifier=Notifier(environ={}))
+    service.runtime.store.conn.execute("PRAGMA busy_timeout=100")  # the test's patience
+    holder = sqlite3.connect(config.settings.state.path, isolation_level=None)
+    try:
+        dca = next(s for s in schedules(config) if s.name == "dca")
+        with capture_logs() as logs:
+            holder.execute("BEGIN IMMEDIATE")
+            job = threading.Thread(target=service.on_fire, args=(dca, berlin(2027, 1, 1, 9)))
+            job.start()
+            deadline = time.monotonic() + 15
+            while not any(e["event"] == "state_busy" for e in logs):
+                assert time.monotonic() < deadline, [e["event"] for e in logs]
+                time.sleep(0.01)
+            holder.execute("ROLLBACK")
+            job.join(15)
+        assert not job.is_alive()
+        busy = [e for e in logs if e["event"] == "state_busy"]
+        assert busy[0]["step"] == "dca" and "is busy" in busy[0]["error"]
+        assert not [e for e in logs if e["event"] in ("job_crashed", "state_unavailable")]
+        store = service.runtime.store
+        assert [(r["period"], r["status"]) for r in store.runs()] == [("dca:2027-01", "ok")]
+    finally:
+        holder.close()
         service.runtime.close()

@@ -12,6 +12,7 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from stagewise.errors import StateBusy, StateFull
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
 from stagewise.snapshot import Market, Snapshot
@@ -702,3 +703,123 @@ def test_a_file_from_before_failed_runs_reopened_keeps_its_runs_and_opens_failed
     with pytest.raises(DuplicatePeriod):
         record(store, "dca:2027-02")
     store.close()
+
+
+# --- a file another process is writing, a full disk ---------------------------------------
+
+BUSY = "is busy: another stagewise process is writing it; try again"
+
+
+@pytest.fixture
+def held(tmp_path: Path):
+    """A state file, and a second, real connection to it holding a write transaction (as
+    another process would: `BEGIN IMMEDIATE` takes the write lock and keeps it)."""
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    yield path, holder
+    holder.close()
+
+
+def test_every_write_to_a_file_another_process_is_writing_raises_state_busy(held) -> None:
+    path, holder = held
+    store = Store.open(path)
+    store.conn.execute("PRAGMA busy_timeout=50")  # the test's patience, not the daemon's 5 s
+    writes = {
+        "pause": lambda: store.set_paused(True, "emergency", T0),
+        "windfall": lambda: store.add_pending_windfall(1_000.0, T0),
+        "run": lambda: record(store, state=PlanState(carry=5.0)),
+        "event": lambda: store.add_event("daemon_started", T0, {}),
+        "seed": lambda: store.seed_ledger({"USDT": 100.0}, T0),
+    }
+    for name, write in writes.items():
+        with pytest.raises(StateBusy) as caught:
+            write()
+        assert str(caught.value) == f"the state file {path} {BUSY}", name
+        assert not store.conn.in_transaction, name
+    holder.execute("ROLLBACK")
+    assert counts(store) == dict.fromkeys(TABLES, 0)  # nothing was written
+    store.set_paused(True, "emergency", T0)  # the lock gone, the same store writes
+    record(store)
+    assert store.plan_state().paused and store.has_period("dca:2027-01")
+    store.close()
+
+
+def test_opening_a_new_file_another_process_is_writing_raises_state_busy(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # before any table: the schema cannot be created
+    try:
+        with pytest.raises(StateBusy, match=f"^the state file {path} {BUSY}$"):
+            Store.open(path)
+    finally:
+        holder.close()
+    assert Store.open(path).schema_version() == 4
+
+
+def test_the_cli_meets_a_busy_file_with_one_line_and_exit_75(standin_config, cli) -> None:
+    """`pause`, `windfall` and `once` while another process holds the write lock: after the
+    busy timeout, one line naming the file and what to do, EX_TEMPFAIL, nothing written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stagewise.settings import load_config
+
+    config = standin_config()
+    path = load_config(config).settings.state.path
+    Store.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    commands = [("pause", "--reason", "lost my job"), ("windfall", "1000"), ("once", "dca")]
+    try:
+        with ThreadPoolExecutor(len(commands)) as pool:  # the three wait out one timeout
+            results = list(pool.map(lambda c: cli(*c, "--config", str(config)), commands))
+    finally:
+        holder.close()
+    for command, result in zip(commands, results, strict=True):
+        assert result.returncode == 75, (command, result.stderr)
+        said = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+        assert said == [f"stagewise: the state file {path} {BUSY}"], command  # (and JSON logs)
+    store = Store.read(path)
+    try:
+        assert counts(store) == dict.fromkeys(TABLES, 0)
+        assert store.pending_windfalls() == [] and not store.plan_state().paused
+    finally:
+        store.close()
+
+
+def test_a_full_disk_raises_state_full_and_writes_nothing(store: Store) -> None:
+    store.seed_ledger({"USDT": 100.0}, T0)
+    before = counts(store)
+    # The file may not grow by a page: SQLite answers SQLITE_FULL, as for a full disk.
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages}")
+    path = store.conn.execute("PRAGMA database_list").fetchone()[2]
+    with pytest.raises(StateFull) as caught:
+        record(store, state=PlanState(carry=5.0), error="x" * 100_000)
+    assert str(caught.value) == (
+        f"cannot write the state file {path}: the disk is full; free some space, try again"
+    )
+    assert not store.conn.in_transaction
+    assert counts(store) == before
+    assert store.plan_state() == PlanState()
+
+
+def test_a_commit_sqlite_refuses_is_rolled_back_not_left_open(tmp_path: Path) -> None:
+    """A rollback-journal file: the COMMIT needs every reader gone and, refused, would leave
+    the transaction open for every later write to join and never commit."""
+    writer = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("PRAGMA busy_timeout=50")
+    reader = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM t").fetchall()  # a read lock, kept
+    with pytest.raises(sqlite3.OperationalError, match="locked"), atomic(writer):
+        writer.execute("INSERT INTO t VALUES (1)")
+    assert not writer.in_transaction
+    reader.execute("ROLLBACK")
+    with atomic(writer):
+        writer.execute("INSERT INTO t VALUES (2)")
+    assert reader.execute("SELECT x FROM t").fetchall() == [(2,)]
+    writer.close()
+    reader.close()

@@ -30,6 +30,7 @@ EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73
+EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
 DESCRIPTION = """\
@@ -42,8 +43,8 @@ Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.t
 use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
 Exit codes: 0 ok, 1 a run failed, 2 bad arguments, 65 bad data, 66 no such input file,
-69 exchange unavailable, 73 output file refused, 78 bad config. With --json, an error is
-also printed as JSON."""
+69 exchange unavailable, 73 output file refused, 75 state file busy or disk full (try
+again), 78 bad config. With --json, an error is also printed as JSON."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,11 +86,14 @@ def exit_code_for(error: StagewiseError) -> int:
         InputMissing,
         OutputRefused,
         PriceHistoryError,
+        StateUnavailable,
         UsageError,
     )
 
     if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
         return EX_UNAVAILABLE
+    if isinstance(error, StateUnavailable):
+        return EX_TEMPFAIL
     if isinstance(error, PriceHistoryError):
         return EX_DATAERR
     if isinstance(error, UsageError):

@@ -8,6 +8,7 @@ and saves the database once, as a file that appears complete or not at all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import tenacity
+
+from stagewise.errors import StateBusy, StateFull, StateUnavailable
 
 
 def connect_file(path: Path) -> sqlite3.Connection:
@@ -100,11 +103,28 @@ def atomic(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
     conn.execute(begin)
     try:
         yield
+        # A COMMIT SQLite refuses (busy, disk full) may leave the transaction open: every
+        # later write would join it and never be committed.
+        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+
+
+def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | None:
+    """The named error for a write refused because another connection holds the file's
+    write lock, or because the disk is full; None for any other error."""
+    where = f"the state file {path}" if path is not None else "the state database"
+    # Extended result codes (SQLITE_BUSY_SNAPSHOT, ...) carry the primary one in the low byte.
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StateBusy(f"{where} is busy: another stagewise process is writing it; try again")
+    if code == sqlite3.SQLITE_FULL or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    ):
+        return StateFull(f"cannot write {where}: the disk is full; free some space, try again")
+    return None
 
 
 def file_of(conn: sqlite3.Connection) -> Path | None:

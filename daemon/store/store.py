@@ -34,6 +34,7 @@ from stagewise.store.files import (
     enable_wal,
     file_of,
     save_copy,
+    unavailable,
 )
 from stagewise.store.reads import Reads
 from stagewise.store.schema import applied, copy_schema, migrate, up_to_date
@@ -128,6 +129,8 @@ class Store:
         except BaseException as e:
             if conn is not None:
                 conn.close()
+            if (named := unavailable(e, path)) is not None:
+                raise named from e
             if isinstance(e, sqlite3.Error | OSError):
                 raise StateError(f"cannot use the state file {path}: {e}") from None
             raise
@@ -153,6 +156,8 @@ class Store:
         except BaseException as e:
             if conn is not None:
                 conn.close()
+            if (named := unavailable(e, path)) is not None:
+                raise named from e
             if isinstance(e, sqlite3.Error | OSError):
                 raise StateError(f"cannot read the state file {path}: {e}") from None
             raise
@@ -585,14 +590,20 @@ class Store:
         """One transaction (nested ones are savepoints), opened with `begin`. Kept reads are
         dropped after it; the block may give, in the dict it gets, reads it knows to be true
         after its commit (kept only when this transaction is the outermost, so commits when
-        the block ends)."""
+        the block ends). A write another process's lock or a full disk refuses raises
+        StateBusy / StateFull."""
         outermost = not self.conn.in_transaction
         known: dict[str, Any] = {}
         try:
             with atomic(self.conn, begin):
                 yield known
-        except BaseException:
+        except BaseException as e:
             self._reads.replace({})  # rolled back: what the block knew is not true
+            if (
+                isinstance(e, sqlite3.Error)
+                and (named := unavailable(e, file_of(self.conn))) is not None
+            ):
+                raise named from e
             raise
         self._reads.replace(known if outermost else {})
 
