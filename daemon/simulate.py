@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from stagewise.churn import Churn, churn
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
@@ -51,6 +52,7 @@ class SimulationResult:
     runs_by_status: dict[str, int]
     runs_by_job: dict[str, int]  # the runs recorded (a watch job records only when it acts)
     stages: list[StageSpan]
+    churn: Churn  # how often and how small it proposed, what that cost
     series: list[tuple[date, float, float]] = field(repr=False)  # day, value, invested so far
     # The value of each holding on the first price day of each month.
     allocation: list[tuple[date, dict[str, float]]] = field(default_factory=list, repr=False)
@@ -292,6 +294,9 @@ def _result(
         runs_by_status=dict(sorted(statuses.items())),
         runs_by_job=dict(sorted(jobs.items())),
         stages=_stages(config, start, end),
+        churn=churn(
+            store.proposed_orders(), start=start, end=end, fees=fees, contributions=contributions
+        ),
         series=series,
         allocation=allocation,
         db_path=db_path,

@@ -71,22 +71,28 @@ def generated_closes(
     return closes
 
 
-def run_bt(closes: dict[str, tuple[float, ...]], days: list[date]):
-    """bt's quarterly rebalance of the basket; returns the finished Backtest."""
+def run_bt(
+    closes: dict[str, tuple[float, ...]],
+    days: list[date],
+    weights: dict[str, float] = WEIGHTS,
+    capital: float = CAPITAL,
+):
+    """bt's quarterly rebalance to `weights` (percent; the basket's by default) from
+    `capital` in cash; returns the finished Backtest."""
     data = pd.DataFrame(closes, index=pd.DatetimeIndex(days))
     strategy = bt.Strategy(
         "quarterly",
         [
             bt.algos.RunQuarterly(),
             bt.algos.SelectAll(),
-            bt.algos.WeighSpecified(**{a: w / 100 for a, w in WEIGHTS.items()}),
+            bt.algos.WeighSpecified(**{a: w / 100 for a, w in weights.items()}),
             bt.algos.Rebalance(),
         ],
     )
     test = bt.Backtest(
         strategy,
         data,
-        initial_capital=CAPITAL,
+        initial_capital=capital,
         integer_positions=False,
         commissions=lambda quantity, price: 0.0,
         progress_bar=False,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -237,6 +239,31 @@ def test_the_report_agrees_with_the_ledger_in_the_simulation_db(write_config, sa
     for e in entries:
         running[e.asset] = running.get(e.asset, 0.0) + e.amount
         assert running[e.asset] >= -1e-9, e
+
+
+def test_the_churn_figures_are_those_of_the_proposals_in_the_simulation_db(
+    write_config, sample, tmp_path
+):
+    """The shipped example plan over 2024: the figures recomputed from the DB's proposals."""
+    config = load_config(write_config())
+    db = tmp_path / "sim.db"
+    result = simulate(config, sample, date(2024, 1, 1), date(2025, 1, 1), db)
+    store = Store.open(db)
+    try:
+        proposals = store.proposals()
+    finally:
+        store.close()
+    notionals = sorted(p["notional"] for p in proposals)
+    early = sorted({p["finished_at"] for p in proposals if p["job"] == "drift"})
+    gaps = sorted((b - a).total_seconds() / 86_400 for a, b in pairwise(early))
+    c = result.churn
+    assert c.proposals == len(proposals) == sum(result.proposals_by_job.values())
+    assert c.proposals_per_year == pytest.approx(len(proposals) / (366 / 365.25))  # a leap year
+    assert c.early_rebalances == len(early) == result.runs_by_job["drift"] > 2
+    assert c.median_days_between_early_rebalances == statistics.median(gaps)
+    assert c.median_order_notional == statistics.median(notionals)
+    assert c.orders_under_20 == sum(1 for n in notionals if n < 20)
+    assert c.fees_share_of_contributions == pytest.approx(result.fees / result.contributions)
 
 
 def test_a_second_run_replaces_the_simulation_db(quiet_config, tmp_path):
@@ -586,3 +613,41 @@ def test_the_chart_written_is_the_file_reported(cli, offline, tmp_path, asked, w
     assert f"chart written to {tmp_path / written}" in result.stderr
     assert (tmp_path / written).read_bytes().startswith(magic)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("chart")) == [written]
+
+
+def test_the_report_and_json_show_the_churn_figures(cli, offline, tmp_path):
+    db = tmp_path / "demo.db"
+    span = ("--start", "2026-01-01", "--end", "2027-01-01", "--db", str(db), "--proposals", "0")
+    as_json = cli("simulate", "--json", *span, env=offline)
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    store = Store.open(db)
+    try:
+        proposals = store.proposals()
+    finally:
+        store.close()
+    notionals = sorted(p["notional"] for p in proposals)
+    early = sorted({p["finished_at"] for p in proposals if p["job"] == "drift"})
+    gaps = [(b - a).total_seconds() / 86_400 for a, b in pairwise(early)]
+    assert len(notionals) > 0 and len(early) > 2  # something to measure
+    under_20 = sum(1 for n in notionals if n < 20)
+    fee_share = report["fees"] / report["contributions"]
+    assert report["proposals_per_year"] == round(len(proposals) / (365 / 365.25), 2)
+    assert report["early_rebalances"] == len(early)
+    assert report["median_days_between_early_rebalances"] == round(statistics.median(gaps), 2)
+    assert report["median_order_notional"] == round(statistics.median(notionals), 2)
+    assert report["orders_under_20"] == under_20
+    assert report["fees_share_of_contributions"] == pytest.approx(fee_share, abs=1e-6)
+
+    text = cli("simulate", *span, env=offline)
+    assert text.returncode == 0, text.stderr
+    c = report
+    for line in (
+        f"proposals a year  {len(proposals) / (365 / 365.25):,.1f} ({len(proposals):,} in all)",
+        f"early rebalances  {len(early):,} by the drift watch, a median "
+        f"{c['median_days_between_early_rebalances']:.1f} days apart",
+        f"median order      {c['median_order_notional']:,.2f} USDT",
+        f"small orders      {under_20:,} under 20 USDT",
+        f"fees              {c['fees']:,.2f} USDT ({fee_share * 100:.2f} % of contributions)",
+    ):
+        assert line in text.stdout

@@ -12,6 +12,7 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from stagewise.churn import ProposedOrder
 from stagewise.errors import StateBusy, StateFull
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
@@ -349,6 +350,19 @@ def test_counts_of_runs_by_status_and_orders_by_side(store: Store) -> None:
         "runs": {("dca", "ok"): 1, ("dca", "failed"): 1, ("rebalance", "ok"): 1},
         "orders": {("dca", "buy"): 2, ("rebalance", "sell"): 1},
     }
+
+
+def test_proposed_orders_oldest_first_with_their_runs_job_and_time(store: Store) -> None:
+    first = record(store, "dca:2027-01", T0, plan=plan(order("BTC"), order("ETH", amount=0.5)))
+    record(store, "dca:2027-02", T0 + timedelta(days=31), status="failed", error="no price")
+    drift = record(
+        store, "drift:2027-01-05T10", T0 + timedelta(days=4), plan=plan(order("BTC", "sell"))
+    )
+    assert store.proposed_orders() == [
+        ProposedOrder(first, "dca", T0 + timedelta(seconds=2), 0.01 * 50_000.0),
+        ProposedOrder(first, "dca", T0 + timedelta(seconds=2), 0.5 * 2_000.0),
+        ProposedOrder(drift, "drift", T0 + timedelta(days=4, seconds=2), 0.01 * 50_000.0),
+    ]
 
 
 # --- time ----------------------------------------------------------------------------------

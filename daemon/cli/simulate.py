@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import logs
+from stagewise.churn import SMALL_ORDER
 from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date, pct
 from stagewise.errors import UsageError
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
+    from stagewise.churn import Churn
     from stagewise.history import PriceHistory
     from stagewise.simulate import SimulationResult
 
@@ -217,6 +219,7 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
         "fees": round(r.fees, 2),
         "turnover": round(r.turnover, 4),
         "max_drawdown": round(r.max_drawdown, 4),
+        **_churn_json(r.churn),
         "proposals_by_job": r.proposals_by_job,
         "runs_by_status": r.runs_by_status,
         "runs_by_job": r.runs_by_job,
@@ -225,6 +228,44 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
         ],
         "database": str(r.db_path),
     }
+
+
+def _churn_json(c: Churn) -> dict[str, Any]:
+    """The churn figures under stable keys (the README's simulate section lists them)."""
+
+    def rounded(x: float | None, digits: int) -> float | None:
+        return None if x is None else round(x, digits)
+
+    return {
+        "proposals_per_year": round(c.proposals_per_year, 2),
+        "early_rebalances": c.early_rebalances,
+        "median_days_between_early_rebalances": rounded(c.median_days_between_early_rebalances, 2),
+        "median_order_notional": rounded(c.median_order_notional, 2),
+        "orders_under_20": c.orders_under_20,
+        "fees_share_of_contributions": rounded(c.fees_share_of_contributions, 6),
+    }
+
+
+def _churn_rows(c: Churn, fees: float, q: str) -> list[list[str]]:
+    """The report's rows of what a person judges churn by (the fees row carries its share)."""
+    early = f"{c.early_rebalances:,} by the drift watch"
+    if c.median_days_between_early_rebalances is not None:
+        early += f", a median {c.median_days_between_early_rebalances:.1f} days apart"
+    median = c.median_order_notional
+    small = f"{c.orders_under_20:,} under {SMALL_ORDER:g} {q}"
+    if c.proposals:
+        small += f" ({pct(c.orders_under_20 / c.proposals)} of the orders)"
+    share = c.fees_share_of_contributions
+    return [
+        ["proposals a year", f"{c.proposals_per_year:,.1f} ({c.proposals:,} in all)"],
+        ["early rebalances", early],
+        ["median order", "none" if median is None else f"{median:,.2f} {q}"],
+        ["small orders", small],
+        [
+            "fees",
+            f"{fees:,.2f} {q}" + ("" if share is None else f" ({pct(share)} of contributions)"),
+        ],
+    ]
 
 
 def render_report(r: SimulationResult, config: Config) -> str:
@@ -240,7 +281,7 @@ def render_report(r: SimulationResult, config: Config) -> str:
         ["gain", f"{r.gain:,.2f} {q}"],
         ["max drawdown", pct(r.max_drawdown)],
         ["turnover", f"{r.turnover:.2f}x average value"],
-        ["fees", f"{r.fees:,.2f} {q}"],
+        *_churn_rows(r.churn, r.fees, q),
         ["proposals", ", ".join(f"{k} {v}" for k, v in r.proposals_by_job.items()) or "none"],
         ["runs", ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items())],
         ["runs by job", ", ".join(f"{k} {v}" for k, v in r.runs_by_job.items())],

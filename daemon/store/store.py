@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from stagewise.churn import ProposedOrder
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
@@ -331,6 +332,14 @@ class Store:
             "runs": {(job, status): n for job, status, n in runs},
             "orders": {(job, side): n for job, side, n in orders},
         }
+
+    def proposed_orders(self) -> list[ProposedOrder]:
+        """Every proposed order with its run's id, job and finished_at, oldest first."""
+        rows = self.conn.execute(
+            "SELECT r.id, r.job, r.finished_at, o.notional FROM orders o"
+            " JOIN runs r ON r.id = o.run_id ORDER BY r.id, o.seq"
+        )
+        return [ProposedOrder(run, job, from_iso(at), notional) for run, job, at, notional in rows]
 
     def last_run(self, job: str) -> dict[str, Any] | None:
         """The newest run of `job` (any status), or None."""
