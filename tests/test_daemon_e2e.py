@@ -11,6 +11,8 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from stagewise.settings import load_config
 
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
@@ -211,3 +213,19 @@ def test_status_in_paper_mode_shows_the_holdings_after_the_last_fills(standin_co
     held = {h["asset"]: h["amount"] for h in status["holdings"]}
     for base, amount in bought:
         assert held[base] == amount  # the paper ledger's balance, not the snapshot's 0
+
+
+def test_status_shows_the_targets_the_planner_pursues(standin_config, cli) -> None:
+    # Outside investments as large as the account: the crypto share's target (the point)
+    # scales every asset's target down; status shows the scaled ones, not the plan's weights.
+    config = standin_config({"investor": {"outside_investments": 2_000}})
+    assert cli("once", "dca", "--config", str(config)).returncode == 0
+    status = json.loads(cli("status", "--json", "--config", str(config)).stdout)
+    total = sum(h["value"] or 0 for h in status["holdings"])
+    point = status["targets"]["crypto_share"]
+    crypto_aim = sum(h["target"] for h in status["holdings"] if h["asset"] != "USDT")
+    # (the JSON rounds the share to 6 places)
+    assert crypto_aim == pytest.approx(min(1.0, point * (total + 2_000) / total), rel=1e-3)
+    assert crypto_aim < 0.99  # scaled: the plan's own weights sum to 1
+    (cash,) = [h["target"] for h in status["holdings"] if h["asset"] == "USDT"]
+    assert cash == pytest.approx(1 - crypto_aim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,10 +218,12 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
             # The paper ledger holds the last run's fills; the snapshot is from before them.
             assets = _priced(store.ledger_balances(), assets, config.quote)
         total = sum(a["value"] or 0 for a in assets.values())
+        aims = pursued(config, targets, total)
+        cash_aim = max(0.0, 1 - sum(aims.values()))
         for asset in sorted(set(assets) | set(targets.weights)):
             row = assets.get(asset, {"amount": 0.0, "price": None, "value": 0.0})
             weight = (row["value"] or 0) / total if total else 0.0
-            target = targets.weights.get(asset, targets.cash if asset == config.quote else 0.0)
+            target = aims.get(asset, cash_aim if asset == config.quote else 0.0)
             holdings.append(
                 {
                     "asset": asset,
@@ -266,6 +268,16 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         ],
         "api_key": key and {**key, "at": key["at"].isoformat()},
     }
+
+
+def pursued(config: Config, targets: Targets, value: float) -> Mapping[str, float]:
+    """The per-asset targets the planner pursues for an account worth `value`: the plan's
+    weights, scaled down to put crypto at its target share of the whole portfolio."""
+    from stagewise.planner import policy_from
+    from stagewise.planner.rebalance import scaled_targets
+
+    policy = policy_from(config.settings, allow_deposit=False)
+    return scaled_targets(value, targets, policy)
 
 
 def render_status(d: dict[str, Any]) -> str:
