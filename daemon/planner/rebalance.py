@@ -203,7 +203,10 @@ def breach(
     if share is not None:
         if share.above:
             return f"{share.text()}: above the band's top"
-        if share.below and spare >= policy.min_order:
+        # Below the band, cash worth a band's width of the account is worth investing early
+        # (a seed, a deposit); less waits for the next DCA or scheduled rebalance (in the
+        # 10-year benchmark, spare change of 1 % of the account fired 82 early rebalances).
+        if share.below and spare >= max(policy.min_order, policy.band_abs * total):
             return f"{share.text()}: below the band's bottom, {money(spare, book.quote)} in cash"
     # (name, the weight it holds of each asset): each index, or each asset on its own.
     groups: list[tuple[str, Mapping[str, float]]]
