@@ -301,3 +301,18 @@ def test_the_drift_watch_sells_crypto_above_the_stage_band():
         "B": pytest.approx(100.02),
         "C": pytest.approx(200.04),
     }
+
+
+def test_below_the_band_the_drift_watch_invests_a_seed_early_but_not_spare_change():
+    # Crypto far below its band (outside investments 20,000): 3 % of the account in spare
+    # cash (under the 5-point band) waits for the next DCA; 60 % (a seed) is invested now.
+    policy = dataclasses.replace(POLICY, outside_value=20_000.0)
+    t = targets({"A": 0.5, "B": 0.5})
+    change = snapshot({"A": 485.0, "B": 485.0, QUOTE: 30.0}, PRICES)
+    assert plan_drift(change, t, policy, PlanState()).orders == ()
+    seed = snapshot({"A": 200.0, "B": 200.0, QUOTE: 600.0}, PRICES)
+    plan = plan_drift(seed, t, policy, PlanState())
+    assert (
+        plan.notes[0].startswith("rebalancing early: crypto") and "below the band" in plan.notes[0]
+    )
+    assert {o.side for o in plan.orders} == {"buy"}
