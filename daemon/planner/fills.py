@@ -65,9 +65,18 @@ class Proposal:
         self.skipped.append(Skip(asset, self.rule, reason, notional))
 
 
-def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any) -> Plan:
+def finish(
+    proposal: Proposal,
+    state: PlanState,
+    policy: Policy,
+    *,
+    summarize: bool = True,
+    **updates: Any,
+) -> Plan:
     """The finished plan: sells first then buys, each by asset name; weights after the whole
-    plan; the summary; and the next state (`updates` are PlanState fields the rule changed)."""
+    plan; the summary (not for a watch's quiet answer, `summarize=False`: it is recorded only
+    when it changes the state, and then without one); and the next state (`updates` are
+    PlanState fields the rule changed)."""
     book = proposal.book
     by_asset = sorted(proposal.drafts, key=_asset)  # stable: equal assets keep their order
     drafts = [d for d in by_asset if d.side == "sell"] + [d for d in by_asset if d.side != "sell"]
@@ -79,7 +88,7 @@ def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any)
         skipped=tuple(proposal.skipped),
         notes=(*book.notes, *proposal.notes),
         state=next_state(book, drafts, state, **updates),
-        summary=_summary(book, proposal.aims, after, value_after, policy),
+        summary=_summary(book, proposal.aims, after, value_after, policy) if summarize else None,
         deposit_needed=proposal.deposit,
     )
 

@@ -162,7 +162,7 @@ def _rebalance(
         why = breach(book, targets, aims, policy, share, spare)
         if why is None:
             proposal.notes.append("nothing is outside the drift watch's bands")
-            return finish(proposal, state, policy)
+            return finish(proposal, state, policy, summarize=False)
         proposal.notes.append(f"rebalancing early: {why}")
     keep, topping = 1.0, False
     if portfolio:
