@@ -125,7 +125,10 @@ def test_crypto_above_the_whole_portfolio_band_is_sold_pro_rata_back_to_the_targ
         ("sell", "A", 250.05),
         ("sell", "B", 250.05),
     ]
-    assert "sell 50.0% of A into USDT" in plan.orders[0].reason
+    assert plan.orders[0].reason.startswith(
+        "crypto 40.0% of the whole portfolio (target 20.0%, band 15.0%-25.0%), above the band's "
+        "top: sell 50.0% of A into USDT, back to the target 20.0%"
+    )
     assert any(
         "crypto 40.0% of the whole portfolio (target 20.0%, band 15.0%-25.0%), above the "
         "band's top: sell 50.0% of each holding, back to the target 20.0%" in n

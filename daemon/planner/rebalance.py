@@ -167,7 +167,7 @@ def _rebalance(
     keep, topping = 1.0, False
     if portfolio:
         keep, topping = _crypto_share(proposal, targets, policy, snapshot, share, spare)
-    wanted = _wanted(book, aims, policy, in_scope, keep, share if topping else None)
+    wanted = _wanted(book, aims, policy, in_scope, keep, share, topping)
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
     cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
@@ -296,11 +296,12 @@ def _wanted(
     policy: Policy,
     in_scope: Collection[str],
     keep: float,
-    topping: Share | None,
+    share: Share | None,
+    topping: bool,
 ) -> Wanted:
     """Per asset to trade: the quote value to buy (+) or sell (-), and why. `keep` < 1 trims
-    every holding pro rata first; `topping` buys every asset below its aim, band or not (the
-    crypto share is below its band)."""
+    every holding pro rata first (the crypto `share` is above its band); `topping` buys every
+    asset below its aim, band or not (the share is below its band)."""
     total, values, to_target = book.value, book.values, policy.rebalance_to == "target"
     wanted: Wanted = {}
     for asset in sorted(in_scope):
@@ -311,11 +312,11 @@ def _wanted(
         drift = goal / total - aim
         outside = outside_band(drift, band)
         trimmed = keep < 1 and value > 0
-        if topping is not None and drift < 0:
+        if topping and share is not None and drift < 0:
             if aim * total - value < policy.min_order:
                 continue  # as good as at its aim: no dust order to top it up
             reason = (
-                f"{topping.text()}, below the band's bottom: buy {asset} toward its target "
+                f"{share.text()}, below the band's bottom: buy {asset} toward its target "
                 f"{pct(aim)} (now {pct(value / total)})"
             )
             wanted[asset] = (aim * total - value, reason)
@@ -323,10 +324,10 @@ def _wanted(
         if not outside and not trimmed:
             continue  # the common case, kept cheap: nothing to do
         reasons = []
-        if trimmed:
+        if trimmed and share is not None:
             reasons.append(
-                f"crypto above the whole-portfolio band: sell {pct(1 - keep)} of "
-                f"{asset} into {book.quote}"
+                f"{share.text()}, above the band's top: sell {pct(1 - keep)} of {asset} into "
+                f"{book.quote}, back to the target {pct(share.point)}"
             )
         if outside:
             edge = aim if to_target else aim + (band if drift > 0 else -band)
