@@ -36,57 +36,14 @@ def floor_to_step(amount: float, step: float) -> float:
     (0.3 on a 0.1 grid stays 0.3; 99.99999999 on a 1 grid is 99)."""
     if step <= 0:
         return amount
-    units = amount / step
-    whole = math.floor(units)
-    # Far from a boundary the float quotient cannot be wrong about the whole number of
-    # steps; only near one is the exact decimal quotient needed. The result is then
-    # whole * step as written, correctly rounded (int / int is, in Python): the float the
-    # decimal product gives, without building Decimals (this runs for every order).
-    if -_EXACT_UNITS < units < _EXACT_UNITS:
-        if _CLEAR < units - whole < 1 - _CLEAR:
-            numerator, denominator = _RATIOS.get(step) or _ratio(step)
-            return whole * numerator / denominator
-    elif units > 0:
-        # Many steps (a small step): the float quotient's error grows with it (about 3e-16
-        # relative, from rounding the quotient and the binary amount and step); the decimal
-        # product is exact while it has at most 28 digits (Decimal's default precision).
-        clear = units * _CLEAR_PER_UNIT
-        if clear < units - whole < 1 - clear:
-            numerator, denominator = _RATIOS.get(step) or _ratio(step)
-            product = whole * numerator
-            if product < _EXACT_PRODUCT:
-                return product / denominator
-    elif _CLEAR < units - whole < 1 - _CLEAR:
-        return float(Decimal(whole) * _decimal(step))  # as Decimal rounds a product this long
-    exact = (Decimal(repr(amount)) / _decimal(step)).to_integral_value(rounding=ROUND_FLOOR)
-    return float(exact * _decimal(step))
-
-
-# A float quotient's fractional part this far from 0 and 1 is certainly on the right side of
-# the boundary (the quotient's error is ~1e-16 relative, far below this for counts < 1e9).
-_CLEAR = 1e-6
-_EXACT_UNITS = 1e9
-# Beyond that, the distance required per step counted (30 times the quotient's error).
-_CLEAR_PER_UNIT = 1e-14
-_EXACT_PRODUCT = 10**28
+    grid = _decimal(step)
+    units = (Decimal(repr(amount)) / grid).to_integral_value(rounding=ROUND_FLOOR)
+    return float(units * grid)
 
 
 @lru_cache(maxsize=256)
 def _decimal(step: float) -> Decimal:
     return Decimal(repr(step))
-
-
-# step -> its `_ratio`; a plain dict because a lookup per order must be cheap. Markets have
-# few distinct steps; the bound only guards against a caller feeding arbitrary ones.
-_RATIOS: dict[float, tuple[int, int]] = {}
-
-
-def _ratio(step: float) -> tuple[int, int]:
-    """`step` as written (repr) as an exact fraction of integers (cached in `_RATIOS`)."""
-    if len(_RATIOS) >= 256:
-        _RATIOS.clear()
-    ratio = _RATIOS[step] = Decimal(repr(step)).as_integer_ratio()
-    return ratio
 
 
 def on_step(amount: float, step: float) -> bool:
