@@ -394,7 +394,10 @@ class Jobs:
             # carried state follows the account, not the proposals.
             if plan.orders:
                 self._unsettled.append(plan)
-            state = state_seen(snapshot, self._amounts_seen(), self.store.plan_state(), state)
+            # Profit proceeds stay set aside until the account shows them gone.
+            state = state_seen(
+                snapshot, self._amounts_seen(), self.store.plan_state(), state, plan.moved_out
+            )
         ledger = [*pending, *settled]
         self._store_run(
             job,

@@ -182,6 +182,13 @@ def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Re
     return Reconciliation(change, deposits, withdrawals, fees, slip)
 
 
+# The rules whose sale proceeds leave the account, with the note of their ledger entry.
+_PAYOUTS = {
+    "withdraw": "withdrawal payout",
+    "profit": "profit taken: moved to diversified traditional investments",
+}
+
+
 class PaperAccount:
     """The simulated account: balances from the stored ledger, prices from a MarketSource."""
 
@@ -243,12 +250,14 @@ class PaperAccount:
         return [deposit_entry(self.quote, amount, now, note)] if amount > 0 else []
 
     def settle(self, plan: Plan, snapshot: Snapshot, now: datetime) -> list[LedgerEntry]:
-        """What `plan` does to the paper account: its fills, and a withdrawal's payout."""
+        """What `plan` does to the paper account: its fills, and the proceeds that leave it
+        (a withdrawal's payout; profit taken, moved to traditional investments)."""
         entries = self.fills(plan, snapshot, now)
-        if plan.rule == "withdraw":
+        payout = _PAYOUTS.get(plan.rule)
+        if payout is not None:
             proceeds = sum(e.amount for e in entries if e.asset == self.quote)
             if proceeds > 0:
-                entries.append(withdrawal_entry(self.quote, proceeds, now, "withdrawal payout"))
+                entries.append(withdrawal_entry(self.quote, proceeds, now, payout))
         return entries
 
     def seed(self, balances: Mapping[str, float], now: datetime) -> bool:

@@ -220,6 +220,8 @@ class PolicySettings(Section):
     min_order: float = Field(default=10, ge=0, le=1_000_000)
     min_rebalance_pct: float = Field(default=1, ge=0, le=100)
     milestone_sell_pct: float = Field(default=50, gt=0, le=100)
+    profit_min_days: int = Field(default=90, ge=0, le=3_650)
+    profit_min_value: float = Field(default=500, ge=0, le=1_000_000_000)
     cash_pct: float = Field(default=0, ge=0, lt=100)
 
 

@@ -83,3 +83,32 @@ def test_once_json_of_a_job_switched_off_answers_in_json(cli, write_config):
     answer = json.loads(result.stdout)
     assert answer["ok"] is False and answer["exit_code"] == EX_FAILURE
     assert "the drift job is switched off" in answer["error"]
+
+
+def test_status_shows_the_profit_proceeds_set_aside_to_move_out(cli, standin_config):
+    from datetime import UTC, datetime
+
+    from stagewise.planner import PlanState
+    from stagewise.settings import load_config
+    from stagewise.store import Store
+
+    config = standin_config({"exchange": {"mode": "read-only"}})
+    env = {"STAGEWISE_EXCHANGE__API_KEY": "k" * 16, "STAGEWISE_EXCHANGE__SECRET": "s" * 16}
+    at = datetime(2027, 5, 5, 16, tzinfo=UTC)
+    store = Store.open(load_config(config).settings.state.path)
+    store.record_run(
+        job="profit",
+        period="profit:2027-05-05",
+        scheduled_at=at,
+        started_at=at,
+        finished_at=at,
+        status="ok",
+        mode="read-only",
+        state=PlanState(profit_to_move=9_990.25),
+    )
+    store.close()
+    status = cli("--config", str(config), "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["profit_to_move"] == 9_990.25
+    shown = cli("--config", str(config), "status", env=env).stdout
+    assert "profit proceeds to move to your traditional investments: 9,990.25 USDT" in shown

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import freezegun
 import freezegun.api
 import pytest
-from conftest import time_limit, write_config_file
+from conftest import plan_stage, time_limit, write_config_file
 from structlog.testing import capture_logs
 
 from stagewise.history import PriceHistory
@@ -538,3 +538,105 @@ def test_read_only_cost_basis_follows_the_account_not_the_proposals(
     at = berlin(2027, 4, 1, 9)
     runtime.jobs.fire(sched(runtime, "dca"), at, at + timedelta(seconds=1))
     assert "BTC" not in runtime.store.plan_state().cost_basis
+
+
+# --- profit taken leaves the crypto portfolio -------------------------------------------------
+
+
+def rising_btc() -> PriceHistory:
+    """2027 day by day: ETH flat at 100, BTC at 100 that rises to 210 on 15 May."""
+    days = tuple(date(2027, 1, 1) + timedelta(days=n) for n in range(365))
+    btc = tuple(100.0 if d < date(2027, 5, 15) else 210.0 for d in days)
+    return PriceHistory(days, {"BTC": btc, "ETH": (100.0,) * len(days)}, "rising BTC")
+
+
+def test_profit_taken_on_paper_leaves_the_account_and_the_drift_watch_does_not_buy_it_back(
+    make_config, write_plan, history_runtime
+) -> None:
+    plan = write_plan(
+        {"basket": ("quarterly", {"BTC": 50, "ETH": 50})},
+        [plan_stage("only", profit_milestones_pct=(50, 100))],
+    )
+    config = make_config(
+        {
+            **plan,
+            "investor": {"outside_investments": 0, "monthly_contribution": 0},
+            "paper": {"initial_balances": {"USDT": 10_000}},
+        }
+    )
+    runtime = history_runtime(config, rising_btc())
+    seed_paper(runtime, berlin(2027, 1, 1))
+    at = berlin(2027, 1, 1, 10, 30)  # the drift watch invests the seed (all cash: off band)
+    [bought] = runtime.jobs.fire(sched(runtime, "drift"), at, at)
+    assert bought.status == "ok" and bought.orders == 2
+
+    at = berlin(2027, 6, 1, 18)  # BTC +110 %, held 151 days, worth about 10,500: taken
+    [profit] = runtime.jobs.fire(sched(runtime, "profit"), at, at)
+    assert profit.status == "ok" and profit.orders == 1
+    [sale] = orders_of(runtime, profit.period)
+    assert sale["side"] == "sell" and sale["base"] == "BTC"
+    assert "move them to your diversified traditional investments" in sale["reason"]
+    ledger = run_ledger(runtime, profit.period)
+    proceeds = sale["notional"] - sale["fee"]
+    assert ledger[-1] == ("withdrawal", "USDT", pytest.approx(-proceeds))
+    cash = runtime.store.ledger_balances()["USDT"]
+    assert cash == pytest.approx(
+        sum(a for _, asset, a in run_ledger(runtime, bought.period) if asset == "USDT") + 10_000
+    )
+    assert cash < 10  # what the first buys left: the proceeds are gone from the account
+    assert runtime.store.plan_state().profit_to_move == 0.0  # booked out, nothing set aside
+
+    # The night after (the issue: bought back at 00:30), and the day after: nothing bought.
+    for at in (berlin(2027, 6, 2, 0, 30), berlin(2027, 6, 2, 10, 30)):
+        outcomes = runtime.jobs.fire(sched(runtime, "drift"), at, at)
+        assert [o.status for o in outcomes] == ["quiet"], outcomes
+    assert runtime.store.ledger_balances()["USDT"] == pytest.approx(cash)
+    # Both milestones taken: they re-armed at 210; the next day has nothing new to take.
+    assert runtime.store.plan_state().profit_base == {"BTC": 210.0}
+    at = berlin(2027, 6, 2, 18)
+    assert [o.status for o in runtime.jobs.fire(sched(runtime, "profit"), at, at)] == ["quiet"]
+
+
+def test_read_only_profit_proceeds_are_set_aside_until_the_person_moves_them(
+    read_only_runtime, plan_standin, plan_prices
+) -> None:
+    runtime = read_only_runtime
+    price = plan_prices["BTC"]
+    btc = 20_000 / price
+    plan_standin.set_balance("BTC", btc)
+    plan_standin.set_balance("USDT", 0)
+    profit = sched(runtime, "profit")
+    at = berlin(2027, 1, 5, 18)  # first seen: costed and dated today
+    runtime.jobs.fire(profit, at, at + timedelta(seconds=1))
+    state = runtime.store.plan_state()
+    assert state.cost_basis == {"BTC": pytest.approx(price)}
+    assert state.held_since == {"BTC": "2027-01-05"}
+
+    plan_standin.set_price("BTC", price * 2)
+    at = berlin(2027, 5, 5, 18)  # 120 days later, +100 %
+    [taken] = runtime.jobs.fire(profit, at, at + timedelta(seconds=1))
+    assert taken.status == "ok" and taken.orders == 1
+    [sale] = orders_of(runtime, taken.period)
+    proceeds = sale["notional"] - sale["fee"]
+    assert runtime.store.plan_state().profit_to_move == pytest.approx(proceeds)
+    notes = runtime.store.last_run("profit")["notes"]  # type: ignore[index]
+    assert any("diversified traditional investments" in n for n in notes)
+
+    # The person sold, the money is still on the account: the drift watch (crypto far below
+    # its band of the whole portfolio) does not spend it.
+    plan_standin.set_balance("BTC", btc - sale["amount"])
+    plan_standin.set_balance("USDT", proceeds)
+    drift = sched(runtime, "drift")
+    at = berlin(2027, 5, 6, 0, 30)
+    [rebalanced] = runtime.jobs.fire(drift, at, at + timedelta(seconds=1))
+    orders = orders_of(runtime, rebalanced.period)
+    bought = sum(o["notional"] + o["fee"] for o in orders if o["side"] == "buy")
+    sold = sum(o["notional"] - o["fee"] for o in orders if o["side"] == "sell")
+    assert orders and bought <= sold + 1e-6
+    assert runtime.store.plan_state().profit_to_move == pytest.approx(proceeds, rel=0.01)
+
+    # Moved to the bank: seen gone, nothing set aside any more.
+    plan_standin.set_balance("USDT", 0)
+    at = berlin(2027, 5, 6, 1, 30)
+    runtime.jobs.fire(drift, at, at + timedelta(seconds=1))
+    assert runtime.store.plan_state().profit_to_move == 0.0

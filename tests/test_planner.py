@@ -233,7 +233,8 @@ def test_a_missing_market_refuses_the_plan_naming_it(rule):
     snap = snapshot(
         {"ETH": 10.0, QUOTE: 100.0}, {"ETH": 100.0, "BTC": 100.0}, {"BTC": market("BTC")}
     )
-    state = PlanState(cost_basis={"ETH": 10.0})
+    # Held long enough for a profit milestone (policy.profit_min_days).
+    state = PlanState(cost_basis={"ETH": 10.0}, held_since={"ETH": "2026-01-01"})
     policy = dataclasses.replace(POLICY, max_order_share=1.0)
     plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), policy, state)
     if rule in ("dca", "windfall"):

@@ -69,6 +69,8 @@ policies = st.builds(
     rebalance_to=st.sampled_from(["target", "band"]),
     max_order_share=st.sampled_from([0.1, 0.25, 1.0]),
     milestone_sell_share=st.sampled_from([0.25, 0.5, 1.0]),
+    profit_min_days=st.sampled_from([0, 90]),
+    profit_min_value=st.sampled_from([0.0, 500.0]),
     fee_rate=st.sampled_from([0.0, 0.001]),
     outside_value=st.sampled_from([0.0, 0.0, 1_000.0, 100_000.0]),
     allow_deposit=st.booleans(),
@@ -78,6 +80,10 @@ states = st.builds(
     carry=st.sampled_from([0.0, 3.0, 250.0]),
     paused=st.booleans(),
     cost_basis=st.dictionaries(st.sampled_from(NAMES), st.floats(0.001, 100_000.0)),
+    profit_base=st.dictionaries(st.sampled_from(NAMES), st.floats(0.001, 100_000.0)),
+    held_since=st.dictionaries(
+        st.sampled_from(NAMES), st.sampled_from(["2025-01-01", "2026-05-30"])
+    ),
 )
 RULES = {
     "dca": lambda s, t, p, st_, x: plan_dca(s, t, p, st_, x),
@@ -135,6 +141,44 @@ def test_buys_never_exceed_the_available_cash(account, policy, state, rule, amou
     # Within float noise: these sums add in another order than the planner's running cash.
     assert bought <= (above_target + sold) * (1 + 1e-12)
     assert plan.deposit_needed == 0.0
+
+
+@PROPERTY
+@given(
+    accounts(),
+    policies,
+    states,
+    st.sampled_from([1.0, 100.0, 10_000.0]),
+    st.sampled_from(["dca", "windfall", "rebalance"]),
+    amounts,
+)
+def test_buys_never_spend_the_profit_proceeds_set_aside(
+    account, policy, state, set_aside, rule, amount
+):
+    snap, t = account
+    policy = dataclasses.replace(policy, allow_deposit=False)
+    state = dataclasses.replace(state, profit_to_move=set_aside)
+    plan = RULES[rule](snap, t, policy, state, amount)
+    bought = sum(o.notional + o.fee for o in plan.orders if o.side == "buy")
+    sold = sum(o.notional - o.fee for o in plan.orders if o.side == "sell")
+    cash = snap.balances[QUOTE]
+    free = max(0.0, cash - set_aside)  # the account as if the proceeds were gone
+    above_target = max(0.0, free - t.cash * (snap.total_value - cash + free))
+    assert bought <= (above_target + sold) * (1 + 1e-12)
+
+
+@PROPERTY
+@given(accounts(), policies, states)
+def test_profit_proceeds_leave_the_account(account, policy, state):
+    snap, t = account
+    t = dataclasses.replace(
+        t, stage=t.stage.model_copy(update={"profit_milestones_pct": [50, 100]})
+    )
+    plan = plan_profit(snap, t, policy, state)
+    after = apply(plan, snap)
+    assert after.balances[QUOTE] == snap.balances[QUOTE]
+    assert plan.moved_out == sum(o.notional - o.fee for o in plan.orders)
+    assert all(o.side == "sell" for o in plan.orders)
 
 
 @PROPERTY

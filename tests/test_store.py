@@ -411,7 +411,10 @@ def test_plan_state_round_trips_mappings_and_tuples(store: Store) -> None:
     state = PlanState(
         cost_basis={"BTC": 41_234.5678, "ETH": 1_999.99},
         milestones_taken={"BTC": (100.0, 200.0), "SOL": (50.0,)},
+        profit_base={"SOL": 212.5},
+        held_since={"BTC": "2026-01-31", "SOL": "2027-02-01"},
         carry=12.34,
+        profit_to_move=4_801.99,
         withdrawn_year=2027,
         withdrawn=1_500.0,
     )
@@ -587,10 +590,16 @@ def test_cached_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -
         PlanState(cost_basis={"ETH": 2_000.0, "BTC": 50_000.0}, carry=1.25),  # unsorted
         PlanState(cost_basis={"BTC": 5}, milestones_taken={"SOL": [100, 50.0]}, carry=0),
         PlanState(milestones_taken={"BTC": (50.0,), "ADA": ()}, withdrawn_year=2027),
+        PlanState(
+            held_since={"SOL": "2027-01-02", "BTC": "2026-12-31"},
+            profit_base={"SOL": 3, "BTC": 60_000.5},
+            profit_to_move=5_781.0,
+        ),
     ]
     fills = [
         [LedgerEntry(T0, "fill", "BTC", 0.01, 50_000.0), LedgerEntry(T0, "fee", "USDT", -0.0)],
         [LedgerEntry(T0, "deposit", "DOT", -0.0), LedgerEntry(T0, "deposit", "USDT", 7)],
+        [],
         [],
     ]
     for i, (state, ledger) in enumerate(zip(states, fills, strict=True)):

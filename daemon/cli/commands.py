@@ -258,6 +258,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "pause_reason": state.pause_reason,
         "paused_since": pause.since.astimezone(config.tz).isoformat() if pause else None,
         "carry": state.carry,
+        "profit_to_move": state.profit_to_move,
         "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
         "holdings": holdings,
         "last_runs": last_runs,
@@ -311,6 +312,11 @@ def render_status(d: dict[str, Any]) -> str:
         )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
+    if d["profit_to_move"]:
+        lines.append(
+            f"profit proceeds to move to your traditional investments: "
+            f"{d['profit_to_move']:,.2f} {d['quote']} (set aside: not spent)"
+        )
     if d["pending_windfalls"]:
         lines.append("")
         lines.append("windfalls waiting for the next job (`stagewise windfall cancel ID`):")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from operator import itemgetter
 
 from stagewise.money import WEIGHT_TOLERANCE
@@ -28,9 +29,10 @@ class Book:
     amounts: positive free balances of the held assets (the quote currency excluded).
     prices: a usable (finite, positive) price for every held asset and every asset to buy.
     values: amount * price of every held asset, in the order of `amounts`.
-    cash: the free quote balance.
+    cash: the free quote balance, less the profit proceeds set aside to be moved out.
+    day: the UTC day of the snapshot (ISO text): what a position opened now is dated.
     notes: what was left out and why (an asset the exchange cannot price and the plan
-        does not hold).
+        does not hold; profit proceeds set aside).
     """
 
     quote: str
@@ -39,6 +41,7 @@ class Book:
     prices: Mapping[str, float]
     values: Mapping[str, float]
     value: float
+    day: str
     notes: tuple[str, ...] = ()
 
     @property
@@ -67,17 +70,27 @@ def non_negative(number: object) -> bool:
         return False
 
 
-def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[str]) -> Book:
+def open_book(
+    snapshot: Snapshot,
+    planned: Collection[str],
+    buyable: Iterable[str],
+    *,
+    set_aside: float = 0.0,
+) -> Book:
     """Check `snapshot` and value it; `buyable` assets need a price even when not held.
 
     A held asset the exchange declared unpriced (`snapshot.unpriced`) that is not in the plan
     (`planned`) is left out with a note (an airdrop or a delisted coin must not stop the
-    daemon); every other held asset without a usable price refuses the plan.
+    daemon); every other held asset without a usable price refuses the plan. `set_aside`
+    (profit proceeds waiting to be moved out, `PlanState.profit_to_move`) is taken off the
+    quote balance, down to 0: the plan sees the account as if they were gone.
     """
     quote = snapshot.quote
     cash = snapshot.balances.get(quote, 0.0)
     if not non_negative(cash):
         raise Refusal(f"the {quote} balance is {cash!r}: not a usable amount")
+    if not non_negative(set_aside):
+        raise Refusal(f"the profit proceeds set aside are {set_aside!r}: not a usable amount")
     amounts, prices, values, bad, ignored = _held(snapshot, planned)
     for asset in sorted(set(buyable) - prices.keys() - bad.keys() - {quote}):
         price = snapshot.prices.get(asset)
@@ -91,7 +104,15 @@ def open_book(snapshot: Snapshot, planned: Collection[str], buyable: Iterable[st
         f"{a} is held but has no price on the exchange: left out of the account's value"
         for a in ignored
     )
-    return Book(quote, cash, amounts, prices, values, cash + sum(values.values()), notes)
+    if set_aside > 0:
+        notes += (
+            f"{money(set_aside, quote)} of profit proceeds are set aside to be moved to your "
+            f"diversified traditional investments: not counted or spent (the account shows "
+            f"{money(cash, quote)})",
+        )
+        cash = max(0.0, cash - set_aside)
+    day = snapshot.taken_at.astimezone(UTC).date().isoformat()
+    return Book(quote, cash, amounts, prices, values, cash + sum(values.values()), day, notes)
 
 
 def _held(

@@ -58,7 +58,7 @@ def invest(
     """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls."""
     must_be_money(state.carry, "the carried money")
     buyable = {a: t for a, t in targets.weights.items() if t > 0}
-    book = open_book(snapshot, targets.weights, buyable)
+    book = open_book(snapshot, targets.weights, buyable, set_aside=state.profit_to_move)
     scaled = scaled_targets(book.value, targets, policy)
     aims = {a: t for a, t in scaled.items() if t > 0}
     proposal = Proposal(rule, book, aims)

@@ -12,10 +12,11 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from operator import attrgetter
 from typing import Any, ParamSpec
 
-from stagewise.money import AMOUNT_TOLERANCE
+from stagewise.money import AMOUNT_TOLERANCE, QUOTE_EPSILON
 from stagewise.planner.book import Book, Refusal
 from stagewise.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
 from stagewise.planner.orders import Draft
@@ -176,9 +177,12 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
     """The state after the plan fills: average cost per unit updated by the buys (fee
     included); sells leave it unchanged. An asset held without a cost basis gets today's price:
     its profit milestones count from when stagewise first saw it. A buy into an asset not held
-    starts a fresh position (new cost, its milestones cleared)."""
+    starts a fresh position (new cost, its milestones and their re-arm price cleared). Every
+    position held once the plan fills keeps the day it was opened, or gets today's; one no
+    longer held loses it."""
     basis = dict(state.cost_basis)
     taken = dict(updates.pop("milestones_taken", state.milestones_taken))
+    bases = dict(updates.pop("profit_base", state.profit_base))
     prices = book.prices
     basis.update({a: prices[a] for a in book.amounts.keys() - basis.keys()})
     held = dict(book.amounts)
@@ -190,27 +194,41 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
         before = held.get(asset, 0.0)
         if before <= 0:
             taken.pop(asset, None)
+            bases.pop(asset, None)
             basis[asset] = (d.notional + d.fee) / d.amount
         else:
             cost = basis[asset] * before + d.notional + d.fee
             basis[asset] = cost / (before + d.amount)
         held[asset] = before + d.amount
-    return dataclasses.replace(state, cost_basis=basis, milestones_taken=taken, **updates)
+    since = state.held_since
+    day = book.day
+    opened = {a: since.get(a, day) for a, n in held.items() if n > 0}
+    return dataclasses.replace(
+        state,
+        cost_basis=basis,
+        milestones_taken=taken,
+        profit_base=bases,
+        held_since=opened,
+        **updates,
+    )
 
 
 def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
     """`snapshot` with the balances after `plan` fills at its estimated prices and fees
-    (its deposit, if any, made first). Prices and markets are unchanged."""
+    (its deposit, if any, made first; a profit sale's proceeds moved off the account, see
+    `Plan.moved_out`). Prices and markets are unchanged."""
     balances = dict(snapshot.balances)
     quote = snapshot.quote
     balances[quote] = balances.get(quote, 0.0) + plan.deposit_needed
+    kept = plan.rule != "profit"  # profit proceeds leave for traditional investments
     for order in plan.orders:
         if order.side == "buy":
             balances[order.base] = balances.get(order.base, 0.0) + order.amount
             balances[quote] -= order.notional + order.fee
         else:
             balances[order.base] = balances.get(order.base, 0.0) - order.amount
-            balances[quote] += order.notional - order.fee
+            if kept:
+                balances[quote] += order.notional - order.fee
     return dataclasses.replace(snapshot, balances=balances)
 
 
@@ -219,29 +237,64 @@ def state_seen(
     before: Mapping[str, float] | None,
     state: PlanState,
     planned: PlanState,
+    moved_out: float = 0.0,
 ) -> PlanState:
     """Read-only mode: the state after a run whose proposals the person may never place.
 
     The cost basis follows what the account shows, not what was proposed: an asset held
     without a basis, or more of it than at the last recorded snapshot (`before`, None when
     there is none), is costed at today's price for the part added (the person's own fills,
-    whose prices stagewise cannot see); an asset no longer held loses its basis and its
-    milestones. The plan's own decisions (carry, withdrawals, milestones sold at) come from
-    `planned`: a proposed profit sale is proposed once, not every day until it is placed."""
+    whose prices stagewise cannot see); an asset no longer held loses its basis, its
+    milestones and its opening day; one held without an opening day gets today's. The plan's
+    own decisions (carry, withdrawals, milestones sold at) come from `planned`: a proposed
+    profit sale is proposed once, not every day until it is placed.
+
+    Profit proceeds to move out (`moved_out`, this plan's; `state.profit_to_move`, earlier
+    ones) stay set aside until stagewise sees money leave the account: each run lowers them
+    by the fall of the account's value since `before`, both valued at today's prices (trades
+    leave it about equal, deposits raise it, moving the proceeds off lowers it)."""
+    quote = snapshot.quote
     basis = dict(state.cost_basis)
     taken = dict(planned.milestones_taken)
-    for asset in set(basis) | set(taken):
-        if asset != snapshot.quote and snapshot.balances.get(asset, 0.0) <= 0:
+    bases = dict(planned.profit_base)
+    for asset in set(basis) | set(taken) | set(bases):
+        if asset != quote and snapshot.balances.get(asset, 0.0) <= 0:
             basis.pop(asset, None)
             taken.pop(asset, None)
+            bases.pop(asset, None)
+    day = snapshot.taken_at.astimezone(UTC).date().isoformat()
+    opened = {}
     for asset, amount in snapshot.balances.items():
         price = snapshot.prices.get(asset)
-        if asset == snapshot.quote or amount <= 0 or price is None or not 0 < price < math.inf:
+        if asset == quote or amount <= 0 or price is None or not 0 < price < math.inf:
             continue
+        opened[asset] = state.held_since.get(asset, day)
         if asset not in basis:
             basis[asset] = price
             continue
         held = None if before is None else before.get(asset, 0.0)
         if held is not None and amount > held * (1 + AMOUNT_TOLERANCE):
             basis[asset] = (basis[asset] * held + price * (amount - held)) / amount
-    return dataclasses.replace(planned, cost_basis=basis, milestones_taken=taken)
+    to_move = max(0.0, state.profit_to_move - _value_left(snapshot, before)) + moved_out
+    return dataclasses.replace(
+        planned,
+        cost_basis=basis,
+        milestones_taken=taken,
+        profit_base=bases,
+        held_since=opened,
+        profit_to_move=to_move if to_move >= QUOTE_EPSILON else 0.0,
+    )
+
+
+def _value_left(snapshot: Snapshot, before: Mapping[str, float] | None) -> float:
+    """How much the account's value fell since `before` (0 if it rose), both valued at the
+    prices of `snapshot`; an asset it cannot price is left out."""
+    if before is None:
+        return 0.0
+    quote, now, prices = snapshot.quote, snapshot.balances, snapshot.prices
+    fall = 0.0
+    for asset in before.keys() | now.keys():
+        price = 1.0 if asset == quote else prices.get(asset)
+        if price is not None and 0 < price < math.inf:
+            fall += (before.get(asset, 0.0) - now.get(asset, 0.0)) * price
+    return max(0.0, fall)

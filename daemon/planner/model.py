@@ -31,6 +31,10 @@ class Policy:
     min_rebalance_share: a drift-watch rebalance moving less than this share of the account
         in all is not proposed (a quiet check).
     milestone_sell_share: the part of a position's gain sold at each profit milestone.
+    profit_min_days / profit_min_value: a milestone is taken only from a position held at
+        least this many days (since it was opened: `PlanState.held_since`) and worth at least
+        this much (quote currency): a new or tiny position's gain is noise, not a profit
+        worth moving out.
     fee_rate: the fee assumed where a market declares none.
     slippage: how much worse than the snapshot price an order is assumed to fill (buys
         above, sells below); the order's estimated price includes it.
@@ -47,6 +51,8 @@ class Policy:
     min_order: float = 10.0
     min_rebalance_share: float = 0.01
     milestone_sell_share: float = 0.5
+    profit_min_days: int = 90
+    profit_min_value: float = 500.0
     fee_rate: float = 0.001
     slippage: float = 0.0
     outside_value: float = 0.0
@@ -59,7 +65,15 @@ class PlanState:
 
     cost_basis: average cost of one unit per asset, in the quote currency.
     milestones_taken: per asset, the gain milestones (percent) already sold at.
+    profit_base: per asset, the price its milestones count from once every milestone was
+        taken (the price of the last one): they re-arm there. Absent: the average cost.
+    held_since: per asset, the UTC day (ISO text) its position was opened (went from none
+        to held, or was first seen held); gone when the position is.
     carry: DCA/windfall money not yet placed (too small for a market's minimum).
+    profit_to_move: read-only mode: profit proceeds proposed to be moved off the account to
+        the investor's traditional investments and not yet seen leaving it. Every rule
+        plans as if they were gone (never spent); lowered by each fall of the account's
+        value stagewise sees (`fills.state_seen`). Paper mode books them out at once (0).
     withdrawn_year / withdrawn: the calendar year and the amount withdrawn so far in it.
     withdraw_due: withdrawal money earlier periods could not raise (owed to the next).
     paused / pause_reason: the guide's emergency rule is in force.
@@ -67,7 +81,10 @@ class PlanState:
 
     cost_basis: Mapping[str, float] = field(default_factory=dict)
     milestones_taken: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    profit_base: Mapping[str, float] = field(default_factory=dict)
+    held_since: Mapping[str, str] = field(default_factory=dict)
     carry: float = 0.0
+    profit_to_move: float = 0.0
     withdrawn_year: int = 0
     withdrawn: float = 0.0
     withdraw_due: float = 0.0
@@ -129,3 +146,11 @@ class Plan:
     @property
     def carry(self) -> float:
         return self.state.carry
+
+    @property
+    def moved_out(self) -> float:
+        """Quote money the plan takes off the account once it fills: a profit sale's
+        proceeds, which go to the investor's traditional investments (0 for other rules)."""
+        if self.rule != "profit":
+            return 0.0
+        return sum(o.notional - o.fee for o in self.orders if o.side == "sell")

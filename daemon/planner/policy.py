@@ -19,6 +19,8 @@ def policy_from(settings: Settings, *, allow_deposit: bool) -> Policy:
         min_order=p.min_order,
         min_rebalance_share=p.min_rebalance_pct / 100,
         milestone_sell_share=p.milestone_sell_pct / 100,
+        profit_min_days=p.profit_min_days,
+        profit_min_value=p.profit_min_value,
         fee_rate=settings.paper.fee_rate,
         slippage=settings.paper.slippage,
         outside_value=settings.investor.outside_investments,

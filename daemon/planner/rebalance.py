@@ -12,7 +12,9 @@ the index's own cadence (the guide: Momentum weekly, Value annual). `policy.drif
 `policy.min_rebalance_share` of the account is not proposed. Outside assets trade back to
 target (`rebalance_to = "target"`) or to the band's edge ("band"); assets inside their band
 are left alone. Buys are paid by the sells and by cash above its target, biggest gaps first;
-the cash target and the DCA money carried (`state.carry`) are never spent.
+the cash target, the DCA money carried (`state.carry`) and the profit proceeds set aside to
+be moved out (`state.profit_to_move`: the account is planned as if they were gone) are never
+spent.
 
 The crypto share of the WHOLE portfolio (the account plus `policy.outside_value`) has one
 target, the investor's point in the stage's band (`targets.crypto_share`); the band is the
@@ -144,7 +146,7 @@ def _rebalance(
     if scope is not None:
         in_scope &= set(scope)
     buyable = [a for a in in_scope if targets.weights.get(a, 0.0) > 0]
-    book = open_book(snapshot, targets.weights, buyable)
+    book = open_book(snapshot, targets.weights, buyable, set_aside=state.profit_to_move)
     share = share_of(book, targets, policy)
     portfolio = scope is None
     if share is None:
