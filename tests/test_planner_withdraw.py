@@ -89,3 +89,14 @@ def test_what_a_period_cannot_raise_is_owed_to_the_next_and_said() -> None:
     second = plan_withdraw(snap, T, POLICY, first.state, 0.12 * 3, 12, 2026)
     assert received(second) == pytest.approx(9.0 + 3.0, abs=0.01)  # this period's and the owed
     assert second.state.withdraw_due == 0.0
+
+
+def test_withdrawal_proceeds_leave_the_account_and_a_read_only_one_is_set_aside() -> None:
+    from stagewise.planner.fills import state_seen
+
+    snap = snapshot({"A": 600.0, "B": 400.0, QUOTE: 0.0}, PRICES)
+    plan = plan_withdraw(snap, T, POLICY, PlanState(), 0.12, 12, 2026)
+    assert plan.moved_out == pytest.approx(received(plan)) and plan.moved_out > 0
+    assert apply(plan, snap).balances[QUOTE] == 0.0  # the retiree takes the money
+    seen = state_seen(snap, None, PlanState(), plan.state, plan.moved_out)
+    assert seen.profit_to_move == pytest.approx(received(plan))  # never spent by a rebalance

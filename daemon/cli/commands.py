@@ -314,7 +314,8 @@ def render_status(d: dict[str, Any]) -> str:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
     if d["profit_to_move"]:
         lines.append(
-            f"profit proceeds to move to your traditional investments: "
+            f"proceeds to move off the account (profit taken, to your traditional investments; "
+            f"withdrawals, to you): "
             f"{d['profit_to_move']:,.2f} {d['quote']} (set aside: not spent)"
         )
     if d["pending_windfalls"]:

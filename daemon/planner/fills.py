@@ -18,7 +18,16 @@ from typing import Any, ParamSpec
 
 from stagewise.money import AMOUNT_TOLERANCE, QUOTE_EPSILON
 from stagewise.planner.book import Book, Refusal
-from stagewise.planner.model import Order, Plan, PlanState, Policy, Rule, Skip, Summary
+from stagewise.planner.model import (
+    MOVED_OUT,
+    Order,
+    Plan,
+    PlanState,
+    Policy,
+    Rule,
+    Skip,
+    Summary,
+)
 from stagewise.planner.orders import Draft
 from stagewise.snapshot import Snapshot
 
@@ -216,11 +225,11 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
 def apply(plan: Plan, snapshot: Snapshot) -> Snapshot:
     """`snapshot` with the balances after `plan` fills at its estimated prices and fees
     (its deposit, if any, made first; a profit sale's proceeds moved off the account, see
-    `Plan.moved_out`). Prices and markets are unchanged."""
+    `Plan.moved_out`, and a withdrawal's). Prices and markets are unchanged."""
     balances = dict(snapshot.balances)
     quote = snapshot.quote
     balances[quote] = balances.get(quote, 0.0) + plan.deposit_needed
-    kept = plan.rule != "profit"  # profit proceeds leave for traditional investments
+    kept = plan.rule not in MOVED_OUT  # profit and withdrawal proceeds leave the account
     for order in plan.orders:
         if order.side == "buy":
             balances[order.base] = balances.get(order.base, 0.0) + order.amount

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Side = Literal["buy", "sell"]
+# The rules whose sale proceeds leave the account (not for the next rebalance to spend).
+MOVED_OUT = ("profit", "withdraw")
 Rule = Literal["dca", "rebalance", "profit", "withdraw", "windfall"]
 
 
@@ -70,8 +72,9 @@ class PlanState:
     held_since: per asset, the UTC day (ISO text) its position was opened (went from none
         to held, or was first seen held); gone when the position is.
     carry: DCA/windfall money not yet placed (too small for a market's minimum).
-    profit_to_move: read-only mode: profit proceeds proposed to be moved off the account to
-        the investor's traditional investments and not yet seen leaving it. Every rule
+    profit_to_move: read-only mode: proceeds proposed to be moved off the account (profit
+        taken, for the investor's traditional investments; a withdrawal, for the retiree)
+        and not yet seen leaving it. Every rule
         plans as if they were gone (never spent); lowered by each fall of the account's
         value stagewise sees (`fills.state_seen`). Paper mode books them out at once (0).
     withdrawn_year / withdrawn: the calendar year and the amount withdrawn so far in it.
@@ -150,7 +153,8 @@ class Plan:
     @property
     def moved_out(self) -> float:
         """Quote money the plan takes off the account once it fills: a profit sale's
-        proceeds, which go to the investor's traditional investments (0 for other rules)."""
-        if self.rule != "profit":
+        proceeds, which go to the investor's traditional investments, and a withdrawal's,
+        which the retiree takes (0 for other rules)."""
+        if self.rule not in MOVED_OUT:
             return 0.0
         return sum(o.notional - o.fee for o in self.orders if o.side == "sell")
