@@ -3,6 +3,7 @@ composition and event, sells what left with the rule's reason; the live daemon r
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date
 
@@ -71,3 +72,25 @@ def test_the_live_daemon_refuses_a_rule_index_at_check_config(write_plan, write_
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_indices_command_shows_the_rule_and_the_latest_composition(
+    write_plan, write_config, tmp_path
+):
+    path = rule_plan(write_plan, write_config, max_weight_pct=50)
+    db = tmp_path / "sim.db"
+    simulate(load_config(path), load_csv(SAMPLE_PRICES), date(2023, 3, 1), date(2023, 4, 1), db)
+    shown = run_cli("--config", str(path), "indices", "--db", str(db), "--json")
+    assert shown.returncode == 0, shown.stderr
+    momentum = json.loads(shown.stdout)["momentum"]
+    assert momentum["rule"] == "top 3 of 8 by 30-day momentum, equal weights (at most 50 % each)"
+    assert len(momentum["constituents"]) == 3
+    assert momentum["chosen_at"] >= "2023-03-27"  # the last week's reconstitution
+    early = run_cli(
+        "--config", str(path), "indices", "--db", str(db), "--at", "2023-03-02", "--json"
+    )
+    assert early.returncode == 0, early.stderr
+    first = json.loads(early.stdout)["momentum"]
+    assert first["chosen_at"] < "2023-03-02" < momentum["chosen_at"]
+    text = run_cli("--config", str(path), "indices", "--db", str(db)).stdout
+    assert text.startswith("Momentum Trader (momentum), weekly: top 3 of 8")

@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_command(command)
 
+    from stagewise.cli.indices import add_indices_command
+
+    add_indices_command(command)
+
     from stagewise.cli.init import add_init_command
 
     add_init_command(command)
