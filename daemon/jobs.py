@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from stagewise.errors import StagewiseError
+from stagewise.history import PriceHistory
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.periods import period_key
@@ -31,6 +32,7 @@ from stagewise.planner import (
 )
 from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState
+from stagewise.reconstitution import Reconstitutions
 from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
@@ -79,6 +81,7 @@ class Jobs:
         store: Store,
         account: Account,
         clock: Callable[[], datetime] | None = None,
+        history: PriceHistory | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -89,6 +92,8 @@ class Jobs:
         self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
         self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
         self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
+        # The rule indices' compositions, chosen from `history` (None: live, none yet).
+        self.compositions = Reconstitutions(config, store, history)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
 
     # -- what a trigger fires -----------------------------------------------------------
@@ -188,7 +193,7 @@ class Jobs:
         self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
     ) -> Outcome:
         today = self.local_date(now)
-        targets = self.targets(today)
+        targets = self._targets(today, now, key, scope if job == "rebalance" else None)
         state = self.store.plan_state()
         if job == "dca":
             contribution = monthly_contribution(self.config, today)
@@ -212,8 +217,10 @@ class Jobs:
             )
         if job == "rebalance":
             snapshot = self._snapshot(targets, now)
-            scoped = None if scope is None else self.config.plan.indices[scope].constituents
+            scoped = None if scope is None else self._scope(scope, targets)
             plan = plan_rebalance(self._planned_on(snapshot), targets, self.policy, state, scoped)
+            if scope is not None:
+                plan = self.compositions.explain(plan, scope)
             return self._record(job, key, scheduled_at, now, plan, snapshot)
         if job in ("drift", "profit"):
             return self._check(job, key, targets, state, scheduled_at, now)
@@ -280,7 +287,7 @@ class Jobs:
         with structlog.contextvars.bound_contextvars(job="windfall", period=key):
             try:
                 _usable_bonus(windfall_id, bonus, self.config.quote)
-                targets = self.targets(self.local_date(now))
+                targets = self._targets(self.local_date(now), now, key)
                 share = self.bonus_share(targets) / 100
                 state = self.store.plan_state()
                 pending = [] if state.paused else self.account.deposit(bonus * share, now, key)
@@ -297,6 +304,21 @@ class Jobs:
                 # The windfall stays pending and is tried again at the next job; the failed
                 # attempt is recorded under its period, which stays open.
                 return self._failed("windfall", key, now, now, str(e))
+
+    def _targets(self, today: date, now: datetime, key: str, due: str | None = None) -> Targets:
+        """The targets of `today`, each rule index holding its composition (a new one for
+        `due`, the index whose rebalance this is)."""
+        targets = self.targets(today)
+        rules = [i for i in targets.sleeves if self.config.plan.indices[i].is_rule]
+        if not rules:
+            return targets
+        return self.targets(today, self.compositions.current(rules, now, key, due))
+
+    def _scope(self, index: str, targets: Targets) -> list[str]:
+        """The assets a sleeve's rebalance trades: its constituents, and those that just left."""
+        fixed = self.config.plan.indices[index].constituents
+        held = list(fixed) if fixed is not None else list(targets.members.get(index, {}))
+        return [*held, *self.compositions.left(index)]
 
     def _glide_events(self, targets: Targets) -> list[tuple[str, dict]]:
         """A `glide_step` event when the glide path moved since the last one recorded."""

@@ -17,6 +17,7 @@ from stagewise.errors import ConfigError
 from stagewise.exchange import Exchange, ReadOnlyAccount
 from stagewise.jobs import Account, Jobs
 from stagewise.paper import MarketSource, PaperAccount
+from stagewise.reconstitution import NO_HISTORY
 from stagewise.settings import Config
 from stagewise.snapshot import Market
 from stagewise.store import Store
@@ -74,6 +75,9 @@ def open_runtime(
     missing = settings.exchange.missing_keys()
     if missing:
         raise ConfigError(f"{config.path}: cannot read the account", [missing])
+    history = getattr(market_source, "history", None)  # a price history's (HistoryMarkets)
+    if config.plan.rule_indices() and history is None:
+        raise ConfigError(f"{config.path}: invalid configuration", [rule_indices_refused(config)])
     if store is None:
         store = Store.open(settings.state.path)
     if settings.exchange.mode == "read-only":
@@ -91,7 +95,13 @@ def open_runtime(
             settings.exchange.quote,
             fee_rate=settings.paper.fee_rate,
         )
-    return Runtime(config, store, account, Jobs(config, store, account, clock), exchange)
+    jobs = Jobs(config, store, account, clock, history=history)
+    return Runtime(config, store, account, jobs, exchange)
+
+
+def rule_indices_refused(config: Config) -> str:
+    """Why the daemon cannot run the config's rule indices (it has no price history yet)."""
+    return f"indices {', '.join(config.plan.rule_indices())}: {NO_HISTORY} (`simulate` runs them)"
 
 
 def seed_paper(runtime: Runtime, now: datetime) -> None:

@@ -180,7 +180,7 @@ def simulate(
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
         paper = sim.settings.paper
         account = PaperAccount(store, markets, sim.quote, fee_rate=paper.fee_rate)
-        jobs = Jobs(sim, store, account)
+        jobs = Jobs(sim, store, account, history=history)
         start_at = _at(start, sim)
         end_at = _at(end, sim)
         store.mark_simulation(

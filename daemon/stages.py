@@ -162,27 +162,102 @@ class StagesFile(Frozen):
         return self
 
 
+class Select(Frozen):
+    """A rule's selection: the top N of the universe by a ranking figure."""
+
+    top: int = Field(ge=1)
+    by: Literal["momentum", "volatility"]
+    lookback_days: int = Field(ge=2, le=3650)
+    skip_days: int = Field(default=0, ge=0, le=365)
+
+
+Weigh = Literal["equal", "inverse_volatility", "rank"]
+
+
 class Index(Frozen):
-    """An index basket: constituents with weights (percent) and a rebalance cadence."""
+    """An index: a fixed basket (constituents with weights, percent) or a rule (a universe,
+    a selection and a weighing, reconstituted at each rebalance), with a rebalance cadence."""
 
     name: str
     cadence: Cadence
     focus: str = ""
-    constituents: dict[str, float] = Field(min_length=1)
+    constituents: dict[str, float] | None = Field(default=None, min_length=1)
+    universe: list[str] | None = Field(default=None, min_length=1)
+    select: Literal["all"] | Select = "all"
+    weigh: Weigh = "equal"
+    volatility_days: int = Field(default=30, ge=2, le=3650)
+    max_weight_pct: float | None = Field(default=None, gt=0, le=100)
+    min_weight_pct: float | None = Field(default=None, ge=0, lt=100)
+
+    @property
+    def is_rule(self) -> bool:
+        return self.universe is not None
 
     @model_validator(mode="after")
     def _weights(self) -> Index:
+        if self.universe is not None:
+            return self._rule()
+        if self.constituents is None:
+            raise ValueError("give either constituents (a fixed basket) or universe (a rule)")
+        rule_fields = self.model_fields_set & {
+            "select",
+            "weigh",
+            "volatility_days",
+            "max_weight_pct",
+            "min_weight_pct",
+        }
+        if rule_fields:
+            raise ValueError(
+                f"{', '.join(sorted(rule_fields))}: only for a rule index (one with a "
+                "universe), not a fixed basket of constituents"
+            )
         for asset, w in self.constituents.items():
             if not (0 < w <= 100):
                 raise ValueError(
                     f"constituent {asset} weight {w:g} must be above 0 and at most 100"
                 )
-            if asset != asset.upper() or not asset.isalnum():
-                raise ValueError(f"constituent '{asset}' must be an exchange code like BTC")
+            _exchange_code(asset, "constituent")
         total = sum(self.constituents.values())
         if abs(total - 100) > WEIGHT_SUM_TOLERANCE_PCT:
             raise ValueError(f"constituent weights sum to {total:g} %, not 100 %")
         return self
+
+    def _rule(self) -> Index:
+        universe = self.universe or []
+        if self.constituents is not None:
+            raise ValueError("give either constituents (a fixed basket) or universe (a rule)")
+        for asset in universe:
+            _exchange_code(asset, "universe: asset")
+        if len(set(universe)) != len(universe):
+            raise ValueError("universe: an asset is listed twice")
+        size = len(universe) if self.select == "all" else self.select.top
+        if self.select != "all" and self.select.top > len(universe):
+            raise ValueError(
+                f"select.top: {self.select.top} is more than the universe's {len(universe)} assets"
+            )
+        if self.weigh == "rank" and self.select == "all":
+            raise ValueError("weigh: 'rank' needs a ranking (select by momentum or volatility)")
+        low, high = self.min_weight_pct, self.max_weight_pct
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_weight_pct ({low:g}) is above max_weight_pct ({high:g})")
+        if high is not None and high * size < 100 - WEIGHT_SUM_TOLERANCE_PCT:
+            raise ValueError(
+                f"max_weight_pct: {size} assets at most {high:g} % each cannot make 100 %"
+            )
+        if low is not None and low * size > 100 + WEIGHT_SUM_TOLERANCE_PCT:
+            raise ValueError(
+                f"min_weight_pct: {size} assets at least {low:g} % each make more than 100 %"
+            )
+        return self
+
+    def assets(self) -> list[str]:
+        """Every asset the index can hold: its constituents, or its rule's universe."""
+        return sorted(self.universe if self.universe is not None else self.constituents or {})
+
+
+def _exchange_code(asset: str, what: str) -> None:
+    if asset != asset.upper() or not asset.isalnum():
+        raise ValueError(f"{what} '{asset}' must be an exchange code like BTC")
 
 
 class IndicesFile(Frozen):
@@ -209,7 +284,11 @@ class PlanData(Frozen):
 
     def assets(self) -> list[str]:
         """Every asset any index holds, sorted."""
-        return sorted({a for ix in self.indices.values() for a in ix.constituents})
+        return sorted({a for ix in self.indices.values() for a in ix.assets()})
+
+    def rule_indices(self) -> list[str]:
+        """The indices chosen by rule (reconstituted from prices), sorted."""
+        return sorted(name for name, ix in self.indices.items() if ix.is_rule)
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

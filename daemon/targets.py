@@ -68,7 +68,7 @@ class Targets:
 
     def assets_of(self, index: str, config: Config) -> list[str]:
         """The assets a sleeve (index) holds, for per-sleeve rebalancing."""
-        return sorted(config.plan.indices[index].constituents)
+        return sorted(self.members.get(index, {}))
 
 
 def age_on(birth: date, on: date) -> int:
@@ -166,8 +166,20 @@ def index_weights(config: Config, stage: Stage) -> dict[str, float]:
     return weights
 
 
-def targets_on(config: Config, on: date) -> Targets:
-    """The targets of `on`: the stage's, or a blend of two stages' on a glide path."""
+# Per rule index, the weights (percent) of its latest reconstitution (stagewise.composition).
+Compositions = Mapping[str, Mapping[str, float]]
+
+
+def constituents_of(config: Config, index: str, compositions: Compositions) -> Mapping[str, float]:
+    """An index's weights (percent): a fixed basket's, or a rule index's last composition
+    (a rule index not composed yet holds nothing: the jobs compose it before they plan)."""
+    fixed = config.plan.indices[index].constituents
+    return fixed if fixed is not None else compositions.get(index, {})
+
+
+def targets_on(config: Config, on: date, compositions: Compositions | None = None) -> Targets:
+    """The targets of `on`: the stage's, or a blend of two stages' on a glide path; a rule
+    index holds its composition in `compositions`."""
     birth = config.settings.investor.birth_date
     cash = config.settings.policy.cash_pct / 100
     stage = stage_on(config, on)
@@ -198,7 +210,7 @@ def targets_on(config: Config, on: date) -> Targets:
     members: dict[str, dict[str, float]] = {}
     for name, w in sorted(per_index.items()):
         held = members[name] = {}
-        for asset, pct in sorted(config.plan.indices[name].constituents.items()):
+        for asset, pct in sorted(constituents_of(config, name, compositions or {}).items()):
             held[asset] = w * pct / 100 * (1 - cash)
             weights[asset] = weights.get(asset, 0.0) + held[asset]
     return Targets(
@@ -225,27 +237,38 @@ class TargetsOn:
         self._birth = config.settings.investor.birth_date
         self._paths = glide_paths(config)  # pure in the config, as every day's targets are
         self._by_key: dict[tuple[object, ...], Targets] = {}
-        self._last: Targets | None = None
+        self._last: tuple[Targets, tuple[object, ...]] | None = None
 
-    def __call__(self, on: date) -> Targets:
+    def __call__(self, on: date, compositions: Compositions | None = None) -> Targets:
+        held = _frozen(compositions)
         last = self._last
-        if last is not None and last.on == on:
-            return last  # the jobs of one day
-        self._last = self._compute(on)
-        return self._last
+        if last is not None and last[0].on == on and last[1] == held:
+            return last[0]  # the jobs of one day
+        self._last = (self._compute(on, compositions, held), held)
+        return self._last[0]
 
-    def _compute(self, on: date) -> Targets:
+    def _compute(
+        self, on: date, compositions: Compositions | None, held: tuple[object, ...]
+    ) -> Targets:
         glide = glide_on(self.config, on, self._paths)
         key = (
             age_on(self._birth, on),
             None if glide is None else (glide.from_stage, glide.step),
+            held,
         )
         found = self._by_key.get(key)
         if found is None:
             if len(self._by_key) > 256:
                 self._by_key.clear()
-            found = self._by_key[key] = targets_on(self.config, on)
+            found = self._by_key[key] = targets_on(self.config, on, compositions)
         return found if found.on == on else dataclasses.replace(found, on=on)
+
+
+def _frozen(compositions: Compositions | None) -> tuple[object, ...]:
+    """`compositions` as a key: equal compositions share one computation."""
+    if not compositions:
+        return ()
+    return tuple((i, tuple(sorted(w.items()))) for i, w in sorted(compositions.items()))
 
 
 def monthly_contribution(config: Config, on: date) -> float:

@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulate_command(command)
 
+    from stagewise.cli.indices import add_indices_command
+
+    add_indices_command(command)
+
     from stagewise.cli.init import add_init_command
 
     add_init_command(command)
@@ -316,6 +320,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     # What the daemon could not run with (the settings alone load without ccxt: `stage` and
     # `status` need no exchange, so the id is checked here and when the daemon builds it).
     problems = [p for p in (s.exchange.missing_keys(), unknown_exchange(s.exchange.id)) if p]
+    if config.plan.rule_indices():
+        from stagewise.runtime import rule_indices_refused
+
+        problems.append(rule_indices_refused(config))
     if problems:
         raise ConfigError(f"{config.path}: invalid configuration", problems)
     summary = {

@@ -281,3 +281,24 @@ def m004_failed_runs_leave_period_open(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_job ON runs (job, id)")
     conn.execute("CREATE UNIQUE INDEX runs_period_done ON runs (period) WHERE status <> 'failed'")
     conn.execute("CREATE INDEX runs_period ON runs (period, id)")
+
+
+@migration
+def m006_compositions(conn: sqlite3.Connection) -> None:
+    """Each reconstitution of a rule index: when, from which day's closes, what it chose in
+    which weights (percent) and the ranking figures that chose them; one per index and period."""
+    conn.execute(
+        """CREATE TABLE compositions (
+            id INTEGER PRIMARY KEY,
+            index_name TEXT NOT NULL,
+            period TEXT NOT NULL,
+            moment TEXT NOT NULL,
+            close_day TEXT NOT NULL,
+            weights TEXT NOT NULL CHECK (json_valid(weights)),
+            figures TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(figures)),
+            ranks TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(ranks)),
+            notes TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(notes)),
+            UNIQUE (index_name, period)
+        )"""
+    )
+    conn.execute("CREATE INDEX compositions_moment ON compositions (index_name, moment)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stagewise.churn import ProposedOrder
+from stagewise.composition import Composition
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
@@ -450,6 +452,49 @@ class Store:
         """Logged events, newest first, optionally of one kind; `data` decoded."""
         where, args = where_clause(("kind = ?", kind))
         return self._newest("events", where, args, limit)
+
+    # -- compositions of rule indices ------------------------------------------------------
+
+    def add_composition(
+        self, period: str, composition: Composition, event: Mapping[str, Any]
+    ) -> None:
+        """Record a reconstitution under `period` with its `reconstituted` event, in one
+        transaction. Raises DuplicatePeriod if the index has one for `period` already."""
+        with self._writing():
+            try:
+                writes.insert_composition(self.conn, period, composition)
+            except sqlite3.IntegrityError as e:
+                raise DuplicatePeriod(
+                    f"index {composition.index} is already composed for {period}"
+                ) from e
+            self._insert_event("reconstituted", composition.moment, event)
+
+    def compositions(
+        self, *, at: datetime | None = None, period: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Per index, its latest recorded composition (at or before `at`; only of `period`):
+        moment, close_day, weights, figures, ranks and notes, decoded."""
+        where, args = where_clause(
+            ("moment <= ?", None if at is None else iso(at)), ("period = ?", period)
+        )
+        rows = self.conn.execute(
+            "SELECT index_name, period, moment, close_day, weights, figures, ranks, notes"
+            " FROM compositions" + (f" WHERE {where}" if where else "") + " ORDER BY moment, id",
+            args,
+        ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for name, key, moment, close_day, *data in rows:
+            weights, figures, ranks, notes = (json.loads(d) for d in data)
+            out[name] = {
+                "period": key,
+                "moment": from_iso(moment),
+                "close_day": close_day,
+                "weights": weights,
+                "figures": figures,
+                "ranks": ranks,
+                "notes": notes,
+            }
+        return out
 
     # -- windfalls --------------------------------------------------------------------------
 

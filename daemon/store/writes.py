@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from stagewise.composition import Composition
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Order, Plan, Skip
 from stagewise.snapshot import Snapshot
@@ -106,3 +107,22 @@ def insert_event(
 ) -> None:
     """One event, its data as JSON."""
     conn.execute(_EVENT, (iso(at), kind, run_id, to_json(data)))
+
+
+def insert_composition(conn: sqlite3.Connection, period: str, composition: Composition) -> None:
+    """One reconstitution of a rule index (see m006_compositions)."""
+    c = composition
+    conn.execute(
+        "INSERT INTO compositions (index_name, period, moment, close_day, weights, figures,"
+        " ranks, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            c.index,
+            period,
+            iso(c.moment),
+            c.close_day.isoformat(),
+            to_json(dict(c.weights)),
+            to_json(dict(c.figures)),
+            to_json(dict(c.ranks)),
+            to_json(list(c.notes)),
+        ),
+    )

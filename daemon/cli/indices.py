@@ -1,0 +1,96 @@
+"""`stagewise indices`: each index's rule (or fixed basket) and its latest recorded
+composition, from the state file (or a simulation's, with --db)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from stagewise.cli import EX_OK, emit_json, load, parse_date
+from stagewise.settings import Config
+from stagewise.stages import Index
+
+
+def add_indices_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("indices", cmd_indices, "the indices' rules and latest compositions")
+    p.add_argument(
+        "--at", type=parse_date, metavar="YYYY-MM-DD", help="the compositions as of that day"
+    )
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument(
+        "--db", type=Path, metavar="PATH", help="read another state file (e.g. a simulation's)"
+    )
+
+
+def cmd_indices(args: argparse.Namespace) -> int:
+    from stagewise.cli.commands import read_store
+
+    config = load(args)
+    store = read_store(args.db or config.settings.state.path)
+    at = None
+    if args.at is not None:  # the end of that day, in the investor's time zone
+        at = datetime.combine(args.at + timedelta(days=1), time(0), tzinfo=config.tz)
+    try:
+        recorded = store.compositions(at=at) if store is not None else {}
+    finally:
+        if store is not None:
+            store.close()
+    data = {name: _index_data(config, name, recorded.get(name)) for name in config.plan.indices}
+    if args.json:
+        emit_json(data)
+        return EX_OK
+    for name, shown in data.items():
+        print(f"{shown['name']} ({name}), {shown['cadence']}: {shown['rule']}")
+        if shown["constituents"] is None:
+            print("  not composed yet (it is at its first rebalance or first job)")
+            continue
+        if shown["chosen_at"] is not None:
+            print(f"  chosen {shown['chosen_at']} from the closes of {shown['close_day']}")
+        figures = shown["figures"]
+        for asset, weight in shown["constituents"].items():
+            figure = f"  (figure {figures[asset]:+.2%})" if asset in figures else ""
+            print(f"  {asset:<8} {weight:6.2f} %{figure}")
+        for note in shown["notes"]:
+            print(f"  note: {note}")
+    return EX_OK
+
+
+def _index_data(config: Config, name: str, recorded: dict[str, Any] | None) -> dict[str, Any]:
+    index = config.plan.indices[name]
+    fixed = index.constituents
+    return {
+        "name": index.name,
+        "cadence": index.cadence,
+        "rule": describe(index),
+        "universe": index.universe,
+        "constituents": dict(fixed)
+        if fixed is not None
+        else (None if recorded is None else recorded["weights"]),
+        "chosen_at": None if recorded is None else recorded["moment"].isoformat(),
+        "close_day": None if recorded is None else recorded["close_day"],
+        "figures": {} if recorded is None else recorded["figures"],
+        "notes": [] if recorded is None else recorded["notes"],
+    }
+
+
+def describe(index: Index) -> str:
+    """The index's rule in a line ("top 5 of 8 by 30-day momentum, equal weights")."""
+    if index.universe is None:
+        return "a fixed basket"
+    select = index.select
+    chosen = (
+        f"all {len(index.universe)} assets"
+        if select == "all"
+        else f"top {select.top} of {len(index.universe)} by {select.lookback_days}-day "
+        f"{select.by}" + (f" skipping {select.skip_days} days" if select.skip_days else "")
+    )
+    caps = [
+        f"{label} {pct:g} %"
+        for label, pct in (("at most", index.max_weight_pct), ("at least", index.min_weight_pct))
+        if pct is not None
+    ]
+    weigh = index.weigh.replace("_", " ")
+    return f"{chosen}, {weigh} weights" + (f" ({', '.join(caps)} each)" if caps else "")

@@ -1,0 +1,196 @@
+"""Indices by rule: rankings, weights and caps by hand, point in time, ties, too few assets."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from stagewise.composition import capped, compose, left_reason, momentum, volatility
+from stagewise.errors import PriceHistoryError
+from stagewise.history import PriceHistory
+from stagewise.stages import Index
+
+DAYS = tuple(date(2027, 1, 1) + timedelta(days=i) for i in range(40))
+# The moment of a reconstitution on 31 Jan: the last close it may read is 30 Jan's (day 29).
+MOMENT = datetime(2027, 1, 31, 0, 0, tzinfo=UTC)
+
+
+def rule(**fields) -> Index:
+    base = {"name": "Momentum Trader", "cadence": "weekly", "universe": ["AAA", "BBB"]}
+    return Index.model_validate(base | fields)
+
+
+def history(**columns) -> PriceHistory:
+    return PriceHistory(DAYS, {a: tuple(c) for a, c in columns.items()}, "test")
+
+
+def ramp(start: float, end_at_30: float) -> list[float]:
+    """Closes rising linearly from `start` (day 0) to `end_at_30` (day 29), then flat at 999."""
+    step = (end_at_30 - start) / 29
+    return [start + step * i for i in range(30)] + [999.0] * 10
+
+
+def test_capped_pins_the_top_and_shares_its_excess_in_proportion():
+    # 50/30/15/5 with at most 40: A pinned at 40, its 10 shared 30:15:5 -> 36, 18, 6.
+    out = capped({"A": 0.5, "B": 0.3, "C": 0.15, "D": 0.05}, 40, None)
+    assert {a: round(w * 100, 2) for a, w in out.items()} == {
+        "A": 40.0,
+        "B": 36.0,
+        "C": 18.0,
+        "D": 6.0,
+    }
+
+
+def test_capped_raises_the_bottom_to_the_floor_from_the_free_assets():
+    # ... and at least 10: D pinned at 10, B and C share 50 as 36:18 -> 33.33, 16.67.
+    out = capped({"A": 0.5, "B": 0.3, "C": 0.15, "D": 0.05}, 40, 10)
+    assert {a: round(w * 100, 2) for a, w in out.items()} == {
+        "A": 40.0,
+        "B": 33.33,
+        "C": 16.67,
+        "D": 10.0,
+    }
+    assert math.isclose(sum(out.values()), 1.0)
+
+
+def test_capped_repeats_until_no_free_asset_is_over():
+    # 50/35/15, at most 40: A pinned, B gets 35/50 of 60 = 42 > 40, pinned too; C takes 20.
+    out = capped({"A": 0.5, "B": 0.35, "C": 0.15}, 40, None)
+    assert {a: round(w * 100, 2) for a, w in out.items()} == {"A": 40.0, "B": 40.0, "C": 20.0}
+
+
+def test_capped_gives_equal_weights_when_too_few_assets_can_meet_the_cap():
+    notes: list[str] = []
+    out = capped({"A": 0.7, "B": 0.3}, 40, None, notes)
+    assert out == {"A": 0.5, "B": 0.5}
+    assert notes == ["the weight caps cannot hold with 2 assets: equal weights"]
+
+
+def test_momentum_is_the_return_over_the_lookback_skipping_recent_days():
+    column = [100.0, 110.0, 120.0, 150.0, 90.0]
+    assert momentum(column, 2, 0) == pytest.approx(90 / 120 - 1)
+    assert momentum(column, 2, 1) == pytest.approx(150 / 110 - 1)
+    assert momentum(column, 5, 0) is None  # too short
+
+
+def test_volatility_is_the_deviation_of_daily_log_returns():
+    column = [100.0, 110.0, 99.0]
+    r = [math.log(1.1), math.log(0.9)]
+    mean = sum(r) / 2
+    expected = math.sqrt(sum((x - mean) ** 2 for x in r) / 2)
+    assert volatility(column, 2) == pytest.approx(expected)
+    assert volatility([None, 1.0, 2.0], 2) is None
+
+
+def test_top_n_by_momentum_rank_weighted_by_hand():
+    h = history(AAA=ramp(100, 130), BBB=ramp(100, 160), CCC=ramp(100, 110), DDD=ramp(100, 90))
+    index = rule(
+        universe=["AAA", "BBB", "CCC", "DDD"],
+        select={"top": 3, "by": "momentum", "lookback_days": 10},
+        weigh="rank",
+    )
+    made = compose("momentum_trader", index, h, MOMENT)
+    assert made.close_day == date(2027, 1, 30)
+    assert list(made.weights) == ["BBB", "AAA", "CCC"]  # by 10-day return, highest first
+    # Rank weights 3:2:1 of 6.
+    assert {a: round(w, 2) for a, w in made.weights.items()} == {
+        "BBB": 50.0,
+        "AAA": 33.33,
+        "CCC": 16.67,
+    }
+    assert made.ranks == {"BBB": 1, "AAA": 2, "CCC": 3, "DDD": 4}
+    assert left_reason(index, made, "DDD") == (
+        "DDD left Momentum Trader: rank 4 by 10-day return, top 3 kept"
+    )
+
+
+def test_a_price_after_the_moment_changes_nothing_chosen_at_it():
+    index = rule(
+        universe=["AAA", "BBB", "CCC"],
+        select={"top": 2, "by": "momentum", "lookback_days": 10},
+        weigh="inverse_volatility",
+        volatility_days=5,
+        max_weight_pct=60,
+    )
+    before = history(AAA=ramp(100, 130), BBB=ramp(100, 160), CCC=ramp(100, 110))
+    made = compose("m", index, before, MOMENT)
+    for day in range(29, 40):  # 30 Jan's close is the moment's last; from 31 Jan on, none
+        for asset in ("AAA", "BBB", "CCC"):
+            closes = {a: list(c) for a, c in before.closes.items()}
+            closes[asset][day] *= 7 if day > 29 else 1
+            after = compose("m", index, history(**closes), MOMENT)
+            assert (after.weights, after.figures, after.ranks) == (
+                made.weights,
+                made.figures,
+                made.ranks,
+            )
+    changed = {a: list(c) for a, c in before.closes.items()}
+    changed["CCC"][29] *= 7  # the moment's own last close does count
+    assert compose("m", index, history(**changed), MOMENT).weights != made.weights
+
+
+def test_ties_keep_a_stable_order_by_name():
+    flat = ramp(100, 120)
+    h = history(ZZZ=flat, AAA=flat, MMM=flat)
+    index = rule(
+        universe=["ZZZ", "MMM", "AAA"],
+        select={"top": 2, "by": "momentum", "lookback_days": 10},
+    )
+    made = compose("m", index, h, MOMENT)
+    assert list(made.weights) == ["AAA", "MMM"]
+    assert made.weights == {"AAA": 50.0, "MMM": 50.0}
+
+
+def test_lowest_volatility_first():
+    calm = [100.0 + (i % 2) for i in range(40)]
+    wild = [100.0 + 20 * (i % 2) for i in range(40)]
+    h = history(AAA=wild, BBB=calm)
+    index = rule(select={"top": 1, "by": "volatility", "lookback_days": 10})
+    assert list(compose("m", index, h, MOMENT).weights) == ["BBB"]
+
+
+def test_too_few_eligible_assets_holds_what_qualifies_with_a_note():
+    young = [None] * 25 + [100.0] * 15  # listed on day 25: no 10-day return on day 29
+    h = history(AAA=ramp(100, 130), BBB=young)
+    index = rule(select={"top": 2, "by": "momentum", "lookback_days": 10})
+    made = compose("m", index, h, MOMENT)
+    assert made.weights == {"AAA": 100.0}
+    assert "BBB excluded: less than 10 days of closes" in made.notes
+    assert "only 1 of the top 2 qualify: it holds those" in made.notes
+    assert left_reason(index, made, "BBB") == (
+        "BBB left Momentum Trader: excluded: less than 10 days of closes"
+    )
+
+
+def test_zero_qualifying_is_an_error_naming_the_index():
+    h = history(AAA=[None] * 40, BBB=[None] * 30 + [1.0] * 10)
+    index = rule(select={"top": 1, "by": "momentum", "lookback_days": 10})
+    with pytest.raises(PriceHistoryError, match="index Momentum Trader: no asset of its universe"):
+        compose("m", index, h, MOMENT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"constituents": {"BTC": 100}}, "either constituents"),
+        ({"select": {"top": 3, "by": "momentum", "lookback_days": 30}}, "select.top: 3"),
+        ({"weigh": "rank"}, "weigh: 'rank' needs a ranking"),
+        ({"max_weight_pct": 40}, "max_weight_pct: 2 assets at most 40"),
+        ({"min_weight_pct": 60}, "min_weight_pct: 2 assets at least 60"),
+        ({"universe": ["AAA", "AAA"]}, "listed twice"),
+        ({"universe": ["aaa"]}, "universe: asset 'aaa'"),
+        ({"select": {"top": 1, "by": "volume", "lookback_days": 30}}, "select"),
+    ],
+)
+def test_a_bad_rule_is_refused_naming_the_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        rule(**fields)
+
+
+def test_rule_fields_on_a_fixed_basket_are_refused():
+    with pytest.raises(ValueError, match="weigh: only for a rule index"):
+        Index.model_validate(
+            {"name": "X", "cadence": "weekly", "constituents": {"BTC": 100}, "weigh": "equal"}
+        )
