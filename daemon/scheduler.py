@@ -297,17 +297,18 @@ class LiveScheduler:
             )
 
     def retry(self, sched: Schedule, scheduled_at: datetime, when: datetime) -> None:
-        """Fire `sched` for `scheduled_at` again at `when` (a failed run's retry; one per
-        fire: a later retry of the same fire replaces it)."""
+        """Fire `sched` for `scheduled_at` again at `when` (a failed run's retry). Each retry
+        is its own one-off job: a retry that fails schedules the next one from inside the
+        running job, which APScheduler removes once it has run (a shared id would lose the
+        new one). A fire whose periods are done by then runs nothing."""
         from apscheduler.triggers.date import DateTrigger
 
         self._scheduler.add_job(
             self._callback,
             trigger=DateTrigger(run_date=when),
             args=[sched, scheduled_at],
-            id=f"{_RETRY}{sched.name}:{scheduled_at.isoformat()}",
+            id=f"{_RETRY}{sched.name}:{scheduled_at.isoformat()}:{when.isoformat()}",
             name=f"retry {sched.name}",
-            replace_existing=True,
         )
 
     def _fire(self, sched: Schedule) -> None:

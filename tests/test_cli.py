@@ -111,4 +111,7 @@ def test_status_shows_the_profit_proceeds_set_aside_to_move_out(cli, standin_con
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["profit_to_move"] == 9_990.25
     shown = cli("--config", str(config), "status", env=env).stdout
-    assert "profit proceeds to move to your traditional investments: 9,990.25 USDT" in shown
+    assert (
+        "proceeds to move off the account (profit taken, to your traditional investments; " in shown
+    )
+    assert "withdrawals, to you): 9,990.25 USDT (set aside: not spent)" in shown

@@ -429,3 +429,34 @@ def test_the_live_scheduler_fires_a_retry_and_a_reload_keeps_it(make_config) -> 
     finally:
         live.shutdown()
     assert fired == [("dca", scheduled_at)]  # the fire's own time: the same periods
+
+
+def test_a_retry_that_fails_schedules_the_next_one_and_it_fires_too(make_config) -> None:
+    """The retry chain: the callback of a retry adds the next retry of the same fire while
+    APScheduler is finishing the one that runs; the new one must survive and fire."""
+    import threading
+
+    from stagewise.scheduler import LiveScheduler
+
+    config = make_config()
+    calls: list[datetime] = []
+    done = threading.Event()
+    live: LiveScheduler
+
+    def callback(sched: Schedule, scheduled_at: datetime) -> None:
+        calls.append(scheduled_at)
+        if len(calls) < 3:  # "failed": try again shortly
+            live.retry(sched, scheduled_at, datetime.now(UTC) + timedelta(seconds=0.2))
+        else:
+            done.set()
+
+    live = LiveScheduler(config, callback)
+    dca = next(s for s in schedules(config) if s.name == "dca")
+    scheduled_at = datetime(2027, 1, 1, 8, tzinfo=UTC)
+    live.retry(dca, scheduled_at, datetime.now(UTC) + timedelta(seconds=0.2))
+    live.start()
+    try:
+        assert done.wait(10), f"the retry chain broke after {len(calls)} call(s)"
+    finally:
+        live.shutdown()
+    assert calls == [scheduled_at] * 3
