@@ -19,7 +19,8 @@ from stagewise.jobs import FAILURES_BEFORE_ALARM, Outcome
 from stagewise.runtime import Runtime, seed_paper
 from stagewise.scheduler import Schedule, latest_fire, schedules
 from stagewise.settings import load_config
-from stagewise.targets import monthly_contribution, targets_on
+from stagewise.contributions import monthly_contribution
+from stagewise.targets import targets_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 YOUNG = {"investor": {"birth_date": "2001-05-10"}}  # 25-26 in 2027: Young Professionals

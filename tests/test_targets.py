@@ -12,7 +12,6 @@ from stagewise.targets import (
     add_months,
     age_on,
     glide_on,
-    monthly_contribution,
     months_between,
     stage_on,
     targets_on,
@@ -182,22 +181,6 @@ def test_young_professional_sleeves_are_the_guides_50_30_20(config):
     }
     assert t.sleeves["momentum_trader"].cadence == "weekly"
     assert t.sleeves["balanced_investor"].cadence == "quarterly"
-
-
-def test_contribution_rises_by_the_stage_increase_on_each_anniversary(make_config):
-    config = make_config(
-        {
-            "investor": {
-                "birth_date": "2000-01-01",
-                "monthly_contribution": 400,
-                "contribution_start": "2026-07-01",
-            }
-        }
-    )
-    assert monthly_contribution(config, date(2027, 6, 30)) == pytest.approx(400)
-    assert monthly_contribution(config, date(2027, 7, 1)) == pytest.approx(460)  # +15 %
-    # 2031-07-01: age 31, career builder: +10 % on top of four young-professional years.
-    assert monthly_contribution(config, date(2031, 7, 1)) == pytest.approx(400 * 1.15**4 * 1.10)
 
 
 def test_remembered_targets_are_targets_on_for_every_day(make_config):

@@ -167,7 +167,9 @@ def _rebalance(
     keep, topping = 1.0, False
     if portfolio:
         keep, topping = _crypto_share(proposal, targets, policy, snapshot, share, spare)
-    wanted = _wanted(book, aims, policy, in_scope, keep, share if topping else None)
+    wanted = _wanted(
+        book, aims, policy, in_scope, keep, share if topping else None, targets.dca_only
+    )
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
     cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
@@ -207,10 +209,19 @@ def breach(
             return f"{share.text()}: below the band's bottom, {money(spare, book.quote)} in cash"
     # (name, the weight it holds of each asset): each index, or each asset on its own.
     groups: list[tuple[str, Mapping[str, float]]]
+    # An index of cadence "never" is only bought: its drift is no breach (`targets.dca_only`).
     if policy.drift_watch == "sleeve" and targets.members:
-        groups = [(f"sleeve {targets.sleeves[i].name}", m) for i, m in targets.members.items()]
+        groups = [
+            (f"sleeve {targets.sleeves[i].name}", m)
+            for i, m in targets.members.items()
+            if targets.sleeves[i].cadence != "never"
+        ]
     else:
-        groups = [(f"asset {asset}", {asset: w}) for asset, w in targets.weights.items()]
+        groups = [
+            (f"asset {asset}", {asset: w})
+            for asset, w in targets.weights.items()
+            if asset not in targets.dca_only
+        ]
     planned = sum(targets.weights.values())
     scale = sum(aims.values()) / planned if planned > 0 else 1.0
     values, weights = book.values, targets.weights
@@ -294,10 +305,11 @@ def _wanted(
     in_scope: Collection[str],
     keep: float,
     topping: Share | None,
+    dca_only: Collection[str] = (),
 ) -> Wanted:
     """Per asset to trade: the quote value to buy (+) or sell (-), and why. `keep` < 1 trims
     every holding pro rata first; `topping` buys every asset below its aim, band or not (the
-    crypto share is below its band)."""
+    crypto share is below its band). `dca_only` assets are never traded for their drift."""
     total, values, to_target = book.value, book.values, policy.rebalance_to == "target"
     wanted: Wanted = {}
     for asset in sorted(in_scope):
@@ -306,7 +318,7 @@ def _wanted(
         goal = value * keep
         band = band_of(aim, policy)
         drift = goal / total - aim
-        outside = outside_band(drift, band)
+        outside = outside_band(drift, band) and asset not in dca_only
         trimmed = keep < 1 and value > 0
         if topping is not None and drift < 0:
             if aim * total - value < policy.min_order:
