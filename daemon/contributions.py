@@ -122,7 +122,8 @@ def why_nothing_goes_in(contribution: Contribution, config: Config) -> str:
     if contribution.setting is not None:
         return f"the monthly contribution of stage '{stage.id}' ({contribution.setting}) is 0"
     if contribution.retired:
-        why = f"retired since {retirement(config).on}"
+        r = retirement(config)
+        why = f"retired since {r.on} ({r.source})"
     else:
         why = f"stage '{stage.id}' has no contributions in the guide"
     return f"{why}: no contribution unless [investor.contributions] gives {stage.id} one"

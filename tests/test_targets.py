@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from conftest import plan_stage
 
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.targets import (
@@ -193,3 +194,17 @@ def test_remembered_targets_are_targets_on_for_every_day(make_config):
         assert remembered(day) == targets_on(config, day), day
         day += timedelta(days=1)
     assert len(remembered._by_key) <= 24 + 5  # steps and ages, not days
+
+
+def test_an_index_of_cadence_never_holds_assets_only_bought(make_config, write_plan):
+    plan = write_plan(
+        {
+            "dca": ("never", {"BTC": 50, "ETH": 50}),
+            "core": ("quarterly", {"ETH": 50, "SOL": 50}),
+        },
+        [plan_stage("only", sleeves={"dca": 50, "core": 50})],
+    )
+    t = targets_on(make_config(plan), date(2030, 1, 1))
+    assert t.sleeves["dca"].cadence == "never"
+    # ETH is also Core's, rebalanced with it; BTC only DCA buys.
+    assert t.dca_only == frozenset({"BTC"})

@@ -130,6 +130,22 @@ def _mix_now(book: Book, targets: Targets) -> Mapping[str, float]:
     return {a: t * k for a, t in targets.weights.items()}
 
 
+def _around_dca_only(
+    book: Book, aims: Mapping[str, float], dca_only: frozenset[str]
+) -> Mapping[str, float]:
+    """`aims` with the assets only bought (an index of cadence "never") aimed where they
+    are, and the others at their plan's mix of what is left: what DCA alone buys is never
+    rebalanced against the rest, which neither sells nor hoards cash because of it."""
+    if not dca_only or book.value <= 0:
+        return aims
+    where = {a: book.values.get(a, 0.0) / book.value for a in dca_only if a in aims}
+    rest = sum(w for a, w in aims.items() if a not in where)
+    if rest <= 0:
+        return {**aims, **where}
+    k = max(0.0, sum(aims.values()) - sum(where.values())) / rest
+    return {a: where[a] if a in where else w * k for a, w in aims.items()}
+
+
 def _rebalance(
     snapshot: Snapshot,
     targets: Targets,
@@ -148,11 +164,11 @@ def _rebalance(
     share = share_of(book, targets, policy)
     portfolio = scope is None
     if share is None:
-        aims = targets.weights
+        aims = _around_dca_only(book, targets.weights, targets.dca_only)
     elif portfolio and (share.above or share.below):
         aims = scaled_targets(book.value, targets, policy)  # back to the point
     else:
-        aims = _mix_now(book, targets)
+        aims = _around_dca_only(book, _mix_now(book, targets), targets.dca_only)
     proposal = Proposal("rebalance", book, aims)
     if book.value <= 0:
         proposal.notes.append("the account is empty: nothing to rebalance")
@@ -222,12 +238,10 @@ def breach(
             for asset, w in targets.weights.items()
             if asset not in targets.dca_only
         ]
-    planned = sum(targets.weights.values())
-    scale = sum(aims.values()) / planned if planned > 0 else 1.0
     values, weights = book.values, targets.weights
     for name, held in groups:
-        target = sum(held.values())
-        aim = scale * target
+        # An asset of two indices counts for each as their targets split it, aim and value.
+        aim = sum(aims.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
         value = sum(values.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
         band = band_of(aim, policy)
         if outside_band(value / total - aim, band):
