@@ -16,6 +16,15 @@ from typing import Any, Protocol
 
 import structlog
 
+from stagewise.contributions import (
+    contribution_on,
+    outside_range,
+    retirement,
+    starting_contribution,
+    why_nothing_comes_out,
+    why_nothing_goes_in,
+    withdrawal_rate,
+)
 from stagewise.errors import StagewiseError
 from stagewise.history import PriceHistory
 from stagewise.money import MAX_MONEY
@@ -37,7 +46,7 @@ from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
 from stagewise.store import DuplicatePeriod, RunStatus, StateError, Store
-from stagewise.targets import Targets, TargetsOn, monthly_contribution, stage_on
+from stagewise.targets import Targets, TargetsOn, stage_on
 
 log = structlog.get_logger()
 
@@ -196,10 +205,12 @@ class Jobs:
         targets = self._targets(today, now, key, scope if job == "rebalance" else None)
         state = self.store.plan_state()
         if job == "dca":
-            contribution = monthly_contribution(self.config, today)
+            month = contribution_on(self.config, today)
+            contribution = month.amount
             if contribution <= 0 and state.carry == 0 and not state.paused:
                 # Nothing to invest: no need to ask the exchange (the glide is still noted).
-                reason = "the monthly contribution is 0 and nothing is carried: nothing to invest"
+                why = why_nothing_goes_in(month, self.config)
+                reason = f"{why} and nothing is carried: nothing to invest"
                 events = self._glide_events(targets)
                 return self._skipped(job, key, scheduled_at, now, reason, events)
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
@@ -259,13 +270,11 @@ class Jobs:
         scheduled_at: datetime,
         now: datetime,
     ) -> Outcome:
-        stage = targets.stage
-        if stage.withdrawal_pct.max <= 0:
-            return self._skipped(
-                "withdraw", key, scheduled_at, now, f"stage '{stage.id}' has no withdrawals"
-            )
-        chosen = self.config.settings.investor.withdrawal_pct
-        rate = (chosen if chosen is not None else stage.withdrawal_pct.point(0.5)) / 100
+        today = self.local_date(now)
+        rate = withdrawal_rate(self.config, today)  # from the retirement day, whatever the age
+        if rate is None:
+            reason = why_nothing_comes_out(self.config, today)
+            return self._skipped("withdraw", key, scheduled_at, now, reason)
         periods = self.config.settings.schedule.withdraw_periods
         snapshot = self._snapshot(targets, now)
         plan = plan_withdraw(
@@ -275,7 +284,7 @@ class Jobs:
             state,
             rate,
             periods,
-            self.local_date(now).year,
+            today.year,
         )
         return self._record("withdraw", key, scheduled_at, now, plan, snapshot)
 
@@ -348,7 +357,8 @@ class Jobs:
         a_year_ago = date(today.year - 1, today.month, min(today.day, 28))
         before = stage_on(self.config, a_year_ago)
         snapshot = self._snapshot(targets, now)
-        contribution = monthly_contribution(self.config, today)
+        month = contribution_on(self.config, today)
+        retires = retirement(self.config).on
         summary = {
             "age": targets.age,
             "stage": targets.stage.id,
@@ -358,18 +368,28 @@ class Jobs:
             else f"{targets.glide.from_stage}->{targets.glide.to_stage} "
             f"step {targets.glide.step}/{targets.glide.steps}",
             "crypto_share_target": round(targets.crypto_share, 4),
-            "monthly_contribution": round(contribution, 2),
+            "monthly_contribution": round(month.amount, 2),
             "contribution_band": [
-                targets.stage.contribution.monthly.min,
-                targets.stage.contribution.monthly.max,
+                month.stage.contribution.monthly.min,
+                month.stage.contribution.monthly.max,
             ],
+            "retirement_date": None if retires is None else retires.isoformat(),
+            "retired": month.retired,
             "account_value": round(snapshot.total_value, 2),
         }
         events: list[tuple[str, dict]] = [("reassessed", summary)]
         if before.id != targets.stage.id:
             events.append(("stage_changed", {"from": before.id, "to": targets.stage.id}))
+        # "Annually: update contribution amounts": a stage starting outside the guide's range.
+        start = starting_contribution(self.config, month.stage)
+        warning = outside_range(start, self.config.quote)
+        if warning is not None:
+            outside = {"stage": start.stage.id, "starts_with": round(start.amount, 2)}
+            events.append(("contribution_outside_range", {**outside, "warning": warning}))
         self._store_run("reassess", key, scheduled_at, now, "ok", snapshot=snapshot, events=events)
         log.info("yearly_summary", **summary)
+        if warning is not None:
+            log.warning("contribution_outside_range", warning=warning)
         return Outcome("reassess", key, "ok")
 
     # -- shared steps ----------------------------------------------------------------------

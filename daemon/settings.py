@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -36,6 +36,7 @@ from pydantic_settings import (
 from stagewise import shipped
 from stagewise.environment import CONFIG_ENV, ENV_PREFIX, invalid, setting_variables
 from stagewise.errors import ConfigError
+from stagewise.money import MAX_MONEY
 from stagewise.stages import PlanData, load_plan, read_toml
 
 # The system-wide install (the systemd unit's ConfigurationDirectory= and StateDirectory=).
@@ -62,6 +63,7 @@ CCXT_CREDENTIALS = {
 PLACEHOLDER_PREFIX = "replace-with-"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
 
 
 class Section(BaseModel):
@@ -75,7 +77,12 @@ class InvestorSettings(Section):
     timezone: str = "UTC"
     outside_investments: float = Field(default=0, ge=0, allow_inf_nan=False)
     monthly_contribution: float = Field(default=0, ge=0, allow_inf_nan=False)
+    # By stage id, the monthly amount of that stage instead of monthly_contribution
+    # (stagewise.contributions); checked against the plan's stage ids on load.
+    contributions: dict[str, Money] = {}
     contribution_start: date | None = None
+    retirement_date: date | None = None
+    retirement_age: int | None = Field(default=None, ge=0, le=130)
     crypto_share_point: float = Field(default=0.5, ge=0, le=1)
     derisk_pct_per_year: float | None = Field(default=None, ge=0, le=100)
     withdrawal_pct: float | None = Field(default=None, ge=0, le=100)
@@ -105,12 +112,20 @@ class InvestorSettings(Section):
             raise ValueError(f"{value} is in the future")
         return value
 
-    @field_validator("contribution_start")
+    @field_validator("contribution_start", "retirement_date")
     @classmethod
     def _after_birth(cls, value: date | None, info: ValidationInfo) -> date | None:
         birth = info.data.get("birth_date")
         if value is not None and birth is not None and value < birth:
             raise ValueError(f"{value} is before the birth date {birth}")
+        return value
+
+    @field_validator("retirement_age")
+    @classmethod
+    def _one_retirement(cls, value: int | None, info: ValidationInfo) -> int | None:
+        given = info.data.get("retirement_date")
+        if value is not None and given is not None:
+            raise ValueError(f"{value} and retirement_date {given} are both set: give one of them")
         return value
 
 
@@ -462,6 +477,7 @@ def _check_against_plan(settings: Settings, plan: PlanData, path: Path) -> None:
                     f"investor.derisk_pct_per_year: {derisk:g} is outside stage '{stage.id}' "
                     f"range {band.min:g}-{band.max:g} %"
                 )
+    problems += _contribution_problems(settings.investor, plan)
     for asset in settings.paper.initial_balances:
         if asset != quote and asset not in plan.assets():
             problems.append(
@@ -469,3 +485,23 @@ def _check_against_plan(settings: Settings, plan: PlanData, path: Path) -> None:
             )
     if problems:
         raise ConfigError(f"{path}: invalid configuration", problems)
+
+
+def _contribution_problems(investor: InvestorSettings, plan: PlanData) -> list[str]:
+    """Per-stage contributions name stages of the plan; a retirement needs a stage to retire
+    into (one with withdrawals)."""
+    ids = [stage.id for stage in plan.stages]
+    problems = [
+        f"investor.contributions.{name}: no stage '{name}' in the plan (stages: {', '.join(ids)})"
+        for name in investor.contributions
+        if name not in ids
+    ]
+    if plan.retirement_stage() is None:
+        for name in ("retirement_date", "retirement_age"):
+            if getattr(investor, name) is not None:
+                problems.append(
+                    f"investor.{name}: no stage of the plan has withdrawals (withdrawal_pct "
+                    "above 0) for the years after retirement: give one a rate, as the shipped "
+                    "Retirees have"
+                )
+    return problems

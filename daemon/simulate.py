@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from stagewise.churn import Churn, churn
+from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
@@ -230,7 +231,7 @@ def _drive(
 
 def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
     """False for a job no stage of the simulated span gives anything to do (profit-taking
-    without milestones, withdrawals without a rate, a rebalance cadence no sleeve and no
+    without milestones, withdrawals before retirement, a rebalance cadence no sleeve and no
     stage has): its trigger need not be walked. The stages are those of the ages in the span;
     for the sleeves, also both ends of a glide path overlapping it (it holds both's sleeves)."""
     birth = config.settings.investor.birth_date
@@ -244,7 +245,7 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
     if sched.job == "profit":
         return any(s.profit_milestones_pct for s in stages.values())
     if sched.job == "withdraw":
-        return any(s.withdrawal_pct.max > 0 for s in stages.values())
+        return retired_on(config, last)  # retirement lasts: retired by the end, or never
     if sched.job == "rebalance":
         cadences = {s.portfolio_rebalance for s in stages.values()} | {
             config.plan.indices[index].cadence

@@ -16,6 +16,9 @@ from stagewise.errors import ConfigError
 from stagewise.money import WEIGHT_SUM_TOLERANCE_PCT
 
 Cadence = Literal["weekly", "monthly", "quarterly", "annual"]
+# An index's own rebalance cadence; "never": the index is only bought (pure DCA), no rebalance
+# trades it back to its weights (targets.Targets.dca_only).
+IndexCadence = Literal["weekly", "monthly", "quarterly", "annual", "never"]
 Percent = Field(ge=0, le=100)
 
 
@@ -179,7 +182,7 @@ class Index(Frozen):
     a selection and a weighing, reconstituted at each rebalance), with a rebalance cadence."""
 
     name: str
-    cadence: Cadence
+    cadence: IndexCadence
     focus: str = ""
     constituents: dict[str, float] | None = Field(default=None, min_length=1)
     universe: list[str] | None = Field(default=None, min_length=1)
@@ -281,6 +284,11 @@ class PlanData(Frozen):
     def next_stage(self, stage: Stage) -> Stage | None:
         i = self.stages.index(stage)
         return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+    def retirement_stage(self) -> Stage | None:
+        """The stage a retired investor's money follows: the first with withdrawals (the
+        shipped plan: the Retirees), or None when no stage has any."""
+        return next((s for s in self.stages if s.withdrawal_pct.max > 0), None)
 
     def assets(self) -> list[str]:
         """Every asset any index holds, sorted."""

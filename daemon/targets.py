@@ -13,7 +13,7 @@ from datetime import date
 
 from stagewise.errors import UsageError
 from stagewise.settings import Config
-from stagewise.stages import Cadence, Stage
+from stagewise.stages import IndexCadence, Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class SleeveTarget:
     index: str
     name: str
     weight: float
-    cadence: Cadence
+    cadence: IndexCadence
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,9 @@ class Targets:
     cash: share of the crypto account kept in the quote currency.
     members: per index, the part of each asset's weight that it holds (an asset in two
         indices is split between them); over every index they sum to `weights`.
+    dca_only: the assets only bought (pure DCA): every index holding them has cadence
+        "never", so no rebalance trades them back to their weights (an asset one rebalanced
+        index also holds is rebalanced with it).
     """
 
     on: date
@@ -65,6 +68,7 @@ class Targets:
     weights: Mapping[str, float]
     cash: float
     members: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    dca_only: frozenset[str] = frozenset()
 
     def assets_of(self, index: str, config: Config) -> list[str]:
         """The assets a sleeve (index) holds, for per-sleeve rebalancing."""
@@ -213,6 +217,12 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
         for asset, pct in sorted(constituents_of(config, name, compositions or {}).items()):
             held[asset] = w * pct / 100 * (1 - cash)
             weights[asset] = weights.get(asset, 0.0) + held[asset]
+    rebalanced = {
+        asset
+        for name in per_index
+        if sleeves[name].cadence != "never"
+        for asset in members[name]
+    }
     return Targets(
         on=on,
         age=age_on(birth, on),
@@ -224,6 +234,7 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
         weights=dict(sorted(weights.items())),
         cash=cash,
         members=members,
+        dca_only=frozenset(weights) - rebalanced,
     )
 
 
@@ -269,18 +280,3 @@ def _frozen(compositions: Compositions | None) -> tuple[object, ...]:
     if not compositions:
         return ()
     return tuple((i, tuple(sorted(w.items()))) for i, w in sorted(compositions.items()))
-
-
-def monthly_contribution(config: Config, on: date) -> float:
-    """The DCA amount of the month of `on`: the configured amount, raised on each anniversary
-    of `contribution_start` by the yearly increase of the stage the investor is then in."""
-    inv = config.settings.investor
-    amount = inv.monthly_contribution
-    start = inv.contribution_start
-    if start is None:
-        return amount
-    years = age_on(start, on)
-    for n in range(1, years + 1):
-        anniversary = birthday(start, n)
-        amount *= 1 + stage_on(config, anniversary).contribution.yearly_increase_pct / 100
-    return amount

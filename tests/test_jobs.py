@@ -14,12 +14,13 @@ import pytest
 from conftest import plan_stage, time_limit, write_config_file
 from structlog.testing import capture_logs
 
+from stagewise.contributions import monthly_contribution
 from stagewise.history import PriceHistory
 from stagewise.jobs import FAILURES_BEFORE_ALARM, Outcome
 from stagewise.runtime import Runtime, seed_paper
 from stagewise.scheduler import Schedule, latest_fire, schedules
 from stagewise.settings import load_config
-from stagewise.targets import monthly_contribution, targets_on
+from stagewise.targets import targets_on
 
 BERLIN = ZoneInfo("Europe/Berlin")
 YOUNG = {"investor": {"birth_date": "2001-05-10"}}  # 25-26 in 2027: Young Professionals
@@ -640,3 +641,117 @@ def test_read_only_profit_proceeds_are_set_aside_until_the_person_moves_them(
     at = berlin(2027, 5, 6, 1, 30)
     runtime.jobs.fire(drift, at, at + timedelta(seconds=1))
     assert runtime.store.plan_state().profit_to_move == 0.0
+
+
+# --- stages own their contributions; retirement ---------------------------------------------------
+
+# 62 on 10 March 2028 (the guide's Linda, "planning to retire at 62"): a Pre-Retiree by age.
+EARLY_RETIREE = {
+    "investor": {
+        "birth_date": "1966-03-10",
+        "retirement_age": 62,
+        "monthly_contribution": 2_000,
+        "contribution_start": None,
+    },
+    "paper": {"initial_balances": {"USDT": 1_000, "BTC": 1, "ETH": 10}},
+}
+
+
+RETIREE = {"investor": {"birth_date": "1955-01-01", "contribution_start": None}}  # 72 in 2027
+
+
+def fire_at(runtime: Runtime, name: str, at: datetime) -> list[Outcome]:
+    return runtime.jobs.fire(sched(runtime, name), at, at + timedelta(seconds=2))
+
+
+def deposits_of(runtime: Runtime, period: str) -> list[float]:
+    return [a for kind, _, a in run_ledger(runtime, period) if kind == "deposit"]
+
+
+def test_a_retiree_gets_no_dca_and_withdrawals_from_the_retirement_date(
+    make_config, history_runtime
+) -> None:
+    runtime = history_runtime(make_config(EARLY_RETIREE))
+    seed_paper(runtime, berlin(2028, 2, 1))
+    assert fire_at(runtime, "dca", berlin(2028, 3, 1, 9))[0].status == "ok"
+    assert deposits_of(runtime, "dca:2028-03") == [2_000]
+    before = fire_at(runtime, "withdraw", berlin(2028, 2, 15, 9))
+    assert [(o.status, o.error) for o in before] == [
+        ("skipped", "withdrawals start at retirement on 2028-03-10 (investor.retirement_age 62)")
+    ]
+
+    withdrawn = fire_at(runtime, "withdraw", berlin(2028, 3, 15, 9))  # retired on the 10th
+    assert withdrawn[0].status == "ok" and withdrawn[0].orders > 0
+    sells = orders_of(runtime, "withdraw:2028-03")
+    assert {o["side"] for o in sells} == {"sell"}
+    assert all("withdrawal of 3.0% a year in 12 part(s)" in o["reason"] for o in sells)
+    after = fire_at(runtime, "dca", berlin(2028, 4, 1, 9))
+    assert after[0].status in ("ok", "skipped")  # ok when cents are carried: no deposit either
+    assert deposits_of(runtime, "dca:2028-04") == []
+    # The age band still sets the allocation: a Pre-Retiree's (51-64).
+    assert targets_on(runtime.config, date(2028, 4, 1)).stage.id == "pre_retiree"
+
+
+def test_a_retiree_by_age_invests_nothing(make_config, history_runtime) -> None:
+    """Before, `monthly_contribution` applied in every stage: a 72-year-old kept investing
+    2,000 a month."""
+    runtime = history_runtime(make_config(RETIREE))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    outcomes = dca_on(runtime, 2)
+    reason = (
+        "retired since 2020-01-01 (the age band of stage 'retiree'): no contribution unless "
+        "[investor.contributions] gives retiree one and nothing is carried: nothing to invest"
+    )
+    assert [(o.status, o.error) for o in outcomes] == [("skipped", reason)]
+    assert deposits_of(runtime, "dca:2027-02") == []
+
+
+def test_a_retiree_invests_what_the_config_names_for_the_stage(
+    make_config, history_runtime
+) -> None:
+    investor = {**RETIREE["investor"], "contributions": {"retiree": 300}}
+    runtime = history_runtime(make_config({"investor": investor}))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    assert dca_on(runtime, 2)[0].status == "ok"
+    assert deposits_of(runtime, "dca:2027-02") == [300]
+
+
+@pytest.mark.parametrize(("amount", "warned"), [(1_000, True), (400, False)])
+def test_the_yearly_reassessment_warns_of_a_contribution_outside_the_stages_range(
+    make_config, history_runtime, amount, warned
+) -> None:
+    investor = {**YOUNG["investor"], "contributions": {"young_professional": amount}}
+    runtime = history_runtime(make_config({"investor": investor}))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    with capture_logs() as logs:
+        assert fire_at(runtime, "reassess", berlin(2027, 5, 10, 8))[0].status == "ok"
+    events = runtime.store.events(kind="contribution_outside_range")
+    warnings = [e for e in logs if e["event"] == "contribution_outside_range"]
+    if not warned:
+        assert events == [] and warnings == []
+        return
+    text = (
+        "investor.contributions.young_professional: stage 'young_professional' starts with "
+        "1,000.00 USDT a month, above the guide's 200-500"
+    )
+    assert [e["data"] for e in events] == [
+        {"stage": "young_professional", "starts_with": 1_000.0, "warning": text}
+    ]
+    assert [(e["log_level"], e["warning"]) for e in warnings] == [("warning", text)]
+
+
+def test_an_index_of_cadence_never_has_no_rebalance_period(
+    make_config, history_runtime, write_plan
+) -> None:
+    plan = write_plan(
+        {"dca": ("never", {"BTC": 100}), "core": ("quarterly", {"ETH": 100})},
+        [plan_stage("only", sleeves={"dca": 50, "core": 50}, portfolio_rebalance="quarterly")],
+    )
+    runtime = history_runtime(make_config({**YOUNG, **plan}))
+    at = berlin(2027, 1, 2, 10)
+    assert runtime.jobs.periods_for(sched(runtime, "rebalance-quarterly"), at) == [
+        ("rebalance:core:2027-Q1", "core"),
+        ("rebalance:portfolio:2027-Q1", None),
+    ]
+    for other in ("rebalance-weekly", "rebalance-monthly", "rebalance-annual"):
+        assert runtime.jobs.periods_for(sched(runtime, other), at) == []

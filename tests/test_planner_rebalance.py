@@ -319,3 +319,73 @@ def test_below_the_band_the_drift_watch_invests_a_seed_early_but_not_spare_chang
         plan.notes[0].startswith("rebalancing early: crypto") and "below the band" in plan.notes[0]
     )
     assert {o.side for o in plan.orders} == {"buy"}
+
+
+# --- an index of cadence "never": only bought (pure DCA) --------------------------------------
+
+
+def dca_and_value(never: bool = True):
+    """Momentum (A, B: 50 %), of cadence "never" unless `never` is False, and Value (C, D)."""
+    from stagewise.targets import SleeveTarget
+
+    members = {"momentum": {"A": 0.25, "B": 0.25}, "value": {"C": 0.25, "D": 0.25}}
+    weights = {"A": 0.25, "B": 0.25, "C": 0.25, "D": 0.25}
+    sleeves = {
+        "momentum": SleeveTarget("momentum", "Momentum", 0.5, "never" if never else "weekly"),
+        "value": SleeveTarget("value", "Value", 0.5, "annual"),
+    }
+    return dataclasses.replace(
+        targets(weights),
+        sleeves=sleeves,
+        members=members,
+        dca_only=frozenset({"A", "B"} if never else ()),
+    )
+
+
+FOUR = {"A": 1.0, "B": 1.0, "C": 1.0, "D": 1.0}
+
+
+@pytest.mark.parametrize("momentum", [640.0, 360.0], ids=["above", "below"])
+def test_a_dca_only_sleeve_away_from_its_target_trips_no_drift_watch(momentum):
+    # Momentum 64 % (or 36 %) vs 50 % ± 5 trips the watch when it is rebalanced; when only
+    # DCA buys it, Value is aimed at what is left (36 %, 64 %) and nothing trades.
+    value = 1_000.0 - momentum
+    balances = {"A": momentum / 2, "B": momentum / 2, "C": value / 2, "D": value / 2}
+    snap = snapshot({**balances, QUOTE: 0.0}, FOUR)
+    assert plan_drift(snap, dca_and_value(never=False), POLICY, PlanState()).orders
+    plan = plan_drift(snap, dca_and_value(), POLICY, PlanState())
+    assert plan.orders == () and "nothing is outside the drift watch's bands" in plan.notes
+    by_asset = dataclasses.replace(POLICY, drift_watch="asset")
+    assert plan_drift(snap, dca_and_value(), by_asset, PlanState()).orders == ()
+    assert plan_rebalance(snap, dca_and_value(), POLICY, PlanState()).orders == ()
+
+
+def test_the_rest_is_rebalanced_among_itself_around_a_dca_only_sleeve():
+    # Momentum 40 % (A 15, B 25); Value 60 %: C 45, D 15. Value is aimed at the 60 % left,
+    # C and D at 30 % each: C sells 150 (to 30 %), its 149.85 buys D (149.70 after the fee).
+    # Rebalanced, A (15 % vs 25 %) would be bought too.
+    snap = snapshot({"A": 150.0, "B": 250.0, "C": 450.0, "D": 150.0, QUOTE: 0.0}, FOUR)
+    by_asset = dataclasses.replace(POLICY, drift_watch="asset")
+    rebalanced = plan_drift(snap, dca_and_value(never=False), by_asset, PlanState())
+    assert "A" in {o.base for o in rebalanced.orders}
+    plan = plan_drift(snap, dca_and_value(), by_asset, PlanState())
+    assert plan.notes[0].startswith("rebalancing early: the asset C is 45.0% of the account")
+    assert [(o.side, o.base, o.amount) for o in plan.orders] == [
+        ("sell", "C", 150.0),
+        ("buy", "D", 149.7),
+    ]
+    assert "C 45.0% vs target 30.0%" in plan.orders[0].reason
+    # Value's own (annual) rebalance aims the same way.
+    scheduled = plan_rebalance(snap, dca_and_value(), POLICY, PlanState(), scope={"C", "D"})
+    assert scheduled.orders == plan.orders
+
+
+def test_crypto_above_the_whole_portfolio_band_trims_a_dca_only_sleeve_too():
+    # The crypto share is a rule of the whole portfolio: 1,000 of crypto beside 2,000 outside
+    # is 33 %, band 15-25 %: every holding is sold pro rata back to the target 20 %,
+    # 400.08 in all (as test_the_drift_watch_sells_crypto_above_the_stage_band).
+    snap = snapshot({"A": 250.0, "B": 250.0, "C": 250.0, "D": 250.0, QUOTE: 0.0}, FOUR)
+    policy = dataclasses.replace(POLICY, outside_value=2_000.0)
+    plan = plan_drift(snap, dca_and_value(), policy, PlanState())
+    assert {o.side for o in plan.orders} == {"sell"}
+    assert {o.base: o.amount for o in plan.orders} == {a: pytest.approx(100.02) for a in FOUR}

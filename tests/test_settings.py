@@ -81,6 +81,28 @@ BAD_CONFIGS = [
         {"investor": {"contribution_start": "1980-01-01"}},
         "investor.contribution_start: 1980-01-01 is before the birth date 1987-06-15",
     ),
+    (
+        "retirement-before-birth",
+        {"investor": {"retirement_date": "1980-01-01"}},
+        "investor.retirement_date: 1980-01-01 is before the birth date 1987-06-15",
+    ),
+    (
+        "retirement-twice",
+        {"investor": {"retirement_date": "2049-06-15", "retirement_age": 62}},
+        "investor.retirement_age: 62 and retirement_date 2049-06-15 are both set: give one",
+    ),
+    ("retirement-age", {"investor": {"retirement_age": -1}}, "investor.retirement_age"),
+    (
+        "contribution-stage",
+        {"investor": {"contributions": {"retirees": 100}}},
+        "investor.contributions.retirees: no stage 'retirees' in the plan (stages: "
+        "young_professional, career_builder",
+    ),
+    (
+        "contribution-negative",
+        {"investor": {"contributions": {"retiree": -100}}},
+        "investor.contributions.retiree: Input should be greater than or equal to 0",
+    ),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),
@@ -137,7 +159,7 @@ BAD_CONFIGS = [
                 )
             }
         },
-        "index.rwa.cadence",
+        "index.rwa.cadence: Input should be 'weekly', 'monthly', 'quarterly', 'annual' or 'never'",
     ),
     (
         "crypto-band",
@@ -180,6 +202,9 @@ def test_there_are_at_least_fifteen_distinct_bad_configs():
         "birth-in-future",
         "sleeve-weights",
         "dca-day",
+        "retirement-before-birth",
+        "retirement-twice",
+        "contribution-stage",
     ],
 )
 def test_cli_check_config_exits_78_naming_the_field(write_config, tmp_path, case):
@@ -498,6 +523,19 @@ def test_secret_in_the_file_is_not_echoed_in_the_error(write_config):
     )
     assert result.returncode == EX_CONFIG
     assert "exchange.secret" in result.stderr and SECRET not in result.stderr
+
+
+def test_an_index_of_cadence_never_is_accepted(write_config, tmp_path):
+    path = write_config(
+        {
+            "plan": {
+                "indices": indices_with(
+                    tmp_path, lambda d: set_in(d, ["index", "defi", "cadence"], "never")
+                )
+            }
+        }
+    )
+    assert load_config(path).plan.indices["defi"].cadence == "never"
 
 
 def test_shipped_example_config_is_valid():

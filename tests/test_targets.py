@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from conftest import plan_stage
 
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.targets import (
@@ -12,7 +13,6 @@ from stagewise.targets import (
     add_months,
     age_on,
     glide_on,
-    monthly_contribution,
     months_between,
     stage_on,
     targets_on,
@@ -184,22 +184,6 @@ def test_young_professional_sleeves_are_the_guides_50_30_20(config):
     assert t.sleeves["balanced_investor"].cadence == "quarterly"
 
 
-def test_contribution_rises_by_the_stage_increase_on_each_anniversary(make_config):
-    config = make_config(
-        {
-            "investor": {
-                "birth_date": "2000-01-01",
-                "monthly_contribution": 400,
-                "contribution_start": "2026-07-01",
-            }
-        }
-    )
-    assert monthly_contribution(config, date(2027, 6, 30)) == pytest.approx(400)
-    assert monthly_contribution(config, date(2027, 7, 1)) == pytest.approx(460)  # +15 %
-    # 2031-07-01: age 31, career builder: +10 % on top of four young-professional years.
-    assert monthly_contribution(config, date(2031, 7, 1)) == pytest.approx(400 * 1.15**4 * 1.10)
-
-
 def test_remembered_targets_are_targets_on_for_every_day(make_config):
     """TargetsOn shares one computation between days of the same age and glide step: day by
     day over the Career Builder -> Peak Earner glide, it must equal targets_on."""
@@ -210,3 +194,17 @@ def test_remembered_targets_are_targets_on_for_every_day(make_config):
         assert remembered(day) == targets_on(config, day), day
         day += timedelta(days=1)
     assert len(remembered._by_key) <= 24 + 5  # steps and ages, not days
+
+
+def test_an_index_of_cadence_never_holds_assets_only_bought(make_config, write_plan):
+    plan = write_plan(
+        {
+            "dca": ("never", {"BTC": 50, "ETH": 50}),
+            "core": ("quarterly", {"ETH": 50, "SOL": 50}),
+        },
+        [plan_stage("only", sleeves={"dca": 50, "core": 50})],
+    )
+    t = targets_on(make_config(plan), date(2030, 1, 1))
+    assert t.sleeves["dca"].cadence == "never"
+    # ETH is also Core's, rebalanced with it; BTC only DCA buys.
+    assert t.dca_only == frozenset({"BTC"})

@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from stagewise import __version__
+from stagewise.contributions import (
+    contribution_on,
+    contribution_warnings,
+    retirement,
+    withdrawal_rate,
+)
 from stagewise.errors import ConfigError, StagewiseError
 from stagewise.settings import Config, ConfigSource, find_config, load_config
 from stagewise.targets import Targets, targets_on
@@ -337,6 +343,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         "assets": config.plan.assets(),
         "state": str(s.state.path),
         "timezone": s.investor.timezone,
+        "warnings": contribution_warnings(config, today(config)),
     }
     if args.json:
         emit_json({"ok": True, **summary})
@@ -351,6 +358,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(summary['assets'])} assets; time zone {s.investor.timezone}"
     )
     print(f"  state: {s.state.path}")
+    for warning in summary["warnings"]:  # worth a look, not an error: the config is valid
+        print(f"  warning: {warning}")
     return EX_OK
 
 
@@ -371,11 +380,70 @@ def cmd_stage(args: argparse.Namespace) -> int:
     config = load(args)
     on = args.at or today(config)
     targets = targets_on(config, on)
+    money = money_json(config, on)
     if args.json:
-        emit_json(targets_json(targets))
+        emit_json({**targets_json(targets), **money})
     else:
         print(render_targets(targets, len(config.plan.stages)))
+        print("\n".join(["", *render_money(money, config.quote)]))
     return EX_OK
+
+
+def money_json(config: Config, on: date) -> dict[str, Any]:
+    """What goes in and out on `on`: the retirement day, the contribution, the withdrawals."""
+    month = contribution_on(config, on)
+    band = month.stage.contribution.monthly
+    r = retirement(config)
+    rate = withdrawal_rate(config, on)
+    return {
+        "retirement": {
+            "date": None if r.on is None else r.on.isoformat(),
+            "source": r.source,
+            "retired": month.retired,
+            # From that day (none unless [investor.contributions] names the retirement stage).
+            "monthly_contribution": None
+            if r.on is None
+            else round(contribution_on(config, r.on).amount, 2),
+        },
+        "contribution": {
+            "monthly": round(month.amount, 2),
+            "stage": month.stage.id,
+            "setting": month.setting,
+            "guide_range": [band.min, band.max],
+        },
+        "withdrawal_pct": None if rate is None else round(rate * 100, 4),
+    }
+
+
+def render_money(m: dict[str, Any], quote: str) -> list[str]:
+    """The lines of `money_json` that `stage` and `status` print."""
+    r, c = m["retirement"], m["contribution"]
+    if r["date"] is None:
+        retired = f"retirement: none ({r['source']})"
+    elif r["retired"]:
+        retired = f"retired since {r['date']} ({r['source']})"
+    else:
+        then = r["monthly_contribution"]
+        goes_in = (
+            f"contributions become {then:,.2f} {quote} a month" if then else "contributions stop"
+        )
+        retired = f"retirement on {r['date']} ({r['source']}): withdrawals start, {goes_in}"
+    low, high = c["guide_range"]
+    if c["setting"]:
+        given = f"from {c['setting']}"
+    else:
+        given = "none once retired" if r["retired"] else "none in this stage"
+    withdrawals = (
+        "none before retirement"
+        if m["withdrawal_pct"] is None
+        else f"{m['withdrawal_pct']:g} % a year"
+    )
+    return [
+        retired,
+        f"monthly contribution: {c['monthly']:,.2f} {quote} ({given}; "
+        f"the guide for stage {c['stage']}: {low:,.0f}-{high:,.0f})",
+        f"withdrawals: {withdrawals}",
+    ]
 
 
 def targets_json(t: Targets) -> dict[str, Any]:

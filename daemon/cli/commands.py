@@ -18,7 +18,9 @@ from stagewise.cli import (
     config_source,
     emit_json,
     load,
+    money_json,
     pct,
+    render_money,
     targets_json,
 )
 from stagewise.errors import UsageError
@@ -207,7 +209,8 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
     from stagewise.scheduler import schedules
 
-    targets = targets_on(config, now.astimezone(config.tz).date())
+    day = now.astimezone(config.tz).date()
+    targets = targets_on(config, day)
     state = store.plan_state()
     latest = store.latest_snapshot()
     holdings: list[dict[str, Any]] = []
@@ -254,6 +257,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "mode": config.settings.exchange.mode,
         "quote": config.quote,
         "targets": targets_json(targets),
+        **money_json(config, day),  # retirement, contribution, withdrawal_pct
         "paused": state.paused,
         "pause_reason": state.pause_reason,
         "paused_since": pause.since.astimezone(config.tz).isoformat() if pause else None,
@@ -298,6 +302,7 @@ def render_status(d: dict[str, Any]) -> str:
         f"crypto share target {pct(t['crypto_share'])} "
         f"(band {pct(t['crypto_band'][0])} .. {pct(t['crypto_band'][1])})"
     )
+    lines += render_money(d, d["quote"])
     if d["paused"]:
         since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
         lines.append(

@@ -132,6 +132,22 @@ def _mix_now(book: Book, targets: Targets) -> Mapping[str, float]:
     return {a: t * k for a, t in targets.weights.items()}
 
 
+def _around_dca_only(
+    book: Book, aims: Mapping[str, float], dca_only: frozenset[str]
+) -> Mapping[str, float]:
+    """`aims` with the assets only bought (an index of cadence "never") aimed where they
+    are, and the others at their plan's mix of what is left: what DCA alone buys is never
+    rebalanced against the rest, which neither sells nor hoards cash because of it."""
+    if not dca_only or book.value <= 0:
+        return aims
+    where = {a: book.values.get(a, 0.0) / book.value for a in dca_only if a in aims}
+    rest = sum(w for a, w in aims.items() if a not in where)
+    if rest <= 0:
+        return {**aims, **where}
+    k = max(0.0, sum(aims.values()) - sum(where.values())) / rest
+    return {a: where[a] if a in where else w * k for a, w in aims.items()}
+
+
 def _rebalance(
     snapshot: Snapshot,
     targets: Targets,
@@ -150,11 +166,11 @@ def _rebalance(
     share = share_of(book, targets, policy)
     portfolio = scope is None
     if share is None:
-        aims = targets.weights
+        aims = _around_dca_only(book, targets.weights, targets.dca_only)
     elif portfolio and (share.above or share.below):
         aims = scaled_targets(book.value, targets, policy)  # back to the point
     else:
-        aims = _mix_now(book, targets)
+        aims = _around_dca_only(book, _mix_now(book, targets), targets.dca_only)
     proposal = Proposal("rebalance", book, aims)
     if book.value <= 0:
         proposal.notes.append("the account is empty: nothing to rebalance")
@@ -169,7 +185,7 @@ def _rebalance(
     keep, topping = 1.0, False
     if portfolio:
         keep, topping = _crypto_share(proposal, targets, policy, snapshot, share, spare)
-    wanted = _wanted(book, aims, policy, in_scope, keep, share, topping)
+    wanted = _wanted(book, aims, policy, in_scope, keep, share, topping, targets.dca_only)
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
     cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
@@ -212,16 +228,23 @@ def breach(
             return f"{share.text()}: below the band's bottom, {money(spare, book.quote)} in cash"
     # (name, the weight it holds of each asset): each index, or each asset on its own.
     groups: list[tuple[str, Mapping[str, float]]]
+    # An index of cadence "never" is only bought: its drift is no breach (`targets.dca_only`).
     if policy.drift_watch == "sleeve" and targets.members:
-        groups = [(f"sleeve {targets.sleeves[i].name}", m) for i, m in targets.members.items()]
+        groups = [
+            (f"sleeve {targets.sleeves[i].name}", m)
+            for i, m in targets.members.items()
+            if targets.sleeves[i].cadence != "never"
+        ]
     else:
-        groups = [(f"asset {asset}", {asset: w}) for asset, w in targets.weights.items()]
-    planned = sum(targets.weights.values())
-    scale = sum(aims.values()) / planned if planned > 0 else 1.0
+        groups = [
+            (f"asset {asset}", {asset: w})
+            for asset, w in targets.weights.items()
+            if asset not in targets.dca_only
+        ]
     values, weights = book.values, targets.weights
     for name, held in groups:
-        target = sum(held.values())
-        aim = scale * target
+        # An asset of two indices counts for each as their targets split it, aim and value.
+        aim = sum(aims.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
         value = sum(values.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
         band = band_of(aim, policy)
         if outside_band(value / total - aim, band):
@@ -300,10 +323,12 @@ def _wanted(
     keep: float,
     share: Share | None,
     topping: bool,
+    dca_only: Collection[str] = (),
 ) -> Wanted:
     """Per asset to trade: the quote value to buy (+) or sell (-), and why. `keep` < 1 trims
     every holding pro rata first (the crypto `share` is above its band); `topping` buys every
-    asset below its aim, band or not (the share is below its band)."""
+    asset below its aim, band or not (the share is below its band). `dca_only` assets are
+    never traded for their drift."""
     total, values, to_target = book.value, book.values, policy.rebalance_to == "target"
     wanted: Wanted = {}
     for asset in sorted(in_scope):
@@ -312,7 +337,7 @@ def _wanted(
         goal = value * keep
         band = band_of(aim, policy)
         drift = goal / total - aim
-        outside = outside_band(drift, band)
+        outside = outside_band(drift, band) and asset not in dca_only
         trimmed = keep < 1 and value > 0
         if topping and share is not None and drift < 0:
             if aim * total - value < policy.min_order:
