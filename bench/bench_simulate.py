@@ -123,7 +123,9 @@ def setup(
     plan = write_plan_files(folder / "plan", INDICES, STAGES)
     settings = deep_merge(SETTINGS, {"policy": {"drift_watch": drift_watch}})
     config = load_config(write_config_file(folder, deep_merge(settings, plan)))
-    days = tuple(START + timedelta(days=i) for i in range((end - START).days))
+    # From the day before START: point in time, the jobs of START see that day's closes.
+    first = START - timedelta(days=1)
+    days = tuple(first + timedelta(days=i) for i in range((end - first).days))
     history = PriceHistory(days, random_walk(ASSETS, len(days)), "generated")
     return config, history, START, end
 
@@ -166,11 +168,18 @@ def report(
     median = "none" if c.median_order_notional is None else f"{c.median_order_notional:,.2f} {q}"
     print(f"  orders         median {median}, {c.orders_under_20} under {SMALL_ORDER:g} {q}")
     share = c.fees_share_of_contributions
+    f = result.figures
     print(
-        f"  money          seed {result.seed_value:,.0f}, in {result.contributions:,.0f}, "
-        f"out {result.withdrawals:,.0f}, final {result.final_value:,.0f}, "
-        f"max drawdown {result.max_drawdown * 100:.1f} %, fees {result.fees:,.0f}"
+        f"  money          seed {f.seed_value:,.0f}, in {f.contributions:,.0f}, "
+        f"out {f.withdrawals:,.0f}, final {f.final_value:,.0f}, fees {f.fees:,.0f}"
         + ("" if share is None else f" ({share * 100:.2f} % of contributions)")
+        + f", slippage {f.slippage:,.0f}"
+    )
+    mwr, twr = f.money_weighted, f.time_weighted
+    print(
+        f"  returns        money-weighted {_rate(mwr)}, time-weighted {_rate(twr)}; max "
+        f"drawdown {f.max_drawdown * 100:.1f} % (time-weighted "
+        f"{f.max_drawdown_time_weighted * 100:.1f} %); turnover {f.turnover:.2f}x a year"
     )
     print(
         f"  stages         {', '.join(f'{s.starts} {s.glide or s.stage}' for s in result.stages)}"
@@ -180,6 +189,10 @@ def report(
         and c.proposals <= GOAL_PROPOSALS
         and c.early_rebalances <= GOAL_EARLY_REBALANCES
     )
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f} % a year"
 
 
 def _verdict(met: bool) -> str:

@@ -1,7 +1,9 @@
 """`simulate`: the daemon's own jobs paper-trading a plan over price history.
 
 Small plans of the test's own (one index, wide bands, no drift watch) over hand-made price
-histories, checked to the cent against arithmetic written out here; the report against the
+histories, checked to the cent against arithmetic written out here. Point in time: a job on
+day D sees the close of the day before, so each history starts the day before the simulation
+and its rows are the closes a job of the next day plans with; the report against the
 ledger it was drawn from; the simulation database replaced each run and never the daemon's
 own; an investor aging through a stage boundary on the glide path; and the offline demo
 command run for real, with the network cut off.
@@ -77,33 +79,34 @@ def orders(db: Path) -> list[tuple[str, str, str, float, float, float]]:
 
 
 def test_monthly_dca_buys_underweight_first_to_the_cent(quiet_config, tmp_path):
-    """Index A 60 / B 40, 1,000 a month on the 1st, fee 0.1 %, no slippage, step 1e-8."""
+    """Index A 60 / B 40, 1,000 a month on the 1st, fee 0.1 %, no slippage, step 1e-8.
+    Month-end closes: each DCA on the 1st buys at the close of the day before."""
     config = quiet_config({"A": 60, "B": 40})
     prices = history(
         {
-            date(2030, 1, 1): {"A": 100.0, "B": 50.0},
-            date(2030, 2, 1): {"A": 400.0, "B": 50.0},
-            date(2030, 3, 1): {"A": 200.0, "B": 100.0},
+            date(2029, 12, 31): {"A": 100.0, "B": 50.0},
+            date(2030, 1, 31): {"A": 400.0, "B": 50.0},
+            date(2030, 2, 28): {"A": 200.0, "B": 100.0},
             date(2030, 3, 31): {"A": 250.0, "B": 80.0},
         }
     )
     db = tmp_path / "sim.db"
     result = simulate(config, prices, date(2030, 1, 1), date(2030, 4, 1), db, min_notional=0)
 
-    # 1 Jan, A 100, B 50. Deposit 1,000; empty account: gaps A 600, B 400.
+    # 1 Jan, at 31 Dec's close A 100, B 50. Deposit 1,000; empty account: gaps A 600, B 400.
     #   A: 600 / 1.001 / 100 = 5.994005994.. -> 5.99400599 units (the 1e-8 step, rounded down);
     #      notional 599.400599, fee 0.599400599
     #   B: 400 / 1.001 / 50 = 7.992007992.. -> 7.99200799 units;
     #      notional 399.6003995, fee 0.3996003995
     #   cash left 1000 - 599.999999599 - 399.9999998995 = 0.0000005015 (carried)
     a1, b1 = 5.99400599, 7.99200799
-    # 1 Feb, A 400, B 50. Deposit 1,000: value 2397.602396 + 399.6003995 + 1000.0000005015
+    # 1 Feb, at 31 Jan's A 400, B 50. Deposit 1,000: value 2397.602396 + 399.6003995 + 1000.0000005015
     #   = 3797.2027960015. Gaps: A 0.6 * 3797.20 - 2397.60 = -119.28 (overweight: none),
     #   B 0.4 * 3797.20 - 399.60 = 1119.28, more than the budget: all of it into B.
     #   B: 1000.0000005015 / 1.001 / 50 = 19.98001999.. -> 19.98001999; notional 999.0009995,
     #   fee 0.9990009995; cash left 0.000000002
     b2 = 19.98001999
-    # 1 Mar, A 200, B 100. Deposit 1,000: value 1198.801198 + 2797.202798 + 1000.000000002
+    # 1 Mar, at 28 Feb's A 200, B 100. Deposit 1,000: value 1198.801198 + 2797.202798 + 1000.000000002
     #   = 4996.003996002. Gaps: A 0.6 * 4996.00 - 1198.80 = 1798.80 (more than the budget),
     #   B 0.4 * 4996.00 - 2797.20 = -798.80: all into A.
     #   A: 1000.000000002 / 1.001 / 200 = 4.99500499.. -> 4.99500499; notional 999.000998,
@@ -134,10 +137,13 @@ def test_monthly_dca_buys_underweight_first_to_the_cent(quiet_config, tmp_path):
     # No stage of this plan withdraws: the withdraw trigger is not walked, nothing skipped.
     assert result.runs_by_status == {"ok": 5}
     assert result.runs_by_job == {"dca": 3, "rebalance": 2}
-    # The value at each price day's close, and the money put in so far.
+    # The value at the end of each day with a close or a payment (at the last close known
+    # by then), and the money put in so far.
     assert [(d, round(v, 2), i) for d, v, i in result.series] == [
         (date(2030, 1, 1), 999.00, 1000.0),  # 1000 less the fees 0.599400599 + 0.3996003995
+        (date(2030, 1, 31), 2797.20, 1000.0),  # 5.99400599 * 400 + 7.99200799 * 50
         (date(2030, 2, 1), 3796.20, 2000.0),  # 2397.602396 + 27.97202798 * 50 + 0.000000002
+        (date(2030, 2, 28), 3996.00, 2000.0),  # 5.99400599 * 200 + 27.97202798 * 100
         (date(2030, 3, 1), 4995.00, 3000.0),  # 10.98901098 * 200 + 2797.202798 + 0.000001004
         (date(2030, 3, 31), 4985.01, 3000.0),
     ]
@@ -150,8 +156,8 @@ def test_dca_money_below_the_minimum_order_is_carried_to_the_next_month(quiet_co
     config = quiet_config({"A": 90, "B": 10})
     prices = history(
         {
-            date(2030, 1, 1): {"A": 100.0, "B": 10.0},
-            date(2030, 2, 1): {"A": 100.0, "B": 10.0},
+            date(2029, 12, 31): {"A": 100.0, "B": 10.0},
+            date(2030, 1, 31): {"A": 100.0, "B": 10.0},
             date(2030, 2, 28): {"A": 110.0, "B": 12.0},
         }
     )
@@ -268,7 +274,7 @@ def test_the_churn_figures_are_those_of_the_proposals_in_the_simulation_db(
 
 def test_a_second_run_replaces_the_simulation_db(quiet_config, tmp_path):
     prices = history(
-        {date(2030, 1, 1): {"A": 100.0, "B": 50.0}, date(2030, 3, 31): {"A": 1.0, "B": 1.0}}
+        {date(2029, 12, 31): {"A": 100.0, "B": 50.0}, date(2030, 3, 31): {"A": 1.0, "B": 1.0}}
     )
     db = tmp_path / "sim.db"
     first = simulate(
@@ -290,7 +296,7 @@ def test_a_second_run_replaces_the_simulation_db(quiet_config, tmp_path):
 
 def test_a_refused_simulation_leaves_the_previous_db_alone(quiet_config, tmp_path):
     prices = history(
-        {date(2030, 1, 1): {"A": 100.0, "B": 50.0}, date(2030, 1, 31): {"A": 1.0, "B": 1.0}}
+        {date(2029, 12, 31): {"A": 100.0, "B": 50.0}, date(2030, 1, 31): {"A": 1.0, "B": 1.0}}
     )
     db = tmp_path / "sim.db"
     simulate(quiet_config({"A": 60, "B": 40}), prices, date(2030, 1, 1), date(2030, 2, 1), db)
@@ -313,7 +319,7 @@ def test_a_simulation_starting_before_the_investors_birth_is_refused(quiet_confi
 def test_failed_runs_are_counted_in_the_result(quiet_config, tmp_path):
     """A market the planner cannot use (a negative minimum order, which the CLI refuses as an
     argument) fails each run: the result counts them (the CLI exits 1 on any)."""
-    prices = history({date(2030, 1, 1): {"A": 100.0}, date(2030, 3, 31): {"A": 110.0}})
+    prices = history({date(2029, 12, 31): {"A": 100.0}, date(2030, 3, 31): {"A": 110.0}})
     result = simulate(
         quiet_config({"A": 100}),
         prices,
@@ -344,7 +350,7 @@ def test_the_simulation_never_writes_the_daemons_state(quiet_config, tmp_path):
     live.add_event("daemon_started", datetime(2030, 1, 1).astimezone(), {"mode": "paper"})
     live.close()
     before = state.read_bytes()
-    prices = history({date(2030, 1, 1): {"A": 100.0, "B": 50.0}})
+    prices = history({date(2029, 12, 31): {"A": 100.0, "B": 50.0}})
     simulate(config, prices, date(2030, 1, 1), date(2030, 1, 20), tmp_path / "sim.db")
     assert state.read_bytes() == before
 
@@ -377,7 +383,10 @@ def test_the_investor_glides_into_the_next_stage_during_a_multi_year_run(
     B in monthly steps through 2030, never in one jump."""
     config = glide_config(write_plan, write_config, s_cadence="quarterly")
     months = [date(2029 + (6 + k) // 12, (6 + k) % 12 + 1, 1) for k in range(25)]
-    prices = history({d: {"A": 100.0 * 1.01**k, "B": 50.0} for k, d in enumerate(months)})
+    # Each month's close on the day before its first: what the month's jobs see.
+    prices = history(
+        {d - timedelta(days=1): {"A": 100.0 * 1.01**k, "B": 50.0} for k, d in enumerate(months)}
+    )
     db = tmp_path / "sim.db"
     result = simulate(config, prices, date(2029, 7, 1), date(2031, 7, 1), db)
 

@@ -13,12 +13,15 @@ from stagewise import logs
 from stagewise.churn import SMALL_ORDER
 from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date, pct
 from stagewise.errors import UsageError
+from stagewise.history import POINT_IN_TIME
+from stagewise.money import MAX_MONEY
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
     from stagewise.churn import Churn
     from stagewise.history import PriceHistory
-    from stagewise.simulate import SimulationResult
+    from stagewise.performance import Figures
+    from stagewise.simulate import Pause, SimulationResult, Windfall
 
 
 HELP = """\
@@ -27,7 +30,25 @@ re-assessment) on a simulated clock from --start to --end, with a paper account 
 separate database, and prints a report. Prices come from a CSV file (--prices; format:
 header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
 config's exchange (--from-exchange; downloaded once, then cached). Without either, the
-shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market."""
+shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market.
+
+Point in time: a row's close is known from the midnight that ends its day (a CSV's days
+are yours, the exchange's are UTC days): a job sees the close of the day before, never its
+own day's. A coin without a price yet is left out of the targets until its first close is
+known (its weight goes to the listed coins of its index; --strict-history refuses instead).
+
+The report's figures:
+  contributions     every deposit (DCA and windfalls); withdrawals: money paid out
+  fees, slippage    fees paid; fills worse than the close they were planned at
+  trading costs     fees + slippage
+  money-weighted    XIRR: the yearly rate at which every payment in and out, and the
+                    final value, discount to zero (your money's return; days / 365)
+  time-weighted     the yearly growth of one unit held throughout, payments removed
+                    (the plan's return, whenever money came in)
+  max drawdown      the largest fall from a peak of the value (contributions count as a
+                    rise), and of the time-weighted curve (the portfolio's own fall)
+  turnover          rebalancing and profit-taking trades a year ((bought + sold) / 2),
+                    over the average value; DCA, windfall and withdrawal trades apart"""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -71,6 +92,28 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         help="draw value vs contributions and allocation: .png, .svg, .pdf ... "
         "(needs stagewise[plot])",
     )
+    p.add_argument(
+        "--windfall",
+        type=windfall_event,
+        action="append",
+        default=[],
+        metavar="DATE:AMOUNT",
+        help="a bonus announced on DATE, as `stagewise windfall AMOUNT` (repeatable)",
+    )
+    p.add_argument(
+        "--pause",
+        type=pause_event,
+        action="append",
+        default=[],
+        metavar="FROM:TO[:REASON]",
+        help="the emergency pause from FROM, resumed on TO (repeatable)",
+    )
+    p.add_argument(
+        "--strict-history",
+        action="store_true",
+        help="refuse a plan asset without a price on the first day (default: it joins the "
+        "targets from its first price)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--verbose",
@@ -87,6 +130,43 @@ def non_negative_amount(text: str) -> float:
     if not 0 <= value < float("inf"):  # NaN too
         raise argparse.ArgumentTypeError(f"'{text}' must be an amount of 0 or more")
     return value
+
+
+def windfall_event(text: str) -> Windfall:
+    from stagewise.simulate import Windfall
+
+    day, _, amount = text.partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not DATE:AMOUNT") from None
+    if not 0 < value <= MAX_MONEY:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"'{text}': the amount must be positive, at most {MAX_MONEY:,.0f}"
+        )
+    return Windfall(_event_date(text, day), value)
+
+
+def pause_event(text: str) -> Pause:
+    from stagewise.simulate import Pause
+
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise argparse.ArgumentTypeError(f"'{text}' is not FROM:TO[:REASON]")
+    start, end = _event_date(text, parts[0]), _event_date(text, parts[1])
+    if end <= start:
+        raise argparse.ArgumentTypeError(f"'{text}': the pause must end after it starts")
+    reason = parts[2].strip() if len(parts) == 3 and parts[2].strip() else "simulated pause"
+    return Pause(start, end, reason)
+
+
+def _event_date(text: str, day: str) -> date:
+    try:
+        return date.fromisoformat(day.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': '{day}' is not a date like 2027-01-31"
+        ) from None
 
 
 def non_negative_int(text: str) -> int:
@@ -119,11 +199,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path(config)
     check_output(config, db_path)  # before a download, not only before the simulation runs
     history = load_history(args, config)
-    start = args.start or history.days[0]
+    start = args.start or history.first_start(config.tz)  # the first day a close is known
     end = args.end or history.days[-1] + timedelta(days=1)
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(
-        config, history, start, end, db_path, min_notional=args.min_notional, progress=show
+        config,
+        history,
+        start,
+        end,
+        db_path,
+        min_notional=args.min_notional,
+        events=[*args.windfall, *args.pause],
+        strict_history=args.strict_history,
+        progress=show,
     )
     if show:
         print(file=sys.stderr)
@@ -169,8 +257,9 @@ def download_history(config: Config, start: date, end: date) -> PriceHistory:
     public = config.settings.exchange.model_copy(
         update={"api_key": None, "secret": None, "password": None}
     )
+    # From two days before: the closes a job of the first day knows (UTC days, in any zone).
     since = int(
-        datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000
+        datetime.combine(start - timedelta(days=2), datetime.min.time(), UTC).timestamp() * 1000
     )
     until = int(datetime.combine(end, datetime.min.time(), UTC).timestamp() * 1000)
     cache = Store.open(config.settings.state.path.with_name("price-cache.db"))
@@ -208,17 +297,26 @@ def _progress_bar(start: date, end: date) -> Callable[[float], None]:
 
 
 def result_json(r: SimulationResult) -> dict[str, Any]:
+    f = r.figures
     return {
         "start": r.start.isoformat(),
         "end": r.end.isoformat(),
-        "seed_value": round(r.seed_value, 2),
-        "contributions": round(r.contributions, 2),
-        "withdrawals": round(r.withdrawals, 2),
-        "final_value": round(r.final_value, 2),
-        "gain": round(r.gain, 2),
-        "fees": round(r.fees, 2),
-        "turnover": round(r.turnover, 4),
-        "max_drawdown": round(r.max_drawdown, 4),
+        "prices": r.prices,
+        "point_in_time": POINT_IN_TIME,
+        "seed_value": money(f.seed_value),
+        "contributions": money(f.contributions),
+        "windfalls": money(f.windfalls),
+        "withdrawals": money(f.withdrawals),
+        "final_value": money(f.final_value),
+        "gain": money(r.gain),
+        "fees": money(f.fees),
+        "slippage": money(f.slippage),
+        "trading_costs": money(f.trading_cost),
+        "money_weighted_return": ratio(f.money_weighted),
+        "time_weighted_return": ratio(f.time_weighted),
+        "max_drawdown": ratio(f.max_drawdown),
+        "max_drawdown_time_weighted": ratio(f.max_drawdown_time_weighted),
+        "turnover": ratio(f.turnover),
         **_churn_json(r.churn),
         "proposals_by_job": r.proposals_by_job,
         "runs_by_status": r.runs_by_status,
@@ -226,28 +324,37 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
         "stages": [
             {"from": s.starts.isoformat(), "stage": s.stage, "glide": s.glide} for s in r.stages
         ],
+        "notes": r.notes,
         "database": str(r.db_path),
     }
+
+
+def money(x: float) -> float:
+    """An amount to the cent; never a negative zero (-0.004 is 0.0, not -0.0)."""
+    return round(x, 2) + 0.0
+
+
+def ratio(x: float | None, digits: int = 4) -> float | None:
+    """A fraction to `digits` places (None stays null); never a negative zero."""
+    return None if x is None else round(x, digits) + 0.0
 
 
 def _churn_json(c: Churn) -> dict[str, Any]:
     """The churn figures under stable keys (the README's simulate section lists them)."""
 
-    def rounded(x: float | None, digits: int) -> float | None:
-        return None if x is None else round(x, digits)
-
     return {
-        "proposals_per_year": round(c.proposals_per_year, 2),
+        "proposals_per_year": ratio(c.proposals_per_year, 2),
         "early_rebalances": c.early_rebalances,
-        "median_days_between_early_rebalances": rounded(c.median_days_between_early_rebalances, 2),
-        "median_order_notional": rounded(c.median_order_notional, 2),
+        "median_days_between_early_rebalances": ratio(c.median_days_between_early_rebalances, 2),
+        "median_order_notional": ratio(c.median_order_notional, 2),
         "orders_under_20": c.orders_under_20,
-        "fees_share_of_contributions": rounded(c.fees_share_of_contributions, 6),
+        "fees_share_of_contributions": ratio(c.fees_share_of_contributions, 6),
     }
 
 
-def _churn_rows(c: Churn, fees: float, q: str) -> list[list[str]]:
-    """The report's rows of what a person judges churn by (the fees row carries its share)."""
+def _churn_rows(c: Churn, f: Figures, q: str) -> list[list[str]]:
+    """The report's rows of what a person judges churn by, and what it cost (the fees row
+    carries its share of the contributions)."""
     early = f"{c.early_rebalances:,} by the drift watch"
     if c.median_days_between_early_rebalances is not None:
         early += f", a median {c.median_days_between_early_rebalances:.1f} days apart"
@@ -263,8 +370,11 @@ def _churn_rows(c: Churn, fees: float, q: str) -> list[list[str]]:
         ["small orders", small],
         [
             "fees",
-            f"{fees:,.2f} {q}" + ("" if share is None else f" ({pct(share)} of contributions)"),
+            f"{amount(f.fees)} {q}"
+            + ("" if share is None else f" ({pct(share)} of contributions)"),
         ],
+        ["slippage", f"{amount(f.slippage)} {q}"],
+        ["trading costs", f"{amount(f.trading_cost)} {q} (fees + slippage)"],
     ]
 
 
@@ -272,32 +382,57 @@ def render_report(r: SimulationResult, config: Config) -> str:
     from tabulate import tabulate  # only the commands that print tables load it (not `run`)
 
     q = config.quote
+    f = r.figures
     rows = [
         ["period", f"{r.start} .. {r.end - timedelta(days=1)}"],
-        ["starting balance", f"{r.seed_value:,.2f} {q}"],
-        ["contributions", f"{r.contributions:,.2f} {q}"],
-        ["withdrawals", f"{r.withdrawals:,.2f} {q}"],
-        ["final value", f"{r.final_value:,.2f} {q}"],
-        ["gain", f"{r.gain:,.2f} {q}"],
-        ["max drawdown", pct(r.max_drawdown)],
-        ["turnover", f"{r.turnover:.2f}x average value"],
-        *_churn_rows(r.churn, r.fees, q),
+        ["starting balance", f"{amount(f.seed_value)} {q}"],
+        ["contributions", f"{amount(f.contributions)} {q}" + _windfalls(f.windfalls, q)],
+        ["withdrawals", f"{amount(f.withdrawals)} {q}"],
+        ["final value", f"{amount(f.final_value)} {q}"],
+        ["gain", f"{amount(r.gain)} {q}"],
+        ["money-weighted", _yearly(f.money_weighted) + " (XIRR)"],
+        ["time-weighted", _yearly(f.time_weighted)],
+        [
+            "max drawdown",
+            f"{pct(f.max_drawdown)} of the value, {pct(f.max_drawdown_time_weighted)} "
+            "time-weighted (the portfolio's own)",
+        ],
+        ["turnover", f"{f.turnover:.2f}x average value a year (rebalancing, profit-taking)"],
+        *_churn_rows(r.churn, f, q),
         ["proposals", ", ".join(f"{k} {v}" for k, v in r.proposals_by_job.items()) or "none"],
         ["runs", ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items())],
         ["runs by job", ", ".join(f"{k} {v}" for k, v in r.runs_by_job.items())],
     ]
     stages = [[s.starts, s.stage, s.glide or ""] for s in r.stages]
+    notes = [f"note: {n}" for n in r.notes]
     return "\n".join(
         [
             "simulation (paper account; never an order)",
+            f"prices: {r.prices}",
+            f"point in time: {POINT_IN_TIME}",
+            "",
             tabulate(rows, tablefmt="plain", disable_numparse=True),
             "",
             tabulate(stages, headers=["from", "stage", "glide path"]),
+            *(["", *notes] if notes else []),
             "",
             f"every run and proposal: {r.db_path} (sqlite-utils / Datasette, or "
             f"`stagewise proposals --db {r.db_path}`)",
         ]
     )
+
+
+def amount(x: float) -> str:
+    """Money as the report prints it, to the cent (never "-0.00")."""
+    return f"{money(x):,.2f}"
+
+
+def _yearly(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{pct(ratio(rate) or 0.0)} a year"
+
+
+def _windfalls(windfalls: float, q: str) -> str:
+    return f" (windfalls {amount(windfalls)} {q})" if windfalls > 0 else ""
 
 
 def render_last_proposals(db_path: Path, n: int, tz: tzinfo) -> str:
