@@ -16,7 +16,7 @@ from stagewise.paper import LedgerEntry
 from stagewise.returns import annualised, max_drawdown, time_weighted, xirr
 
 # The rules whose trades are the plan's own trading (not money in or out): turnover counts them.
-TRADING_RULES = frozenset({"rebalance", "profit"})
+TRADING = frozenset({"rebalance", "profit"})
 DAYS_A_YEAR = 365.25  # turnover per year, as the churn figures count years
 
 
@@ -47,7 +47,8 @@ class Figures:
     time_weighted: float | None  # annualised
     max_drawdown: float  # of the value (contributions count as a rise)
     max_drawdown_time_weighted: float  # of the time-weighted curve: the portfolio's own
-    turnover: float  # rebalancing and profit trades a year, over the average value
+    turnover: float  # the lesser of bought and sold by rebalancing and profit-taking, a
+    # year, over the average value
     days: list[Day]
     unit_curve: list[float]  # the time-weighted growth of one unit, aligned with `days`
     allocation: list[tuple[date, dict[str, float]]]  # holdings' values, first day of a month
@@ -75,10 +76,12 @@ def figures(
     curve = time_weighted([(d.value, d.moved_in) for d in days])
     length = (end_at - start_at).total_seconds() / 86_400
     average = sum(values) / len(values) if values else 0.0
-    traded = _sum(
-        abs(e.amount)
-        for e in entries
-        if e.kind == "fill" and e.asset == quote and _rule(e) in TRADING_RULES
+    trades = [e for e in entries if e.kind == "fill" and e.asset == quote and _rule(e) in TRADING]
+    # The lesser of bought and sold (as funds report turnover): money newly invested by a
+    # rebalance (a seed put to work) is no trading.
+    traded = min(
+        _sum(-e.amount for e in trades if e.amount < 0),
+        _sum(e.amount for e in trades if e.amount > 0),
     )
     years = length / DAYS_A_YEAR
     return Figures(
@@ -97,7 +100,7 @@ def figures(
         time_weighted=annualised(curve[-1], length) if curve else None,
         max_drawdown=max_drawdown(values),
         max_drawdown_time_weighted=max_drawdown(curve),
-        turnover=traded / 2 / average / years if average > 0 and years > 0 else 0.0,
+        turnover=traded / average / years if average > 0 and years > 0 else 0.0,
         days=days,
         unit_curve=curve,
         allocation=allocation,

@@ -47,8 +47,9 @@ The report's figures:
                     (the plan's return, whenever money came in)
   max drawdown      the largest fall from a peak of the value (contributions count as a
                     rise), and of the time-weighted curve (the portfolio's own fall)
-  turnover          rebalancing and profit-taking trades a year ((bought + sold) / 2),
-                    over the average value; DCA, windfall and withdrawal trades apart"""
+  turnover          the lesser of bought and sold by rebalancing and profit-taking, a
+                    year, over the average daily value; DCA, windfall and withdrawal
+                    trades apart (1.00x: the whole account traded once a year)"""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
