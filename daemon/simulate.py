@@ -25,9 +25,16 @@ from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
 from stagewise.listings import RULE as LISTING_RULE
 from stagewise.listings import ListedTargets
-from stagewise.money import MAX_MONEY
 from stagewise.paper import PaperAccount
 from stagewise.performance import Figures, figures
+from stagewise.plan_events import (
+    Announcement,
+    PlanEvent,
+    announcements,
+    check_events,
+    first_day,
+    note,
+)
 from stagewise.scheduler import Schedule, fire_times, schedules
 from stagewise.settings import Config
 from stagewise.store import Contents, StateError, Store
@@ -41,33 +48,6 @@ class StageSpan:
     starts: date
     stage: str
     glide: str | None
-
-
-@dataclass(frozen=True)
-class Windfall:
-    """A bonus announced on `day` (at its midnight), as `stagewise windfall AMOUNT` does."""
-
-    day: date
-    amount: float
-
-    def __str__(self) -> str:
-        return f"the windfall of {self.amount:,.2f} on {self.day}"
-
-
-@dataclass(frozen=True)
-class Pause:
-    """The emergency pause from `start` to `end` (midnights; `end` excluded), as `stagewise
-    pause --reason REASON` and `stagewise resume` do."""
-
-    start: date
-    end: date
-    reason: str = "simulated pause"
-
-    def __str__(self) -> str:
-        return f"the pause {self.start} .. {self.end}"
-
-
-PlanEvent = Windfall | Pause
 
 
 @dataclass(frozen=True)
@@ -265,7 +245,7 @@ def simulate(
         )
         if paper.initial_balances:
             account.seed(paper.initial_balances, start_at)
-        _drive(jobs, sim, start_at, end_at, _announcements(events, sim), progress)
+        _drive(jobs, sim, start_at, end_at, announcements(events, sim.tz), progress)
         result = _result(sim, store, history, start, end, db_path)
         result.notes.extend(_notes(history, assets, start, end, sim, events))
         check_output(config, db_path)  # again: a file may have appeared there meanwhile
@@ -273,42 +253,6 @@ def simulate(
         return result
     finally:
         store.close()
-
-
-def check_events(events: Sequence[PlanEvent], start: date, end: date) -> None:
-    """Refuse (UsageError, naming it) an event outside [start, end), an amount that is no
-    windfall, a pause that ends before it starts or overlaps another."""
-    last = end - timedelta(days=1)
-    for event in events:
-        first = event.day if isinstance(event, Windfall) else event.start
-        if not start <= first <= last:
-            raise UsageError(f"{event} is outside the simulation ({start} .. {last})")
-        if isinstance(event, Windfall) and not 0 < event.amount <= MAX_MONEY:
-            raise UsageError(f"{event}: not an amount of money (0 < amount <= {MAX_MONEY:g})")
-        if isinstance(event, Pause) and event.end <= event.start:
-            raise UsageError(f"{event} ends before it starts")
-    pauses = sorted((e for e in events if isinstance(e, Pause)), key=lambda p: p.start)
-    for before, after in zip(pauses, pauses[1:], strict=False):
-        if after.start < before.end:
-            raise UsageError(f"{after} overlaps {before}")
-
-
-Announcement = tuple[datetime, Callable[[Store], object]]
-
-
-def _announcements(events: Sequence[PlanEvent], config: Config) -> list[Announcement]:
-    """What each event does to the store, and when: at the midnight of its day(s), with the
-    calls `stagewise windfall`, `pause` and `resume` make."""
-    out: list[Announcement] = []
-    for e in events:
-        if isinstance(e, Windfall):
-            at = _at(e.day, config)
-            out.append((at, lambda s, e=e, at=at: s.add_pending_windfall(e.amount, at)))
-        else:
-            start_at, end_at = _at(e.start, config), _at(e.end, config)
-            out.append((start_at, lambda s, e=e, at=start_at: s.set_paused(True, e.reason, at)))
-            out.append((end_at, lambda s, at=end_at: s.set_paused(False, "", at)))
-    return sorted(out, key=lambda a: a[0])
 
 
 def _at(day: date, config: Config) -> datetime:
@@ -422,12 +366,8 @@ def _notes(
             late.append(f"{asset} (first close {history.days[first]}, in the targets from {day})")
     if late:
         yield f"listed later: {', '.join(late)}; {LISTING_RULE}"
-    for e in sorted(events, key=lambda e: e.day if isinstance(e, Windfall) else e.start):
-        if isinstance(e, Windfall):
-            yield f"{e}: announced at its midnight, invested by the next job"
-        else:
-            resumed = f"resumed on {e.end}" if e.end < end else "not resumed in the period"
-            yield f"{e} ({e.reason}): paused from {e.start}, {resumed}"
+    for e in sorted(events, key=first_day):
+        yield note(e, end)
 
 
 def _stages(config: Config, start: date, end: date) -> list[StageSpan]:

@@ -24,8 +24,9 @@ from conftest import deep_merge, plan_stage
 
 from stagewise.errors import OutputRefused, PriceHistoryError, UsageError
 from stagewise.history import PriceHistory, load_csv
+from stagewise.plan_events import Pause, Windfall
 from stagewise.settings import load_config
-from stagewise.simulate import Pause, StageSpan, Windfall, simulate
+from stagewise.simulate import StageSpan, simulate
 from stagewise.store import Store
 
 CENT = 0.005  # "equal to the cent": closer than half a cent
