@@ -59,7 +59,12 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         action="store_true",
         help="download daily closes from the config's exchange (cached for later runs)",
     )
-    p.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument(
+        "--start",
+        type=parse_date,
+        metavar="YYYY-MM-DD",
+        help="first day (default: the first a close is known, the day after the history's first)",
+    )
     p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="day after the last")
     p.add_argument(
         "--db",
