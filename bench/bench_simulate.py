@@ -19,8 +19,9 @@ on most days of this plan.
 
 Prints the wall time of `simulate()` alone (the config and prices are made before the clock
 starts), the runs and proposals, the figures a person judges churn by, and the money,
-returns, drawdowns and turnover (the report's of `stagewise simulate`). Times bt's quarterly rebalance of the same 50 assets in equal weights
-on the same prices in the same run, and prints our all-jobs time over bt's: seconds on a
+returns, drawdowns and turnover (the report's of `stagewise simulate`). Times bt's
+quarterly rebalance of the same 50 assets in equal weights on the same prices in the same
+run, and prints our all-jobs time over bt's: seconds on a
 shared machine move 2-3x within a day, the ratio much less. Each side is the best of
 --repeat runs (3) after one untimed run. Goals (issue 11): the ratio at most 2.0; at most 60
 early rebalances and 3,500 proposals. `--profile` adds cProfile's top 15 entries by
