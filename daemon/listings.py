@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from stagewise.history import PriceHistory
 from stagewise.targets import Targets
@@ -58,22 +58,24 @@ class ListedTargets:
         self.history = history
         self.tz = tz
         self._first = {a: history.first_priced(a) for a in history.closes}
-        # From this row on every asset of the history is listed (nothing to leave out).
+        # From this day on every asset of the history is listed: nothing to leave out.
         firsts = [f for f in self._first.values() if f is not None]
-        self._all_listed = max(firsts) if len(firsts) == len(self._first) else len(history.days)
+        self._all_listed = date.max
+        if firsts and len(firsts) == len(self._first):
+            known = history.known_at(max(firsts), tz).astimezone(tz)
+            self._all_listed = known.date() + timedelta(days=known.time() != time(0))
         self._last: tuple[Targets, Targets] | None = None
 
     def __call__(self, on: date) -> Targets:
         base = self.targets(on)
+        if on >= self._all_listed:
+            return base
         last = self._last
         if last is not None and last[0] is base:
             return last[1]  # the jobs of one day
         known = self.history.known_index(datetime.combine(on, time(0), self.tz), self.tz)
         i = -1 if known is None else known
-        if i >= self._all_listed:
-            found = base
-        else:
-            listed = {a for a in base.weights if (f := self._first.get(a)) is not None and f <= i}
-            found = base if listed >= base.weights.keys() else listed_only(base, listed)
+        listed = {a for a in base.weights if (f := self._first.get(a)) is not None and f <= i}
+        found = base if listed >= base.weights.keys() else listed_only(base, listed)
         self._last = (base, found)
         return found
