@@ -7,7 +7,7 @@ Pure: functions of ledger entries and a PriceHistory (no store, no clock).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
@@ -107,7 +107,7 @@ def figures(
     )
 
 
-def _sum(amounts) -> float:  # noqa: ANN001 - an iterable of floats
+def _sum(amounts: Iterable[float]) -> float:
     return sum(amounts, 0.0) + 0.0  # + 0.0: never a negative zero
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import partial
 
 from stagewise.errors import UsageError
 from stagewise.money import MAX_MONEY
@@ -71,11 +72,12 @@ def announcements(events: Sequence[PlanEvent], tz: tzinfo) -> list[Announcement]
     for e in events:
         if isinstance(e, Windfall):
             at = _midnight(e.day, tz)
-            out.append((at, lambda s, e=e, at=at: s.add_pending_windfall(e.amount, at)))
+            out.append((at, partial(Store.add_pending_windfall, amount=e.amount, at=at)))
         else:
             start_at, end_at = _midnight(e.start, tz), _midnight(e.end, tz)
-            out.append((start_at, lambda s, e=e, at=start_at: s.set_paused(True, e.reason, at)))
-            out.append((end_at, lambda s, at=end_at: s.set_paused(False, "", at)))
+            pause = partial(Store.set_paused, paused=True, reason=e.reason, at=start_at)
+            out.append((start_at, pause))
+            out.append((end_at, partial(Store.set_paused, paused=False, reason="", at=end_at)))
     return sorted(out, key=lambda a: a[0])
 
 
