@@ -18,9 +18,10 @@ the default); `--drift-watch asset` watches every coin's band instead, which reb
 on most days of this plan.
 
 Prints the wall time of `simulate()` alone (the config and prices are made before the clock
-starts), the runs and proposals, and the figures a person judges churn by (the report's of
-`stagewise simulate`). Times bt's quarterly rebalance of the same 50 assets in equal weights
-on the same prices in the same run, and prints our all-jobs time over bt's: seconds on a
+starts), the runs and proposals, the figures a person judges churn by, and the money,
+returns, drawdowns and turnover (the report's of `stagewise simulate`). Times bt's
+quarterly rebalance of the same 50 assets in equal weights on the same prices in the same
+run, and prints our all-jobs time over bt's: seconds on a
 shared machine move 2-3x within a day, the ratio much less. Each side is the best of
 --repeat runs (3) after one untimed run. Goals (issue 11): the ratio at most 2.0; at most 60
 early rebalances and 3,500 proposals. `--profile` adds cProfile's top 15 entries by
@@ -123,7 +124,9 @@ def setup(
     plan = write_plan_files(folder / "plan", INDICES, STAGES)
     settings = deep_merge(SETTINGS, {"policy": {"drift_watch": drift_watch}})
     config = load_config(write_config_file(folder, deep_merge(settings, plan)))
-    days = tuple(START + timedelta(days=i) for i in range((end - START).days))
+    # From the day before START: point in time, the jobs of START see that day's closes.
+    first = START - timedelta(days=1)
+    days = tuple(first + timedelta(days=i) for i in range((end - first).days))
     history = PriceHistory(days, random_walk(ASSETS, len(days)), "generated")
     return config, history, START, end
 
@@ -166,11 +169,18 @@ def report(
     median = "none" if c.median_order_notional is None else f"{c.median_order_notional:,.2f} {q}"
     print(f"  orders         median {median}, {c.orders_under_20} under {SMALL_ORDER:g} {q}")
     share = c.fees_share_of_contributions
+    f = result.figures
     print(
-        f"  money          seed {result.seed_value:,.0f}, in {result.contributions:,.0f}, "
-        f"out {result.withdrawals:,.0f}, final {result.final_value:,.0f}, "
-        f"max drawdown {result.max_drawdown * 100:.1f} %, fees {result.fees:,.0f}"
+        f"  money          seed {f.seed_value:,.0f}, in {f.contributions:,.0f}, "
+        f"out {f.withdrawals:,.0f}, final {f.final_value:,.0f}, fees {f.fees:,.0f}"
         + ("" if share is None else f" ({share * 100:.2f} % of contributions)")
+        + f", slippage {f.slippage:,.0f}"
+    )
+    mwr, twr = f.money_weighted, f.time_weighted
+    print(
+        f"  returns        money-weighted {_rate(mwr)}, time-weighted {_rate(twr)}; max "
+        f"drawdown {f.max_drawdown * 100:.1f} % (time-weighted "
+        f"{f.max_drawdown_time_weighted * 100:.1f} %); turnover {f.turnover:.2f}x a year"
     )
     print(
         f"  stages         {', '.join(f'{s.starts} {s.glide or s.stage}' for s in result.stages)}"
@@ -180,6 +190,10 @@ def report(
         and c.proposals <= GOAL_PROPOSALS
         and c.early_rebalances <= GOAL_EARLY_REBALANCES
     )
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f} % a year"
 
 
 def _verdict(met: bool) -> str:

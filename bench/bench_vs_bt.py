@@ -8,10 +8,12 @@ Two cases, each side timed in the same run on the same generated prices:
   apart): X 50 / Y 30 / Z 20, --years (3) of daily closes;
 - 50 assets in equal weights (2 % each), ten years of daily closes (3,652 days).
 
-Both rebalance to target on the first day of each quarter, with no fees, no slippage,
-100,000 USDT to start, closes from the cross-check's seeded random walk. Our side runs the
-daemon's own jobs with everything but the quarterly rebalance inert; bt runs RunQuarterly,
-SelectAll, WeighSpecified, Rebalance with fractional positions.
+Both rebalance to target once a quarter at the same close, with no fees, no slippage,
+100,000 USDT to start, closes from the cross-check's seeded random walk (from the day before
+our first: point in time, our job of each quarter's first morning fills at the close bt
+trades at, the quarter's last). Our side runs the daemon's own jobs with everything but the
+quarterly rebalance inert; bt runs RunQuarterly (at the end of each period), SelectAll,
+WeighSpecified, Rebalance with fractional positions.
 
 Each side is timed from its ready inputs (config loaded / DataFrame built) to its final
 value, best of --repeat runs (3) after one untimed run; imports are not timed. Prints both
@@ -38,6 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
 from test_bt_crosscheck import (  # noqa: E402
     CAPITAL,
+    FIRST,
     FIRST_PRICES,
     QUARTERLY_ONLY,
     START,
@@ -92,7 +95,7 @@ def best_of(repeat: int, run: Callable[[], float]) -> tuple[float, float]:
 def compare(case: Case, repeat: int, folder: Path) -> bool:
     """Time both sides on one case and print the figures; True when both goals are met."""
     end = date(START.year + case.years, 1, 1)
-    days = [START + timedelta(days=i) for i in range((end - START).days)]
+    days = [FIRST + timedelta(days=i) for i in range((end - FIRST).days)]
     closes = generated_closes(days, first=case.first_prices)
     plan = write_plan_files(
         folder / "plan", {"basket": ("quarterly", case.weights)}, [plan_stage("only")]

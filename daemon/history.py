@@ -11,6 +11,11 @@ Dates are ISO (YYYY-MM-DD), strictly increasing, rows at most `max_gap_days` apa
 is a positive number (within `PRICE_RANGE`), a point as decimal mark; an empty cell means "not
 listed yet" only before an asset's first price (a later gap is an error naming the row and the
 asset). Lines starting with # are comments. A byte order mark (Excel's "CSV UTF-8") is skipped.
+
+Point in time: a row holds the close at the END of its day, so it is known only from the
+midnight that ends the day: in the investor's time zone for a CSV file (its dates are read as
+the investor's days), in UTC for an exchange's daily candles (they close at 00:00 UTC). A job
+sees the last close known at its moment: during the day, the close of the day before.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import csv
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from stagewise.errors import PriceHistoryError
@@ -30,13 +35,23 @@ from stagewise.snapshot import Market
 MAX_GAP_DAYS = 31
 
 
+# How a simulation reads the history, for its report's header.
+POINT_IN_TIME = (
+    "a job sees only the closes known at its moment: a day's close from the midnight ending it"
+)
+
+
 @dataclass(frozen=True)
 class PriceHistory:
-    """Closes by day: `days` ascending, `closes[asset]` aligned with `days` (None = unlisted)."""
+    """Closes by day: `days` ascending, `closes[asset]` aligned with `days` (None = unlisted).
+
+    `zone`: the time zone whose midnight ends a row's day (UTC for exchange candles); None,
+    the investor's (a CSV file's dates are the investor's days)."""
 
     days: tuple[date, ...]
     closes: Mapping[str, tuple[float | None, ...]]
     source: str = ""
+    zone: tzinfo | None = None
 
     @property
     def assets(self) -> list[str]:
@@ -47,11 +62,38 @@ class PriceHistory:
         i = bisect.bisect_right(self.days, day) - 1
         return i if i >= 0 else None
 
-    def require(self, assets: Collection[str], start: date, end: date) -> None:
-        """Fail, naming them, if `assets` are absent or unpriced anywhere in [start, end)."""
-        if not self.days or start < self.days[0]:
-            first = self.days[0] if self.days else "nothing"
-            raise PriceHistoryError(f"{self.source}: history starts at {first}, after {start}")
+    def known_at(self, i: int, tz: tzinfo) -> datetime:
+        """When the close of row `i` is known: the midnight ending its day, in the history's
+        zone (or `tz`, the investor's)."""
+        return datetime.combine(self.days[i] + timedelta(days=1), time(0), self.zone or tz)
+
+    def known_index(self, moment: datetime, tz: tzinfo) -> int | None:
+        """Index of the last close known at `moment` (None: none yet); `tz` the investor's."""
+        return self.index_on(moment.astimezone(self.zone or tz).date() - timedelta(days=1))
+
+    def first_start(self, tz: tzinfo) -> date:
+        """The first day (in `tz`) a simulation can start: its midnight knows the first close."""
+        known = self.known_at(0, tz).astimezone(tz)
+        return known.date() if known.time() == time(0) else known.date() + timedelta(days=1)
+
+    def first_priced(self, asset: str) -> int | None:
+        """Index of `asset`'s first price (None: never priced)."""
+        return next((i for i, c in enumerate(self.closes[asset]) if c is not None), None)
+
+    def require(
+        self,
+        assets: Collection[str],
+        start: date,
+        end: date,
+        tz: tzinfo = UTC,
+        *,
+        strict: bool = False,
+    ) -> None:
+        """Fail, naming them, if `assets` are absent from the history, or never priced before
+        the last day of [start, end) (`strict`: not priced when it starts), or if no close is
+        known when it starts (midnight of `start` in `tz`)."""
+        if not self.days or start < self.first_start(tz):
+            raise PriceHistoryError(self._starts_too_late(start, tz))
         if end - timedelta(days=1) > self.days[-1] + timedelta(days=MAX_GAP_DAYS):
             raise PriceHistoryError(f"{self.source}: history ends at {self.days[-1]}, before {end}")
         missing = sorted(set(assets) - set(self.closes))
@@ -60,12 +102,33 @@ class PriceHistory:
                 f"{self.source}: no prices for {', '.join(missing)} (the plan holds them; add "
                 "a column per asset)"
             )
-        i = self.index_on(start)
+        known = self.known_index(_midnight(start, tz), tz)  # when the simulation starts
+        last = self.known_index(_midnight(end, tz) - timedelta(microseconds=1), tz)  # ends
         for asset in sorted(assets):
-            if i is None or self.closes[asset][i] is None:
+            first = self.first_priced(asset)
+            if strict and (first is None or known is None or first > known):
                 raise PriceHistoryError(
-                    f"{self.source}: {asset} has no price on {start} (listed later)"
+                    f"{self.source}: {asset} has no price known when the simulation starts "
+                    f"on {start} (listed later; --strict-history refuses it)"
                 )
+            if first is None or last is None or first > last:
+                raise PriceHistoryError(
+                    f"{self.source}: {asset} has no price before {end - timedelta(days=1)} "
+                    "(the plan holds it, and the history never lists it in the period)"
+                )
+
+    def _starts_too_late(self, start: date, tz: tzinfo) -> str:
+        if not self.days:
+            return f"{self.source}: history starts at nothing, after {start}"
+        return (
+            f"{self.source}: history starts at {self.days[0]}, after {start - timedelta(days=1)}: "
+            f"a job on {start} sees only closes of days that have ended; start on "
+            f"{self.first_start(tz)} or later"
+        )
+
+
+def _midnight(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time(0), tz)
 
 
 def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
@@ -177,7 +240,7 @@ def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) 
             if value is None and columns[asset] and columns[asset][-1] is not None:
                 value = columns[asset][-1]  # a day the exchange skipped: the last close holds
             columns[asset].append(value)
-    return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, source)
+    return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, source, UTC)
 
 
 def _utc_day(ms: int) -> date:
@@ -186,14 +249,15 @@ def _utc_day(ms: int) -> date:
 
 @dataclass
 class HistoryMarkets:
-    """A MarketSource over a PriceHistory: the close of the last day at or before `now`.
+    """A MarketSource over a PriceHistory: the last close known at `now` (point in time: a
+    day's close is known from the midnight that ends it, see `PriceHistory.known_at`).
 
     Market rules are the same for every asset (a simulated exchange): an amount step, a
     minimum order value, and a fee (the paper account applies its own)."""
 
     history: PriceHistory
     quote: str
-    tz: object = None
+    tz: tzinfo = UTC  # the investor's
     amount_step: float = 1e-8
     min_notional: float = 5.0
     _markets: dict[str, Market] = field(default_factory=dict)
@@ -206,8 +270,7 @@ class HistoryMarkets:
     def quotes(
         self, assets: Collection[str], now: datetime
     ) -> tuple[dict[str, float], dict[str, Market]]:
-        day = now.astimezone(self.tz).date() if self.tz else now.date()  # type: ignore[arg-type]
-        i = self.history.index_on(day)
+        i = self.history.known_index(now, self.tz)
         prices: dict[str, float] = {}
         if i is None:
             return prices, {}

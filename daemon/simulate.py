@@ -4,13 +4,17 @@ The same `Jobs`, the same schedules (`fire_times`), a paper account in a separat
 and the investor aging through stages and glide paths. Prices are daily or coarser, so the
 hourly drift watch runs once a day (its other checks of a day would see the same prices).
 The database is marked as a simulation's, and a simulation replaces no other file.
+
+Point in time: a job sees only the closes known at its moment (`history.HistoryMarkets`); an
+asset without a known price yet is left out of the targets until it lists (`listings`).
+Windfalls and emergency pauses of the plan are announced at their dates through the store's
+calls that `stagewise windfall`, `pause` and `resume` make live.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,7 +24,18 @@ from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
+from stagewise.listings import RULE as LISTING_RULE
+from stagewise.listings import ListedTargets
 from stagewise.paper import PaperAccount
+from stagewise.performance import Figures, figures
+from stagewise.plan_events import (
+    Announcement,
+    PlanEvent,
+    announcements,
+    check_events,
+    first_day,
+    note,
+)
 from stagewise.scheduler import Schedule, fire_times, schedules
 from stagewise.settings import Config
 from stagewise.store import Contents, StateError, Store
@@ -42,22 +57,50 @@ class SimulationResult:
 
     start: date
     end: date
-    seed_value: float
-    contributions: float
-    withdrawals: float
-    final_value: float
-    fees: float
-    turnover: float
-    max_drawdown: float
+    figures: Figures  # money, costs, returns, drawdowns, turnover, the value of every day
     proposals_by_job: dict[str, int]
     runs_by_status: dict[str, int]
     runs_by_job: dict[str, int]  # the runs recorded (a watch job records only when it acts)
     stages: list[StageSpan]
     churn: Churn  # how often and how small it proposed, what that cost
-    series: list[tuple[date, float, float]] = field(repr=False)  # day, value, invested so far
-    # The value of each holding on the first price day of each month.
-    allocation: list[tuple[date, dict[str, float]]] = field(default_factory=list, repr=False)
+    prices: str = ""  # where the prices came from, and the days of its dates
+    notes: list[str] = field(default_factory=list)  # assets listed later, plan events
     db_path: Path | None = None
+
+    # The figures most readers want, by name.
+    @property
+    def seed_value(self) -> float:
+        return self.figures.seed_value
+
+    @property
+    def contributions(self) -> float:
+        return self.figures.contributions
+
+    @property
+    def withdrawals(self) -> float:
+        return self.figures.withdrawals
+
+    @property
+    def final_value(self) -> float:
+        return self.figures.final_value
+
+    @property
+    def fees(self) -> float:
+        return self.figures.fees
+
+    @property
+    def max_drawdown(self) -> float:
+        return self.figures.max_drawdown
+
+    @property
+    def series(self) -> list[tuple[date, float, float]]:
+        """(day, value, money put in so far) of every day with a close or a payment."""
+        return [(d.day, d.value, d.invested) for d in self.figures.days]
+
+    @property
+    def allocation(self) -> list[tuple[date, dict[str, float]]]:
+        """The value of each holding on the first such day of each month."""
+        return self.figures.allocation
 
     @property
     def gain(self) -> float:
@@ -159,13 +202,17 @@ def simulate(
     db_path: Path,
     *,
     min_notional: float = 5.0,
+    events: Sequence[PlanEvent] = (),
+    strict_history: bool = False,
     progress: Callable[[float], None] | None = None,
 ) -> SimulationResult:
-    """Run every schedule of `config` from `start` to `end` over `history`; a fresh paper
-    account keeps the ledger and every proposal, in memory while it runs, then written to
-    `db_path` (replacing the last simulation there) in one step: the file is a whole
-    simulation or the old file. Raises OutputRefused, before anything runs, for a `db_path`
-    that is not a simulation's database (see `check_output`)."""
+    """Run every schedule of `config` from `start` to `end` over `history`, with the plan
+    `events` at their dates; a fresh paper account keeps the ledger and every proposal, in
+    memory while it runs, then written to `db_path` (replacing the last simulation there) in
+    one step: the file is a whole simulation or the old file. Raises OutputRefused, before
+    anything runs, for a `db_path` that is not a simulation's database (see `check_output`).
+    `strict_history`: refuse an asset not priced when the simulation starts, instead of
+    leaving it out of the targets until it lists."""
     if end <= start:
         raise UsageError(f"the simulation must end after it starts ({start} .. {end})")
     birth = config.settings.investor.birth_date
@@ -173,15 +220,19 @@ def simulate(
         raise UsageError(
             f"the simulation starts on {start}, before the investor's birth date {birth}"
         )
+    check_events(events, start, end)
     check_output(config, db_path)
     sim = simulation_config(config, db_path)
-    history.require(plan_assets(sim, start, end), start, end)
+    assets = plan_assets(sim, start, end)
+    history.require(assets, start, end, sim.tz, strict=strict_history)
     store = Store.open_memory()
     try:
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
         paper = sim.settings.paper
         account = PaperAccount(store, markets, sim.quote, fee_rate=paper.fee_rate)
         jobs = Jobs(sim, store, account, history=history)
+        # The jobs plan with the listed assets only (their targets are the one seam for it).
+        jobs.targets = ListedTargets(jobs.targets, history, sim.tz)  # type: ignore[assignment]
         start_at = _at(start, sim)
         end_at = _at(end, sim)
         store.mark_simulation(
@@ -195,8 +246,9 @@ def simulate(
         )
         if paper.initial_balances:
             account.seed(paper.initial_balances, start_at)
-        _drive(jobs, sim, start_at, end_at, progress)
+        _drive(jobs, sim, start_at, end_at, announcements(events, sim.tz), progress)
         result = _result(sim, store, history, start, end, db_path)
+        result.notes.extend(_notes(history, assets, start, end, sim, events))
         check_output(config, db_path)  # again: a file may have appeared there meanwhile
         store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
@@ -213,6 +265,7 @@ def _drive(
     config: Config,
     start_at: datetime,
     end_at: datetime,
+    announcements: list[Announcement],
     progress: Callable[[float], None] | None,
 ) -> None:
     span = (end_at - start_at).total_seconds()
@@ -220,7 +273,12 @@ def _drive(
     plan = [
         s for s in schedules(config, daily_prices=True) if _can_act(s, config, start_at, end_at)
     ]
+    waiting = iter(announcements)
+    due = next(waiting, None)
     for when, sched in fire_times(plan, start_at, end_at):
+        while due is not None and due[0] <= when:  # announced before this job runs
+            due[1](jobs.store)
+            due = next(waiting, None)
         jobs.fire(sched, when, when)
         if progress and when - last_report > timedelta(days=7):
             progress((when - start_at).total_seconds() / span)
@@ -260,20 +318,8 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
 def _result(
     config: Config, store: Store, history: PriceHistory, start: date, end: date, db_path: Path
 ) -> SimulationResult:
-    entries = store.ledger_entries()
-    quote = config.quote
-    seed = sum(
-        e.amount * (e.price if e.asset != quote and e.price else 1.0)
-        for e in entries
-        if e.kind == "seed"
-    )
-    contributions = sum(e.amount for e in entries if e.kind == "deposit")
-    withdrawals = -sum(e.amount for e in entries if e.kind == "withdrawal")
-    fees = -sum(e.amount for e in entries if e.kind == "fee")
-    traded = sum(abs(e.amount) for e in entries if e.kind == "fill" and e.asset == quote)
-    series, allocation = _series(entries, history, quote, start, end, config)
-    values = [v for _, v, _ in series]
-    average = sum(values) / len(values) if values else 0.0
+    span = (_at(start, config), _at(end, config))
+    money = figures(store.ledger_entries(), history, config.quote, span, config.tz)
     counts = store.counts()
     proposals, statuses, jobs = Counter(), Counter(), Counter()
     for (job, _side), n in counts["orders"].items():
@@ -284,82 +330,45 @@ def _result(
     return SimulationResult(
         start=start,
         end=end,
-        seed_value=seed,
-        contributions=contributions,
-        withdrawals=withdrawals,
-        final_value=values[-1] if values else seed,
-        fees=fees,
-        turnover=traded / average if average else 0.0,
-        max_drawdown=_max_drawdown(values),
+        figures=money,
         proposals_by_job=dict(sorted(proposals.items())),
         runs_by_status=dict(sorted(statuses.items())),
         runs_by_job=dict(sorted(jobs.items())),
         stages=_stages(config, start, end),
         churn=churn(
-            store.proposed_orders(), start=start, end=end, fees=fees, contributions=contributions
+            store.proposed_orders(),
+            start=start,
+            end=end,
+            fees=money.fees,
+            contributions=money.contributions,
         ),
-        series=series,
-        allocation=allocation,
+        prices=f"{history.source} (its dates are days in {history.zone or config.tz})",
         db_path=db_path,
     )
 
 
-def _series(entries, history, quote, start, end, config):
-    """Account value and money put in so far at each price day's close in [start, end), and
-    the value of each holding on the first price day of each month."""
+def _notes(
+    history: PriceHistory,
+    assets: set[str],
+    start: date,
+    end: date,
+    config: Config,
+    events: Sequence[PlanEvent],
+) -> Iterator[str]:
+    """What the report says besides its figures: the assets listed later, the events."""
     tz = config.tz
-    # Each entry counts from the local day it was made on (a day's close comes after it).
-    local_day = {at: at.astimezone(tz).date() for at in {e.at for e in entries}}  # per run
-    dated = sorted(((local_day[e.at], e.at, e) for e in entries), key=lambda x: x[1])
-    balances: dict[str, float] = {}
-    invested = 0.0
-    i = 0
-    out: list[tuple[date, float, float]] = []
-    allocation: list[tuple[date, dict[str, float]]] = []
-    closes = history.closes
-    held: list[tuple[float, tuple[float | None, ...]]] = []  # amount, closes of each holding
-    month = 0
-    first = bisect.bisect_left(history.days, start)
-    last = bisect.bisect_left(history.days, end)
-    for n in range(first, last):
-        day = history.days[n]
-        if i < len(dated) and dated[i][0] <= day:
-            while i < len(dated) and dated[i][0] <= day:
-                e = dated[i][2]
-                balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
-                if e.kind == "deposit":
-                    invested += e.amount
-                elif e.kind == "seed":
-                    invested += e.amount * (e.price if e.asset != quote and e.price else 1.0)
-                i += 1
-            held = [(amount, closes[a]) for a, amount in balances.items() if a != quote]
-        value = balances.get(quote, 0.0)
-        for amount, column in held:
-            value += amount * (column[n] or 0.0)
-        out.append((day, value, invested))
-        if day.year * 12 + day.month != month:  # the first price day of a month
-            month = day.year * 12 + day.month
-            allocation.append(
-                (
-                    day,
-                    {
-                        a: amount * (1.0 if a == quote else (closes[a][n] or 0.0))
-                        for a, amount in balances.items()
-                    },
-                )
-            )
-    return out, allocation
-
-
-def _max_drawdown(values: list[float]) -> float:
-    """The largest fall from a peak, as a fraction of the peak (contributions included)."""
-    peak, worst = 0.0, 0.0
-    for v in values:
-        if v > peak:
-            peak = v
-        elif peak > 0 and (peak - v) / peak > worst:
-            worst = (peak - v) / peak
-    return worst
+    known = history.known_index(_at(start, config), tz)
+    late = []
+    for asset in sorted(assets):
+        first = history.first_priced(asset)
+        if first is not None and (known is None or first > known):
+            joins = history.known_at(first, tz).astimezone(tz)
+            day = joins.date() if joins.time() == time(0) else joins.date() + timedelta(days=1)
+            late.append(f"{asset} (first close {history.days[first]}, in the targets from {day})")
+    if late:
+        yield f"listed later: {', '.join(late)}; {LISTING_RULE}"
+    for e in sorted(events, key=first_day):
+        yield note(e, end)
 
 
 def _stages(config: Config, start: date, end: date) -> list[StageSpan]:

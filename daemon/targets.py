@@ -218,10 +218,7 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
             held[asset] = w * pct / 100 * (1 - cash)
             weights[asset] = weights.get(asset, 0.0) + held[asset]
     rebalanced = {
-        asset
-        for name in per_index
-        if sleeves[name].cadence != "never"
-        for asset in members[name]
+        asset for name in per_index if sleeves[name].cadence != "never" for asset in members[name]
     }
     return Targets(
         on=on,

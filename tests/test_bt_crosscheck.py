@@ -8,10 +8,13 @@ to target. bt runs `RunQuarterly, SelectAll, WeighSpecified, Rebalance` with fra
 positions. Both must trade on the same days and agree on the value within 0.01 %.
 
 Dates: our quarterly rebalance fires on `schedule.rebalance_day` (1) of Jan/Apr/Jul/Oct at
-`rebalance_hour` in the investor's time zone (UTC here) and is priced at that day's close.
-bt's RunQuarterly fires on the first date of a new quarter and, with `run_on_first_date`
-(its default), on the first date of the data (bt's Backtest puts a day of pure cash before
-it). Starting the data on 1 January makes the two schedules the same.
+`rebalance_hour` in the investor's time zone (UTC here) and, point in time, is priced at the
+last close known then: the close of the day before, the quarter's last day. bt decides and
+fills at the close of the day it runs, so it runs on the last date of each quarter
+(`run_on_end_of_period`) and, with `run_on_first_date` (its default), on the first date of
+the data (bt's Backtest puts a day of pure cash before it). The data start on 31 December,
+the day before our simulation: each of bt's trades is ours of the next morning at the same
+price, and the two values agree at every close.
 
 bt is a test-only dependency (`pip install bt`); without it this file is skipped.
 """
@@ -39,6 +42,7 @@ from stagewise.store import Store  # noqa: E402
 WEIGHTS = {"X": 50, "Y": 30, "Z": 20}
 FIRST_PRICES = {"X": 30_000.0, "Y": 2_000.0, "Z": 1.5}
 START, END = date(2021, 1, 1), date(2024, 1, 1)  # [START, END): three years of days
+FIRST = START - timedelta(days=1)  # the data's first day: the close our first job sees
 CAPITAL = 100_000.0
 TOLERANCE = 1e-4  # 0.01 %
 
@@ -78,12 +82,13 @@ def run_bt(
     capital: float = CAPITAL,
 ):
     """bt's quarterly rebalance to `weights` (percent; the basket's by default) from
-    `capital` in cash; returns the finished Backtest."""
+    `capital` in cash, at the close of the first date and of each quarter's last; returns the
+    finished Backtest."""
     data = pd.DataFrame(closes, index=pd.DatetimeIndex(days))
     strategy = bt.Strategy(
         "quarterly",
         [
-            bt.algos.RunQuarterly(),
+            bt.algos.RunQuarterly(run_on_end_of_period=True),
             bt.algos.SelectAll(),
             bt.algos.WeighSpecified(**{a: w / 100 for a, w in weights.items()}),
             bt.algos.Rebalance(),
@@ -103,7 +108,7 @@ def run_bt(
 
 @pytest.fixture(scope="module")
 def prices() -> tuple[list[date], dict[str, tuple[float, ...]]]:
-    days = [START + timedelta(days=i) for i in range((END - START).days)]
+    days = [FIRST + timedelta(days=i) for i in range((END - FIRST).days)]
     return days, generated_closes(days)
 
 
@@ -126,19 +131,34 @@ def theirs(prices):
     return run_bt(closes, days)
 
 
-def test_bt_invests_on_the_first_date_and_trades_on_each_quarters_first_day(theirs, prices):
-    days, _ = prices
+def test_bt_invests_on_the_first_date_and_trades_on_each_quarters_last_day(theirs, prices):
     values = theirs.strategy.values
     # bt's Backtest starts one day before the data, all cash.
-    assert values.index[0].date() == START - timedelta(days=1)
+    assert values.index[0].date() == FIRST - timedelta(days=1)
     assert values.iloc[0] == CAPITAL
-    assert traded_days(theirs) == quarter_starts()
+    # 31 Dec 2023, the data's last date, ends no quarter bt can see the end of: no trade.
+    assert traded_days(theirs) == [d - timedelta(days=1) for d in quarter_starts()]
 
 
-def test_quarterly_rebalance_trades_on_the_same_days_as_bt(ours, theirs):
+def test_quarterly_rebalance_trades_the_morning_after_bt_at_its_close(ours, theirs):
     result, db = ours
-    assert traded_days(theirs) == our_traded_days(db) == quarter_starts()
+    assert our_traded_days(db) == quarter_starts()
+    assert [d + timedelta(days=1) for d in traded_days(theirs)] == quarter_starts()
     assert result.proposals_by_job == {"rebalance": 12 * len(WEIGHTS)}
+
+
+def test_our_rebalances_fill_at_the_close_bt_trades_at(ours, prices):
+    """Point in time: each rebalance fills at the close of the day before (no slippage)."""
+    _, db = ours
+    days, closes = prices
+    store = Store.open(db)
+    try:
+        proposals = store.proposals()
+    finally:
+        store.close()
+    for p in proposals:
+        before = p["finished_at"].date() - timedelta(days=1)
+        assert p["price"] == closes[p["base"]][days.index(before)]
 
 
 def test_quarterly_rebalance_final_value_matches_bt(ours, theirs):
@@ -154,7 +174,7 @@ def test_quarterly_rebalance_final_value_matches_bt(ours, theirs):
 def test_quarterly_rebalance_value_matches_bt_every_day(ours, theirs):
     result, _ = ours
     bt_values = {ts.date(): float(v) for ts, v in theirs.strategy.values.items()}
-    assert len(result.series) == len(bt_values) - 1  # bt's extra day of cash before
+    assert len(result.series) == len(bt_values) - 2  # bt's day of cash, our day before
     worst = max(abs(value / bt_values[day] - 1) for day, value, _ in result.series)
     assert worst < TOLERANCE
 

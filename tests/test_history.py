@@ -72,7 +72,9 @@ def test_the_shipped_sample_loads_and_covers_every_plan_asset():
     history = load_csv(shipped.path(shipped.SAMPLE_PRICES))
     plan = load_config(shipped.path(shipped.EXAMPLE)).plan
     assert set(plan.assets()) <= set(history.assets)
-    assert (history.days[0], history.days[-1]) == (date(2023, 1, 1), date(2026, 12, 31))
+    # The day before the demo's first: its jobs of 1 January 2023 see that close.
+    assert (history.days[0], history.days[-1]) == (date(2022, 12, 31), date(2026, 12, 31))
+    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2023, 1, 1)
     assert len(history.days) == (history.days[-1] - history.days[0]).days + 1  # every day
 
 
@@ -204,35 +206,64 @@ HISTORY = PriceHistory(
 )
 
 
-def test_require_passes_when_every_asset_is_priced_throughout():
-    HISTORY.require({"BTC"}, date(2020, 1, 1), date(2020, 1, 11))
-    HISTORY.require({"BTC", "SOL"}, date(2020, 1, 3), date(2020, 1, 5))
+def test_require_passes_when_every_asset_has_a_close_known_in_the_period():
+    HISTORY.require({"BTC"}, date(2020, 1, 2), date(2020, 1, 11))  # 1 Jan's close known
+    HISTORY.require({"BTC", "SOL"}, date(2020, 1, 4), date(2020, 1, 6))  # SOL's first: 3 Jan
+    # SOL lists later (its first close, of 3 January, is known on the 4th): it joins then.
+    HISTORY.require({"BTC", "SOL"}, date(2020, 1, 2), date(2020, 1, 6))
 
 
 def test_require_names_every_asset_absent_from_the_history():
     with pytest.raises(PriceHistoryError) as raised:
-        HISTORY.require({"BTC", "DOT", "ADA"}, date(2020, 1, 1), date(2020, 1, 5))
+        HISTORY.require({"BTC", "DOT", "ADA"}, date(2020, 1, 2), date(2020, 1, 5))
     message = str(raised.value)
     assert "test.csv: no prices for ADA, DOT" in message
     assert "BTC" not in message.split("no prices for")[1].split("(")[0]
 
 
-def test_require_names_an_asset_listed_after_the_start():
-    with pytest.raises(PriceHistoryError, match="SOL has no price on 2020-01-02 .listed later"):
-        HISTORY.require({"BTC", "SOL"}, date(2020, 1, 2), date(2020, 1, 5))
+def test_require_names_an_asset_never_priced_in_the_period():
+    # SOL's first close (3 January) is known from the 4th: a period ending on the 3rd never
+    # sees it.
+    with pytest.raises(PriceHistoryError, match="SOL has no price before 2020-01-03 .the plan"):
+        HISTORY.require({"BTC", "SOL"}, date(2020, 1, 2), date(2020, 1, 4))
+    never = PriceHistory(DAYS, {"BTC": HISTORY.closes["BTC"], "SUI": (None,) * 10}, "t.csv")
+    with pytest.raises(PriceHistoryError, match="SUI has no price before 2020-01-10"):
+        never.require({"BTC", "SUI"}, date(2020, 1, 2), date(2020, 1, 11))
 
 
-def test_require_refuses_a_start_before_the_history():
-    with pytest.raises(PriceHistoryError, match="history starts at 2020-01-01, after 2019-12-31"):
+def test_strict_history_names_an_asset_listed_after_the_start():
+    with pytest.raises(
+        PriceHistoryError, match="SOL has no price known when .* 2020-01-03 .listed"
+    ):
+        HISTORY.require({"BTC", "SOL"}, date(2020, 1, 3), date(2020, 1, 5), strict=True)
+    HISTORY.require({"BTC", "SOL"}, date(2020, 1, 4), date(2020, 1, 5), strict=True)
+
+
+def test_require_refuses_a_start_before_a_close_is_known():
+    # The first close (1 January) is known from the midnight that ends 1 January.
+    with pytest.raises(
+        PriceHistoryError, match="history starts at 2020-01-01.* start on 2020-01-02 or later"
+    ):
+        HISTORY.require({"BTC"}, date(2020, 1, 1), date(2020, 1, 5))
+    with pytest.raises(PriceHistoryError, match="history starts at 2020-01-01"):
         HISTORY.require({"BTC"}, date(2019, 12, 31), date(2020, 1, 5))
+
+
+def test_an_exchange_history_is_known_from_utc_midnights_in_any_zone():
+    history = from_closes({"BTC": [(JAN_2020_MS, 100.0), (JAN_2020_MS + DAY_MS, 101.0)]}, "x")
+    # 1 January's candle closes at 00:00 UTC on the 2nd: 01:00 in Berlin, 19:00 on the 1st
+    # in New York. The first whole day with it known: the 3rd in Berlin, the 2nd in New York.
+    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2020, 1, 3)
+    assert history.first_start(ZoneInfo("America/New_York")) == date(2020, 1, 2)
+    assert history.first_start(UTC) == date(2020, 1, 2)
 
 
 def test_require_allows_an_end_up_to_the_largest_gap_after_the_last_close():
     last = DAYS[-1]
     # [start, end) with end - 1 day at most MAX_GAP_DAYS after the last close: it holds.
-    HISTORY.require({"BTC"}, DAYS[0], last + timedelta(days=MAX_GAP_DAYS + 1))
+    HISTORY.require({"BTC"}, DAYS[1], last + timedelta(days=MAX_GAP_DAYS + 1))
     with pytest.raises(PriceHistoryError, match="history ends at 2020-01-10, before"):
-        HISTORY.require({"BTC"}, DAYS[0], last + timedelta(days=MAX_GAP_DAYS + 2))
+        HISTORY.require({"BTC"}, DAYS[1], last + timedelta(days=MAX_GAP_DAYS + 2))
 
 
 def test_require_on_an_empty_history_says_so():
@@ -271,20 +302,38 @@ def test_from_closes_refuses_a_close_outside_any_markets_prices(close):
 # --- prices for the paper account ---------------------------------------------------------------
 
 
-def test_history_markets_serve_the_close_of_the_investors_day():
+def test_history_markets_serve_the_last_close_known_at_the_moment():
+    """Point in time: a CSV's day ends at the investor's midnight, and its close is known
+    from then: during 2 January in Berlin, the close of 1 January, never the 2nd's."""
     markets = HistoryMarkets(HISTORY, "USDT", tz=ZoneInfo("Europe/Berlin"), min_notional=7.5)
-    # 23:30 UTC on 1 January is 00:30 on 2 January in Berlin: the close of 2 January.
+    # 23:30 UTC on 1 January is 00:30 on 2 January in Berlin: 1 January has ended.
     prices, rules = markets.quotes(["BTC", "SOL", "XRP"], datetime(2020, 1, 1, 23, 30, tzinfo=UTC))
-    assert prices == {"BTC": 101.0}  # SOL not listed yet, XRP not in the history
+    assert prices == {"BTC": 100.0}  # SOL not listed yet, XRP not in the history
     assert rules["BTC"].symbol == "BTC/USDT"
     assert rules["BTC"].min_notional == 7.5
-    before, none = markets.quotes(["BTC"], datetime(2019, 12, 31, 12, tzinfo=UTC))
+    # 22:30 UTC on 2 January is 23:30 in Berlin: the 2nd's close is not known yet.
+    late, _ = markets.quotes(["BTC"], datetime(2020, 1, 2, 22, 30, tzinfo=UTC))
+    assert late == {"BTC": 100.0}
+    # 22:30 UTC on 1 January is 23:30 on the 1st in Berlin: no close is known yet.
+    before, none = markets.quotes(["BTC"], datetime(2020, 1, 1, 22, 30, tzinfo=UTC))
     assert before == {} and none == {}
 
 
-def test_history_markets_serve_an_asset_from_the_day_it_is_listed():
+def test_history_markets_serve_exchange_closes_from_the_utc_midnight_after():
+    history = from_closes(
+        {"BTC": [(JAN_2020_MS, 100.0), (JAN_2020_MS + DAY_MS, 101.0)]}, "binance daily closes"
+    )
+    markets = HistoryMarkets(history, "USDT", tz=ZoneInfo("Europe/Berlin"))
+    # 00:30 on 3 January in Berlin is 23:30 UTC on the 2nd: only the 1st's candle has closed.
+    prices, _ = markets.quotes(["BTC"], datetime(2020, 1, 2, 23, 30, tzinfo=UTC))
+    assert prices == {"BTC": 100.0}
+    prices, _ = markets.quotes(["BTC"], datetime(2020, 1, 3, 0, 0, tzinfo=UTC))
+    assert prices == {"BTC": 101.0}
+
+
+def test_history_markets_serve_an_asset_from_the_day_after_its_first_close():
     markets = HistoryMarkets(HISTORY, "USDT", tz=UTC)
-    for day, listed in [(1, {"BTC"}), (2, {"BTC"}), (3, {"BTC", "SOL"}), (4, {"BTC", "SOL"})]:
+    for day, listed in [(1, set()), (2, {"BTC"}), (3, {"BTC"}), (4, {"BTC", "SOL"})]:
         prices, rules = markets.quotes(["BTC", "SOL"], datetime(2020, 1, day, 12, tzinfo=UTC))
         assert set(prices) == set(rules) == listed
         prices.clear()  # the caller's to keep: the next answer is whole

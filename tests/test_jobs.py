@@ -545,8 +545,9 @@ def test_read_only_cost_basis_follows_the_account_not_the_proposals(
 
 
 def rising_btc() -> PriceHistory:
-    """2027 day by day: ETH flat at 100, BTC at 100 that rises to 210 on 15 May."""
-    days = tuple(date(2027, 1, 1) + timedelta(days=n) for n in range(365))
+    """2027 day by day (from the last close of 2026, which the jobs of 1 January plan with):
+    ETH flat at 100, BTC at 100 that rises to 210 on 15 May."""
+    days = tuple(date(2026, 12, 31) + timedelta(days=n) for n in range(366))
     btc = tuple(100.0 if d < date(2027, 5, 15) else 210.0 for d in days)
     return PriceHistory(days, {"BTC": btc, "ETH": (100.0,) * len(days)}, "rising BTC")
 

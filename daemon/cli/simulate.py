@@ -7,18 +7,17 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stagewise import logs
-from stagewise.churn import SMALL_ORDER
-from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date, pct
+from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date
 from stagewise.errors import UsageError
+from stagewise.money import MAX_MONEY
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
-    from stagewise.churn import Churn
     from stagewise.history import PriceHistory
-    from stagewise.simulate import SimulationResult
+    from stagewise.plan_events import Pause, Windfall
 
 
 HELP = """\
@@ -27,7 +26,26 @@ re-assessment) on a simulated clock from --start to --end, with a paper account 
 separate database, and prints a report. Prices come from a CSV file (--prices; format:
 header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
 config's exchange (--from-exchange; downloaded once, then cached). Without either, the
-shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market."""
+shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market.
+
+Point in time: a row's close is known from the midnight that ends its day (a CSV's days
+are yours, the exchange's are UTC days): a job sees the close of the day before, never its
+own day's. A coin without a price yet is left out of the targets until its first close is
+known (its weight goes to the listed coins of its index; --strict-history refuses instead).
+
+The report's figures:
+  contributions     every deposit (DCA and windfalls); withdrawals: money paid out
+  fees, slippage    fees paid; fills worse than the close they were planned at
+  trading costs     fees + slippage
+  money-weighted    XIRR: the yearly rate at which every payment in and out, and the
+                    final value, discount to zero (your money's return; days / 365)
+  time-weighted     the yearly growth of one unit held throughout, payments removed
+                    (the plan's return, whenever money came in)
+  max drawdown      the largest fall from a peak of the value (contributions count as a
+                    rise), and of the time-weighted curve (the portfolio's own fall)
+  turnover          the lesser of bought and sold by rebalancing and profit-taking, a
+                    year, over the average daily value; DCA, windfall and withdrawal
+                    trades apart (1.00x: the whole account traded once a year)"""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -41,7 +59,12 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         action="store_true",
         help="download daily closes from the config's exchange (cached for later runs)",
     )
-    p.add_argument("--start", type=parse_date, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument(
+        "--start",
+        type=parse_date,
+        metavar="YYYY-MM-DD",
+        help="first day (default: the first a close is known, the day after the history's first)",
+    )
     p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="day after the last")
     p.add_argument(
         "--db",
@@ -71,6 +94,28 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         help="draw value vs contributions and allocation: .png, .svg, .pdf ... "
         "(needs stagewise[plot])",
     )
+    p.add_argument(
+        "--windfall",
+        type=windfall_event,
+        action="append",
+        default=[],
+        metavar="DATE:AMOUNT",
+        help="a bonus announced on DATE, as `stagewise windfall AMOUNT` (repeatable)",
+    )
+    p.add_argument(
+        "--pause",
+        type=pause_event,
+        action="append",
+        default=[],
+        metavar="FROM:TO[:REASON]",
+        help="the emergency pause from FROM, resumed on TO (repeatable)",
+    )
+    p.add_argument(
+        "--strict-history",
+        action="store_true",
+        help="refuse a plan asset without a price on the first day (default: it joins the "
+        "targets from its first price)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--verbose",
@@ -87,6 +132,43 @@ def non_negative_amount(text: str) -> float:
     if not 0 <= value < float("inf"):  # NaN too
         raise argparse.ArgumentTypeError(f"'{text}' must be an amount of 0 or more")
     return value
+
+
+def windfall_event(text: str) -> Windfall:
+    from stagewise.plan_events import Windfall
+
+    day, _, amount = text.partition(":")
+    try:
+        value = float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not DATE:AMOUNT") from None
+    if not 0 < value <= MAX_MONEY:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"'{text}': the amount must be positive, at most {MAX_MONEY:,.0f}"
+        )
+    return Windfall(_event_date(text, day), value)
+
+
+def pause_event(text: str) -> Pause:
+    from stagewise.plan_events import Pause
+
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise argparse.ArgumentTypeError(f"'{text}' is not FROM:TO[:REASON]")
+    start, end = _event_date(text, parts[0]), _event_date(text, parts[1])
+    if end <= start:
+        raise argparse.ArgumentTypeError(f"'{text}': the pause must end after it starts")
+    reason = parts[2].strip() if len(parts) == 3 and parts[2].strip() else "simulated pause"
+    return Pause(start, end, reason)
+
+
+def _event_date(text: str, day: str) -> date:
+    try:
+        return date.fromisoformat(day.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': '{day}' is not a date like 2027-01-31"
+        ) from None
 
 
 def non_negative_int(text: str) -> int:
@@ -119,14 +201,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path(config)
     check_output(config, db_path)  # before a download, not only before the simulation runs
     history = load_history(args, config)
-    start = args.start or history.days[0]
+    start = args.start or history.first_start(config.tz)  # the first day a close is known
     end = args.end or history.days[-1] + timedelta(days=1)
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(
-        config, history, start, end, db_path, min_notional=args.min_notional, progress=show
+        config,
+        history,
+        start,
+        end,
+        db_path,
+        min_notional=args.min_notional,
+        events=[*args.windfall, *args.pause],
+        strict_history=args.strict_history,
+        progress=show,
     )
     if show:
         print(file=sys.stderr)
+    from stagewise.cli.simulate_report import render_report, result_json
+
     if args.json:
         emit_json(result_json(result))
     else:
@@ -169,8 +261,9 @@ def download_history(config: Config, start: date, end: date) -> PriceHistory:
     public = config.settings.exchange.model_copy(
         update={"api_key": None, "secret": None, "password": None}
     )
+    # From two days before: the closes a job of the first day knows (UTC days, in any zone).
     since = int(
-        datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC).timestamp() * 1000
+        datetime.combine(start - timedelta(days=2), datetime.min.time(), UTC).timestamp() * 1000
     )
     until = int(datetime.combine(end, datetime.min.time(), UTC).timestamp() * 1000)
     cache = Store.open(config.settings.state.path.with_name("price-cache.db"))
@@ -205,99 +298,6 @@ def _progress_bar(start: date, end: date) -> Callable[[float], None]:
         )
 
     return show
-
-
-def result_json(r: SimulationResult) -> dict[str, Any]:
-    return {
-        "start": r.start.isoformat(),
-        "end": r.end.isoformat(),
-        "seed_value": round(r.seed_value, 2),
-        "contributions": round(r.contributions, 2),
-        "withdrawals": round(r.withdrawals, 2),
-        "final_value": round(r.final_value, 2),
-        "gain": round(r.gain, 2),
-        "fees": round(r.fees, 2),
-        "turnover": round(r.turnover, 4),
-        "max_drawdown": round(r.max_drawdown, 4),
-        **_churn_json(r.churn),
-        "proposals_by_job": r.proposals_by_job,
-        "runs_by_status": r.runs_by_status,
-        "runs_by_job": r.runs_by_job,
-        "stages": [
-            {"from": s.starts.isoformat(), "stage": s.stage, "glide": s.glide} for s in r.stages
-        ],
-        "database": str(r.db_path),
-    }
-
-
-def _churn_json(c: Churn) -> dict[str, Any]:
-    """The churn figures under stable keys (the README's simulate section lists them)."""
-
-    def rounded(x: float | None, digits: int) -> float | None:
-        return None if x is None else round(x, digits)
-
-    return {
-        "proposals_per_year": round(c.proposals_per_year, 2),
-        "early_rebalances": c.early_rebalances,
-        "median_days_between_early_rebalances": rounded(c.median_days_between_early_rebalances, 2),
-        "median_order_notional": rounded(c.median_order_notional, 2),
-        "orders_under_20": c.orders_under_20,
-        "fees_share_of_contributions": rounded(c.fees_share_of_contributions, 6),
-    }
-
-
-def _churn_rows(c: Churn, fees: float, q: str) -> list[list[str]]:
-    """The report's rows of what a person judges churn by (the fees row carries its share)."""
-    early = f"{c.early_rebalances:,} by the drift watch"
-    if c.median_days_between_early_rebalances is not None:
-        early += f", a median {c.median_days_between_early_rebalances:.1f} days apart"
-    median = c.median_order_notional
-    small = f"{c.orders_under_20:,} under {SMALL_ORDER:g} {q}"
-    if c.proposals:
-        small += f" ({pct(c.orders_under_20 / c.proposals)} of the orders)"
-    share = c.fees_share_of_contributions
-    return [
-        ["proposals a year", f"{c.proposals_per_year:,.1f} ({c.proposals:,} in all)"],
-        ["early rebalances", early],
-        ["median order", "none" if median is None else f"{median:,.2f} {q}"],
-        ["small orders", small],
-        [
-            "fees",
-            f"{fees:,.2f} {q}" + ("" if share is None else f" ({pct(share)} of contributions)"),
-        ],
-    ]
-
-
-def render_report(r: SimulationResult, config: Config) -> str:
-    from tabulate import tabulate  # only the commands that print tables load it (not `run`)
-
-    q = config.quote
-    rows = [
-        ["period", f"{r.start} .. {r.end - timedelta(days=1)}"],
-        ["starting balance", f"{r.seed_value:,.2f} {q}"],
-        ["contributions", f"{r.contributions:,.2f} {q}"],
-        ["withdrawals", f"{r.withdrawals:,.2f} {q}"],
-        ["final value", f"{r.final_value:,.2f} {q}"],
-        ["gain", f"{r.gain:,.2f} {q}"],
-        ["max drawdown", pct(r.max_drawdown)],
-        ["turnover", f"{r.turnover:.2f}x average value"],
-        *_churn_rows(r.churn, r.fees, q),
-        ["proposals", ", ".join(f"{k} {v}" for k, v in r.proposals_by_job.items()) or "none"],
-        ["runs", ", ".join(f"{k} {v}" for k, v in r.runs_by_status.items())],
-        ["runs by job", ", ".join(f"{k} {v}" for k, v in r.runs_by_job.items())],
-    ]
-    stages = [[s.starts, s.stage, s.glide or ""] for s in r.stages]
-    return "\n".join(
-        [
-            "simulation (paper account; never an order)",
-            tabulate(rows, tablefmt="plain", disable_numparse=True),
-            "",
-            tabulate(stages, headers=["from", "stage", "glide path"]),
-            "",
-            f"every run and proposal: {r.db_path} (sqlite-utils / Datasette, or "
-            f"`stagewise proposals --db {r.db_path}`)",
-        ]
-    )
 
 
 def render_last_proposals(db_path: Path, n: int, tz: tzinfo) -> str:
