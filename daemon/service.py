@@ -14,10 +14,11 @@ daemon (systemd restarts it but for 78).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,9 +28,11 @@ import tenacity
 
 from stagewise.errors import ConfigError, StagewiseError, StateBusy, StateUnavailable
 from stagewise.notify import Notifier
+from stagewise.outbox import Outbox, outbox_for
 from stagewise.runtime import Runtime, open_runtime, seed_paper
 from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
 from stagewise.settings import Config, load_config
+from stagewise.store import Store
 
 log = structlog.get_logger()
 
@@ -40,6 +43,9 @@ IDLE_TICK_SECONDS = 30.0
 # TimeoutStartSec=90s beside the exchange check.
 BUSY_TRIES = 4
 BUSY_PAUSE_SECONDS = 2.0
+# How long a stop waits for a notification being delivered (it is marked 'interrupted' at the
+# next start if it has not finished by then: never sent twice).
+TELL_JOIN_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -62,6 +68,10 @@ class Service:
         self.wake = threading.Event()
         self.last_result = "no run yet"
         self.status_sent: str | None = None
+        # Notifications (None: none configured): delivered by a thread of their own.
+        self.outbox: Outbox | None = outbox_for(config)
+        self.tell_wanted = threading.Event()
+        self.teller: threading.Thread | None = None
         self.runtime: Runtime = self.while_busy(
             "open_state", lambda: open_runtime(config, clock=utcnow)
         )
@@ -84,6 +94,8 @@ class Service:
     def start_state(self, now: datetime) -> list[tuple[datetime, Schedule]]:
         """What start-up writes: the paper seed, the catch-up, the start event. Returns the
         fires the catch-up ran that failed (retried once the scheduler runs)."""
+        if self.outbox is not None:
+            self.outbox.begin(self.runtime.store, now)
         seed_paper(self.runtime, now)
         failed = self.catch_up(now)
         self.runtime.store.add_event("daemon_started", now, {"mode": self.mode})
@@ -96,6 +108,9 @@ class Service:
         self.install_signal_handlers()
         self.start()
         threading.Thread(target=self.reloads, name="reload", daemon=True).start()
+        if self.outbox is not None:
+            self.teller = threading.Thread(target=self.tells, name="notify", daemon=True)
+            self.teller.start()
         interval = self.notifier.watchdog_interval()
         ping_every = interval / 2 if interval else None
         next_ping = time.monotonic()
@@ -120,6 +135,9 @@ class Service:
         log.info("daemon_stopping")
         if self.scheduler is not None:
             self.scheduler.shutdown()  # waits for a running job; its run is one transaction
+        if self.teller is not None:
+            self.tell_wanted.set()
+            self.teller.join(timeout=TELL_JOIN_SECONDS)
         with self.lock:
             self.note("daemon_stopped", {})
             self.runtime.close()
@@ -162,6 +180,7 @@ class Service:
                 self.last_result = f"{o.period} {o.status}, {o.orders} orders"
         if any(o.status == "failed" for o in outcomes) and not schedule.checks:
             self.retry_later(schedule, scheduled_at)
+        self.tell_wanted.set()
         self.wake.set()
 
     def retry_later(self, schedule: Schedule, scheduled_at: datetime) -> None:
@@ -263,6 +282,29 @@ class Service:
         except StateUnavailable as e:
             log.error("event_not_recorded", kind=kind, error=str(e))
 
+    # -- notifications -------------------------------------------------------------------
+
+    def tells(self) -> None:
+        """The notification thread: after each fire, and at least every idle tick (for what a
+        command beside the daemon recorded, e.g. `stagewise pause`), what was recorded since
+        the last look is told. Jobs never wait for it."""
+        while not self.stop_requested.is_set():
+            self.tell_wanted.wait(timeout=IDLE_TICK_SECONDS)
+            self.tell_wanted.clear()
+            outbox = self.outbox
+            if outbox is None or self.stop_requested.is_set():
+                continue
+            try:
+                outbox.tell(self.store_for_notices, utcnow)
+            except Exception:  # a bug must not end the notifications: log it whole, go on
+                log.exception("notify_crashed")
+
+    @contextlib.contextmanager
+    def store_for_notices(self) -> Iterator[Store | None]:
+        """The store, held (one thread at a time uses it); None once stopping."""
+        with self.lock:
+            yield None if self.stop_requested.is_set() else self.runtime.store
+
     # -- reload --------------------------------------------------------------------------
 
     def reloads(self) -> None:
@@ -302,12 +344,14 @@ class Service:
         """Run `config` from now on (the caller holds the lock); False, keeping the old one,
         when its runtime cannot be opened (e.g. its state file is busy)."""
         try:
+            outbox = outbox_for(config)
             runtime = self.while_busy("config_reload", lambda: open_runtime(config, clock=utcnow))
         except StagewiseError as e:
             log.error("config_reload_failed", error=str(e))
             return False
         old, self.runtime = self.runtime, runtime
         old.close()
+        self.outbox = outbox
         if self.scheduler is not None:
             self.scheduler.install(schedules(config))
         self.note("config_reloaded", {"path": str(self.config_path)})

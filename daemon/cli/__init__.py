@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     proposals = command("proposals", cmd_proposals, "the orders proposed so far, newest first")
     proposals.add_argument("--since", type=parse_time, metavar="TIME", help="only since TIME")
     proposals.add_argument("--job", choices=(*JOBS, "windfall"), help="only of this job")
+    proposals.add_argument("--period", metavar="KEY", help="only of this period (dca:2027-01)")
     proposals.add_argument("--limit", type=positive_int, default=50, help="at most N (50)")
     proposals.add_argument("--json", action="store_true", help="print as JSON")
     proposals.add_argument(
@@ -207,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     from stagewise.cli.init import add_init_command
 
     add_init_command(command)
+
+    from stagewise.cli.notify import add_notify_command
+    from stagewise.cli.view import add_view_command
+
+    add_notify_command(command)
+    add_view_command(command)
     return parser
 
 
