@@ -3,7 +3,9 @@
 Memory at start is a goal (bench/bench_daemon.py: at most 1.25x a bare `import ccxt`). These
 modules were found to cost it: sqlite-utils (and, through it, pandas and numpy whenever they
 are installed, as the test extra installs them: +44 MiB), the table printer, the plotting
-extra. None of them is needed to run the jobs.
+extra. None of them is needed to run the jobs. Apprise (the notify extra: +26 MiB once its
+plugins load) is imported only when notification targets are configured; Datasette (the
+view extra) only by `stagewise view`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ import json
 import subprocess
 import sys
 
-NOT_FOR_THE_DAEMON = ("sqlite_utils", "click", "pandas", "numpy", "tabulate", "matplotlib")
+NOT_FOR_THE_DAEMON = (
+    "sqlite_utils",
+    "click",
+    "pandas",
+    "numpy",
+    "tabulate",
+    "matplotlib",
+    "apprise",
+    "datasette",
+    "yaml",
+)
 
 LOAD_THE_DAEMON = """
 import json, sys
 import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
 import stagewise.store, stagewise.exchange, stagewise.scheduler, stagewise.paper
+import stagewise.outbox, stagewise.messages, stagewise.cli.notify, stagewise.cli.view
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
@@ -33,3 +46,34 @@ def test_the_daemon_loads_no_module_it_does_not_need() -> None:
     loaded = loaded_by_the_daemon()
     assert {"ccxt", "apscheduler", "structlog", "stagewise"} <= loaded  # the probe imports
     assert loaded.isdisjoint(NOT_FOR_THE_DAEMON), loaded & set(NOT_FOR_THE_DAEMON)
+
+
+OUTBOX_OF = """
+import json, sys
+from pathlib import Path
+from stagewise.outbox import outbox_for
+from stagewise.settings import load_config
+outbox = outbox_for(load_config(Path(sys.argv[1])))
+print(json.dumps([outbox is not None, "apprise" in sys.modules]))
+"""
+
+
+def test_apprise_is_imported_only_when_notification_targets_are_configured(
+    write_config,
+) -> None:
+    import os
+
+    config = str(write_config())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
+    found = []
+    for urls in (None, "json://127.0.0.1:9/hook"):
+        run_env = env if urls is None else {**env, "STAGEWISE_NOTIFY__URLS": urls}
+        out = subprocess.run(
+            [sys.executable, "-c", OUTBOX_OF, config],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=run_env,
+        ).stdout
+        found.append(json.loads(out))
+    assert found == [[False, False], [True, True]]
