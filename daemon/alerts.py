@@ -18,7 +18,7 @@ import tenacity
 from apprise.utils.parse import parse_urls
 
 from stagewise.errors import ConfigError
-from stagewise.settings import NOTIFY_URLS_ENV, NotifySettings
+from stagewise.settings import NOTIFY_URLS_ENV, PLACEHOLDER_PREFIX, NotifySettings
 
 TYPES = {
     "info": apprise.NotifyType.INFO,
@@ -61,6 +61,12 @@ class AppriseTargets:
         self.servers = []
         problems = []
         for number, url in enumerate(parse_urls(text), start=1):
+            if PLACEHOLDER_PREFIX in url:
+                problems.append(
+                    f"{NOTIFY_URLS_ENV}: target {number} holds a placeholder from "
+                    "stagewise.env.example, not a URL: put your service's URL there"
+                )
+                continue
             server = apprise.Apprise.instantiate(url, asset=asset)
             if server is None:
                 problems.append(

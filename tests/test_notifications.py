@@ -102,6 +102,8 @@ def test_a_bad_target_is_named_by_its_place_and_service_never_by_its_url() -> No
         "(see https://github.com/caronc/apprise/wiki for the forms)"
     ]
     assert token not in str(raised.value)
+    with pytest.raises(ConfigError, match="target 1 holds a placeholder"):
+        AppriseTargets(settings("tgram://replace-with-bot-token/replace-with-chat-id"))
 
 
 # --- the daemon, in-process: claimed once, delivered apart from the jobs -------------------
@@ -377,6 +379,11 @@ def test_the_urls_variable_is_a_setting_shown_by_no_command(write_config, cli) -
         done = cli(*command, "--config", str(config), env=env)
         assert done.returncode == 0, (command, done.stderr)
         assert token not in done.stdout + done.stderr
+    checked = cli("check-config", "--json", "--config", str(config), env=env)
+    assert json.loads(checked.stdout)["notify"] == ["target 1 (JSON)"]
+    bad = cli("check-config", "--config", str(config), env={URLS: f"nosuch://{token}"})
+    assert bad.returncode == 78 and "target 1 is not a URL Apprise can send to" in bad.stderr
+    assert token not in bad.stdout + bad.stderr
     misspelt = cli("check-config", "--config", str(config), env={"STAGEWISE_NOTIFY__URL": token})
     assert misspelt.returncode == 78
     assert "did you mean STAGEWISE_NOTIFY__URLS?" in misspelt.stderr
@@ -404,3 +411,33 @@ def test_the_state_keeps_no_url_of_a_sent_message(service_with) -> None:
         for file in state_files(db_path):
             assert path.encode() not in file.read_bytes()
             assert f":{receiver.port}".encode() not in file.read_bytes()
+
+
+def test_a_look_another_daemon_claimed_first_is_not_claimed_again(tmp_path: Path) -> None:
+    from stagewise.store import Store
+    from stagewise.store.notices import Notice
+
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    path = tmp_path / "state.db"
+    mine, theirs = Store.open(path), Store.open(path)
+    try:
+        mine.start_telling(at)
+        mine.record_run(
+            job="reassess",
+            period="reassess:2027",
+            scheduled_at=at,
+            started_at=at,
+            finished_at=at,
+            status="ok",
+            mode="paper",
+        )
+        looked, seen = mine.untold(at), theirs.untold(at)
+        assert looked == seen and [r["period"] for r in looked.runs] == ["reassess:2027"]
+        notice = Notice("stage", "info", "t", "b", run_id=looked.runs[0]["id"])
+        assert len(theirs.claim_notices(seen, [notice], at)) == 1
+        assert mine.claim_notices(looked, [notice], at) == []  # the cursor moved: not twice
+        assert mine.untold(at).runs == []
+        assert mine.notice_counts()["sending"] == 1
+    finally:
+        mine.close()
+        theirs.close()

@@ -325,6 +325,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     problems = [p for p in (s.exchange.missing_keys(), unknown_exchange(s.exchange.id)) if p]
     if problems:
         raise ConfigError(f"{config.path}: invalid configuration", problems)
+    notify: list[str] = []
+    if s.notify.configured:  # each target parses, by its number and service (never its URL)
+        from stagewise.outbox import targets_for
+
+        notify = targets_for(s.notify).names
     summary = {
         "config": str(config.path),
         "mode": s.exchange.mode,
@@ -336,6 +341,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         "assets": config.plan.assets(),
         "state": str(s.state.path),
         "timezone": s.investor.timezone,
+        "notify": notify,
     }
     if args.json:
         emit_json({"ok": True, **summary})
@@ -350,6 +356,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(summary['assets'])} assets; time zone {s.investor.timezone}"
     )
     print(f"  state: {s.state.path}")
+    print(
+        f"  notifications: {', '.join(notify) if notify else 'off (STAGEWISE_NOTIFY__URLS unset)'}"
+    )
     return EX_OK
 
 

@@ -22,7 +22,6 @@ from stagewise import shipped
 from stagewise.cli import EX_OK, EX_UNAVAILABLE, load
 from stagewise.errors import InputMissing
 
-METADATA = "datasette.yml"
 SHIPPED_DATABASE = "stagewise"  # the key config/datasette.yml describes (stagewise.db)
 HOST = "127.0.0.1"
 
@@ -42,7 +41,7 @@ def metadata_for(database: str) -> dict[str, Any]:
     file's name without its suffix)."""
     import yaml  # Datasette's own dependency: there whenever Datasette is
 
-    data = yaml.safe_load(shipped.text(METADATA))
+    data = yaml.safe_load(shipped.text(shipped.DATASETTE))
     databases = data["databases"]
     databases[database] = databases.pop(SHIPPED_DATABASE)
     return data
