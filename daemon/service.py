@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import tenacity
 
 from stagewise.errors import ConfigError, StagewiseError, StateBusy, StateUnavailable
 from stagewise.notify import Notifier
-from stagewise.outbox import Outbox, outbox_for
 from stagewise.runtime import Runtime, open_runtime, seed_paper
 from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
 from stagewise.settings import Config, load_config
@@ -47,7 +46,20 @@ BUSY_PAUSE_SECONDS = 2.0
 # next start if it has not finished by then: never sent twice).
 TELL_JOIN_SECONDS = 2.0
 
+if TYPE_CHECKING:
+    from stagewise.outbox import Outbox
+
 T = TypeVar("T")
+
+
+def notifications(config: Config) -> Outbox | None:
+    """The config's outbox; None without notification targets (then neither the messages
+    nor Apprise are imported: the daemon's memory is as without the extra)."""
+    if not config.settings.notify.configured:
+        return None
+    from stagewise.outbox import outbox_for
+
+    return outbox_for(config)
 
 
 def utcnow() -> datetime:
@@ -69,7 +81,7 @@ class Service:
         self.last_result = "no run yet"
         self.status_sent: str | None = None
         # Notifications (None: none configured): delivered by a thread of their own.
-        self.outbox: Outbox | None = outbox_for(config)
+        self.outbox: Outbox | None = notifications(config)
         self.tell_wanted = threading.Event()
         self.teller: threading.Thread | None = None
         self.runtime: Runtime = self.while_busy(
@@ -344,7 +356,7 @@ class Service:
         """Run `config` from now on (the caller holds the lock); False, keeping the old one,
         when its runtime cannot be opened (e.g. its state file is busy)."""
         try:
-            outbox = outbox_for(config)
+            outbox = notifications(config)
             runtime = self.while_busy("config_reload", lambda: open_runtime(config, clock=utcnow))
         except StagewiseError as e:
             log.error("config_reload_failed", error=str(e))
