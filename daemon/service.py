@@ -123,6 +123,7 @@ class Service:
         if self.outbox is not None:
             self.teller = threading.Thread(target=self.tells, name="notify", daemon=True)
             self.teller.start()
+            self.tell_wanted.set()  # what the start's catch-up recorded
         interval = self.notifier.watchdog_interval()
         ping_every = interval / 2 if interval else None
         next_ping = time.monotonic()
