@@ -4,7 +4,8 @@ systemd notify (READY, WATCHDOG, STATUS, STOPPING), SIGHUP reload and SIGTERM st
 The main loop only pings the watchdog and refreshes STATUS: it never waits for a job. Jobs
 run one at a time in the scheduler's worker; a reload runs in a thread of its own and waits
 there for the running job, so a job stuck on a timing-out exchange, with a reload behind it,
-never silences the watchdog.
+never silences the watchdog. Notifications (when targets are configured) are delivered by a
+thread of their own too, after each run is recorded: no job waits for a slow target.
 
 A failing job is logged and recorded, never fatal; a state file another process is writing
 is tried again. Only a bad config at start (exit 78), an exchange that cannot be reached at
@@ -31,7 +32,6 @@ from stagewise.notify import Notifier
 from stagewise.runtime import Runtime, open_runtime, seed_paper
 from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
 from stagewise.settings import Config, load_config
-from stagewise.store import Store
 
 log = structlog.get_logger()
 
@@ -48,6 +48,7 @@ TELL_JOIN_SECONDS = 2.0
 
 if TYPE_CHECKING:
     from stagewise.outbox import Outbox
+    from stagewise.store import Store
 
 T = TypeVar("T")
 
