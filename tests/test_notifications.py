@@ -205,8 +205,10 @@ def test_a_message_claimed_when_the_daemon_stopped_is_interrupted_never_resent(
 
 def test_a_hanging_receiver_never_delays_the_next_job_and_loses_no_run(service_with) -> None:
     with Receiver(hold=60) as receiver:
-        service = service_with(receiver.url())
-        service.outbox.begin(service.runtime.store, datetime.now(UTC))
+        # 2 attempts of 2 s: the delivery hangs for over 4 s.
+        service = service_with(receiver.url(), {"notify": {"timeout_seconds": 2, "attempts": 2}})
+        store = service.runtime.store
+        service.outbox.begin(store, datetime.now(UTC))
         service.teller = threading.Thread(target=service.tells, daemon=True)
         with capture_logs() as logs:
             service.teller.start()
@@ -217,12 +219,17 @@ def test_a_hanging_receiver_never_delays_the_next_job_and_loses_no_run(service_w
                 time.sleep(0.01)
             began = time.monotonic()
             fire(service, "reassess")
-            assert time.monotonic() - began < 0.5  # the job did not wait for the delivery
-            deadline = time.monotonic() + 10
-            while service.runtime.store.notice_counts()["failed"] < 1:
+            assert time.monotonic() - began < 1.0  # the job did not wait for the delivery
+            with service.store_for_notices() as held:
+                assert held.notice_counts()["sending"] == 1  # still hanging meanwhile
+            deadline = time.monotonic() + 15
+            while True:
+                with service.store_for_notices() as held:
+                    if held.notice_counts()["failed"] == 1:
+                        break
                 assert time.monotonic() < deadline, "the failure was not recorded"
                 time.sleep(0.05)
-    runs = {r["job"]: r["status"] for r in service.runtime.store.runs()}
+    runs = {r["job"]: r["status"] for r in store.runs()}
     assert runs == {"dca": "ok", "reassess": "ok"}
     (failed,) = [e for e in logs if e["event"] == "notification_failed"]
     assert failed["log_level"] == "warning"
