@@ -14,6 +14,9 @@ watch's minute is put half an hour away so no job fires while it is measured.
   share of one core. Goal: under 0.5 %. Also counts requests to the stand-in meanwhile (0 is
   expected: nothing is due).
 
+`--notify` configures a notification target (the notify extra's Apprise is then loaded; its
+memory is measured, not held to the goal, which is for the daemon without extras).
+
 The venv may hold the test extra (bt brings pandas and numpy): the daemon imports neither,
 so the figure is the same with or without it (tests/test_imports.py keeps it so).
 """
@@ -120,7 +123,7 @@ def bare_ccxt(seconds: float) -> tuple[int, int, float]:
     return rss, hwm, took
 
 
-def run_daemon(idle_seconds: float) -> dict[str, float]:
+def run_daemon(idle_seconds: float, notify: bool = False) -> dict[str, float]:
     """Start the daemon, wait for READY, measure, stop it."""
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp, StandinExchange() as ex:
         folder = Path(tmp)
@@ -135,6 +138,8 @@ def run_daemon(idle_seconds: float) -> dict[str, float]:
         sock.settimeout(0.2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
         env |= {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+        if notify:  # a target no message reaches while idle (nothing is due)
+            env["STAGEWISE_NOTIFY__URLS"] = "json://127.0.0.1:9/bench"
         log = (folder / "daemon.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "stagewise", "--config", str(config), "run"],
@@ -187,13 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle-seconds", type=float, default=60, help="how long to watch it idle (60)"
     )
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="with a notification target configured (the notify extra: Apprise is loaded)",
+    )
     args = parser.parse_args(argv)
 
     base_rss, base_hwm, base_import = bare_ccxt(30)
-    d = run_daemon(args.idle_seconds)
+    d = run_daemon(args.idle_seconds, notify=args.notify)
     ratio = d["rss"] / base_rss
     share = d["idle_cpu"] / d["idle_s"]
-    print(f"stagewise run (paper mode, stand-in exchange, shipped plan of {d['assets']} assets)")
+    print(
+        f"stagewise run (paper mode, stand-in exchange, shipped plan of {d['assets']} assets"
+        + (", notifications configured)" if args.notify else ")")
+    )
     print(
         f"  ready after         {d['ready_s']:6.2f} s  (CPU {d['startup_cpu']:.2f} s to get there)"
     )
@@ -212,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  while idle          {d['requests']} requests, {d['pings']} watchdog pings")
     print(f"  stopped on SIGTERM  exit {d['exit']}")
-    return 0 if ratio <= MEMORY_GOAL and share < CPU_GOAL else 1
+    return 0 if (ratio <= MEMORY_GOAL or args.notify) and share < CPU_GOAL else 1
 
 
 if __name__ == "__main__":

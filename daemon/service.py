@@ -4,7 +4,8 @@ systemd notify (READY, WATCHDOG, STATUS, STOPPING), SIGHUP reload and SIGTERM st
 The main loop only pings the watchdog and refreshes STATUS: it never waits for a job. Jobs
 run one at a time in the scheduler's worker; a reload runs in a thread of its own and waits
 there for the running job, so a job stuck on a timing-out exchange, with a reload behind it,
-never silences the watchdog.
+never silences the watchdog. Notifications (when targets are configured) are delivered by a
+thread of their own too, after each run is recorded: no job waits for a slow target.
 
 A failing job is logged and recorded, never fatal; a state file another process is writing
 is tried again. Only a bad config at start (exit 78), an exchange that cannot be reached at
@@ -14,13 +15,14 @@ daemon (systemd restarts it but for 78).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import tenacity
@@ -40,8 +42,25 @@ IDLE_TICK_SECONDS = 30.0
 # TimeoutStartSec=90s beside the exchange check.
 BUSY_TRIES = 4
 BUSY_PAUSE_SECONDS = 2.0
+# How long a stop waits for a notification being delivered (it is marked 'interrupted' at the
+# next start if it has not finished by then: never sent twice).
+TELL_JOIN_SECONDS = 2.0
+
+if TYPE_CHECKING:
+    from stagewise.outbox import Outbox
+    from stagewise.store import Store
 
 T = TypeVar("T")
+
+
+def notifications(config: Config) -> Outbox | None:
+    """The config's outbox; None without notification targets (then neither the messages
+    nor Apprise are imported: the daemon's memory is as without the extra)."""
+    if not config.settings.notify.configured:
+        return None
+    from stagewise.outbox import outbox_for
+
+    return outbox_for(config)
 
 
 def utcnow() -> datetime:
@@ -57,11 +76,19 @@ class Service:
         self.notifier = notifier or Notifier()
         self.scheduler: LiveScheduler | None = None
         self.lock = threading.Lock()  # one job, or one reload, at a time
+        # Clear while a reload waits for the lock: the next fire waits behind it (a Lock is
+        # not fair: fires every second kept a waiting reload out for good).
+        self.no_reload_waiting = threading.Event()
+        self.no_reload_waiting.set()
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
         self.last_result = "no run yet"
         self.status_sent: str | None = None
+        # Notifications (None: none configured): delivered by a thread of their own.
+        self.outbox: Outbox | None = notifications(config)
+        self.tell_wanted = threading.Event()
+        self.teller: threading.Thread | None = None
         self.runtime: Runtime = self.while_busy(
             "open_state", lambda: open_runtime(config, clock=utcnow)
         )
@@ -84,6 +111,8 @@ class Service:
     def start_state(self, now: datetime) -> list[tuple[datetime, Schedule]]:
         """What start-up writes: the paper seed, the catch-up, the start event. Returns the
         fires the catch-up ran that failed (retried once the scheduler runs)."""
+        if self.outbox is not None:
+            self.outbox.begin(self.runtime.store, now)
         seed_paper(self.runtime, now)
         failed = self.catch_up(now)
         self.runtime.store.add_event("daemon_started", now, {"mode": self.mode})
@@ -96,6 +125,10 @@ class Service:
         self.install_signal_handlers()
         self.start()
         threading.Thread(target=self.reloads, name="reload", daemon=True).start()
+        if self.outbox is not None:
+            self.teller = threading.Thread(target=self.tells, name="notify", daemon=True)
+            self.teller.start()
+            self.tell_wanted.set()  # what the start's catch-up recorded
         interval = self.notifier.watchdog_interval()
         ping_every = interval / 2 if interval else None
         next_ping = time.monotonic()
@@ -120,6 +153,9 @@ class Service:
         log.info("daemon_stopping")
         if self.scheduler is not None:
             self.scheduler.shutdown()  # waits for a running job; its run is one transaction
+        if self.teller is not None:
+            self.tell_wanted.set()
+            self.teller.join(timeout=TELL_JOIN_SECONDS)
         with self.lock:
             self.note("daemon_stopped", {})
             self.runtime.close()
@@ -142,12 +178,16 @@ class Service:
 
     def on_fire(self, schedule: Schedule, scheduled_at: datetime) -> None:
         """A trigger fired (in the scheduler's worker thread). Never raises."""
+        self.no_reload_waiting.wait()
         with self.lock:
             try:
                 jobs = self.runtime.jobs
                 outcomes = self.while_busy(
                     schedule.name, lambda: jobs.fire(schedule, scheduled_at, utcnow())
                 )
+                if any(o.status == "failed" for o in outcomes) and not schedule.checks:
+                    # Under the lock: it reads the store, which a reload may be replacing.
+                    self.retry_later(schedule, scheduled_at)
             except StateUnavailable as e:
                 # Not even a failed run could be recorded: the period stays open.
                 log.error("state_unavailable", schedule=schedule.name, error=str(e))
@@ -160,12 +200,12 @@ class Service:
         for o in outcomes:
             if o.status != "quiet":
                 self.last_result = f"{o.period} {o.status}, {o.orders} orders"
-        if any(o.status == "failed" for o in outcomes) and not schedule.checks:
-            self.retry_later(schedule, scheduled_at)
+        self.tell_wanted.set()
         self.wake.set()
 
     def retry_later(self, schedule: Schedule, scheduled_at: datetime) -> None:
-        """After a failed run: fire again with backoff while inside the grace window."""
+        """After a failed run: fire again with backoff while inside the grace window (the
+        caller holds the lock: this reads and writes the store)."""
         runtime, now = self.runtime, utcnow()
         failures = runtime.jobs.failures(schedule, scheduled_at)
         grace = timedelta(hours=runtime.config.settings.schedule.grace_hours)
@@ -263,6 +303,29 @@ class Service:
         except StateUnavailable as e:
             log.error("event_not_recorded", kind=kind, error=str(e))
 
+    # -- notifications -------------------------------------------------------------------
+
+    def tells(self) -> None:
+        """The notification thread: after each fire, and at least every idle tick (for what a
+        command beside the daemon recorded, e.g. `stagewise pause`), what was recorded since
+        the last look is told. Jobs never wait for it."""
+        while not self.stop_requested.is_set():
+            self.tell_wanted.wait(timeout=IDLE_TICK_SECONDS)
+            self.tell_wanted.clear()
+            outbox = self.outbox
+            if outbox is None or self.stop_requested.is_set():
+                continue
+            try:
+                outbox.tell(self.store_for_notices, utcnow)
+            except Exception:  # a bug must not end the notifications: log it whole, go on
+                log.exception("notify_crashed")
+
+    @contextlib.contextmanager
+    def store_for_notices(self) -> Iterator[Store | None]:
+        """The store, held (one thread at a time uses it); None once stopping."""
+        with self.lock:
+            yield None if self.stop_requested.is_set() else self.runtime.store
+
     # -- reload --------------------------------------------------------------------------
 
     def reloads(self) -> None:
@@ -290,10 +353,14 @@ class Service:
                     self.note("config_reload_refused", {"error": str(e)})
             self.notifier.reloaded(self.status_text())
             return
-        with self.lock:
-            if self.stop_requested.is_set():
-                return  # stopping: the runtime is closed, or about to be
-            reloaded = self.switch_to(config)
+        self.no_reload_waiting.clear()
+        try:
+            with self.lock:
+                if self.stop_requested.is_set():
+                    return  # stopping: the runtime is closed, or about to be
+                reloaded = self.switch_to(config)
+        finally:
+            self.no_reload_waiting.set()
         if reloaded:
             log.info("config_reloaded", path=str(self.config_path))
         self.notifier.reloaded(self.status_text())
@@ -302,12 +369,14 @@ class Service:
         """Run `config` from now on (the caller holds the lock); False, keeping the old one,
         when its runtime cannot be opened (e.g. its state file is busy)."""
         try:
+            outbox = notifications(config)
             runtime = self.while_busy("config_reload", lambda: open_runtime(config, clock=utcnow))
         except StagewiseError as e:
             log.error("config_reload_failed", error=str(e))
             return False
         old, self.runtime = self.runtime, runtime
         old.close()
+        self.outbox = outbox
         if self.scheduler is not None:
             self.scheduler.install(schedules(config))
         self.note("config_reloaded", {"path": str(self.config_path)})

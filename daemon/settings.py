@@ -255,6 +255,37 @@ class StateSettings(Section):
     path: Path | None = None
 
 
+NotifyEvent = Literal["proposals", "deposit", "failing", "key", "stage", "pause"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "proposals",
+    "deposit",
+    "failing",
+    "key",
+    "stage",
+    "pause",
+)
+NOTIFY_URLS_ENV = f"{ENV_PREFIX}NOTIFY__URLS"
+
+
+class NotifySettings(Section):
+    """Messages through Apprise (`pip install 'stagewise[notify]'`): which events, from which
+    level, and how long a delivery may take. The target URLs carry tokens: they are read from
+    the environment only (STAGEWISE_NOTIFY__URLS, one or more, separated by spaces or commas)
+    and never printed; without them nothing is sent and Apprise is never imported."""
+
+    events: tuple[NotifyEvent, ...] = NOTIFY_EVENTS
+    min_level: Literal["info", "warning", "error"] = "info"
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    attempts: int = Field(default=3, ge=1, le=10)
+    max_orders: int = Field(default=10, ge=1, le=100)
+    urls: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when there is somewhere to send to."""
+        return self.urls is not None and bool(self.urls.get_secret_value().strip())
+
+
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -279,6 +310,7 @@ class Settings(BaseSettings):
     plan: PlanSettings = PlanSettings()
     state: StateSettings = StateSettings()
     log: LogSettings = LogSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -402,7 +434,18 @@ def load_config(path: Path, *, example: bool = False) -> Config:
 
 
 def _refuse_secrets_in_file(data: dict[str, Any], path: Path) -> None:
-    """Keys in the file, as our settings or through the ccxt table: refused, never echoed."""
+    """Keys in the file, as our settings or through the ccxt table, and notification URLs
+    (they carry tokens): refused, never echoed."""
+    notify = data.get("notify")
+    if isinstance(notify, dict) and "urls" in notify:
+        raise ConfigError(
+            f"{path}: notification URLs are read from the environment only, never from the "
+            "config file",
+            [
+                f"notify.urls: remove it from the file and set {NOTIFY_URLS_ENV} in the "
+                "environment (the systemd env file)"
+            ],
+        )
     exchange = data.get("exchange")
     if not isinstance(exchange, dict):
         return

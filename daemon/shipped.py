@@ -14,6 +14,7 @@ STAGES = "stages.toml"
 INDICES = "indices.toml"
 EXAMPLE = "example.toml"
 SAMPLE_PRICES = "sample-prices.csv"
+DATASETTE = "datasette.yml"  # `stagewise view`'s metadata and canned queries
 UNIT = "systemd/stagewise.service"
 ENV_EXAMPLE = "systemd/stagewise.env.example"
 

@@ -52,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FAULTS", "SPOT_ONLY_OPTIONS", "Request", "StandinExchange"]
+__all__ = ["FAULTS", "SPOT_ONLY_OPTIONS", "Receiver", "Request", "StandinExchange"]
 
 SPOT_ONLY_OPTIONS: dict[str, Any] = {
     "fetchMarkets": {"types": ["spot"]},
@@ -808,3 +808,67 @@ def _make_handler(ex: StandinExchange) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
     return Handler
+
+
+class Receiver:
+    """A notification service stand-in on 127.0.0.1 (random port) for Apprise's ``json://``
+    target: it keeps each message it takes (Apprise's JSON: title, message, type) with the
+    time it arrived, and answers ``status`` (200), after holding each request ``hold``
+    seconds (a service that hangs; released at stop). ``url(path)`` is the Apprise URL."""
+
+    def __init__(self, status: int = 200, hold: float = 0.0) -> None:
+        self.status = status
+        self.hold = hold
+        self.messages: list[dict[str, Any]] = []
+        self.arrived: list[float] = []  # time.monotonic() of each request, answered or not
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def __enter__(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                receiver.arrived.append(time.monotonic())
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if receiver.hold and receiver._stopping.wait(receiver.hold):
+                    return  # stopping: never answered
+                if receiver.status == 200:
+                    receiver.messages.append({**body, "path": self.path})
+                try:
+                    self.send_response(receiver.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the client gave up (its timeout)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server, self.port = server, server.server_address[1]
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        """The messages once `count` have arrived (AssertionError past `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.messages)} of {count} messages: {self.messages}")
+            time.sleep(0.02)
+        return list(self.messages)

@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     proposals = command("proposals", cmd_proposals, "the orders proposed so far, newest first")
     proposals.add_argument("--since", type=parse_time, metavar="TIME", help="only since TIME")
     proposals.add_argument("--job", choices=(*JOBS, "windfall"), help="only of this job")
+    proposals.add_argument("--period", metavar="KEY", help="only of this period (dca:2027-01)")
     proposals.add_argument("--limit", type=positive_int, default=50, help="at most N (50)")
     proposals.add_argument("--json", action="store_true", help="print as JSON")
     proposals.add_argument(
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     from stagewise.cli.init import add_init_command
 
     add_init_command(command)
+
+    from stagewise.cli.notify import add_notify_command
+    from stagewise.cli.view import add_view_command
+
+    add_notify_command(command)
+    add_view_command(command)
     return parser
 
 
@@ -332,6 +339,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems.append(rule_indices_refused(config))
     if problems:
         raise ConfigError(f"{config.path}: invalid configuration", problems)
+    notify: list[str] = []
+    if s.notify.configured:  # each target parses, by its number and service (never its URL)
+        from stagewise.outbox import targets_for
+
+        notify = targets_for(s.notify).names
     summary = {
         "config": str(config.path),
         "mode": s.exchange.mode,
@@ -344,6 +356,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         "state": str(s.state.path),
         "timezone": s.investor.timezone,
         "warnings": contribution_warnings(config, today(config)),
+        "notify": notify,
     }
     if args.json:
         emit_json({"ok": True, **summary})
@@ -360,6 +373,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  state: {s.state.path}")
     for warning in summary["warnings"]:  # worth a look, not an error: the config is valid
         print(f"  warning: {warning}")
+    print(
+        f"  notifications: {', '.join(notify) if notify else 'off (STAGEWISE_NOTIFY__URLS unset)'}"
+    )
     return EX_OK
 
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 def setup_logs(config: Config) -> None:
     ex = config.settings.exchange
     secrets = [s.get_secret_value() for s in (ex.api_key, ex.secret, ex.password) if s]
+    urls = config.settings.notify.urls
+    if urls is not None:  # the whole value and each URL in it (space- or comma-separated)
+        text = urls.get_secret_value()
+        secrets += [text, *(u for u in text.replace(",", " ").split() if len(u) > 3)]
     logs.configure(config.settings.log.level, config.settings.log.format, secrets=secrets)
 
 
@@ -272,6 +276,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
             for w in store.pending_windfalls()
         ],
         "api_key": key and {**key, "at": key["at"].isoformat()},
+        "notifications": store.notice_counts(),
     }
 
 
@@ -314,6 +319,13 @@ def render_status(d: dict[str, Any]) -> str:
         lines.append(
             f"WARNING: the API key can {rights} ({key['exchange']} said so at {key['at']}): "
             f"{keyrights.ADVICE}"
+        )
+    told = d["notifications"]
+    if told["failed"] or told["interrupted"]:
+        lines.append(
+            f"notifications: {told['sent']} sent, {told['failed']} failed (last at "
+            f"{told['last_failed_at'] or '-'}), {told['interrupted']} interrupted: see the "
+            "`notification_failed` events in the log"
         )
     if d["carry"]:
         lines.append(f"carried DCA money: {d['carry']:.2f}")
@@ -400,7 +412,7 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     if store is not None:
         try:
             since = aware(args.since, config) if args.since else None
-            rows = store.proposals(since=since, job=args.job)[: args.limit]
+            rows = store.proposals(since=since, job=args.job, period=args.period)[: args.limit]
         finally:
             store.close()
     if args.json:

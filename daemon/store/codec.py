@@ -21,7 +21,7 @@ from stagewise.planner.model import Plan, PlanState
 _TIME_COLUMNS = frozenset(
     {"at", "scheduled_at", "started_at", "finished_at", "snapshot_at", "updated_at"}
 )
-_JSON_COLUMNS = frozenset({"notes", "summary", "data"})
+_JSON_COLUMNS = frozenset({"notes", "summary", "data", "failed_services"})
 
 
 def iso(at: datetime) -> str:

@@ -284,6 +284,42 @@ def m004_failed_runs_leave_period_open(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m005_notifications(conn: sqlite3.Connection) -> None:
+    """What the daemon told through Apprise (one message per run or event, each sent at most
+    once, across restarts) and how far it has looked: the newest run and event it has judged
+    (a message is claimed, its row written as 'sending', in the transaction that moves the
+    cursor past it). Target URLs are secrets: never stored, only the services' names."""
+    conn.execute(
+        """CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind <> ''),
+            level TEXT NOT NULL CHECK (level IN ('info', 'warning', 'error')),
+            run_id INTEGER UNIQUE REFERENCES runs (id),
+            event_id INTEGER UNIQUE REFERENCES events (id),
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('sending', 'sent', 'failed', 'interrupted')),
+            targets INTEGER NOT NULL DEFAULT 0,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            failed_services TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(failed_services)),
+            finished_at TEXT,
+            CHECK ((run_id IS NULL) <> (event_id IS NULL))
+        )"""
+    )
+    conn.execute("CREATE INDEX notifications_status ON notifications (status, id)")
+    conn.execute(
+        """CREATE TABLE notify_cursor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            run_id INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
+@migration
 def m006_compositions(conn: sqlite3.Connection) -> None:
     """Each reconstitution of a rule index: when, from which day's closes, what it chose in
     which weights (percent) and the ranking figures that chose them; one per index and period."""

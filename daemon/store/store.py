@@ -18,7 +18,7 @@ from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Plan, PlanState
 from stagewise.snapshot import Snapshot
-from stagewise.store import writes
+from stagewise.store import notices, writes
 from stagewise.store.codec import (
     as_stored,
     decoded,
@@ -349,12 +349,14 @@ class Store:
         return found[0] if found else None
 
     def proposals(
-        self, *, since: datetime | None = None, job: str | None = None
+        self, *, since: datetime | None = None, job: str | None = None, period: str | None = None
     ) -> list[dict[str, Any]]:
         """Proposed orders with their run's job, period, mode, finished_at, notes and the
         deposit it asks for, newest first."""
         where, args = where_clause(
-            ("r.finished_at >= ?", iso(since) if since else None), ("r.job = ?", job)
+            ("r.finished_at >= ?", iso(since) if since else None),
+            ("r.job = ?", job),
+            ("r.period = ?", period),
         )
         sql = (
             "SELECT o.*, r.job, r.period, r.mode, r.finished_at, r.notes, r.deposit_needed"
@@ -495,6 +497,36 @@ class Store:
                 "notes": notes,
             }
         return out
+
+    # -- notifications (store/notices.py) ---------------------------------------------------
+
+    def start_telling(self, at: datetime) -> None:
+        """The daemon's start with notifications: a first one tells nothing recorded before
+        it; messages a stopped daemon left mid-delivery are marked 'interrupted'."""
+        with self._writing("BEGIN IMMEDIATE"):
+            notices.start_cursor(self.conn, at)
+            notices.interrupt(self.conn, at)
+
+    def untold(self, horizon: datetime) -> notices.Untold | None:
+        """Runs and events recorded since the last look (see notices.untold)."""
+        return notices.untold(self.conn, horizon)
+
+    def claim_notices(
+        self, looked: notices.Untold, found: Sequence[notices.Notice], at: datetime
+    ) -> list[int]:
+        """Claim the messages of a look, once (see notices.claim); returns their ids."""
+        with self._writing("BEGIN IMMEDIATE"):
+            return notices.claim(self.conn, looked, found, at)
+
+    def notice_done(
+        self, notice_id: int, targets: int, failed_services: Sequence[str], at: datetime
+    ) -> None:
+        with self._writing():
+            notices.finish(self.conn, notice_id, targets, failed_services, at)
+
+    def notice_counts(self) -> dict[str, Any]:
+        """Messages sent, failed, interrupted, and when the newest failure was."""
+        return notices.counts(self.conn)
 
     # -- windfalls --------------------------------------------------------------------------
 
