@@ -25,6 +25,7 @@ QUERIES = (
     "failures",
     "paper_ledger",
     "notifications_sent",
+    "index_compositions",
 )
 
 
