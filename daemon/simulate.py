@@ -151,9 +151,11 @@ def _not_a_simulation(path: Path, *, legacy: bool) -> str | None:
     if path.stat().st_size == 0:
         return "an empty file"
     try:
-        store = Store.read(path)
+        # A copy in memory, migrated there: an older version's simulation is recognised
+        # (and the file is only read).
+        store = Store.copy(path)
     except StateError:
-        return "not a stagewise database this version reads"
+        return "not a stagewise database"
     try:
         held = store.contents()
     finally:

@@ -166,3 +166,29 @@ def test_a_simulation_from_before_the_mark_is_replaced_at_the_default_place_only
 
     assert again.returncode == 0, again.stderr
     assert len(rows(default, "SELECT 1 FROM events WHERE kind = 'simulation'")) == 1
+
+
+def test_a_simulation_an_older_version_wrote_is_replaced_at_the_default_place(
+    write_config, cli
+) -> None:
+    """An upgrade: the default simulation.db an older stagewise wrote (an older schema, from
+    before the mark) must not block the demo; it is read through a migrated copy, left as
+    it was until the new simulation replaces it."""
+    config = write_config()
+    default = state_of(config).with_name("simulation.db")
+    assert simulate(cli, config, None).returncode == 0
+    conn = sqlite3.connect(default)  # as the version before migrations m004-m006 left it
+    conn.execute("DELETE FROM events WHERE kind = 'simulation'")
+    for table in ("notifications", "notify_cursor", "compositions"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute(
+        "DELETE FROM _sqlite_migrations WHERE name IN ('m004_failed_runs_leave_period_open',"
+        " 'm005_notifications', 'm006_compositions')"
+    )
+    conn.commit()
+    conn.close()
+
+    again = simulate(cli, config, None)
+
+    assert again.returncode == 0, again.stderr
+    assert len(rows(default, "SELECT 1 FROM events WHERE kind = 'simulation'")) == 1
