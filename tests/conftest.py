@@ -21,7 +21,11 @@ from standin import StandinExchange
 
 REPO = Path(__file__).resolve().parent.parent
 # The source folder of each installed package (pyproject.toml's package-dir).
-SOURCES = {"": REPO / "daemon", "data": REPO / "config", "data/systemd": REPO / "systemd"}
+SOURCES = {
+    "": REPO / "src" / "stagewise",
+    "data": REPO / "config",
+    "data/systemd": REPO / "systemd",
+}
 
 
 def _stale_installed_files() -> list[str]:

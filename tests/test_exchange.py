@@ -1,4 +1,4 @@
-"""The exchange adapter (daemon/exchange.py) with real ccxt, over real HTTP, against the local
+"""The exchange adapter (stagewise/exchange.py) with real ccxt, over real HTTP, against the local
 Binance stand-in (tests/standin.py): snapshot parsing, precision, request economy, fault
 translation for every method that talks to the exchange, read-only safety, secrets, key rights.
 """

@@ -22,8 +22,9 @@ def test_the_installed_package_is_not_the_checkout():
     import stagewise
 
     installed = Path(stagewise.__file__).resolve()
-    # The wheel's files in site-packages (conftest checks they are the checkout's), not daemon/.
-    assert "site-packages" in installed.parts and (REPO / "daemon") not in installed.parents
+    # The wheel's files in site-packages (conftest checks they are the checkout's), not the
+    # checkout's stagewise/.
+    assert "site-packages" in installed.parts and (REPO / "src") not in installed.parents
     for name in (shipped.STAGES, shipped.INDICES, shipped.EXAMPLE, shipped.SAMPLE_PRICES):
         assert shipped.path(name).parent == installed.parent / "data"
     assert "Type=notify" in shipped.text(shipped.UNIT)

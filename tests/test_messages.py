@@ -1,4 +1,4 @@
-"""What a notification says (daemon/messages.py): one message per proposing run, its orders as
+"""What a notification says (stagewise/messages.py): one message per proposing run, its orders as
 a short table with the totals and the deposit, long runs cut; the events a person should
 hear of; the settings' events and level choose which are sent. Pure: no fixtures."""
 

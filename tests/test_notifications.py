@@ -48,7 +48,7 @@ def settings(url: str, **kw) -> NotifySettings:
     return NotifySettings(urls=SecretStr(url), **kw)
 
 
-# --- delivery (daemon/alerts.py) ---------------------------------------------------------
+# --- delivery (stagewise/alerts.py) ---------------------------------------------------------
 
 
 def test_a_target_gets_the_message_as_apprise_sends_it() -> None:

@@ -1,6 +1,6 @@
 """Telling a person what the daemon did, after it is recorded: the runs and events since the
-last look become messages (daemon/messages.py), each claimed in the state once, then
-delivered (daemon/alerts.py, Apprise) and its outcome recorded.
+last look become messages (stagewise/messages.py), each claimed in the state once, then
+delivered (stagewise/alerts.py, Apprise) and its outcome recorded.
 
 A look and a claim are short transactions; a delivery holds nothing: the daemon runs it in a
 thread of its own, so a target that answers 500 or never answers delays no job. A message is
