@@ -123,10 +123,7 @@ class Store:
         conn = None
         try:
             conn = connect_file(path)
-            if _foreign(conn):
-                raise StateError(
-                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
-                )
+            _refuse_foreign(conn, path)
             enable_wal(conn)
             return cls(conn)
         except BaseException as e:
@@ -146,10 +143,7 @@ class Store:
         conn = None
         try:
             conn = connect_reading(path)
-            if _foreign(conn):
-                raise StateError(
-                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
-                )
+            _refuse_foreign(conn, path)
             if not up_to_date(conn):
                 raise StateError(
                     f"{path} was written by an older stagewise: start the daemon (or run a "
@@ -186,10 +180,7 @@ class Store:
         source = None
         try:
             source = connect_reading(path)
-            if _foreign(source):
-                raise StateError(
-                    f"{path} is an SQLite database but not a stagewise state file: left as it is"
-                )
+            _refuse_foreign(source, path)
             conn = connect_memory()
             source.backup(conn)
             return cls(conn)
@@ -746,6 +737,14 @@ class Store:
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
             "updated_at = excluded.updated_at",
             [text, iso(at)],
+        )
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise StateError when `conn`'s file is another application's SQLite database."""
+    if _foreign(conn):
+        raise StateError(
+            f"{path} is an SQLite database but not a stagewise state file: left as it is"
         )
 
 
