@@ -593,9 +593,21 @@ def test_profit_taken_on_paper_leaves_the_account_and_the_drift_watch_does_not_b
         outcomes = runtime.jobs.fire(sched(runtime, "drift"), at, at)
         assert [o.status for o in outcomes] == ["quiet"], outcomes
     assert runtime.store.ledger_balances()["USDT"] == pytest.approx(cash)
-    # Both milestones taken: they re-armed at 210; the next day has nothing new to take.
-    assert runtime.store.plan_state().profit_base == {"BTC": 210.0}
+    # Both milestones taken: they re-armed at 210. The sale was above the 25 % cap, so it
+    # was proposed in part: the next day's profit run sells the rest (and only that), and
+    # the day after has nothing left to take (was: the rest was never sold).
+    state = runtime.store.plan_state()
+    assert state.profit_base == {"BTC": 210.0} and state.profit_due["BTC"] > 0
+    assert "(part: " in sale["reason"] and "the rest at a later run" in sale["reason"]
     at = berlin(2027, 6, 2, 18)
+    [rest] = runtime.jobs.fire(sched(runtime, "profit"), at, at)
+    assert rest.status == "ok" and rest.orders == 1
+    [order] = orders_of(runtime, rest.period)
+    assert order["base"] == "BTC" and order["side"] == "sell"
+    assert "the rest of a profit sale the cap split" in order["reason"]
+    assert order["amount"] == pytest.approx(state.profit_due["BTC"], rel=1e-6)
+    assert runtime.store.plan_state().profit_due == {}
+    at = berlin(2027, 6, 3, 18)
     assert [o.status for o in runtime.jobs.fire(sched(runtime, "profit"), at, at)] == ["quiet"]
 
 

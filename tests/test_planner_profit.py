@@ -252,3 +252,53 @@ def test_read_only_dates_a_position_when_first_seen_and_forgets_it_when_gone():
     state = dataclasses.replace(seen, profit_base={"A": 160.0})
     again = state_seen(later, snap.balances, state, state)
     assert again.held_since == {"B": "2026-06-01"} and again.profit_base == {}
+
+
+def test_a_milestone_sale_above_the_cap_is_sold_in_parts_until_it_is_all_sold():
+    # Cost 100, price 250: both milestones at once sell 5.1 A (1,275 USDT, 51 % of the
+    # 2,500 account): over the 25 % cap, so 625 USDT (2.5 A) now and 2.6 A owed.
+    snap = snapshot({"A": 10.0, QUOTE: 0.0}, {"A": 250.0}, step=0.001)
+    state = PlanState(cost_basis={"A": 100.0}, held_since=OPENED)
+    first = plan_profit(snap, T, POLICY, state)
+    [order] = first.orders
+    assert order.amount == pytest.approx(2.5)
+    assert "(part: 625.00 USDT of 1,275.00 USDT" in order.reason
+    assert first.state.profit_due == {"A": pytest.approx(2.6)}
+    assert first.state.profit_base == {"A": 250.0}  # the milestones re-armed at the sale
+    # The next run (the proceeds moved out): the rest, up to the cap of 1,875: 1.875 A.
+    snap = snapshot({"A": 7.5, QUOTE: 0.0}, {"A": 250.0}, step=0.001)
+    second = plan_profit(snap, T, POLICY, first.state)
+    [order] = second.orders
+    assert order.amount == pytest.approx(1.875)
+    assert order.reason.startswith(
+        "A: the rest of a profit sale the cap split: 2.6 A of it left to sell"
+    )
+    assert second.state.profit_due == {"A": pytest.approx(0.725)}
+    # The third sells what is left (0.725 A, under the cap) and owes nothing: 5.1 A in all.
+    snap = snapshot({"A": 5.625, QUOTE: 0.0}, {"A": 250.0}, step=0.001)
+    third = plan_profit(snap, T, POLICY, second.state)
+    [order] = third.orders
+    assert order.amount == pytest.approx(0.725)
+    assert third.state.profit_due == {}
+    # And then nothing: the milestones count from 250 again.
+    snap = snapshot({"A": 4.9, QUOTE: 0.0}, {"A": 250.0}, step=0.001)
+    assert plan_profit(snap, T, POLICY, third.state).orders == ()
+
+
+def test_a_profit_sale_owed_is_forgotten_with_the_position():
+    snap = snapshot({"A": 0.0, "B": 1.0, QUOTE: 10.0}, {"A": 250.0, "B": 1.0}, step=0.001)
+    state = PlanState(cost_basis={"A": 100.0}, held_since=OPENED, profit_due={"A": 2.6})
+    plan = plan_profit(snap, T, POLICY, state)
+    assert plan.orders == () and plan.state.profit_due == {}
+    seen = state_seen(snap, {"A": 2.6}, state, plan.state)
+    assert seen.profit_due == {}
+
+
+def test_a_rest_owed_under_the_minimum_order_is_skipped_with_the_reason_and_forgotten():
+    # 0.01 A at 250 = 2.50 USDT, under policy.min_order (10): no dust order, nothing owed.
+    snap = snapshot({"A": 5.0, QUOTE: 0.0}, {"A": 250.0}, step=0.001)
+    state = PlanState(cost_basis={"A": 250.0}, held_since=OPENED, profit_due={"A": 0.01})
+    plan = plan_profit(snap, T, POLICY, state)
+    assert plan.orders == () and plan.state.profit_due == {}
+    [skip] = plan.skipped
+    assert skip.asset == "A" and "the rest of a profit sale the cap split" in skip.reason

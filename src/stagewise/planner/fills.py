@@ -186,12 +186,13 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
     """The state after the plan fills: average cost per unit updated by the buys (fee
     included); sells leave it unchanged. An asset held without a cost basis gets today's price:
     its profit milestones count from when stagewise first saw it. A buy into an asset not held
-    starts a fresh position (new cost, its milestones and their re-arm price cleared). Every
-    position held once the plan fills keeps the day it was opened, or gets today's; one no
-    longer held loses it."""
+    starts a fresh position (new cost, its milestones, their re-arm price and a sale owed
+    cleared). Every position held once the plan fills keeps the day it was opened, or gets
+    today's; one no longer held loses it (and a sale owed on it)."""
     basis = dict(state.cost_basis)
     taken = dict(updates.pop("milestones_taken", state.milestones_taken))
     bases = dict(updates.pop("profit_base", state.profit_base))
+    due = dict(updates.pop("profit_due", state.profit_due))
     prices = book.prices
     basis.update({a: prices[a] for a in book.amounts.keys() - basis.keys()})
     held = dict(book.amounts)
@@ -204,6 +205,7 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
         if before <= 0:
             taken.pop(asset, None)
             bases.pop(asset, None)
+            due.pop(asset, None)
             basis[asset] = (d.notional + d.fee) / d.amount
         else:
             cost = basis[asset] * before + d.notional + d.fee
@@ -217,6 +219,7 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
         cost_basis=basis,
         milestones_taken=taken,
         profit_base=bases,
+        profit_due={a: units for a, units in due.items() if a in opened},
         held_since=opened,
         **updates,
     )
@@ -254,9 +257,10 @@ def state_seen(
     without a basis, or more of it than at the last recorded snapshot (`before`, None when
     there is none), is costed at today's price for the part added (the person's own fills,
     whose prices stagewise cannot see); an asset no longer held loses its basis, its
-    milestones and its opening day; one held without an opening day gets today's. The plan's
-    own decisions (carry, withdrawals, milestones sold at) come from `planned`: a proposed
-    profit sale is proposed once, not every day until it is placed.
+    milestones, a sale owed on it and its opening day; one held without an opening day gets
+    today's. The plan's own decisions (carry, withdrawals, milestones sold at, sales owed)
+    come from `planned`: a proposed profit sale is proposed once, not every day until it is
+    placed.
 
     Profit proceeds to move out (`moved_out`, this plan's; `state.profit_to_move`, earlier
     ones) stay set aside until stagewise sees money leave the account: each run lowers them
@@ -266,11 +270,13 @@ def state_seen(
     basis = dict(state.cost_basis)
     taken = dict(planned.milestones_taken)
     bases = dict(planned.profit_base)
-    for asset in set(basis) | set(taken) | set(bases):
+    due = dict(planned.profit_due)
+    for asset in set(basis) | set(taken) | set(bases) | set(due):
         if asset != quote and snapshot.balances.get(asset, 0.0) <= 0:
             basis.pop(asset, None)
             taken.pop(asset, None)
             bases.pop(asset, None)
+            due.pop(asset, None)
     day = snapshot.taken_at.astimezone(UTC).date().isoformat()
     opened = {}
     for asset, amount in snapshot.balances.items():
@@ -290,6 +296,7 @@ def state_seen(
         cost_basis=basis,
         milestones_taken=taken,
         profit_base=bases,
+        profit_due=due,
         held_since=opened,
         profit_to_move=to_move if to_move >= QUOTE_EPSILON else 0.0,
     )

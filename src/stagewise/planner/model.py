@@ -77,6 +77,8 @@ class PlanState:
         and not yet seen leaving it. Every rule
         plans as if they were gone (never spent); lowered by each fall of the account's
         value stagewise sees (`fills.state_seen`). Paper mode books them out at once (0).
+    profit_due: per asset, units of a milestone's sale still to sell: a sale above the
+        implausible-order cap is proposed in parts, one a run, until it is all sold.
     withdrawn_year / withdrawn: the calendar year and the amount withdrawn so far in it.
     withdraw_due: withdrawal money earlier periods could not raise (owed to the next).
     paused / pause_reason: the guide's emergency rule is in force.
@@ -85,6 +87,7 @@ class PlanState:
     cost_basis: Mapping[str, float] = field(default_factory=dict)
     milestones_taken: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     profit_base: Mapping[str, float] = field(default_factory=dict)
+    profit_due: Mapping[str, float] = field(default_factory=dict)
     held_since: Mapping[str, str] = field(default_factory=dict)
     carry: float = 0.0
     profit_to_move: float = 0.0

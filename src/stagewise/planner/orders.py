@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from stagewise.money import amount_text, floor_to_step
+from stagewise.money import STEP_EPSILON, amount_text, floor_to_step
 from stagewise.planner.book import Book, Refusal, money, pct
 from stagewise.planner.model import Policy, Rule, Side, Skip
 from stagewise.snapshot import Market
@@ -78,11 +78,16 @@ class Trader:
         )
         return self._checked(draft, market)
 
+    @property
+    def cap(self) -> float:
+        """The most one sell may move (quote): the implausible-order cap's share of the account."""
+        return self.policy.max_order_share * self.book.value
+
     def sell(self, asset: str, value: float, reason: str, target: float) -> Draft | Skip:
         """Sell about `value` (quote, before fee) of `asset`, never more than its free balance
         and never more than the cap's share of the account (then in part, said in the reason)."""
         market = self.markets[asset]
-        cap = self.policy.max_order_share * self.book.value
+        cap = self.cap
         if value > cap:
             reason += (
                 f" (part: {money(cap, self.book.quote)} of {money(value, self.book.quote)}, "
@@ -103,6 +108,12 @@ class Trader:
             asset, market.symbol, "sell", amount, price, notional, notional * rate, reason, target
         )
         return self._checked(draft, market)
+
+    def sell_units(self, asset: str, units: float, reason: str, target: float) -> Draft | Skip:
+        """`sell` of `units` of `asset` at the expected fill price (STEP_EPSILON: units *
+        price / price may come back a hair under the units, a step less once floored)."""
+        price = self.book.prices[asset] * (1 - self.policy.slippage)
+        return self.sell(asset, units * price * (1 + STEP_EPSILON), reason, target)
 
     def _checked(self, draft: Draft, market: Market) -> Draft | Skip:
         amount, notional = draft.amount, draft.notional

@@ -10,6 +10,11 @@ amount * (price - base) * share / price units. Several milestones reached at onc
 one after the other on what is left of the position, and proposed as ONE combined order per
 asset (one market sell, and fewer orders below the exchange's minimum).
 
+A sale above the implausible-order cap is proposed in parts (see `OrderTrader.sell`): what
+it could not sell is owed (`state.profit_due`, in units of the asset) and sold at the next
+runs, up to the cap each, before any new milestone of that asset; it is forgotten with the
+position, or when what is left is under a minimum order (said among the skipped).
+
 A milestone is taken only from a position held at least `policy.profit_min_days` (since
 `state.held_since`) and worth at least `policy.profit_min_value`: a new or tiny position's
 gain is left to grow (listed among the skipped, tried again later). A milestone is recorded
@@ -22,10 +27,11 @@ No rule spends or buys them back.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
-from stagewise.money import price_text
+from stagewise.money import QUOTE_EPSILON, price_text
 from stagewise.planner.book import Book, money, open_book, pct
 from stagewise.planner.fills import Proposal, finish, refuses
 from stagewise.planner.model import Plan, PlanState, Policy
@@ -45,22 +51,37 @@ def plan_profit(snapshot: Snapshot, targets: Targets, policy: Policy, state: Pla
     if not milestones:
         proposal.notes.append(f"the {targets.stage.name} stage takes no profits at milestones")
         return finish(proposal, state, policy)
-    wanted = _wanted(proposal, state, policy, milestones)
-    trader = trader_for(book, snapshot.markets, policy, "profit", wanted)
+    owed = {a: units for a, units in state.profit_due.items() if book.amounts.get(a, 0.0) > 0}
+    wanted = _wanted(proposal, state, policy, milestones, owed.keys())
+    trader = trader_for(book, snapshot.markets, policy, "profit", {*wanted, *owed})
     taken = dict(state.milestones_taken)
     bases = dict(state.profit_base)
     share = policy.milestone_sell_share
+    for asset, units in sorted(owed.items()):
+        price = book.prices[asset]
+        reason = (
+            f"{asset}: the rest of a profit sale the cap split: {units:,.8g} {asset} of it left "
+            f"to sell; the proceeds leave the crypto portfolio: {WHERE_TO}"
+        )
+        target = targets.weights.get(asset, 0.0)
+        sold = proposal.add(trader.sell_units(asset, units, reason, target))
+        # Nothing sold (the rest is under a minimum: listed among the skipped): forgotten.
+        left = units - sold.amount if sold else 0.0
+        owed[asset] = left if left * price >= QUOTE_EPSILON else 0.0
     for asset, due in wanted.items():
         done = {*taken.get(asset, ()), *due.milestones}
         rearm = done >= set(milestones)
         value = _sell_value(book, asset, due.base, len(due.milestones), share)
         reason = _reason(book, asset, due, share, rearm)
-        if proposal.add(trader.sell(asset, value, reason, targets.weights.get(asset, 0.0))):
+        sold = proposal.add(trader.sell(asset, value, reason, targets.weights.get(asset, 0.0)))
+        if sold:
             if rearm:
                 taken.pop(asset, None)
                 bases[asset] = book.prices[asset]
             else:
                 taken[asset] = tuple(sorted(done))
+            if value > trader.cap:  # sold in part: the rest is owed, in units at this price
+                owed[asset] = value / sold.price - sold.amount
     out = sum(d.notional - d.fee for d in proposal.drafts)  # what `Plan.moved_out` says
     if out > 0:
         proposal.notes.append(
@@ -68,7 +89,10 @@ def plan_profit(snapshot: Snapshot, targets: Targets, policy: Policy, state: Pla
             f"{WHERE_TO} (and count them in investor.outside_investments); stagewise does "
             "not spend them or buy them back"
         )
-    return finish(proposal, state, policy, milestones_taken=taken, profit_base=bases)
+    due = {a: units for a, units in owed.items() if units > 0}
+    return finish(
+        proposal, state, policy, milestones_taken=taken, profit_base=bases, profit_due=due
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +105,18 @@ class Due:
 
 
 def _wanted(
-    proposal: Proposal, state: PlanState, policy: Policy, milestones: list[float]
+    proposal: Proposal,
+    state: PlanState,
+    policy: Policy,
+    milestones: list[float],
+    owed: Collection[str],
 ) -> dict[str, Due]:
     """The milestones each held asset reached and may take now; the others are skipped with
-    the reason (no cost basis yet; a position too young or too small)."""
+    the reason (no cost basis yet; a position too young or too small). An asset still owing
+    a sale (`owed`) takes no new milestone until it is sold."""
     book = proposal.book
     wanted = {}
-    for asset in sorted(book.amounts):
+    for asset in sorted(book.amounts.keys() - owed):
         cost = state.cost_basis.get(asset)
         if cost is None or not cost > 0:
             proposal.skip(

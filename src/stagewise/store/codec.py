@@ -113,8 +113,8 @@ def state_from_json(text: str) -> PlanState:
 
 # Values JSON gives back as the same type with the same value (keys must be str).
 _JSON_EXACT = frozenset({str, int, float, bool, type(None)})
-_MAPPINGS = ("cost_basis", "milestones_taken", "profit_base", "held_since")
-_FLAT_MAPPINGS = ("cost_basis", "profit_base", "held_since")  # of plain values
+_MAPPINGS = ("cost_basis", "milestones_taken", "profit_base", "profit_due", "held_since")
+_FLAT_MAPPINGS = ("cost_basis", "profit_base", "profit_due", "held_since")  # of plain values
 
 
 def as_stored(state: PlanState, text: str) -> PlanState:
