@@ -768,3 +768,21 @@ def test_an_index_of_cadence_never_has_no_rebalance_period(
     ]
     for other in ("rebalance-weekly", "rebalance-monthly", "rebalance-annual"):
         assert runtime.jobs.periods_for(sched(runtime, other), at) == []
+
+
+def test_the_yearly_reassessment_records_the_goal_and_the_emergency_fund(
+    make_config, history_runtime
+) -> None:
+    runtime = history_runtime(make_config(YOUNG))
+    seed_paper(runtime, berlin(2027, 1, 1))
+    assert fire_at(runtime, "reassess", berlin(2027, 5, 10, 8))[0].status == "ok"
+    [event] = runtime.store.events(kind="reassessed")
+    data = event["data"]
+    value = data["account_value"]
+    assert data["emergency_fund_months"] == [3, 3]
+    assert data["portfolio_goal"] == {
+        "min": 50_000,
+        "max": 100_000,
+        "by_age": 30,
+        "progress": f"{value / 50_000 * 100:.1f} % of the goal's lower end",
+    }

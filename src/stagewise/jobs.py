@@ -26,6 +26,7 @@ from stagewise.contributions import (
     withdrawal_rate,
 )
 from stagewise.errors import StagewiseError
+from stagewise.guidance import goal_of
 from stagewise.history import PriceHistory
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
@@ -359,6 +360,7 @@ class Jobs:
         snapshot = self._snapshot(targets, now)
         month = contribution_on(self.config, today)
         retires = retirement(self.config).on
+        goal, fund = goal_of(targets.stage), targets.stage.emergency_fund_months
         summary = {
             "age": targets.age,
             "stage": targets.stage.id,
@@ -376,6 +378,13 @@ class Jobs:
             "retirement_date": None if retires is None else retires.isoformat(),
             "retired": month.retired,
             "account_value": round(snapshot.total_value, 2),
+            "portfolio_goal": {
+                "min": goal.low,
+                "max": goal.high,
+                "by_age": goal.by_age,
+                "progress": goal.progress(snapshot.total_value),
+            },
+            "emergency_fund_months": [fund.min, fund.max],
         }
         events: list[tuple[str, dict]] = [("reassessed", summary)]
         if before.id != targets.stage.id:

@@ -22,6 +22,7 @@ from pathlib import Path
 from stagewise.churn import Churn, churn
 from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
+from stagewise.guidance import simulation_notes
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
 from stagewise.listings import RULE as LISTING_RULE
@@ -251,6 +252,7 @@ def simulate(
         _drive(jobs, sim, start_at, end_at, announcements(events, sim.tz), progress)
         result = _result(sim, store, history, start, end, db_path)
         result.notes.extend(_notes(history, assets, start, end, sim, events))
+        result.notes.extend(_guide_notes(result, sim))
         check_output(config, db_path)  # again: a file may have appeared there meanwhile
         store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
@@ -371,6 +373,18 @@ def _notes(
         yield f"listed later: {', '.join(late)}; {LISTING_RULE}"
     for e in sorted(events, key=first_day):
         yield note(e, end)
+
+
+def _guide_notes(result: SimulationResult, config: Config) -> list[str]:
+    """The report's figures against the guide's for the stages the simulation spans."""
+    plan, birth = config.plan, config.settings.investor.birth_date
+    spanned = {s.stage for s in result.stages} | {
+        g for s in result.stages if s.glide for g in s.glide.split("->")
+    }
+    stages = [s for s in plan.stages if s.id in spanned]
+    goal_days = {s.id: birthday(birth, s.contribution.portfolio_goal.by_age) for s in stages}
+    values = [(d.day, d.value) for d in result.figures.days]
+    return simulation_notes(stages, values, goal_days, result.figures.max_drawdown, config.quote)
 
 
 def _stages(config: Config, start: date, end: date) -> list[StageSpan]:

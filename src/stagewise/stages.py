@@ -130,12 +130,16 @@ class PlanRules(Frozen):
 
 
 class EmergencyRule(Frozen):
-    """The guide's emergency rule: stop contributions, don't panic sell, resume when stable."""
+    """The guide's emergency rule: stop contributions, don't panic sell, resume when stable.
 
-    stop_contributions: bool = True
-    sell: bool = False
-    use_emergency_fund_first: bool = True
-    resume: str = "on command"
+    stagewise implements the rule as the guide writes it (`stagewise pause` stops
+    contributions and windfalls and sells nothing; `stagewise resume` ends it): another value
+    is refused on load rather than stored and ignored."""
+
+    stop_contributions: Literal[True] = True
+    sell: Literal[False] = False
+    use_emergency_fund_first: Literal[True] = True
+    resume: Literal["on command"] = "on command"
 
 
 class StagesFile(Frozen):

@@ -26,6 +26,7 @@ from stagewise.contributions import (
     withdrawal_rate,
 )
 from stagewise.errors import ConfigError, StagewiseError
+from stagewise.guidance import guidance_json, guidance_lines
 from stagewise.settings import Config, ConfigSource, find_config, load_config
 from stagewise.targets import Targets, targets_on
 
@@ -397,11 +398,13 @@ def cmd_stage(args: argparse.Namespace) -> int:
     on = args.at or today(config)
     targets = targets_on(config, on)
     money = money_json(config, on)
+    plan = config.plan
     if args.json:
-        emit_json({**targets_json(targets), **money})
+        emit_json({**targets_json(targets), **money, "guide": guidance_json(targets.stage, plan)})
     else:
         print(render_targets(targets, len(config.plan.stages)))
         print("\n".join(["", *render_money(money, config.quote)]))
+        print("\n".join(["", *guidance_lines(targets.stage, plan, config.quote)]))
     return EX_OK
 
 

@@ -490,7 +490,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if before is None:
         print(
             f"paused: contributions stop from the next job; nothing is sold because of it. "
-            f"Reason: {args.reason}. `stagewise resume` ends the pause."
+            f"Reason: {args.reason}. The guide: use your emergency fund first. "
+            "`stagewise resume` ends the pause when things are stable."
         )
     elif args.replace and args.reason != before.reason:
         print(
