@@ -130,3 +130,13 @@ def test_a_simulation_across_the_goal_age_reports_it_beside_the_drawdown(
     [fell] = [n for n in report["notes"] if n.startswith("the value fell at most")]
     assert f"{report['max_drawdown'] * 100:.1f} %" in fell  # a fraction in the JSON
     assert "the 70 % the guide asks Young Professionals" in fell
+
+
+def test_stage_shows_the_guides_worked_example_of_the_stage(cli, write_config) -> None:
+    config = write_config({"investor": {"birth_date": "1980-01-01"}})  # 46: Peak Earners
+    done = cli("stage", "--at", "2026-06-01", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "the guide's example: Robert, age 46: income 250,000, monthly 5,000, share of gross "
+        "income 24 %, portfolio value 1,800,000, retire at 55, retirement goal 4,000,000"
+    ) in done.stdout

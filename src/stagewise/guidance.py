@@ -73,6 +73,7 @@ def guidance_json(stage: Stage, plan: PlanData) -> dict[str, Any]:
             }
             for s in stage.sleeve
         },
+        "example": dict(stage.example),
         "transition_months": [rules.transition_months_min, rules.transition_months_max],
         "transition_example": None
         if example is None
@@ -124,6 +125,8 @@ def guidance_lines(stage: Stage, plan: PlanData, quote: str) -> list[str]:
     ]
     if expected:
         lines.append(f"  expected returns (the guide's, not a forecast): {'; '.join(expected)}")
+    if g["example"]:
+        lines.append(f"  the guide's example: {example_text(g['example'])}")
     t_low, t_high = g["transition_months"]
     transition = f"  between stages: weights glide over {t_low}-{t_high} months"
     if g["transition_example"]:
@@ -174,3 +177,20 @@ def simulation_notes(
             f"{goal.progress(value)}"
         )
     return notes
+
+
+def example_text(example: Mapping[str, Any]) -> str:
+    """A worked example of the guide in one line: 'Jake, age 26: income 85,000, ...'."""
+    rest = {k: v for k, v in example.items() if k not in ("name", "age")}
+    who = ", ".join(
+        str(example[k]) if k == "name" else f"age {example[k]}"
+        for k in ("name", "age")
+        if k in example
+    )
+    figures = ", ".join(
+        f"{k.replace('_pct', '').replace('_', ' ')} {v:,.10g}{' %' if k.endswith('_pct') else ''}"
+        if isinstance(v, int | float)
+        else f"{k.replace('_', ' ')} {v}"
+        for k, v in rest.items()
+    )
+    return f"{who}: {figures}" if who else figures
