@@ -531,9 +531,7 @@ def test_the_report_agrees_with_the_ledger_in_the_simulation_db(write_config, sa
     assert result.withdrawals == 0.0
     assert result.profit_moved_out == pytest.approx(-sum(e.amount for e in moved))
     profit = [p for p in proposals if p["job"] == "profit"]
-    assert result.profit_moved_out == pytest.approx(
-        sum(p["notional"] - p["fee"] for p in profit)
-    )
+    assert result.profit_moved_out == pytest.approx(sum(p["notional"] - p["fee"] for p in profit))
     assert sum(result.proposals_by_job.values()) == len(proposals)
     # Each proposal filled exactly once: one base fill per order, at the proposal's amount.
     fills = [e for e in by_kind("fill") if e.asset != "USDT"]

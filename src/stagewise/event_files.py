@@ -182,7 +182,7 @@ def _row(origin: Origin, fields: Mapping[str, object]) -> Row:
     takes = _TAKES[kind]
     for name in ("amount", "reason"):
         if name in fields and name != takes:
-            which = "neither" if takes is None else f"only its {takes}"
+            which = "neither an amount nor a reason" if takes is None else f"only its {takes}"
             _refuse(origin, name, f"a {kind} takes no {name} ({which})")
     if takes is not None and takes not in fields:
         _refuse(origin, takes, f"a {kind} needs its {takes}")

@@ -57,7 +57,9 @@ The report's figures:
                     rise), and of the time-weighted curve (the portfolio's own fall)
   turnover          the lesser of bought and sold by rebalancing and profit-taking, a
                     year, over the average daily value; DCA, windfall and withdrawal
-                    trades apart (1.00x: the whole account traded once a year)"""
+                    trades apart (1.00x: the whole account traded once a year)
+The value of every day, its cash, crypto's share of the whole portfolio and the money to
+date: the table simulation_days of --db (what --chart draws)."""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
