@@ -28,7 +28,7 @@ from stagewise.jobs import Jobs
 from stagewise.listings import RULE as LISTING_RULE
 from stagewise.listings import ListedTargets
 from stagewise.paper import PaperAccount
-from stagewise.performance import Day, Figures, figures
+from stagewise.performance import Figures, figures
 from stagewise.plan_events import (
     Announcement,
     PlanEvent,
@@ -112,13 +112,8 @@ class SimulationResult:
     def gain(self) -> float:
         """Final value less everything put in, plus everything taken out (withdrawals and
         profit moved out)."""
-        return (
-            self.final_value
-            - self.seed_value
-            - self.contributions
-            + self.withdrawals
-            + self.profit_moved_out
-        )
+        f = self.figures
+        return f.final_value - f.seed_value - f.contributions + f.withdrawals + f.profit_moved_out
 
 
 def default_db_path(config: Config) -> Path:
@@ -267,7 +262,7 @@ def simulate(
         outside = outside_values(sim.settings.investor.outside_investments, events)
         result = _result(sim, store, history, start, end, db_path, outside)
         result.notes.extend(_notes(history, assets, start, end, sim, events))
-        store.record_days(_day_rows(result.figures.days))  # the value series, to chart
+        store.record_days(result.figures.days)  # the value series, to chart
         check_output(config, db_path)  # again: a file may have appeared there meanwhile
         store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
@@ -288,23 +283,6 @@ def with_outside_value(config: Config, outside_value: float) -> Config:
     investor = s.investor.model_copy(update={"outside_investments": outside_value})
     settings = s.model_copy(update={"investor": investor})
     return Config(settings=settings, plan=config.plan, path=config.path)
-
-
-def _day_rows(days: Sequence[Day]) -> Iterator[dict[str, object]]:
-    """The simulation_days rows of `days`."""
-    for d in days:
-        yield {
-            "day": d.day,
-            "value": d.value,
-            "cash": d.cash,
-            "crypto_share": d.crypto_share,
-            "outside_value": d.outside_value,
-            "invested": d.invested,
-            "moved_in": d.moved_in,
-            "contributions": d.contributions,
-            "withdrawals": d.withdrawals,
-            "profit_moved_out": d.profit_moved_out,
-        }
 
 
 def _at(day: date, config: Config) -> datetime:

@@ -222,6 +222,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from stagewise.event_files import load_events
 
         events += load_events(args.events)
+    if args.start and args.end:  # before a download (`simulate` checks them again)
+        from stagewise.plan_events import check_events
+
+        check_events(events, args.start, args.end)
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     db_path = args.db or default_db_path(config)

@@ -607,9 +607,9 @@ class Store:
 
     # -- a simulation's value series ----------------------------------------------------------
 
-    def record_days(self, days: Iterable[Mapping[str, Any]]) -> None:
-        """A simulation's account at the end of each day (the simulation_days table; each
-        day's fields by column name, see `writes.DAY_COLUMNS`), in one transaction."""
+    def record_days(self, days: Iterable[Any]) -> None:
+        """A simulation's account at the end of each day (performance.Day: the attributes
+        `writes.DAY_COLUMNS` name) in the simulation_days table, in one transaction."""
         with self._writing():
             writes.insert_days(self.conn, days)
 

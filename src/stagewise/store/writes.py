@@ -142,11 +142,10 @@ def insert_composition(conn: sqlite3.Connection, period: str, composition: Compo
     )
 
 
-def insert_days(conn: sqlite3.Connection, days: Iterable[Mapping[str, Any]]) -> None:
-    """A simulation's days, each a row of DAY_COLUMNS by name (`day` a date)."""
-    rows = []
-    for d in days:
-        row = [d[name] for name in DAY_COLUMNS]
-        row[0] = row[0].isoformat()
-        rows.append(row)
-    conn.executemany(_DAY, rows)
+def insert_days(conn: sqlite3.Connection, days: Iterable[Any]) -> None:
+    """A simulation's days, each with the attributes DAY_COLUMNS name (`day` a date): a
+    performance.Day."""
+    columns = DAY_COLUMNS[1:]
+    conn.executemany(
+        _DAY, [(d.day.isoformat(), *(getattr(d, name) for name in columns)) for d in days]
+    )
