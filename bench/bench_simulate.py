@@ -172,7 +172,8 @@ def report(
     f = result.figures
     print(
         f"  money          seed {f.seed_value:,.0f}, in {f.contributions:,.0f}, "
-        f"out {f.withdrawals:,.0f}, final {f.final_value:,.0f}, fees {f.fees:,.0f}"
+        f"out {f.withdrawals + f.profit_moved_out:,.0f} (profit moved out "
+        f"{f.profit_moved_out:,.0f}), final {f.final_value:,.0f}, fees {f.fees:,.0f}"
         + ("" if share is None else f" ({share * 100:.2f} % of contributions)")
         + f", slippage {f.slippage:,.0f}"
     )

@@ -177,13 +177,13 @@ def test_a_simulation_an_older_version_wrote_is_replaced_at_the_default_place(
     config = write_config()
     default = state_of(config).with_name("simulation.db")
     assert simulate(cli, config, None).returncode == 0
-    conn = sqlite3.connect(default)  # as the version before migrations m004-m006 left it
+    conn = sqlite3.connect(default)  # as the version before migrations m004-m007 left it
     conn.execute("DELETE FROM events WHERE kind = 'simulation'")
-    for table in ("notifications", "notify_cursor", "compositions"):
+    for table in ("notifications", "notify_cursor", "compositions", "simulation_days"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute(
         "DELETE FROM _sqlite_migrations WHERE name IN ('m004_failed_runs_leave_period_open',"
-        " 'm005_notifications', 'm006_compositions')"
+        " 'm005_notifications', 'm006_compositions', 'm007_simulation_days')"
     )
     conn.commit()
     conn.close()

@@ -5,9 +5,13 @@ Needs matplotlib (`pip install 'stagewise[plot]'`); imported only when a chart i
 
 from __future__ import annotations
 
+import math
 import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.simulate import SimulationResult
@@ -56,33 +60,63 @@ def pyplot() -> ModuleType:
 
 def draw(result: SimulationResult, out: Path, quote: str) -> None:
     """Write an image (format by `out`'s suffix, see `chart_file`) with two panels: value vs
-    contributions, and holdings by value share."""
+    money put in, from the value series of the simulation's database (simulation_days), and
+    holdings by value share."""
     plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
-    days = [d for d, _, _ in result.series]
-    top.plot(days, [v for _, v, _ in result.series], label="account value")
-    top.plot(days, [i for _, _, i in result.series], label="money put in", linestyle="--")
-    top.set_ylabel(quote)
-    top.set_title("stagewise simulation (paper account)")
-    top.legend(loc="upper left")
-    assets = sorted({a for _, values in result.allocation for a in values})
-    months = [d for d, _ in result.allocation]
-    shares = []
-    for asset in assets:
-        row = []
-        for _, values in result.allocation:
-            total = sum(v for v in values.values() if v > 0) or 1.0
-            row.append(max(values.get(asset, 0.0), 0.0) / total * 100)
-        shares.append(row)
-    if months:
-        bottom.stackplot(months, shares, labels=assets)
-        bottom.legend(loc="upper left", ncol=6, fontsize="small")
-    bottom.set_ylabel("% of account")
-    bottom.set_ylim(0, 100)
-    fig.tight_layout()
+    fig = figure(plt, value_series(result), result.allocation, quote)
     try:
         fig.savefig(out, dpi=100, format=out.suffix[1:].lower() or DEFAULT_FORMAT)
     except OSError as e:
         raise StagewiseError(f"cannot write the chart {out}: {e.strerror}") from None
     finally:
         plt.close(fig)
+
+
+def value_series(result: SimulationResult) -> list[dict[str, Any]]:
+    """The simulation_days rows of the simulation's database."""
+    from stagewise.store import Store
+
+    if result.db_path is None:
+        raise StagewiseError("no simulation database to chart")
+    store = Store.read(result.db_path)
+    try:
+        return store.days()
+    finally:
+        store.close()
+
+
+def figure(
+    plt: ModuleType,
+    days: Sequence[Mapping[str, Any]],
+    allocation: Sequence[tuple[date, Mapping[str, float]]],
+    quote: str,
+) -> Any:
+    """The chart's figure: the value series `days` (simulation_days rows) and the monthly
+    `allocation`."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    x = [d["day"] for d in days]
+    top.plot(x, [d["value"] for d in days], label="account value")
+    top.plot(x, [d["invested"] for d in days], label="money put in", linestyle="--")
+    top.set_ylabel(quote)
+    top.set_title("stagewise simulation (paper account)")
+    top.legend(loc="upper left")
+    assets = sorted({a for _, values in allocation for a in values})
+    months = [d for d, _ in allocation]
+    shares = []
+    for asset in assets:
+        row = []
+        for _, values in allocation:
+            total = sum(v for v in values.values() if v > 0) or 1.0
+            row.append(max(values.get(asset, 0.0), 0.0) / total * 100)
+        shares.append(row)
+    if months:
+        bottom.stackplot(months, shares, labels=assets)
+        bottom.legend(loc="upper left", ncol=6, fontsize="small")
+    if any(d["outside_value"] > 0 for d in days):
+        share = [math.nan if d["crypto_share"] is None else d["crypto_share"] * 100 for d in days]
+        bottom.plot(x, share, color="black", label="crypto, % of the whole portfolio")
+        bottom.legend(loc="upper left", ncol=6, fontsize="small")
+    bottom.set_ylabel("% of account")
+    bottom.set_ylim(0, 100)
+    fig.tight_layout()
+    return fig

@@ -82,8 +82,17 @@ class StateFull(StateUnavailable):
     """No room left for the write: the disk holding the state file is full."""
 
 
-class PriceHistoryError(StagewiseError):
+class DataError(StagewiseError):
+    """A data file a command was given is unusable (exit 65, EX_DATAERR)."""
+
+
+class PriceHistoryError(DataError):
     """A price history file or download is unusable (bad row, gap, unknown asset)."""
+
+
+class EventsFileError(DataError):
+    """A plan events file (`simulate --events`) is unusable: the message names its file,
+    line and field."""
 
 
 class OutputRefused(StagewiseError):

@@ -8,6 +8,7 @@ period key; a period that is already recorded does not run again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from stagewise.contributions import (
 from stagewise.errors import StagewiseError
 from stagewise.guidance import goal_of
 from stagewise.history import PriceHistory
+from stagewise.listings import listed_only, unlisted_note
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.periods import period_key
@@ -215,8 +217,8 @@ class Jobs:
                 events = self._glide_events(targets)
                 return self._skipped(job, key, scheduled_at, now, reason, events)
             pending = [] if state.paused else self.account.deposit(contribution, now, key)
-            snapshot = self._snapshot(targets, now, pending)
-            plan = plan_dca(self._planned_on(snapshot), targets, self.policy, state, contribution)
+            snapshot, listed, left_out = self._read(targets, now, pending)
+            plan = plan_dca(self._planned_on(snapshot), listed, self.policy, state, contribution)
             return self._record(
                 job,
                 key,
@@ -226,14 +228,15 @@ class Jobs:
                 snapshot,
                 pending,
                 events=self._glide_events(targets),
+                notes=left_out,
             )
         if job == "rebalance":
-            snapshot = self._snapshot(targets, now)
-            scoped = None if scope is None else self._scope(scope, targets)
-            plan = plan_rebalance(self._planned_on(snapshot), targets, self.policy, state, scoped)
+            snapshot, listed, left_out = self._read(targets, now)
+            scoped = None if scope is None else self._scope(scope, listed)
+            plan = plan_rebalance(self._planned_on(snapshot), listed, self.policy, state, scoped)
             if scope is not None:
                 plan = self.compositions.explain(plan, scope)
-            return self._record(job, key, scheduled_at, now, plan, snapshot)
+            return self._record(job, key, scheduled_at, now, plan, snapshot, notes=left_out)
         if job in ("drift", "profit"):
             return self._check(job, key, targets, state, scheduled_at, now)
         if job == "withdraw":
@@ -254,14 +257,14 @@ class Jobs:
         """A watch job: records a run only when it proposes or changes the carried state."""
         if job == "profit" and not targets.stage.profit_milestones_pct:
             return Outcome(job, key, "quiet")  # nothing to take: no need to ask the exchange
-        snapshot = self._snapshot(targets, now)
+        snapshot, listed, left_out = self._read(targets, now)
         planned_on = self._planned_on(snapshot)
         check = plan_drift if job == "drift" else plan_profit
-        plan = check(planned_on, targets, self.policy, state)
+        plan = check(planned_on, listed, self.policy, state)
         if not plan.orders and plan.state == state and plan.refused is None:
             log.debug("quiet", notes=plan.notes)  # e.g. a drift too small to be worth orders
             return Outcome(job, key, "quiet")
-        return self._record(job, key, scheduled_at, now, plan, snapshot)
+        return self._record(job, key, scheduled_at, now, plan, snapshot, notes=left_out)
 
     def _withdraw(
         self,
@@ -277,17 +280,17 @@ class Jobs:
             reason = why_nothing_comes_out(self.config, today)
             return self._skipped("withdraw", key, scheduled_at, now, reason)
         periods = self.config.settings.schedule.withdraw_periods
-        snapshot = self._snapshot(targets, now)
+        snapshot, listed, left_out = self._read(targets, now)
         plan = plan_withdraw(
             self._planned_on(snapshot),
-            targets,
+            listed,
             self.policy,
             state,
             rate,
             periods,
             today.year,
         )
-        return self._record("withdraw", key, scheduled_at, now, plan, snapshot)
+        return self._record("withdraw", key, scheduled_at, now, plan, snapshot, notes=left_out)
 
     def windfall(self, windfall_id: int, bonus: float, now: datetime) -> Outcome | None:
         """Invest the stage's share of a bonus announced with `stagewise windfall`."""
@@ -301,12 +304,20 @@ class Jobs:
                 share = self.bonus_share(targets) / 100
                 state = self.store.plan_state()
                 pending = [] if state.paused else self.account.deposit(bonus * share, now, key)
-                snapshot = self._snapshot(targets, now, pending)
+                snapshot, listed, left_out = self._read(targets, now, pending)
                 plan = plan_windfall(
-                    self._planned_on(snapshot), targets, self.policy, state, bonus, share
+                    self._planned_on(snapshot), listed, self.policy, state, bonus, share
                 )
                 return self._record(
-                    "windfall", key, now, now, plan, snapshot, pending, consume=[windfall_id]
+                    "windfall",
+                    key,
+                    now,
+                    now,
+                    plan,
+                    snapshot,
+                    pending,
+                    consume=[windfall_id],
+                    notes=left_out,
                 )
             except DuplicatePeriod:
                 return None
@@ -416,6 +427,20 @@ class Jobs:
     ) -> Snapshot:
         return self.account.snapshot(list(targets.weights), now, pending=pending)
 
+    def _read(
+        self, targets: Targets, now: datetime, pending: Sequence[LedgerEntry] = ()
+    ) -> tuple[Snapshot, Targets, tuple[str, ...]]:
+        """The account at `now`, the targets to plan with, and the plan's note on what they
+        leave out: an asset the exchange has no market for (not listed yet, or delisted) is
+        out of the targets, its weight given to the listed assets of its index, as a
+        simulation leaves out one without a price yet (`listings`)."""
+        snapshot = self._snapshot(targets, now, pending)
+        unlisted = [a for a in targets.weights if a in snapshot.unpriced]
+        if not unlisted:
+            return snapshot, targets, ()
+        listed = listed_only(targets, targets.weights.keys() - set(unlisted))
+        return snapshot, listed, (unlisted_note(unlisted),)
+
     def _planned_on(self, snapshot: Snapshot) -> Snapshot:
         """What a plan starts from: the account as read (and recorded), after this fire's
         earlier proposals that the account does not show (read-only mode)."""
@@ -434,7 +459,10 @@ class Jobs:
         pending: Sequence[LedgerEntry] = (),
         consume: Sequence[int] = (),
         events: Sequence[tuple[str, dict]] = (),
+        notes: Sequence[str] = (),
     ) -> Outcome:
+        if notes:
+            plan = dataclasses.replace(plan, notes=(*notes, *plan.notes))
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
             return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)

@@ -1,5 +1,8 @@
 """Assets that list later: a coin without a known price yet is left out of the targets.
 
+Live, the same rule holds for an asset the exchange has no market for (not listed yet, or
+delisted): the jobs plan without it and say so in the plan (`unlisted_note`).
+
 Real history starts at different days for different coins. Until an asset's first close is
 known, it is not in the targets: its weight is spread over the assets of its index that are
 listed (in proportion to their weights), or, when none of the index's assets is listed yet,
@@ -20,6 +23,15 @@ RULE = (
     "an asset without a known price yet is left out of the targets until its first close is "
     "known; its weight goes to the listed assets of its index (to cash when none is listed)"
 )
+
+
+def unlisted_note(assets: Collection[str]) -> str:
+    """The plan's note on `assets`, planned but without a market on the exchange (live)."""
+    return (
+        f"no market on the exchange for {', '.join(sorted(assets))} (not listed yet, or "
+        "delisted): left out of the targets until it is listed; its weight goes to the listed "
+        "assets of its index (to cash when none is listed)"
+    )
 
 
 def listed_only(targets: Targets, listed: Collection[str]) -> Targets:

@@ -182,11 +182,10 @@ def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Re
     return Reconciliation(change, deposits, withdrawals, fees, slip)
 
 
+# The note of the ledger withdrawal that moves profit taken out of the account.
+PROFIT_TAKEN = "profit taken: moved to diversified traditional investments"
 # The rules whose sale proceeds leave the account, with the note of their ledger entry.
-_PAYOUTS = {
-    "withdraw": "withdrawal payout",
-    "profit": "profit taken: moved to diversified traditional investments",
-}
+_PAYOUTS = {"withdraw": "withdrawal payout", "profit": PROFIT_TAKEN}
 
 
 class PaperAccount:

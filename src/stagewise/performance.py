@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
 from stagewise.history import PriceHistory
-from stagewise.paper import LedgerEntry
+from stagewise.paper import PROFIT_TAKEN, LedgerEntry
 from stagewise.returns import annualised, max_drawdown, time_weighted, xirr
 
 # The rules whose trades are the plan's own trading (not money in or out): turnover counts them.
@@ -23,13 +23,26 @@ DAYS_A_YEAR = 365.25  # turnover per year, as the churn figures count years
 @dataclass(frozen=True)
 class Day:
     """The account at the end of a day: its value at the day's close (the last close known
-    by the day's end), the money put in so far, and the money moved in that day (seed,
-    contributions, windfalls; withdrawals negative)."""
+    by the day's end), the money put in so far (seed and contributions), the money moved in
+    that day (seed, contributions, windfalls; withdrawals and profit moved out negative), its
+    cash, the value held outside crypto that day, and the money in and out to date."""
 
     day: date
     value: float
     invested: float
     moved_in: float
+    cash: float = 0.0
+    outside_value: float = 0.0
+    contributions: float = 0.0  # every deposit to date, DCA and windfalls
+    withdrawals: float = 0.0  # paid out to date (profit moved out apart)
+    profit_moved_out: float = 0.0  # profit taken to date, moved to traditional investments
+
+    @property
+    def crypto_share(self) -> float | None:
+        """The crypto held over the whole portfolio (the account and the outside value);
+        None with nothing in either."""
+        whole = self.value + self.outside_value
+        return (self.value - self.cash) / whole if whole > 0 else None
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,8 @@ class Figures:
     seed_value: float
     contributions: float  # every deposit: DCA and windfalls
     windfalls: float  # the part of `contributions` that windfalls deposited
-    withdrawals: float
+    withdrawals: float  # paid out (the withdrawal stage's payouts)
+    profit_moved_out: float  # profit taken, moved to traditional investments (not withdrawals)
     fees: float
     slippage: float  # paid above / received below the close a fill was planned at
     final_value: float
@@ -64,12 +78,14 @@ def figures(
     quote: str,
     span: tuple[datetime, datetime],
     tz: tzinfo,
+    outside: Sequence[tuple[date, float]] = (),
 ) -> Figures:
     """The figures of `entries` over `span` ([start, end) moments), valued with `history`'s
-    closes; days are the investor's (`tz`)."""
+    closes; days are the investor's (`tz`). `outside`: the value held outside crypto from
+    each day it changes (ascending; none: 0), for each day's crypto share."""
     start_at, end_at = span
     moved_in = _MovedIn(history, quote, tz)
-    days, allocation = _days(entries, history, quote, span, tz, moved_in)
+    days, allocation = _days(entries, history, quote, span, tz, moved_in, outside)
     values = [d.value for d in days]
     seed = _sum(moved_in(e) for e in entries if e.kind == "seed")
     final = values[-1] if values else seed
@@ -90,7 +106,9 @@ def figures(
         windfalls=_sum(
             e.amount for e in entries if e.kind == "deposit" and e.note.startswith("windfall:")
         ),
-        withdrawals=0.0 - _sum(e.amount for e in entries if e.kind == "withdrawal"),
+        withdrawals=0.0
+        - _sum(e.amount for e in entries if e.kind == "withdrawal" and not _profit(e)),
+        profit_moved_out=0.0 - _sum(e.amount for e in entries if _profit(e)),
         fees=0.0 - _sum(e.amount for e in entries if e.kind == "fee"),
         slippage=_slippage(entries, history, quote, tz),
         final_value=final,
@@ -109,6 +127,11 @@ def figures(
 
 def _sum(amounts: Iterable[float]) -> float:
     return sum(amounts, 0.0) + 0.0  # + 0.0: never a negative zero
+
+
+def _profit(e: LedgerEntry) -> bool:
+    """Profit taken and moved out of the account (paper mode's ledger withdrawal of it)."""
+    return e.kind == "withdrawal" and e.note == PROFIT_TAKEN
 
 
 def _rule(e: LedgerEntry) -> str:
@@ -146,6 +169,7 @@ def _days(
     span: tuple[datetime, datetime],
     tz: tzinfo,
     moved_in: _MovedIn,
+    outside: Sequence[tuple[date, float]],
 ) -> tuple[list[Day], list[tuple[date, dict[str, float]]]]:
     """The account at the end of every day of the span that has a close or a ledger entry
     (so a payment after the last close of coarse data still counts), and the value of each
@@ -158,7 +182,9 @@ def _days(
     closes = history.closes
     balances: dict[str, float] = {}
     held: list[tuple[float, tuple[float | None, ...]]] = []  # amount, closes of each holding
-    invested = 0.0
+    invested = contributions = withdrawals = profit = outside_value = 0.0
+    steps = iter(outside)
+    step = next(steps, None)
     i = 0
     out: list[Day] = []
     allocation: list[tuple[date, dict[str, float]]] = []
@@ -176,12 +202,34 @@ def _days(
                     flow = moved_in(e)
                     moved += flow
                     invested += flow if flow > 0 else 0.0
+                    if e.kind == "deposit":
+                        contributions += flow
+                    elif _profit(e):
+                        profit -= flow
+                    elif e.kind == "withdrawal":
+                        withdrawals -= flow
                 i += 1
             held = [(amount, closes[a]) for a, amount in balances.items() if a != quote]
-        value = balances.get(quote, 0.0)
+        while step is not None and step[0] <= day:
+            outside_value = step[1]
+            step = next(steps, None)
+        cash = balances.get(quote, 0.0)
+        value = cash
         for amount, column in held:
             value += amount * (column[n] or 0.0)
-        out.append(Day(day, value, invested, moved))
+        out.append(
+            Day(
+                day,
+                value,
+                invested,
+                moved,
+                cash,
+                outside_value,
+                contributions + 0.0,
+                withdrawals + 0.0,
+                profit + 0.0,
+            )
+        )
         if day.year * 12 + day.month != month:  # the first day of a month
             month = day.year * 12 + day.month
             allocation.append(

@@ -8,7 +8,8 @@ The database is marked as a simulation's, and a simulation replaces no other fil
 Point in time: a job sees only the closes known at its moment (`history.HistoryMarkets`); an
 asset without a known price yet is left out of the targets until it lists (`listings`).
 Windfalls and emergency pauses of the plan are announced at their dates through the store's
-calls that `stagewise windfall`, `pause` and `resume` make live.
+calls that `stagewise windfall`, `pause` and `resume` make live; a change of the value held
+outside crypto is an edited config reloaded, as the daemon reloads one: a new Jobs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from stagewise.plan_events import (
     check_events,
     first_day,
     note,
+    outside_values,
 )
 from stagewise.scheduler import Schedule, fire_times, schedules
 from stagewise.settings import Config
@@ -82,6 +84,10 @@ class SimulationResult:
         return self.figures.withdrawals
 
     @property
+    def profit_moved_out(self) -> float:
+        return self.figures.profit_moved_out
+
+    @property
     def final_value(self) -> float:
         return self.figures.final_value
 
@@ -105,8 +111,10 @@ class SimulationResult:
 
     @property
     def gain(self) -> float:
-        """Final value less everything put in, plus everything taken out."""
-        return self.final_value - self.seed_value - self.contributions + self.withdrawals
+        """Final value less everything put in, plus everything taken out (withdrawals and
+        profit moved out)."""
+        f = self.figures
+        return f.final_value - f.seed_value - f.contributions + f.withdrawals + f.profit_moved_out
 
 
 def default_db_path(config: Config) -> Path:
@@ -233,9 +241,6 @@ def simulate(
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
         paper = sim.settings.paper
         account = PaperAccount(store, markets, sim.quote, fee_rate=paper.fee_rate)
-        jobs = Jobs(sim, store, account, history=history)
-        # The jobs plan with the listed assets only (their targets are the one seam for it).
-        jobs.targets = ListedTargets(jobs.targets, history, sim.tz)  # type: ignore[assignment]
         start_at = _at(start, sim)
         end_at = _at(end, sim)
         store.mark_simulation(
@@ -249,15 +254,37 @@ def simulate(
         )
         if paper.initial_balances:
             account.seed(paper.initial_balances, start_at)
-        _drive(jobs, sim, start_at, end_at, announcements(events, sim.tz), progress)
-        result = _result(sim, store, history, start, end, db_path)
+
+        def reload(outside_value: float) -> Jobs:  # the config edited, as the daemon reloads it
+            return _jobs(with_outside_value(sim, outside_value), store, account, history)
+
+        jobs = _jobs(sim, store, account, history)
+        _drive(jobs, reload, sim, start_at, end_at, announcements(events, sim.tz), progress)
+        outside = outside_values(sim.settings.investor.outside_investments, events)
+        result = _result(sim, store, history, start, end, db_path, outside)
         result.notes.extend(_notes(history, assets, start, end, sim, events))
         result.notes.extend(_guide_notes(result, sim))
+        store.record_days(result.figures.days)  # the value series, to chart
         check_output(config, db_path)  # again: a file may have appeared there meanwhile
         store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
     finally:
         store.close()
+
+
+def _jobs(config: Config, store: Store, account: PaperAccount, history: PriceHistory) -> Jobs:
+    jobs = Jobs(config, store, account, history=history)
+    # The jobs plan with the listed assets only (their targets are the one seam for it).
+    jobs.targets = ListedTargets(jobs.targets, history, config.tz)  # type: ignore[assignment]
+    return jobs
+
+
+def with_outside_value(config: Config, outside_value: float) -> Config:
+    """`config` with `investor.outside_investments` set to `outside_value`."""
+    s = config.settings
+    investor = s.investor.model_copy(update={"outside_investments": outside_value})
+    settings = s.model_copy(update={"investor": investor})
+    return Config(settings=settings, plan=config.plan, path=config.path)
 
 
 def _at(day: date, config: Config) -> datetime:
@@ -266,6 +293,7 @@ def _at(day: date, config: Config) -> datetime:
 
 def _drive(
     jobs: Jobs,
+    reload: Callable[[float], Jobs],
     config: Config,
     start_at: datetime,
     end_at: datetime,
@@ -280,8 +308,11 @@ def _drive(
     waiting = iter(announcements)
     due = next(waiting, None)
     for when, sched in fire_times(plan, start_at, end_at):
-        while due is not None and due[0] <= when:  # announced before this job runs
-            due[1](jobs.store)
+        while due is not None and due.at <= when:  # announced before this job runs
+            if due.record is not None:
+                due.record(jobs.store)
+            if due.outside_value is not None:
+                jobs = reload(due.outside_value)
             due = next(waiting, None)
         jobs.fire(sched, when, when)
         if progress and when - last_report > timedelta(days=7):
@@ -320,10 +351,16 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
 
 
 def _result(
-    config: Config, store: Store, history: PriceHistory, start: date, end: date, db_path: Path
+    config: Config,
+    store: Store,
+    history: PriceHistory,
+    start: date,
+    end: date,
+    db_path: Path,
+    outside: Sequence[tuple[date, float]],
 ) -> SimulationResult:
     span = (_at(start, config), _at(end, config))
-    money = figures(store.ledger_entries(), history, config.quote, span, config.tz)
+    money = figures(store.ledger_entries(), history, config.quote, span, config.tz, outside)
     counts = store.counts()
     proposals, statuses, jobs = Counter(), Counter(), Counter()
     for (job, _side), n in counts["orders"].items():

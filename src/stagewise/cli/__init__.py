@@ -88,11 +88,11 @@ def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> in
 
 def exit_code_for(error: StagewiseError) -> int:
     from stagewise.errors import (
+        DataError,
         ExchangeAuthError,
         ExchangeUnavailable,
         InputMissing,
         OutputRefused,
-        PriceHistoryError,
         StateUnavailable,
         UsageError,
     )
@@ -101,7 +101,7 @@ def exit_code_for(error: StagewiseError) -> int:
         return EX_UNAVAILABLE
     if isinstance(error, StateUnavailable):
         return EX_TEMPFAIL
-    if isinstance(error, PriceHistoryError):
+    if isinstance(error, DataError):  # a price history, an events file
         return EX_DATAERR
     if isinstance(error, UsageError):
         return EX_USAGE

@@ -33,8 +33,20 @@ are yours, the exchange's are UTC days): a job sees the close of the day before,
 own day's. A coin without a price yet is left out of the targets until its first close is
 known (its weight goes to the listed coins of its index; --strict-history refuses instead).
 
+Plan events (--events FILE, .csv or .toml; --windfall and --pause add to them): one event a
+row, in date order, each applied at the midnight of its day as it happens live:
+  date,kind,amount,reason
+  2026-01-10,windfall,10000,          a bonus, as `stagewise windfall 10000`
+  2026-02-01,pause,,lost my job       the emergency pause (`stagewise pause --reason`)
+  2026-04-01,resume,,                 its end (`stagewise resume`)
+  2026-06-01,outside_value,250000,    the value held outside crypto from then on
+                                      (investor.outside_investments, edited and reloaded)
+TOML: one [[event]] table per event with the same keys (date = 2026-01-10, kind = "pause",
+reason = "lost my job"). A bad file is refused naming its line and field (exit 65).
+
 The report's figures:
   contributions     every deposit (DCA and windfalls); withdrawals: money paid out
+  profit moved out  profit taken, moved to traditional investments (not a withdrawal)
   fees, slippage    fees paid; fills worse than the close they were planned at
   trading costs     fees + slippage
   money-weighted    XIRR: the yearly rate at which every payment in and out, and the
@@ -45,7 +57,9 @@ The report's figures:
                     rise), and of the time-weighted curve (the portfolio's own fall)
   turnover          the lesser of bought and sold by rebalancing and profit-taking, a
                     year, over the average daily value; DCA, windfall and withdrawal
-                    trades apart (1.00x: the whole account traded once a year)"""
+                    trades apart (1.00x: the whole account traded once a year)
+The value of every day, its cash, crypto's share of the whole portfolio and the money to
+date: the table simulation_days of --db (what --chart draws)."""
 
 
 def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -109,6 +123,13 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         default=[],
         metavar="FROM:TO[:REASON]",
         help="the emergency pause from FROM, resumed on TO (repeatable)",
+    )
+    p.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="plan events (windfall, pause, resume, outside_value) from a .csv or .toml file; "
+        "the format is above",
     )
     p.add_argument(
         "--strict-history",
@@ -196,6 +217,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from stagewise.chart import chart_file
 
         chart = chart_file(args.chart)
+    events = [*args.windfall, *args.pause]
+    if args.events:
+        from stagewise.event_files import load_events
+
+        events += load_events(args.events)
+    if args.start and args.end:  # before a download (`simulate` checks them again)
+        from stagewise.plan_events import check_events
+
+        check_events(events, args.start, args.end)
     config = load(args)
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     db_path = args.db or default_db_path(config)
@@ -211,7 +241,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         end,
         db_path,
         min_notional=args.min_notional,
-        events=[*args.windfall, *args.pause],
+        events=events,
         strict_history=args.strict_history,
         progress=show,
     )

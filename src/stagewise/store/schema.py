@@ -338,3 +338,25 @@ def m006_compositions(conn: sqlite3.Connection) -> None:
         )"""
     )
     conn.execute("CREATE INDEX compositions_moment ON compositions (index_name, moment)")
+
+
+@migration
+def m007_simulation_days(conn: sqlite3.Connection) -> None:
+    """A simulation's value series: the account at the end of each day with a close or a
+    payment (its value at the last close known then, its cash, crypto's share of the whole
+    portfolio with the value held outside crypto, and the money in and out to date), for any
+    SQLite tool to chart. Empty in a live state file."""
+    conn.execute(
+        """CREATE TABLE simulation_days (
+            day TEXT PRIMARY KEY CHECK (day = date(day)),
+            value REAL NOT NULL,
+            cash REAL NOT NULL,
+            crypto_share REAL,
+            outside_value REAL NOT NULL,
+            invested REAL NOT NULL,
+            moved_in REAL NOT NULL,
+            contributions REAL NOT NULL,
+            withdrawals REAL NOT NULL,
+            profit_moved_out REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )

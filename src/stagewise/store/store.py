@@ -6,8 +6,8 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -604,6 +604,24 @@ class Store:
         modes = {m for (m,) in self.conn.execute("SELECT DISTINCT mode FROM runs")}
         (windfalls,) = self.conn.execute("SELECT count(*) FROM pending_windfalls").fetchone()
         return Contents(SIMULATION_EVENT in kinds, frozenset(modes), frozenset(kinds), windfalls)
+
+    # -- a simulation's value series ----------------------------------------------------------
+
+    def record_days(self, days: Iterable[Any]) -> None:
+        """A simulation's account at the end of each day (performance.Day: the attributes
+        `writes.DAY_COLUMNS` name) in the simulation_days table, in one transaction."""
+        with self._writing():
+            writes.insert_days(self.conn, days)
+
+    def days(self) -> list[dict[str, Any]]:
+        """The simulation_days rows in date order, by column name (`day` a date)."""
+        cursor = self.conn.execute(
+            f"SELECT {', '.join(writes.DAY_COLUMNS)} FROM simulation_days ORDER BY day"
+        )
+        rows = [dict(zip(writes.DAY_COLUMNS, row, strict=True)) for row in cursor]
+        for row in rows:
+            row["day"] = date.fromisoformat(row["day"])
+        return rows
 
     # -- ledger -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ class. Values are exactly those the columns held when rows were dicts of `column
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +46,20 @@ _SKIP = insert_sql("skips", ("run_id", "seq", *field_names(Skip)))
 _SNAPSHOT = insert_sql("snapshots", ("run_id", "asset", "amount", "price", "value"))
 _LEDGER = insert_sql("ledger", LEDGER_COLUMNS)
 _EVENT = insert_sql("events", ("at", "kind", "run_id", "data"))
+# A simulation's value series (m007_simulation_days), a row per day.
+DAY_COLUMNS = (
+    "day",
+    "value",
+    "cash",
+    "crypto_share",
+    "outside_value",
+    "invested",
+    "moved_in",
+    "contributions",
+    "withdrawals",
+    "profit_moved_out",
+)
+_DAY = insert_sql("simulation_days", DAY_COLUMNS)
 
 
 def insert_run(
@@ -125,4 +139,13 @@ def insert_composition(conn: sqlite3.Connection, period: str, composition: Compo
             to_json(dict(c.ranks)),
             to_json(list(c.notes)),
         ),
+    )
+
+
+def insert_days(conn: sqlite3.Connection, days: Iterable[Any]) -> None:
+    """A simulation's days, each with the attributes DAY_COLUMNS name (`day` a date): a
+    performance.Day."""
+    columns = DAY_COLUMNS[1:]
+    conn.executemany(
+        _DAY, [(d.day.isoformat(), *(getattr(d, name) for name in columns)) for d in days]
     )
