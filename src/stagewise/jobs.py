@@ -27,8 +27,8 @@ from stagewise.contributions import (
 )
 from stagewise.errors import StagewiseError
 from stagewise.history import PriceHistory
+from stagewise.ledger import LedgerEntry
 from stagewise.money import MAX_MONEY
-from stagewise.paper import LedgerEntry
 from stagewise.periods import period_key
 from stagewise.planner import (
     plan_dca,
