@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import keyrights, logs
-from stagewise.cli import (
+from stagewise.cli.arguments import aware, config_source, load
+from stagewise.cli.output import (
     EX_FAILURE,
     EX_OK,
     EX_USAGE,
-    aware,
-    config_source,
     emit_json,
-    load,
     money_json,
     pct,
     render_money,

@@ -9,7 +9,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from stagewise.cli import EX_OK, emit_json, load, parse_date
+from stagewise.cli.arguments import load, parse_date
+from stagewise.cli.output import EX_OK, emit_json
 from stagewise.settings import Config
 from stagewise.stages import Index
 

@@ -7,7 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load
+from stagewise.cli.arguments import load
+from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import ConfigError
 from stagewise.settings import NOTIFY_URLS_ENV
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise import logs
-from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date
+from stagewise.cli.arguments import load, parse_date
+from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import UsageError
 from stagewise.money import MAX_MONEY
 from stagewise.settings import Config

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stagewise import shipped
-from stagewise.cli import EX_OK, EX_UNAVAILABLE, load
+from stagewise.cli.arguments import load
+from stagewise.cli.output import EX_OK, EX_UNAVAILABLE
 from stagewise.errors import InputMissing
 
 SHIPPED_DATABASE = "stagewise"  # the key config/datasette.yml describes (stagewise.db)
