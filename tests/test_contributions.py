@@ -98,7 +98,7 @@ def test_contributions_stop_and_withdrawals_start_on_the_retirement_day(make_con
     assert monthly_contribution(config, RETIRES) == 0
     assert withdrawal_rate(config, RETIRES) == pytest.approx(0.03)  # the Retirees' 2-4 %
     # The age band still chooses the allocation: a Pre-Retiree's until 65.
-    assert targets_on(config, RETIRES).stage.id == "pre_retiree"
+    assert targets_on(config.profile, RETIRES).stage.id == "pre_retiree"
     by_age = make_config({**LINDA, "investor": {**LINDA["investor"], "retirement_age": None}})
     assert retirement(by_age).source == "the age band of stage 'retiree'"  # 65 then
     dated = make_config(

@@ -369,7 +369,7 @@ def test_a_dca_with_nothing_to_invest_is_skipped_without_asking_for_prices(
 def test_a_windfall_is_invested_at_the_next_fire_with_the_stages_bonus_share(young) -> None:
     bonus = 10_000.0
     windfall_id = young.store.add_pending_windfall(bonus, berlin(2027, 1, 10))
-    share = young.jobs.bonus_share(targets_on(young.config, date(2027, 1, 11))) / 100
+    share = young.jobs.bonus_share(targets_on(young.config.profile, date(2027, 1, 11))) / 100
     assert share == 0.5  # the guide, stage 1: "allocate 50% of bonuses to crypto indices"
     monday = berlin(2027, 1, 11, 10)
     outcomes = young.jobs.fire(sched(young, "rebalance-weekly"), monday, monday)
@@ -690,7 +690,7 @@ def test_a_retiree_gets_no_dca_and_withdrawals_from_the_retirement_date(
     assert after[0].status in ("ok", "skipped")  # ok when cents are carried: no deposit either
     assert deposits_of(runtime, "dca:2028-04") == []
     # The age band still sets the allocation: a Pre-Retiree's (51-64).
-    assert targets_on(runtime.config, date(2028, 4, 1)).stage.id == "pre_retiree"
+    assert targets_on(runtime.config.profile, date(2028, 4, 1)).stage.id == "pre_retiree"
 
 
 def test_a_retiree_by_age_invests_nothing(make_config, history_runtime) -> None:

@@ -25,7 +25,6 @@ from stagewise.planner import (
     plan_rebalance,
     plan_windfall,
     plan_withdraw,
-    policy_from,
 )
 from stagewise.settings import Config, load_config
 from stagewise.snapshot import Market, Snapshot
@@ -151,12 +150,12 @@ def spend_per_sleeve(config: Config, t: Targets, plan: Plan) -> dict[str, float]
 @pytest.mark.parametrize("allow_deposit", [False, True])
 def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_deposit):
     config = config_born(date(2000, 3, 10))
-    t = targets_on(config, date(2026, 6, 1))
+    t = targets_on(config.profile, date(2026, 6, 1))
     assert (t.age, t.stage.id, t.glide) == (26, "young_professional", None)
     # Paper mode deposits the $1,000 first; read-only mode asks for it (deposit_needed).
     cash = 0.0 if allow_deposit else 1_000.0
     snap = at_target(t, 20_000.0, cash)
-    policy = policy_from(config.settings, allow_deposit=allow_deposit)
+    policy = config.policy(allow_deposit=allow_deposit)
     plan = plan_dca(snap, t, policy, PlanState(), 1_000.0)
     sleeves = spend_per_sleeve(config, t, plan)
     # 500/300/200 less the 0.1 % fee (1,000 / 1.001 = 999.00) and rounding to 1e-6 units.
@@ -176,10 +175,10 @@ def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_depo
 
 def test_george_70_withdraws_about_8085_of_245000_at_3_3_percent():
     config = config_born(date(1956, 2, 1))
-    t = targets_on(config, date(2026, 6, 1))
+    t = targets_on(config.profile, date(2026, 6, 1))
     assert (t.age, t.stage.id) == (70, "retiree")
     snap = at_target(t, 245_000.0, 0.0)
-    policy = policy_from(config.settings, allow_deposit=False)
+    policy = config.policy(allow_deposit=False)
     plan = plan_withdraw(snap, t, policy, PlanState(), 0.033, 1, 2026)
     # 0.033 * 245,000 / 1 = 8,085 received after fees (the guide: $8,000 ≈ 3.3 %).
     assert 8_084.0 <= received(plan) <= 8_085.0
@@ -367,8 +366,7 @@ def test_every_order_says_its_weights_before_after_and_target():
 
 
 def test_policy_from_settings_turns_percent_into_fractions():
-    settings = example_config().settings
-    policy = policy_from(settings, allow_deposit=True)
+    policy = example_config().policy(allow_deposit=True)
     assert policy == Policy(
         band_abs=0.05,
         band_rel=0.25,

@@ -82,7 +82,7 @@ def money_stage(config: Config, on: date) -> Stage:
     """The stage whose contribution and withdrawal rules apply on `on`: the age band's, or,
     retired in a stage without withdrawals (before its age band says so), the retirement
     stage's."""
-    stage = stage_on(config, on)
+    stage = stage_on(config.profile, on)
     if stage.withdrawal_pct.max > 0 or not retired_on(config, on):
         return stage
     retiree = config.plan.retirement_stage()
@@ -142,7 +142,7 @@ def why_nothing_comes_out(config: Config, on: date) -> str:
     """Why there is no withdrawal on `on` (before retirement)."""
     r = retirement(config)
     if r.on is None:
-        return f"stage '{stage_on(config, on).id}' has no withdrawals"
+        return f"stage '{stage_on(config.profile, on).id}' has no withdrawals"
     return f"withdrawals start at retirement on {r.on} ({r.source})"
 
 

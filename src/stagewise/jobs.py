@@ -37,7 +37,6 @@ from stagewise.planner import (
     plan_rebalance,
     plan_windfall,
     plan_withdraw,
-    policy_from,
 )
 from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState
@@ -99,8 +98,8 @@ class Jobs:
         # (a simulation): runs take no time, they finish at the `now` they were given.
         self.clock = clock
         self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
-        self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
-        self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
+        self.policy = config.policy(allow_deposit=account.allow_deposit)
+        self.targets = TargetsOn(config.profile)  # the targets of a day (pure, so remembered)
         # The rule indices' compositions, chosen from `history` (None: live, none yet).
         self.compositions = Reconstitutions(config, store, history)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
@@ -355,7 +354,7 @@ class Jobs:
     ) -> Outcome:
         today = self.local_date(now)
         a_year_ago = date(today.year - 1, today.month, min(today.day, 28))
-        before = stage_on(self.config, a_year_ago)
+        before = stage_on(self.config.profile, a_year_ago)
         snapshot = self._snapshot(targets, now)
         month = contribution_on(self.config, today)
         retires = retirement(self.config).on

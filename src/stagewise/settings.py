@@ -9,6 +9,7 @@ is an error, as a misspelt key in the file is, and an invalid value names its va
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ from stagewise import shipped
 from stagewise.environment import CONFIG_ENV, ENV_PREFIX, invalid, setting_variables
 from stagewise.errors import ConfigError
 from stagewise.money import MAX_MONEY
+from stagewise.planner.model import Policy
 from stagewise.stages import PlanData, load_plan, read_toml
+from stagewise.targets import Profile
 
 # The system-wide install (the systemd unit's ConfigurationDirectory= and StateDirectory=).
 SYSTEM_CONFIG = Path("/etc/stagewise/config.toml")
@@ -343,6 +346,43 @@ class Config:
     @property
     def quote(self) -> str:
         return self.settings.exchange.quote
+
+    @functools.cached_property
+    def profile(self) -> Profile:
+        """What the targets of a day depend on: the plan data and the investor's figures."""
+        s = self.settings
+        return Profile(
+            plan=self.plan,
+            birth_date=s.investor.birth_date,
+            crypto_share_point=s.investor.crypto_share_point,
+            derisk_pct_per_year=s.investor.derisk_pct_per_year,
+            cash_pct=s.policy.cash_pct,
+            transition_months=s.plan.transition_months,
+            transition_anchor=s.plan.transition_anchor,
+        )
+
+    def policy(self, *, allow_deposit: bool) -> Policy:
+        """The planner's Policy (percent here, fractions there). `allow_deposit`: read-only
+        mode, where DCA/windfall money may not be on the account yet (paper mode deposits the
+        contribution first: False)."""
+        s = self.settings
+        p = s.policy
+        return Policy(
+            band_abs=p.band_abs_pct / 100,
+            band_rel=p.band_rel_pct / 100,
+            rebalance_to=p.rebalance_to,
+            drift_watch=p.drift_watch,
+            max_order_share=p.max_order_pct / 100,
+            min_order=p.min_order,
+            min_rebalance_share=p.min_rebalance_pct / 100,
+            milestone_sell_share=p.milestone_sell_pct / 100,
+            profit_min_days=p.profit_min_days,
+            profit_min_value=p.profit_min_value,
+            fee_rate=s.paper.fee_rate,
+            slippage=s.paper.slippage,
+            outside_value=s.investor.outside_investments,
+            allow_deposit=allow_deposit,
+        )
 
 
 @dataclass(frozen=True)

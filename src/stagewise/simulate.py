@@ -188,7 +188,7 @@ def simulation_config(config: Config, db_path: Path) -> Config:
 def plan_assets(config: Config, start: date, end: date) -> set[str]:
     """Every asset the targets hold at any month of [start, end)."""
     assets: set[str] = set()
-    targets = TargetsOn(config)
+    targets = TargetsOn(config.profile)
     day = start
     while day < end:
         assets |= targets(day).weights.keys()
@@ -299,7 +299,7 @@ def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: dateti
     ages = range(age_on(birth, first), age_on(birth, last) + 1)
     stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
     holding = dict(stages)
-    for before, after, starts, ends in glide_paths(config):
+    for before, after, starts, ends in glide_paths(config.profile):
         if starts <= last and first < ends:
             holding |= {before.id: before, after.id: after}
     if sched.job == "profit":
@@ -383,7 +383,7 @@ def _stages(config: Config, start: date, end: date) -> list[StageSpan]:
         days |= {boundary, add_months(boundary, -months), add_months(boundary, months)}
     spans: list[StageSpan] = []
     for day in sorted(d for d in days if start <= d < end):
-        t = targets_on(config, day)
+        t = targets_on(config.profile, day)
         glide = f"{t.glide.from_stage}->{t.glide.to_stage}" if t.glide else None
         if not spans or (spans[-1].stage, spans[-1].glide) != (t.stage.id, glide):
             spans.append(StageSpan(day, t.stage.id, glide))

@@ -278,7 +278,7 @@ def unknown_exchange(exchange_id: str) -> str | None:
 def cmd_stage(args: argparse.Namespace) -> int:
     config = load(args)
     on = args.at or today(config)
-    targets = targets_on(config, on)
+    targets = targets_on(config.profile, on)
     money = money_json(config, on)
     if args.json:
         emit_json({**targets_json(targets), **money})

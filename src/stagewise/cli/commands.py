@@ -117,7 +117,7 @@ def _schedule_for(config: Config, job: str, at: datetime) -> Schedule | None:
     on the day of `at`); None when the config switches it off."""
     from stagewise.scheduler import schedules
 
-    stage = targets_on(config, at.astimezone(config.tz).date()).stage
+    stage = targets_on(config.profile, at.astimezone(config.tz).date()).stage
     return next(
         (
             s
@@ -212,7 +212,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     from stagewise.scheduler import schedules
 
     day = now.astimezone(config.tz).date()
-    targets = targets_on(config, day)
+    targets = targets_on(config.profile, day)
     state = store.plan_state()
     latest = store.latest_snapshot()
     holdings: list[dict[str, Any]] = []
@@ -281,10 +281,9 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
 def pursued(config: Config, targets: Targets, value: float) -> Mapping[str, float]:
     """The per-asset targets the planner pursues for an account worth `value`: the plan's
     weights, scaled down to put crypto at its target share of the whole portfolio."""
-    from stagewise.planner import policy_from
     from stagewise.planner.rebalance import scaled_targets
 
-    policy = policy_from(config.settings, allow_deposit=False)
+    policy = config.policy(allow_deposit=False)
     return scaled_targets(value, targets, policy)
 
 
@@ -546,7 +545,7 @@ def windfall_announce(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
     amount = args.amount
     now = now_utc()
-    targets = targets_on(config, now.astimezone(config.tz).date())
+    targets = targets_on(config.profile, now.astimezone(config.tz).date())
     share = bonus_share(config, targets)
     path = config.settings.state.path
     store = open_store(path) if path.exists() else None  # a refused amount creates no file
