@@ -37,8 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
-from test_bt_crosscheck import (  # noqa: E402
+from support import (  # noqa: E402
     CAPITAL,
     FIRST,
     FIRST_PRICES,
@@ -46,8 +45,12 @@ from test_bt_crosscheck import (  # noqa: E402
     START,
     TOLERANCE,
     WEIGHTS,
+    deep_merge,
     generated_closes,
+    plan_stage,
     run_bt,
+    write_config_file,
+    write_plan_files,
 )
 
 from stagewise import logs  # noqa: E402

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 from stagewise.cli import output as cli_output
 

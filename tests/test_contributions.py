@@ -7,7 +7,7 @@ import json
 from datetime import date
 
 import pytest
-from conftest import plan_stage, run_cli
+from support import plan_stage, run_cli
 
 from stagewise.contributions import (
     contribution_on,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import plan_stage
+from support import plan_stage
 
 from stagewise.history import PriceHistory
 from stagewise.listings import ListedTargets, listed_only

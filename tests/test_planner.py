@@ -1,19 +1,25 @@
 """The planner's shared behaviour: the guide's figures, refusals, caps, `apply`, the next state.
 
-Also the small builders the other tests/test_planner_*.py files import: plain data in,
-no fixtures needed (the planner is pure).
+Plain data in (the builders of tests/support.py), no fixtures needed: the planner is pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from functools import cache
-from pathlib import Path
+from datetime import date
 
 import pytest
+from support import (
+    POLICY,
+    QUOTE,
+    TAKEN_AT,
+    example_config,
+    market,
+    received,
+    snapshot,
+    spend,
+    targets,
+)
 
 from stagewise.planner import (
     Plan,
@@ -26,22 +32,11 @@ from stagewise.planner import (
     plan_windfall,
     plan_withdraw,
 )
-from stagewise.settings import Config, load_config
-from stagewise.snapshot import Market, Snapshot
-from stagewise.stages import Stage
+from stagewise.settings import Config
+from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets, targets_on
 
-QUOTE = "USDT"
-TAKEN_AT = datetime(2026, 6, 1, 9, tzinfo=UTC)
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.toml"
-
-
 # --- builders ------------------------------------------------------------------------------
-
-
-@cache
-def example_config() -> Config:
-    return load_config(EXAMPLE)
 
 
 def config_born(birth: date) -> Config:
@@ -50,70 +45,6 @@ def config_born(birth: date) -> Config:
     investor = config.settings.investor.model_copy(update={"birth_date": birth})
     settings = config.settings.model_copy(update={"investor": investor})
     return dataclasses.replace(config, settings=settings)
-
-
-def stage(stage_id: str = "career_builder", milestones: list[float] | None = None) -> Stage:
-    found = next(s for s in example_config().plan.stages if s.id == stage_id)
-    if milestones is not None:
-        found = found.model_copy(update={"profit_milestones_pct": milestones})
-    return found
-
-
-def targets(
-    weights: Mapping[str, float],
-    *,
-    cash: float = 0.0,
-    band: tuple[float, float] = (0.15, 0.25),
-    milestones: list[float] | None = None,
-) -> Targets:
-    """Targets by hand: `weights` must sum to 1 - cash."""
-    assert math.isclose(sum(weights.values()) + cash, 1.0)
-    return Targets(
-        on=TAKEN_AT.date(),
-        age=35,
-        stage=stage(milestones=milestones),
-        glide=None,
-        crypto_share=sum(band) / 2,
-        crypto_band=band,
-        sleeves={},
-        weights=dict(weights),
-        cash=cash,
-    )
-
-
-def market(
-    asset: str,
-    step: float = 0.01,
-    min_notional: float = 0.0,
-    min_amount: float = 0.0,
-    fee: float = 0.001,
-) -> Market:
-    return Market(f"{asset}/{QUOTE}", asset, QUOTE, step, min_amount, min_notional, fee)
-
-
-def snapshot(
-    balances: Mapping[str, float],
-    prices: Mapping[str, float],
-    markets: Mapping[str, Market] | None = None,
-    **rules: float,
-) -> Snapshot:
-    """A snapshot; every priced asset gets a market with `rules` unless `markets` is given."""
-    if markets is None:
-        markets = {a: market(a, **rules) for a in prices}
-    return Snapshot(TAKEN_AT, QUOTE, dict(balances), dict(prices), dict(markets))
-
-
-POLICY = Policy(band_abs=0.05, band_rel=0.25, max_order_share=0.25, fee_rate=0.001)
-
-
-def spend(plan: Plan) -> float:
-    """Quote money the plan's buys cost, fees included."""
-    return sum(o.notional + o.fee for o in plan.orders if o.side == "buy")
-
-
-def received(plan: Plan) -> float:
-    """Quote money the plan's sells bring, after fees."""
-    return sum(o.notional - o.fee for o in plan.orders if o.side == "sell")
 
 
 # --- the guide's figures -------------------------------------------------------------------

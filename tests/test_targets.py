@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from conftest import plan_stage
+from support import plan_stage
 
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.targets import (

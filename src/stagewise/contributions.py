@@ -146,6 +146,13 @@ def why_nothing_comes_out(config: Config, on: date) -> str:
     return f"withdrawals start at retirement on {r.on} ({r.source})"
 
 
+def bonus_share_pct(config: Config, stage: Stage) -> float:
+    """Percent of a bonus (a windfall) invested in `stage`: the investor's choice
+    (`investor.bonus_share_pct`), else the low end of the stage's range in the guide."""
+    chosen = config.settings.investor.bonus_share_pct
+    return chosen if chosen is not None else stage.contribution.bonus_share_pct.min
+
+
 def stage_entry(config: Config, stage: Stage) -> date:
     """The first day `stage`'s contribution rules apply: its age band's first day, or for
     the retirement stage the retirement day when that comes first."""

@@ -215,9 +215,6 @@ class ScheduleSettings(Section):
     withdraw_day: int = Field(default=15, ge=1, le=28)
     reassess_hour: int = Field(default=8, ge=0, le=23)
     grace_hours: float = Field(default=72, ge=0, le=24 * 60)
-    # For demos and tests only: fire every job every N seconds instead of on its calendar
-    # (period keys still apply, so each period still runs once).
-    interval_seconds: float | None = Field(default=None, ge=0.5, le=86_400)
 
     @field_validator("withdraw_periods", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ calls that `stagewise windfall`, `pause` and `resume` make live.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from stagewise.churn import Churn, churn
-from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
 from stagewise.jobs import Jobs
@@ -36,10 +36,10 @@ from stagewise.plan_events import (
     first_day,
     note,
 )
-from stagewise.scheduler import Schedule, fire_times, schedules
+from stagewise.schedules import Schedule, fire_times, schedules
 from stagewise.settings import Config
 from stagewise.store import Contents, StateError, Store
-from stagewise.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
+from stagewise.targets import TargetsOn, add_months, birthday, targets_on
 
 
 @dataclass(frozen=True)
@@ -272,9 +272,8 @@ def _drive(
 ) -> None:
     span = (end_at - start_at).total_seconds()
     last_report = start_at
-    plan = [
-        s for s in schedules(config, daily_prices=True) if _can_act(s, config, start_at, end_at)
-    ]
+    first, last = start_at.date(), end_at.date()
+    plan = [daily(s) for s in schedules(config) if jobs.may_act(s, first, last)]
     waiting = iter(announcements)
     due = next(waiting, None)
     for when, sched in fire_times(plan, start_at, end_at):
@@ -289,32 +288,10 @@ def _drive(
         progress(1.0)
 
 
-def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
-    """False for a job no stage of the simulated span gives anything to do (profit-taking
-    without milestones, withdrawals before retirement, a rebalance cadence no sleeve and no
-    stage has): its trigger need not be walked. The stages are those of the ages in the span;
-    for the sleeves, also both ends of a glide path overlapping it (it holds both's sleeves)."""
-    birth = config.settings.investor.birth_date
-    first, last = start_at.date(), end_at.date()
-    ages = range(age_on(birth, first), age_on(birth, last) + 1)
-    stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
-    holding = dict(stages)
-    for before, after, starts, ends in glide_paths(config.profile):
-        if starts <= last and first < ends:
-            holding |= {before.id: before, after.id: after}
-    if sched.job == "profit":
-        return any(s.profit_milestones_pct for s in stages.values())
-    if sched.job == "withdraw":
-        return retired_on(config, last)  # retirement lasts: retired by the end, or never
-    if sched.job == "rebalance":
-        cadences = {s.portfolio_rebalance for s in stages.values()} | {
-            config.plan.indices[index].cadence
-            for s in holding.values()
-            for sleeve in s.sleeve
-            for index in sleeve.indices
-        }
-        return sched.cadence in cadences
-    return True
+def daily(sched: Schedule) -> Schedule:
+    """`sched` on daily prices: the hourly drift watch checks once a day, at the first hour
+    (its other 23 checks of a day would see the same prices)."""
+    return dataclasses.replace(sched, hour=0) if sched.hour is None else sched
 
 
 def _result(

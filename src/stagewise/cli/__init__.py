@@ -39,6 +39,7 @@ from stagewise.cli.output import (
 )
 from stagewise.contributions import contribution_warnings
 from stagewise.errors import ConfigError, StagewiseError
+from stagewise.periods import JOBS, SCHEDULED_JOBS
 from stagewise.targets import targets_on
 
 DESCRIPTION = """\
@@ -87,9 +88,6 @@ def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> in
     return code
 
 
-JOBS = ("dca", "rebalance", "drift", "profit", "withdraw", "reassess")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from stagewise.cli.commands import (
         cmd_once,
@@ -123,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", cmd_run, "run the daemon: scheduled jobs until SIGTERM (systemd: Type=notify)")
 
     once = command("once", cmd_once, "run one job now, recorded like a scheduled run")
-    once.add_argument("job", choices=JOBS, help="the job to run")
+    once.add_argument("job", choices=SCHEDULED_JOBS, help="the job to run")
     once.add_argument(
         "--at",
         type=parse_time,
@@ -143,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proposals = command("proposals", cmd_proposals, "the orders proposed so far, newest first")
     proposals.add_argument("--since", type=parse_time, metavar="TIME", help="only since TIME")
-    proposals.add_argument("--job", choices=(*JOBS, "windfall"), help="only of this job")
+    proposals.add_argument("--job", choices=JOBS, help="only of this job")
     proposals.add_argument("--period", metavar="KEY", help="only of this period (dca:2027-01)")
     proposals.add_argument("--limit", type=positive_int, default=50, help="at most N (50)")
     proposals.add_argument("--json", action="store_true", help="print as JSON")

@@ -21,15 +21,17 @@ from stagewise.cli.output import (
     render_money,
     targets_json,
 )
+from stagewise.contributions import bonus_share_pct
 from stagewise.errors import UsageError
 from stagewise.money import amount_text, price_text
+from stagewise.periods import JOBS
 from stagewise.settings import Config
 from stagewise.targets import Targets, targets_on
 
 if TYPE_CHECKING:
     from stagewise.jobs import Outcome
     from stagewise.runtime import Runtime
-    from stagewise.scheduler import Schedule
+    from stagewise.schedules import Schedule
     from stagewise.store import Store
 
 # The exchange, store and scheduler modules (ccxt, SQLite, APScheduler) are imported by
@@ -115,7 +117,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 def _schedule_for(config: Config, job: str, at: datetime) -> Schedule | None:
     """The schedule `once JOB` fires: the job's (a rebalance: the stage's portfolio cadence
     on the day of `at`); None when the config switches it off."""
-    from stagewise.scheduler import schedules
+    from stagewise.schedules import schedules
 
     stage = targets_on(config.profile, at.astimezone(config.tz).date()).stage
     return next(
@@ -209,7 +211,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
-    from stagewise.scheduler import schedules
+    from stagewise.schedules import schedules
 
     day = now.astimezone(config.tz).date()
     targets = targets_on(config.profile, day)
@@ -240,7 +242,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 }
             )
     last_runs = {}
-    for job in ("dca", "rebalance", "drift", "profit", "withdraw", "reassess", "windfall"):
+    for job in JOBS:
         run = store.last_run(job)
         if run:
             last_runs[job] = {
@@ -251,7 +253,10 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "notes": run["notes"],
                 "deposit_needed": run["deposit_needed"],
             }
-    next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
+    next_runs = {
+        s.name: (s.next_after(now) or now).astimezone(config.tz).isoformat()
+        for s in schedules(config)
+    }
     pause = store.pause()
     key = keyrights.on_record(store)
     return {
@@ -546,7 +551,7 @@ def windfall_announce(args: argparse.Namespace) -> int:
     amount = args.amount
     now = now_utc()
     targets = targets_on(config.profile, now.astimezone(config.tz).date())
-    share = bonus_share(config, targets)
+    share = bonus_share_pct(config, targets.stage)
     path = config.settings.state.path
     store = open_store(path) if path.exists() else None  # a refused amount creates no file
     try:
@@ -566,12 +571,6 @@ def windfall_announce(args: argparse.Namespace) -> int:
     if share == 0:
         print("this stage invests no share of bonuses: nothing will be bought", file=sys.stderr)
     return EX_OK
-
-
-def bonus_share(config: Config, targets: Targets) -> float:
-    """Percent of a bonus invested: the investor's choice, else the stage's low end."""
-    chosen = config.settings.investor.bonus_share_pct
-    return chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
 
 
 def portfolio_value(store: Store) -> float | None:
