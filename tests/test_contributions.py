@@ -10,6 +10,7 @@ import pytest
 from support import plan_stage, run_cli
 
 from stagewise.contributions import (
+    bonus_share_pct,
     contribution_on,
     contribution_warnings,
     monthly_contribution,
@@ -292,3 +293,14 @@ def test_a_retirement_needs_a_stage_with_withdrawals_to_retire_into(write_config
     assert result.returncode == 78
     assert "investor.retirement_age: no stage of the plan has withdrawals" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- windfalls -----------------------------------------------------------------------------------
+
+
+def test_a_bonus_share_is_the_investors_choice_else_the_stages_low_end(make_config):
+    config = make_config()
+    stage = config.plan.stage_for_age(30)
+    assert bonus_share_pct(config, stage) == stage.contribution.bonus_share_pct.min
+    chosen = make_config({"investor": {"bonus_share_pct": 35}})
+    assert bonus_share_pct(chosen, stage) == 35

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,11 @@ from stagewise.cli.output import (
 )
 from stagewise.contributions import bonus_share_pct
 from stagewise.errors import UsageError
+from stagewise.holdings import holdings, priced
 from stagewise.money import amount_text, price_text
 from stagewise.periods import JOBS
 from stagewise.settings import Config
-from stagewise.targets import Targets, targets_on
+from stagewise.targets import targets_on
 
 if TYPE_CHECKING:
     from stagewise.jobs import Outcome
@@ -217,30 +219,15 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     targets = targets_on(config.profile, day)
     state = store.plan_state()
     latest = store.latest_snapshot()
-    holdings: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     snapshot_at = None
     if latest is not None:
         snapshot_at, assets = latest
         if config.settings.exchange.mode == "paper":
             # The paper ledger holds the last run's fills; the snapshot is from before them.
-            assets = _priced(store.ledger_balances(), assets, config.quote)
-        total = sum(a["value"] or 0 for a in assets.values())
-        aims = pursued(config, targets, total)
-        cash_aim = max(0.0, 1 - sum(aims.values()))
-        for asset in sorted(set(assets) | set(targets.weights)):
-            row = assets.get(asset, {"amount": 0.0, "price": None, "value": 0.0})
-            weight = (row["value"] or 0) / total if total else 0.0
-            target = aims.get(asset, cash_aim if asset == config.quote else 0.0)
-            holdings.append(
-                {
-                    "asset": asset,
-                    "amount": row["amount"],
-                    "value": row["value"],
-                    "weight": weight,
-                    "target": target,
-                    "drift": weight - target,
-                }
-            )
+            assets = priced(store.ledger_balances(), assets, config.quote)
+        policy = config.policy(allow_deposit=False)
+        rows = [asdict(h) for h in holdings(assets, targets, policy, config.quote)]
     last_runs = {}
     for job in JOBS:
         run = store.last_run(job)
@@ -271,7 +258,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "carry": state.carry,
         "profit_to_move": state.profit_to_move,
         "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
-        "holdings": holdings,
+        "holdings": rows,
         "last_runs": last_runs,
         "next_runs": next_runs,
         "pending_windfalls": [
@@ -281,15 +268,6 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "api_key": key and {**key, "at": key["at"].isoformat()},
         "notifications": store.notice_counts(),
     }
-
-
-def pursued(config: Config, targets: Targets, value: float) -> Mapping[str, float]:
-    """The per-asset targets the planner pursues for an account worth `value`: the plan's
-    weights, scaled down to put crypto at its target share of the whole portfolio."""
-    from stagewise.planner.rebalance import scaled_targets
-
-    policy = config.policy(allow_deposit=False)
-    return scaled_targets(value, targets, policy)
 
 
 def render_status(d: dict[str, Any]) -> str:
@@ -468,18 +446,6 @@ def render_run_notes(runs: Iterable[dict[str, Any]], quote: str) -> str:
             )
         lines += [f"{run['period']}: {note}" for note in run.get("notes") or ()]
     return "\n".join(lines)
-
-
-def _priced(
-    balances: dict[str, float], snapshot: dict[str, dict[str, Any]], quote: str
-) -> dict[str, dict[str, Any]]:
-    """`balances` as snapshot rows, priced at the snapshot's prices (value None: unpriced)."""
-    rows = {}
-    for asset, amount in balances.items():
-        price = 1.0 if asset == quote else snapshot.get(asset, {}).get("price")
-        value = None if price is None else amount * price
-        rows[asset] = {"amount": amount, "price": price, "value": value}
-    return rows
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
