@@ -151,6 +151,19 @@ def test_a_bad_price_refuses_the_plan_naming_the_asset(rule, bad):
     assert plan.orders == () and plan.state == state and plan.rule == rule
 
 
+@pytest.mark.parametrize("rule", ["dca", "windfall"])
+def test_a_refused_plan_keeps_the_state_however_it_was_passed(rule):
+    """The refusal is each rule's own: the state comes back unchanged, given by keyword too."""
+    snap = snapshot({QUOTE: 10.0}, {"A": 1.0})
+    state = PlanState(carry=3.0)
+    if rule == "dca":
+        plan = plan_dca(snap, targets({"A": 1.0}), POLICY, contribution=-1.0, state=state)
+    else:
+        plan = plan_windfall(snap, targets({"A": 1.0}), POLICY, bonus=-1.0, share=0.5, state=state)
+    assert plan.refused is not None and "not a usable amount" in plan.refused
+    assert plan.state is state and plan.orders == () and plan.rule == rule
+
+
 def test_a_missing_price_of_an_asset_to_buy_refuses_dca():
     snap = snapshot({QUOTE: 500.0}, {"BTC": 50_000.0})
     plan = plan_dca(snap, targets({"BTC": 0.5, "SOL": 0.5}), POLICY, PlanState(), 100.0)

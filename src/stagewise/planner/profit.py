@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from stagewise.money import price_text
-from stagewise.planner.book import Book, money, open_book, pct
-from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.book import Book, Refusal, money, open_book, pct
+from stagewise.planner.fills import Proposal, finish, refused
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import trader_for
 from stagewise.snapshot import Snapshot
@@ -36,9 +36,15 @@ from stagewise.targets import Targets
 WHERE_TO = "move them to your diversified traditional investments"
 
 
-@refuses("profit")
 def plan_profit(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     """Sells at the milestones of `targets.stage.profit_milestones_pct` not yet taken."""
+    try:
+        return _take_profits(snapshot, targets, policy, state)
+    except Refusal as why:
+        return refused("profit", state, why)
+
+
+def _take_profits(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     book = open_book(snapshot, targets.weights, (), set_aside=state.profit_to_move)
     proposal = Proposal("profit", book, targets.weights)
     milestones = sorted(targets.stage.profit_milestones_pct)
