@@ -33,7 +33,7 @@ def download_history(
     )
     since = _ms(start - timedelta(days=2))
     until = _ms(end)
-    cache = Store.open(config.settings.state.path.with_name(CACHE_FILE))
+    cache = Store.open(config.state_path.with_name(CACHE_FILE))
     exchange = Exchange(public)
     closes: dict[str, list[tuple[int, float]]] = {}
     try:

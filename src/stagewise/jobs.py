@@ -153,7 +153,7 @@ class Jobs:
         if schedule.job != "rebalance":
             return [(period_key(schedule.job, schedule.cadence, local), None)]
         targets = self.targets(local.date())
-        keys = [
+        keys: list[tuple[str, str | None]] = [
             (period_key("rebalance", schedule.cadence, local, index), index)
             for index, sleeve in targets.sleeves.items()
             if sleeve.cadence == schedule.cadence

@@ -293,7 +293,7 @@ class Service:
             stop=tenacity.stop_after_attempt(BUSY_TRIES)
             | tenacity.stop_when_event_set(self.stop_requested),
             wait=tenacity.wait_fixed(BUSY_PAUSE_SECONDS),
-            sleep=self.stop_requested.wait,
+            sleep=self._pause,
             before_sleep=lambda attempt: log.warning(
                 "state_busy",
                 step=step,
@@ -304,6 +304,10 @@ class Service:
             reraise=True,
         )
         return retrying(work)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds` between tries of a busy state file; a stop ends the wait."""
+        self.stop_requested.wait(seconds)
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """Record a daemon event (the caller holds the lock). A state file still busy loses

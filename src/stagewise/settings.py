@@ -344,6 +344,13 @@ class Config:
     def quote(self) -> str:
         return self.settings.exchange.quote
 
+    @property
+    def state_path(self) -> Path:
+        """The state file (`load_config` resolves the setting: never unset here)."""
+        path = self.settings.state.path
+        assert path is not None, "a Config is made by load_config, which resolves state.path"
+        return path
+
     @functools.cached_property
     def profile(self) -> Profile:
         """What the targets of a day depend on: the plan data and the investor's figures."""

@@ -110,14 +110,14 @@ class SimulationResult:
 
 def default_db_path(config: Config) -> Path:
     """Where a simulation's database goes unless told: simulation.db beside the state file."""
-    return config.settings.state.path.with_name("simulation.db")
+    return config.state_path.with_name("simulation.db")
 
 
 def check_output(config: Config, db_path: Path) -> None:
     """Refuse (OutputRefused) a `db_path` a simulation may not replace, reading it only: the
     configured state file, a folder, anything but a simulation database of stagewise's (or
     one with runs of another mode than a simulation's)."""
-    state = config.settings.state.path
+    state = config.state_path
     if db_path.resolve() == state.resolve() or (
         db_path.exists() and state.exists() and db_path.samefile(state)
     ):
@@ -300,7 +300,7 @@ def _result(
     span = (_at(start, config), _at(end, config))
     money = figures(store.ledger_entries(), history, config.quote, span, config.tz)
     counts = store.counts()
-    proposals, statuses, jobs = Counter(), Counter(), Counter()
+    proposals, statuses, jobs = Counter[str](), Counter[str](), Counter[str]()
     for (job, _side), n in counts["orders"].items():
         proposals[job] += n
     for (job, status), n in counts["runs"].items():

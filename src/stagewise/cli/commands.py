@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -96,12 +96,12 @@ def cmd_once(args: argparse.Namespace) -> int:
             "and prices; nothing is recorded (--record runs a past period for real)",
             file=sys.stderr,
         )
-        runtime = open_runtime(config, store=Store.copy(config.settings.state.path))
+        runtime = open_runtime(config, store=Store.copy(config.state_path))
     else:
         runtime = open_runtime(config, clock=now_utc)
     # A dry run plans as at --at; a recorded run plans now, for the period of --at (as the
     # daemon catches up a missed period).
-    scheduled_at, decide_at = (at, at) if dry else (at or now, now)
+    scheduled_at, decide_at = (at, at) if dry and at is not None else (at or now, now)
     try:
         try:
             runtime.check_exchange(now)
@@ -196,7 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     config = load(args)
     now = now_utc()
-    state_path = config.settings.state.path
+    state_path = config.state_path
     store = read_store(state_path)
     try:
         data = status_data(config, store or Store.open_memory(), now)
@@ -222,7 +222,8 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     snapshot_at = None
     if latest is not None:
-        snapshot_at, assets = latest
+        snapshot_at = latest[0]
+        assets: Mapping[str, Mapping[str, Any]] = latest[1]
         if config.settings.exchange.mode == "paper":
             # The paper ledger holds the last run's fills; the snapshot is from before them.
             assets = priced(store.ledger_balances(), assets, config.quote)
@@ -381,7 +382,7 @@ def local_minute(text: str) -> str:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
-    path = args.db or config.settings.state.path
+    path = args.db or config.state_path
     if args.db is not None and not args.db.is_file():
         from stagewise.errors import InputMissing
 
@@ -450,7 +451,7 @@ def render_run_notes(runs: Iterable[dict[str, Any]], quote: str) -> str:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    store = open_store(config.settings.state.path)
+    store = open_store(config.state_path)
     try:
         before = store.set_paused(True, args.reason, now_utc(), replace=args.replace)
     finally:
@@ -475,7 +476,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    path = config.settings.state.path
+    path = config.state_path
     before = None
     if path.exists():  # no state file: never paused (and none is made to say so)
         store = open_store(path)
@@ -518,7 +519,7 @@ def windfall_announce(args: argparse.Namespace) -> int:
     now = now_utc()
     targets = targets_on(config.profile, now.astimezone(config.tz).date())
     share = bonus_share_pct(config, targets.stage)
-    path = config.settings.state.path
+    path = config.state_path
     store = open_store(path) if path.exists() else None  # a refused amount creates no file
     try:
         value = portfolio_value(store) if store is not None else None
@@ -580,7 +581,7 @@ def windfall_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     config = load(args)
-    path = config.settings.state.path
+    path = config.state_path
     store = read_store(path)
     if store is None:
         print(f"no windfalls announced: no state file at {path} yet")
@@ -616,7 +617,7 @@ def windfall_list(args: argparse.Namespace) -> int:
 
 def windfall_cancel(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    path = config.settings.state.path
+    path = config.state_path
     if not path.exists():  # nothing announced: no file is made to say so
         raise UsageError(f"there is no windfall #{args.id}: no state file at {path} yet")
     store = open_store(path)

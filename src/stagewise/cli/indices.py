@@ -30,7 +30,7 @@ def cmd_indices(args: argparse.Namespace) -> int:
     from stagewise.cli.commands import read_store
 
     config = load(args)
-    store = read_store(args.db or config.settings.state.path)
+    store = read_store(args.db or config.state_path)
     at = None
     if args.at is not None:  # the end of that day, in the investor's time zone
         at = datetime.combine(args.at + timedelta(days=1), time(0), tzinfo=config.tz)

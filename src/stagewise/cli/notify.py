@@ -111,7 +111,7 @@ def told_counts(config) -> dict | None:
     """What the state file says was told (None: no state file yet)."""
     from stagewise.cli.commands import read_store
 
-    store = read_store(config.settings.state.path)
+    store = read_store(config.state_path)
     if store is None:
         return None
     try:

@@ -50,7 +50,7 @@ def metadata_for(database: str) -> dict[str, Any]:
 
 def cmd_view(args: argparse.Namespace) -> int:
     config = load(args)
-    path = (args.db or config.settings.state.path).resolve()
+    path = (args.db or config.state_path).resolve()
     if not path.is_file():
         raise InputMissing(f"no state file at {path} yet (nothing has run with this config)")
     try:
