@@ -163,11 +163,7 @@ def test_without_a_watchdog_no_ping_is_sent(standin_config, spawn, notify, plan_
     env = {"NOTIFY_SOCKET": str(notify.path)}
     daemon, _, _ = started_every_second(standin_config, spawn, notify, env)
     daemon.wait_for_event("run_finished")
-    fired = plan_standin.count("/api/v3/ticker/24hr")
-    deadline = time.monotonic() + 20
-    while plan_standin.count("/api/v3/ticker/24hr") < fired + 3:  # three more fires
-        assert time.monotonic() < deadline, "the jobs stopped firing"
-        time.sleep(0.05)
+    wait_for_fires(plan_standin, 3)  # three more fires
     daemon.proc.send_signal(signal.SIGTERM)
     assert daemon.finish(timeout=10) == 0
     notify.wait_for("STOPPING=1")
