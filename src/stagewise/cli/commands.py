@@ -26,7 +26,7 @@ from stagewise.contributions import bonus_share_pct
 from stagewise.errors import UsageError
 from stagewise.holdings import holdings, priced
 from stagewise.money import amount_text, price_text
-from stagewise.periods import JOBS
+from stagewise.periods import JOBS, Job
 from stagewise.settings import Config
 from stagewise.targets import targets_on
 
@@ -116,7 +116,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def _schedule_for(config: Config, job: str, at: datetime) -> Schedule | None:
+def _schedule_for(config: Config, job: Job, at: datetime) -> Schedule | None:
     """The schedule `once JOB` fires: the job's (a rebalance: the stage's portfolio cadence
     on the day of `at`); None when the config switches it off."""
     from stagewise.schedules import schedules
