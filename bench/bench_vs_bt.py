@@ -4,8 +4,8 @@
 
 Two cases, each side timed in the same run on the same generated prices:
 
-- the scenario of tests/test_bt_crosscheck.py (imported from it, so the two cannot drift
-  apart): X 50 / Y 30 / Z 20, --years (3) of daily closes;
+- the scenario of tests/test_bt_crosscheck.py (both import it from tests/support.py, so the
+  two cannot drift apart): X 50 / Y 30 / Z 20, --years (3) of daily closes;
 - 50 assets in equal weights (2 % each), ten years of daily closes (3,652 days).
 
 Both rebalance to target once a quarter at the same close, with no fees, no slippage,
