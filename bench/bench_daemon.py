@@ -40,8 +40,8 @@ import tomli_w
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import deep_merge  # noqa: E402
 from standin import StandinExchange  # noqa: E402
+from support import deep_merge  # noqa: E402
 
 MEMORY_GOAL = 1.25  # x the bare ccxt process
 CPU_GOAL = 0.005  # of one core

@@ -46,8 +46,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
-from test_bt_crosscheck import run_bt  # noqa: E402
+from support import (  # noqa: E402
+    deep_merge,
+    plan_stage,
+    run_bt,
+    write_config_file,
+    write_plan_files,
+)
 
 from stagewise import logs  # noqa: E402
 from stagewise.churn import SMALL_ORDER  # noqa: E402

@@ -4,8 +4,8 @@
 
 Two cases, each side timed in the same run on the same generated prices:
 
-- the scenario of tests/test_bt_crosscheck.py (imported from it, so the two cannot drift
-  apart): X 50 / Y 30 / Z 20, --years (3) of daily closes;
+- the scenario of tests/test_bt_crosscheck.py (both import it from tests/support.py, so the
+  two cannot drift apart): X 50 / Y 30 / Z 20, --years (3) of daily closes;
 - 50 assets in equal weights (2 % each), ten years of daily closes (3,652 days).
 
 Both rebalance to target once a quarter at the same close, with no fees, no slippage,
@@ -37,8 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
-from test_bt_crosscheck import (  # noqa: E402
+from support import (  # noqa: E402
     CAPITAL,
     FIRST,
     FIRST_PRICES,
@@ -46,8 +45,12 @@ from test_bt_crosscheck import (  # noqa: E402
     START,
     TOLERANCE,
     WEIGHTS,
+    deep_merge,
     generated_closes,
+    plan_stage,
     run_bt,
+    write_config_file,
+    write_plan_files,
 )
 
 from stagewise import logs  # noqa: E402

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import os
-import subprocess
-import sys
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +10,19 @@ from typing import Any
 import pytest
 import tomli_w
 from standin import StandinExchange
+from support import (
+    CONSOLE_SCRIPT,
+    EXAMPLE,
+    REPO,
+    SAMPLE_PRICES,
+    RunningDaemon,
+    deep_merge,
+    run_cli,
+    write_plan_files,
+)
 
 # --- the code under test is the installed package ---------------------------------------------
 
-REPO = Path(__file__).resolve().parent.parent
 # The source folder of each installed package (pyproject.toml's package-dir).
 SOURCES = {
     "": REPO / "src" / "stagewise",
@@ -81,21 +84,6 @@ def standin() -> Iterator[StandinExchange]:
 
 # --- configuration -------------------------------------------------------------------------
 
-EXAMPLE = REPO / "config" / "example.toml"
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `override` laid over it, nested tables merged; a value of None deletes."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
 
 @pytest.fixture
 def write_config(tmp_path: Path):
@@ -143,98 +131,6 @@ def store(tmp_path: Path):
 # --- custom plans (stages and indices of a test's own) ---------------------------------------
 
 
-def plan_stage(
-    stage_id: str,
-    *,
-    number: int = 1,
-    min_age: int = 0,
-    max_age: int | None = None,
-    sleeves: dict[str, float] | None = None,
-    crypto_share_pct: tuple[float, float] = (0, 100),
-    portfolio_rebalance: str = "quarterly",
-    profit_milestones_pct: tuple[float, ...] = (),
-    withdrawal_pct: tuple[float, float] = (0, 0),
-    monthly: tuple[float, float] = (0, 100_000),
-    yearly_increase_pct: float = 0,
-) -> dict[str, Any]:
-    """One stage as stages.toml holds it; `sleeves` maps an index name to its weight (percent).
-
-    The defaults make a stage that stays out of the way: crypto band 0-100 %, no profit
-    milestones, no withdrawals, no de-risking, no yearly contribution increase."""
-    sleeves = sleeves or {"basket": 100}
-    stage: dict[str, Any] = {
-        "id": stage_id,
-        "name": stage_id.replace("_", " ").title(),
-        "number": number,
-        "min_age": min_age,
-        "crypto_share_pct": {"min": crypto_share_pct[0], "max": crypto_share_pct[1]},
-        "portfolio_rebalance": portfolio_rebalance,
-        "emergency_fund_months": {"min": 0, "max": 0},
-        "profit_milestones_pct": list(profit_milestones_pct),
-        "withdrawal_pct": {"min": withdrawal_pct[0], "max": withdrawal_pct[1]},
-        "derisk_pct_per_year": {"min": 0, "max": 0},
-        "contribution": {
-            "monthly": {"min": monthly[0], "max": monthly[1]},
-            "yearly_increase_pct": yearly_increase_pct,
-            "bonus_share_pct": {"min": 0, "max": 0},
-            "portfolio_goal": {"min": 0, "max": 0, "by_age": 99},
-        },
-        "sleeve": [
-            {"name": name, "weight_pct": weight, "indices": [name]}
-            for name, weight in sleeves.items()
-        ],
-    }
-    if max_age is not None:
-        stage["max_age"] = max_age
-    return stage
-
-
-def write_plan_files(
-    folder: Path,
-    indices: dict[str, tuple[str, dict[str, float]]],
-    stages: list[dict[str, Any]] | None = None,
-    transition_months: tuple[int, int] = (12, 24),
-) -> dict[str, Any]:
-    """Write stages.toml and indices.toml into `folder` (see `write_plan`); returns the config
-    overrides naming them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stages_file = {
-        "plan": {
-            "transition_months_min": transition_months[0],
-            "transition_months_max": transition_months[1],
-        },
-        "emergency_rule": {},
-        "stage": stages or [plan_stage("only")],
-    }
-    indices_file = {
-        "index": {
-            name: {"name": name, "cadence": cadence, "constituents": constituents}
-            for name, (cadence, constituents) in indices.items()
-        }
-    }
-    (folder / "stages.toml").write_text(tomli_w.dumps(stages_file))
-    (folder / "indices.toml").write_text(tomli_w.dumps(indices_file))
-    return {
-        "plan": {
-            "stages": str(folder / "stages.toml"),
-            "indices": str(folder / "indices.toml"),
-        }
-    }
-
-
-def write_config_file(folder: Path, overrides: dict[str, Any] | None = None) -> Path:
-    """What `write_config` does, into any folder (for module-scoped fixtures)."""
-    data = tomllib.loads(EXAMPLE.read_text())
-    data["plan"]["stages"] = str(REPO / "config" / "stages.toml")
-    data["plan"]["indices"] = str(REPO / "config" / "indices.toml")
-    data["state"]["path"] = str(folder / "state" / "stagewise.db")
-    data = deep_merge(data, overrides or {})
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
-
-
 @pytest.fixture
 def write_plan(tmp_path: Path):
     """Write a plan of the test's own (stages.toml, indices.toml) into tmp_path/plan.
@@ -256,29 +152,6 @@ def write_plan(tmp_path: Path):
 # --- the real command line ---------------------------------------------------------------
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed `stagewise` console script with ARGS from an empty folder (nothing
-    of the checkout within reach), with `env` added to the caller's environment less its
-    STAGEWISE_ variables; returns the finished process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
-    full_env.update(env or {})
-    with tempfile.TemporaryDirectory(prefix="stagewise-cwd-") as empty:
-        return subprocess.run(
-            [CONSOLE_SCRIPT, *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=empty,
-            timeout=timeout,
-        )
-
-
-# The command users run: the venv's console script, beside the interpreter running the tests.
-CONSOLE_SCRIPT = str(Path(sys.executable).with_name("stagewise"))
-
-
 @pytest.fixture
 def cli():
     """The real CLI as a subprocess (see `run_cli`)."""
@@ -286,8 +159,6 @@ def cli():
 
 
 # --- jobs over price history, the daemon over the stand-in (scheduler/jobs/service tests) ------
-
-SAMPLE_PRICES = REPO / "config" / "sample-prices.csv"
 
 
 @pytest.fixture(scope="session")
@@ -356,88 +227,20 @@ def standin_config(write_config, plan_standin):
     return write
 
 
-class RunningDaemon:
-    """A `stagewise ...` subprocess (the installed console script, run from the temporary
-    folder) whose stdout/stderr lines are collected as they come."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        import threading
-
-        self.proc = subprocess.Popen(
-            [CONSOLE_SCRIPT, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=tempfile.gettempdir(),
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line.rstrip("\n"))
-
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON log events on stderr so far (lines that are not JSON are skipped)."""
-        import json
-
-        found = []
-        for line in list(self.stderr):
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-        return found
-
-    def wait_for_event(self, event: str, timeout: float = 15, after: int = 0) -> dict[str, Any]:
-        """The first log event named `event` (from the `after`-th on), waiting up to `timeout`."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for e in self.events()[after:] if e.get("event") == event]
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {event!r} event; stderr:\n" + "\n".join(self.stderr[-30:]))
-
-    def finish(self, timeout: float = 15) -> int:
-        """Wait for the exit (killing it past `timeout`); returns the exit code."""
-        import subprocess
-
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            raise
-        for reader in self._readers:
-            reader.join(timeout=5)
-        return code
-
-
 @pytest.fixture
 def spawn():
-    """Start `python -m stagewise ARGS...` without waiting (env: the caller's minus STAGEWISE_
-    variables, plus `env`); processes still running at the end are killed."""
+    """Start `stagewise ARGS...` (or `command ARGS...`) without waiting (env: the caller's
+    minus STAGEWISE_ variables, plus `env`); processes still running at the end are killed."""
     import os
 
     started: list[RunningDaemon] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> RunningDaemon:
+    def start(
+        *args: str, env: dict[str, str] | None = None, command: tuple[str, ...] = (CONSOLE_SCRIPT,)
+    ) -> RunningDaemon:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEWISE_")}
         full_env.update(env or {})
-        running = RunningDaemon(list(args), full_env)
+        running = RunningDaemon(list(args), full_env, command)
         started.append(running)
         return running
 
@@ -446,21 +249,3 @@ def spawn():
         if running.proc.poll() is None:
             running.proc.kill()
             running.proc.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Fail the block with TimeoutError if it runs longer than `seconds` of real time (SIGALRM:
-    main thread only). A loop that stops advancing then fails its test instead of hanging."""
-    import signal
-
-    def expire(_signum: int, _frame: object) -> None:
-        raise TimeoutError(f"took longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

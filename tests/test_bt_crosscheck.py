@@ -21,14 +21,25 @@ bt is a test-only dependency (`pip install bt`); without it this file is skipped
 
 from __future__ import annotations
 
-import math
-import random
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import deep_merge, plan_stage, write_config_file, write_plan_files
+from support import (
+    CAPITAL,
+    END,
+    FIRST,
+    QUARTERLY_ONLY,
+    START,
+    TOLERANCE,
+    WEIGHTS,
+    deep_merge,
+    generated_closes,
+    plan_stage,
+    run_bt,
+    write_config_file,
+    write_plan_files,
+)
 
 bt = pytest.importorskip("bt")
 pytestmark = pytest.mark.filterwarnings("ignore:A future version of pandas will return")
@@ -38,72 +49,6 @@ from stagewise.history import PriceHistory  # noqa: E402
 from stagewise.settings import load_config  # noqa: E402
 from stagewise.simulate import simulate  # noqa: E402
 from stagewise.store import Store  # noqa: E402
-
-WEIGHTS = {"X": 50, "Y": 30, "Z": 20}
-FIRST_PRICES = {"X": 30_000.0, "Y": 2_000.0, "Z": 1.5}
-START, END = date(2021, 1, 1), date(2024, 1, 1)  # [START, END): three years of days
-FIRST = START - timedelta(days=1)  # the data's first day: the close our first job sees
-CAPITAL = 100_000.0
-TOLERANCE = 1e-4  # 0.01 %
-
-# Only the quarterly rebalance trades, all the way back to target.
-QUARTERLY_ONLY: dict[str, Any] = {
-    "investor": {
-        "timezone": "UTC",
-        "outside_investments": 0,  # no crypto-share scaling of the targets
-        "monthly_contribution": 0,
-        "contribution_start": None,
-    },
-    "paper": {"initial_balances": {"USDT": CAPITAL}, "fee_rate": 0, "slippage": 0},
-    "schedule": {"drift_enabled": False, "rebalance_day": 1, "rebalance_hour": 10},
-    "policy": {"band_abs_pct": 0.0001, "max_order_pct": 100, "rebalance_to": "target"},
-}
-
-
-def generated_closes(
-    days: list[date], seed: int = 11, first: dict[str, float] = FIRST_PRICES
-) -> dict[str, tuple[float, ...]]:
-    """A seeded geometric random walk per asset (4 % daily volatility), 6 decimals."""
-    rng = random.Random(seed)
-    closes = {}
-    for asset, price in first.items():
-        column = []
-        for _ in days:
-            column.append(round(price, 6))
-            price *= math.exp(rng.gauss(0.0003, 0.04))
-        closes[asset] = tuple(column)
-    return closes
-
-
-def run_bt(
-    closes: dict[str, tuple[float, ...]],
-    days: list[date],
-    weights: dict[str, float] = WEIGHTS,
-    capital: float = CAPITAL,
-):
-    """bt's quarterly rebalance to `weights` (percent; the basket's by default) from
-    `capital` in cash, at the close of the first date and of each quarter's last; returns the
-    finished Backtest."""
-    data = pd.DataFrame(closes, index=pd.DatetimeIndex(days))
-    strategy = bt.Strategy(
-        "quarterly",
-        [
-            bt.algos.RunQuarterly(run_on_end_of_period=True),
-            bt.algos.SelectAll(),
-            bt.algos.WeighSpecified(**{a: w / 100 for a, w in weights.items()}),
-            bt.algos.Rebalance(),
-        ],
-    )
-    test = bt.Backtest(
-        strategy,
-        data,
-        initial_capital=capital,
-        integer_positions=False,
-        commissions=lambda quantity, price: 0.0,
-        progress_bar=False,
-    )
-    bt.run(test)
-    return test
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import json
 import re
 
 import pytest
-from conftest import REPO
+from support import REPO
 
-from stagewise import cli as stagewise_cli
+from stagewise.cli import output as cli_output
 
 EX_FAILURE, EX_USAGE, EX_NOINPUT = 1, 2, 66
 
@@ -17,7 +17,7 @@ EX_FAILURE, EX_USAGE, EX_NOINPUT = 1, 2, 66
 def test_every_exit_code_of_the_cli_is_listed_in_the_readme_and_the_help(cli):
     codes = {
         value
-        for name, value in vars(stagewise_cli).items()
+        for name, value in vars(cli_output).items()
         if name.startswith("EX_") and isinstance(value, int)
     }
     readme = (REPO / "README.md").read_text()

@@ -7,9 +7,10 @@ import json
 from datetime import date
 
 import pytest
-from conftest import plan_stage, run_cli
+from support import plan_stage, run_cli
 
 from stagewise.contributions import (
+    bonus_share_pct,
     contribution_on,
     contribution_warnings,
     monthly_contribution,
@@ -98,7 +99,7 @@ def test_contributions_stop_and_withdrawals_start_on_the_retirement_day(make_con
     assert monthly_contribution(config, RETIRES) == 0
     assert withdrawal_rate(config, RETIRES) == pytest.approx(0.03)  # the Retirees' 2-4 %
     # The age band still chooses the allocation: a Pre-Retiree's until 65.
-    assert targets_on(config, RETIRES).stage.id == "pre_retiree"
+    assert targets_on(config.profile, RETIRES).stage.id == "pre_retiree"
     by_age = make_config({**LINDA, "investor": {**LINDA["investor"], "retirement_age": None}})
     assert retirement(by_age).source == "the age band of stage 'retiree'"  # 65 then
     dated = make_config(
@@ -292,3 +293,14 @@ def test_a_retirement_needs_a_stage_with_withdrawals_to_retire_into(write_config
     assert result.returncode == 78
     assert "investor.retirement_age: no stage of the plan has withdrawals" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- windfalls -----------------------------------------------------------------------------------
+
+
+def test_a_bonus_share_is_the_investors_choice_else_the_stages_low_end(make_config):
+    config = make_config()
+    stage = config.plan.stage_for_age(30)
+    assert bonus_share_pct(config, stage) == stage.contribution.bonus_share_pct.min
+    chosen = make_config({"investor": {"bonus_share_pct": 35}})
+    assert bonus_share_pct(chosen, stage) == 35

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from stagewise.paper import reconcile
+from stagewise.ledger import reconcile
 from stagewise.store import Store
 
 CHAINS = 2  # independent state files, their processes killed side by side

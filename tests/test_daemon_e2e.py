@@ -1,5 +1,6 @@
-"""End to end: the real `stagewise` command as a subprocess, real ccxt against the local
-Binance stand-in, a real SQLite file. Paper mode under `run`, read-only mode under `once`."""
+"""End to end: the real daemon and the real `stagewise` command as subprocesses, real ccxt
+against the local Binance stand-in, a real SQLite file. Paper mode under `run` (every schedule
+firing each second: tests/every_second.py), read-only mode under `once`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support import EVERY_SECOND
 
 from stagewise.settings import load_config
 
@@ -36,9 +38,9 @@ def db_rows(db_path: Path, sql: str) -> list[tuple]:
 def test_run_in_paper_mode_records_runs_and_proposals_and_logs_json(
     standin_config, plan_standin, spawn, cli
 ) -> None:
-    config = standin_config({"schedule": {"interval_seconds": 1}})
+    config = standin_config()
     db_path = load_config(config).settings.state.path
-    daemon = spawn("run", "--config", str(config))
+    daemon = spawn("run", "--config", str(config), command=EVERY_SECOND)
     daemon.wait_for_event("daemon_started", timeout=30)
     daemon.wait_for_event("run_finished")
     # Read while the daemon goes on firing every job each second (WAL): the command parses.

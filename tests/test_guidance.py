@@ -9,7 +9,7 @@ import tomllib
 from datetime import date
 
 import tomli_w
-from conftest import REPO
+from support import REPO
 
 from stagewise.guidance import Goal, guidance_lines, simulation_notes
 from stagewise.settings import load_config

@@ -1,4 +1,6 @@
-"""What the daemon keeps in memory: the modules `stagewise run` imports, in a fresh process.
+"""The boundaries of the package, each checked in a fresh interpreter: what the daemon keeps in
+memory, what the pure core and the jobs may load, that no module imports one that imports it
+back, and that nothing below the edges reads the clock.
 
 Memory at start is a goal (bench/bench_daemon.py: at most 1.25x a bare `import ccxt`). These
 modules were found to cost it: sqlite-utils (and, through it, pandas and numpy whenever they
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
+import pytest
 
 NOT_FOR_THE_DAEMON = ("sqlite_utils", "click", "pandas", "numpy", "tabulate", "matplotlib")
 NOT_WITHOUT_TARGETS = ("apprise", "datasette", "yaml", "stagewise.outbox", "stagewise.messages")
@@ -83,3 +87,156 @@ def test_apprise_is_imported_only_when_notification_targets_are_configured(
         ).stdout
         found.append(json.loads(out))
     assert found == [[False, False], [True, True]]
+
+
+# --- the pure core and the jobs ------------------------------------------------------------------
+
+LOADED_BY = """
+import json, sys
+import {module}
+print(json.dumps(sorted(sys.modules)))
+"""
+
+# The pure core (targets and planning rules: functions of plain data) loads none of the outside
+# things; the jobs and the simulation are the same with or without the live scheduler.
+PURE_CORE = ("stagewise.planner", "stagewise.targets", "stagewise.stages")
+OUTSIDE_THINGS = (
+    "pydantic_settings",
+    "stagewise.settings",
+    "ccxt",
+    "apscheduler",
+    "structlog",
+    "sqlite3",
+    "stagewise.store",
+)
+
+
+def loaded_by(module: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED_BY.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(json.loads(out))
+
+
+def roots(modules: set[str]) -> set[str]:
+    """`modules` and every package above each (stagewise.store.store: stagewise.store too)."""
+    return {".".join(m.split(".")[:n]) for m in modules for n in range(1, m.count(".") + 2)}
+
+
+@pytest.mark.parametrize("module", PURE_CORE)
+def test_the_pure_core_loads_no_settings_exchange_scheduler_log_or_store(module: str) -> None:
+    loaded = roots(loaded_by(module))
+    assert module in loaded
+    assert loaded.isdisjoint(OUTSIDE_THINGS), sorted(loaded & set(OUTSIDE_THINGS))
+
+
+@pytest.mark.parametrize("module", ["stagewise.jobs", "stagewise.simulate", "stagewise.schedules"])
+def test_the_jobs_and_the_simulation_load_no_scheduler(module: str) -> None:
+    loaded = roots(loaded_by(module))
+    assert module in loaded
+    assert "apscheduler" not in loaded and "stagewise.scheduler" not in loaded
+
+
+# --- the package's own imports, read from its installed files ----------------------------------
+
+IMPORTS_OF = """
+import ast, json, pathlib, stagewise
+CLOCK = {"datetime.now", "datetime.utcnow", "date.today", "time.time", "time.monotonic",
+         "time.clock_gettime", "time.clock_gettime_ns"}
+root = pathlib.Path(stagewise.__file__).parent
+modules = {}
+for path in sorted(root.rglob("*.py")):
+    parts = ["stagewise", *path.relative_to(root).with_suffix("").parts]
+    modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+found = {}
+for name, path in modules.items():
+    imported, clock = set(), []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{name}: a relative import"
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                imported.add(sub if sub in modules else node.module)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            called = ast.unparse(node.func)
+            if ".".join(called.split(".")[-2:]) in CLOCK:
+                clock.append(f"{called}() line {node.lineno}")
+    found[name] = {"imports": sorted(imported & modules.keys()), "clock": clock}
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def package() -> dict[str, dict[str, list[str]]]:
+    """Per module of the installed package: the package modules it imports (anywhere in it:
+    at the top, in a function, for type checking only) and the clock reads it makes."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)
+
+
+def cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a loop (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in graph[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back(package) -> None:
+    graph = {name: [m for m in found["imports"] if m != name] for name, found in package.items()}
+    assert len(graph) > 40 and graph["stagewise.jobs"]  # the whole package was read
+    assert cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_loop_round_three_modules() -> None:
+    assert cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+# Where the clock is read: the edges, which pass `now` down (the CLI, the daemon's loop, the live
+# scheduler), and systemd's monotonic clock for the notify protocol's MONOTONIC_USEC.
+EDGES = ("stagewise.cli", "stagewise.service", "stagewise.scheduler", "stagewise.notify")
+# Known, and left to their owners: the settings' sanity check of a birth date in the future
+# (on load, which only the edges call); the migrations' `applied_at` bookkeeping (the store's
+# migrations move to sqlite-utils' Migrations, which record it themselves).
+KNOWN_CLOCK_READS = {"stagewise.settings": 1, "stagewise.store.schema": 1}
+
+
+def test_nothing_below_the_edges_reads_the_clock(package) -> None:
+    reads = {
+        name: found["clock"]
+        for name, found in package.items()
+        if found["clock"] and not name.startswith(EDGES)
+    }
+    assert {name: len(r) for name, r in reads.items()} == KNOWN_CLOCK_READS, reads
+    assert any(found["clock"] for name, found in package.items() if name.startswith(EDGES))

@@ -8,7 +8,7 @@ import sqlite3
 from datetime import date
 
 import tomli_w
-from conftest import SAMPLE_PRICES, plan_stage, run_cli
+from support import SAMPLE_PRICES, plan_stage, run_cli
 
 from stagewise.history import load_csv
 from stagewise.settings import load_config

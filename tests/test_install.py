@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from support import REPO
 
 from stagewise import shipped
 

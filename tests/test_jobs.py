@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 import freezegun
 import freezegun.api
 import pytest
-from conftest import plan_stage, time_limit, write_config_file
 from structlog.testing import capture_logs
+from support import plan_stage, time_limit, write_config_file
 
-from stagewise.contributions import monthly_contribution
+from stagewise.contributions import bonus_share_pct, monthly_contribution
 from stagewise.history import PriceHistory
 from stagewise.jobs import FAILURES_BEFORE_ALARM, Outcome
 from stagewise.runtime import Runtime, seed_paper
-from stagewise.scheduler import Schedule, latest_fire, schedules
+from stagewise.schedules import Schedule, schedules
 from stagewise.settings import load_config
 from stagewise.targets import targets_on
 
@@ -35,24 +35,22 @@ def berlin(*args: int) -> datetime:
 def real(moment: datetime) -> datetime:
     """`moment` as a real datetime (not freezegun's FakeDatetime).
 
-    FakeDatetime arithmetic drops `fold`, so APScheduler's cron trigger, handed one, loops
-    forever at 02:30 on a DST fall-back day. The triggers get real datetimes; jobs get the
-    frozen clock. (Read through the module: freezegun rewrites imported names.)"""
+    FakeDatetime arithmetic drops `fold`, which names which of a DST fall-back day's two 02:30s
+    a time is. The schedules get real datetimes; jobs get the frozen clock. (Read through the
+    module: freezegun rewrites imported names.)"""
     return freezegun.api.real_datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
 def travel(
     runtime: Runtime, plan: list[Schedule], frozen, end: datetime
 ) -> list[tuple[Schedule, datetime, Outcome]]:
-    """Drive the jobs with the real triggers until `end`: jump the frozen clock to the next
+    """Drive the jobs with the real schedules until `end`: jump the frozen clock to the next
     fire time of any schedule, fire every schedule due then (list order), repeat."""
     fired: list[tuple[Schedule, datetime, Outcome]] = []
     after = real(datetime.now(UTC))
     for _ in range(BOUND):
         upcoming = [
-            (when.astimezone(UTC), s)
-            for s in plan
-            if (when := s.trigger.get_next_fire_time(None, after)) is not None
+            (when.astimezone(UTC), s) for s in plan if (when := s.next_from(after)) is not None
         ]
         moment = min(when for when, _ in upcoming)
         if moment >= end:
@@ -62,7 +60,7 @@ def travel(
         assert real(now) == moment
         for when, sched in upcoming:
             if when == moment:
-                scheduled_at = latest_fire(sched, real(now))
+                scheduled_at = sched.latest(real(now))
                 assert scheduled_at is not None and scheduled_at.astimezone(UTC) == moment
                 fired += [
                     (sched, scheduled_at, o) for o in runtime.jobs.fire(sched, scheduled_at, now)
@@ -374,7 +372,8 @@ def test_a_dca_with_nothing_to_invest_is_skipped_without_asking_for_prices(
 def test_a_windfall_is_invested_at_the_next_fire_with_the_stages_bonus_share(young) -> None:
     bonus = 10_000.0
     windfall_id = young.store.add_pending_windfall(bonus, berlin(2027, 1, 10))
-    share = young.jobs.bonus_share(targets_on(young.config, date(2027, 1, 11))) / 100
+    stage = targets_on(young.config.profile, date(2027, 1, 11)).stage
+    share = bonus_share_pct(young.config, stage) / 100
     assert share == 0.5  # the guide, stage 1: "allocate 50% of bonuses to crypto indices"
     monday = berlin(2027, 1, 11, 10)
     outcomes = young.jobs.fire(sched(young, "rebalance-weekly"), monday, monday)
@@ -707,7 +706,7 @@ def test_a_retiree_gets_no_dca_and_withdrawals_from_the_retirement_date(
     assert after[0].status in ("ok", "skipped")  # ok when cents are carried: no deposit either
     assert deposits_of(runtime, "dca:2028-04") == []
     # The age band still sets the allocation: a Pre-Retiree's (51-64).
-    assert targets_on(runtime.config, date(2028, 4, 1)).stage.id == "pre_retiree"
+    assert targets_on(runtime.config.profile, date(2028, 4, 1)).stage.id == "pre_retiree"
 
 
 def test_a_retiree_by_age_invests_nothing(make_config, history_runtime) -> None:

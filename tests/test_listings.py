@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import plan_stage
+from support import plan_stage
 
 from stagewise.history import PriceHistory
 from stagewise.listings import ListedTargets, listed_only
@@ -26,7 +26,7 @@ def config(write_plan, write_config):
 
 
 def test_an_unlisted_asset_gives_its_weight_to_the_listed_assets_of_its_index(config):
-    t = targets_on(config, date(2030, 1, 1))
+    t = targets_on(config.profile, date(2030, 1, 1))
     assert t.weights == pytest.approx({"A": 0.27, "B": 0.18, "C": 0.45})  # 90 % invested
     without_b = listed_only(t, {"A", "C"})
     # B's 0.18 goes to A, the one listed asset of 'large': A 0.27 + 0.18 = 0.45.
@@ -37,7 +37,7 @@ def test_an_unlisted_asset_gives_its_weight_to_the_listed_assets_of_its_index(co
 
 
 def test_an_index_with_no_listed_asset_is_held_as_cash(config):
-    t = targets_on(config, date(2030, 1, 1))
+    t = targets_on(config.profile, date(2030, 1, 1))
     without_c = listed_only(t, {"A", "B"})
     assert without_c.weights == pytest.approx({"A": 0.27, "B": 0.18})
     assert without_c.cash == pytest.approx(0.10 + 0.45)
@@ -53,13 +53,13 @@ def test_the_targets_of_a_day_hold_the_assets_with_a_close_known_at_its_midnight
         "hand",
     )
     tz = ZoneInfo("Europe/Berlin")
-    targets = ListedTargets(TargetsOn(config), history, tz)
+    targets = ListedTargets(TargetsOn(config.profile), history, tz)
     # B's first close is that of 3 January, known from the midnight ending it.
     assert "B" not in targets(date(2030, 1, 3)).weights
     assert targets(date(2030, 1, 3)).weights == pytest.approx({"A": 0.45, "C": 0.45})
     full = targets(date(2030, 1, 4))
     assert full.weights == pytest.approx({"A": 0.27, "B": 0.18, "C": 0.45})
-    assert full == targets_on(config, date(2030, 1, 4))  # nothing left out: the plan's own
+    assert full == targets_on(config.profile, date(2030, 1, 4))  # nothing left out: the plan's own
 
 
 # --- live: an exchange that lists or delists a coin -------------------------------------------

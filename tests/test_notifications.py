@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from standin import Receiver
 from structlog.testing import capture_logs
+from support import EVERY_SECOND, wait_for_fires
 
 from stagewise.errors import ConfigError
 from stagewise.notify import Notifier
@@ -136,7 +137,7 @@ def service_with(standin_config, monkeypatch):
 
 
 def schedule(service, job: str):
-    from stagewise.scheduler import schedules
+    from stagewise.schedules import schedules
 
     return next(s for s in schedules(service.runtime.config) if s.job == job)
 
@@ -246,25 +247,25 @@ def runs_with_orders(db_path: Path) -> dict[int, int]:
 
 
 def test_a_paper_run_delivers_one_readable_message_per_proposing_run_never_showing_the_url(
-    standin_config, spawn, cli
+    standin_config, plan_standin, spawn, cli
 ) -> None:
     path = secret_path()
     with Receiver() as receiver:
         env = {URLS: receiver.url(path)}
-        config = standin_config({"schedule": {"interval_seconds": 1}})
+        config = standin_config()
         db_path = load_config(config).settings.state.path
-        daemon = spawn("run", "--config", str(config), env=env)
+        daemon = spawn("run", "--config", str(config), env=env, command=EVERY_SECOND)
         daemon.wait_for_event("daemon_started", timeout=30)
         daemon.wait_for_event("notification_sent", timeout=30)
-        time.sleep(2)  # more fires: their periods are done, nothing more to tell
+        wait_for_fires(plan_standin)  # more fires: their periods are done, nothing more to tell
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.finish(timeout=10) == 0
         proposing = runs_with_orders(db_path)
         messages = receiver.wait_for(len(proposing))
         # A second lifetime: nothing is told again.
-        again = spawn("run", "--config", str(config), env=env)
+        again = spawn("run", "--config", str(config), env=env, command=EVERY_SECOND)
         again.wait_for_event("daemon_started", timeout=30)
-        time.sleep(2)
+        wait_for_fires(plan_standin)
         again.proc.send_signal(signal.SIGTERM)
         assert again.finish(timeout=10) == 0
         status = cli("status", "--json", "--config", str(config), env=env)
@@ -296,11 +297,9 @@ def test_a_receiver_answering_500_changes_nothing_else_and_status_counts_it(
     path = secret_path()
     with Receiver(status=500) as receiver:
         env = {URLS: receiver.url(path)}
-        config = standin_config(
-            {"schedule": {"interval_seconds": 1}, "notify": {"attempts": 2, "timeout_seconds": 1}}
-        )
+        config = standin_config({"notify": {"attempts": 2, "timeout_seconds": 1}})
         db_path = load_config(config).settings.state.path
-        daemon = spawn("run", "--config", str(config), env=env)
+        daemon = spawn("run", "--config", str(config), env=env, command=EVERY_SECOND)
         daemon.wait_for_event("daemon_started", timeout=30)
         failed = daemon.wait_for_event("notification_failed", timeout=30)
         announced = cli("windfall", "500", "--config", str(config), env=env)

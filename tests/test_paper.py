@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stagewise.errors import SnapshotError
-from stagewise.paper import (
+from stagewise.ledger import (
     LedgerEntry,
-    PaperAccount,
     Position,
     deposit_entry,
     derive_positions,
@@ -20,6 +19,7 @@ from stagewise.paper import (
     reconcile,
     withdrawal_entry,
 )
+from stagewise.paper import PaperAccount
 from stagewise.planner.model import Order, Plan, PlanState
 from stagewise.snapshot import Market, Snapshot
 from stagewise.store import Store

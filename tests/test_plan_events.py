@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import deep_merge, plan_stage
+from support import deep_merge, plan_stage
 
 from stagewise.errors import EventsFileError, InputMissing, UsageError
 from stagewise.event_files import load_events

@@ -1,19 +1,25 @@
 """The planner's shared behaviour: the guide's figures, refusals, caps, `apply`, the next state.
 
-Also the small builders the other tests/test_planner_*.py files import: plain data in,
-no fixtures needed (the planner is pure).
+Plain data in (the builders of tests/support.py), no fixtures needed: the planner is pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from functools import cache
-from pathlib import Path
+from datetime import date
 
 import pytest
+from support import (
+    POLICY,
+    QUOTE,
+    TAKEN_AT,
+    example_config,
+    market,
+    received,
+    snapshot,
+    spend,
+    targets,
+)
 
 from stagewise.planner import (
     Plan,
@@ -25,24 +31,12 @@ from stagewise.planner import (
     plan_rebalance,
     plan_windfall,
     plan_withdraw,
-    policy_from,
 )
-from stagewise.settings import Config, load_config
-from stagewise.snapshot import Market, Snapshot
-from stagewise.stages import Stage
+from stagewise.settings import Config
+from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets, targets_on
 
-QUOTE = "USDT"
-TAKEN_AT = datetime(2026, 6, 1, 9, tzinfo=UTC)
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.toml"
-
-
 # --- builders ------------------------------------------------------------------------------
-
-
-@cache
-def example_config() -> Config:
-    return load_config(EXAMPLE)
 
 
 def config_born(birth: date) -> Config:
@@ -51,70 +45,6 @@ def config_born(birth: date) -> Config:
     investor = config.settings.investor.model_copy(update={"birth_date": birth})
     settings = config.settings.model_copy(update={"investor": investor})
     return dataclasses.replace(config, settings=settings)
-
-
-def stage(stage_id: str = "career_builder", milestones: list[float] | None = None) -> Stage:
-    found = next(s for s in example_config().plan.stages if s.id == stage_id)
-    if milestones is not None:
-        found = found.model_copy(update={"profit_milestones_pct": milestones})
-    return found
-
-
-def targets(
-    weights: Mapping[str, float],
-    *,
-    cash: float = 0.0,
-    band: tuple[float, float] = (0.15, 0.25),
-    milestones: list[float] | None = None,
-) -> Targets:
-    """Targets by hand: `weights` must sum to 1 - cash."""
-    assert math.isclose(sum(weights.values()) + cash, 1.0)
-    return Targets(
-        on=TAKEN_AT.date(),
-        age=35,
-        stage=stage(milestones=milestones),
-        glide=None,
-        crypto_share=sum(band) / 2,
-        crypto_band=band,
-        sleeves={},
-        weights=dict(weights),
-        cash=cash,
-    )
-
-
-def market(
-    asset: str,
-    step: float = 0.01,
-    min_notional: float = 0.0,
-    min_amount: float = 0.0,
-    fee: float = 0.001,
-) -> Market:
-    return Market(f"{asset}/{QUOTE}", asset, QUOTE, step, min_amount, min_notional, fee)
-
-
-def snapshot(
-    balances: Mapping[str, float],
-    prices: Mapping[str, float],
-    markets: Mapping[str, Market] | None = None,
-    **rules: float,
-) -> Snapshot:
-    """A snapshot; every priced asset gets a market with `rules` unless `markets` is given."""
-    if markets is None:
-        markets = {a: market(a, **rules) for a in prices}
-    return Snapshot(TAKEN_AT, QUOTE, dict(balances), dict(prices), dict(markets))
-
-
-POLICY = Policy(band_abs=0.05, band_rel=0.25, max_order_share=0.25, fee_rate=0.001)
-
-
-def spend(plan: Plan) -> float:
-    """Quote money the plan's buys cost, fees included."""
-    return sum(o.notional + o.fee for o in plan.orders if o.side == "buy")
-
-
-def received(plan: Plan) -> float:
-    """Quote money the plan's sells bring, after fees."""
-    return sum(o.notional - o.fee for o in plan.orders if o.side == "sell")
 
 
 # --- the guide's figures -------------------------------------------------------------------
@@ -151,12 +81,12 @@ def spend_per_sleeve(config: Config, t: Targets, plan: Plan) -> dict[str, float]
 @pytest.mark.parametrize("allow_deposit", [False, True])
 def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_deposit):
     config = config_born(date(2000, 3, 10))
-    t = targets_on(config, date(2026, 6, 1))
+    t = targets_on(config.profile, date(2026, 6, 1))
     assert (t.age, t.stage.id, t.glide) == (26, "young_professional", None)
     # Paper mode deposits the $1,000 first; read-only mode asks for it (deposit_needed).
     cash = 0.0 if allow_deposit else 1_000.0
     snap = at_target(t, 20_000.0, cash)
-    policy = policy_from(config.settings, allow_deposit=allow_deposit)
+    policy = config.policy(allow_deposit=allow_deposit)
     plan = plan_dca(snap, t, policy, PlanState(), 1_000.0)
     sleeves = spend_per_sleeve(config, t, plan)
     # 500/300/200 less the 0.1 % fee (1,000 / 1.001 = 999.00) and rounding to 1e-6 units.
@@ -176,10 +106,10 @@ def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_depo
 
 def test_george_70_withdraws_about_8085_of_245000_at_3_3_percent():
     config = config_born(date(1956, 2, 1))
-    t = targets_on(config, date(2026, 6, 1))
+    t = targets_on(config.profile, date(2026, 6, 1))
     assert (t.age, t.stage.id) == (70, "retiree")
     snap = at_target(t, 245_000.0, 0.0)
-    policy = policy_from(config.settings, allow_deposit=False)
+    policy = config.policy(allow_deposit=False)
     plan = plan_withdraw(snap, t, policy, PlanState(), 0.033, 1, 2026)
     # 0.033 * 245,000 / 1 = 8,085 received after fees (the guide: $8,000 ≈ 3.3 %).
     assert 8_084.0 <= received(plan) <= 8_085.0
@@ -219,6 +149,19 @@ def test_a_bad_price_refuses_the_plan_naming_the_asset(rule, bad):
     plan = RULES[rule](snap, targets({"BTC": 0.5, "ETH": 0.5}), POLICY, state)
     assert plan.refused is not None and plan.refused.count("ETH") == 1  # named, once
     assert plan.orders == () and plan.state == state and plan.rule == rule
+
+
+@pytest.mark.parametrize("rule", ["dca", "windfall"])
+def test_a_refused_plan_keeps_the_state_however_it_was_passed(rule):
+    """The refusal is each rule's own: the state comes back unchanged, given by keyword too."""
+    snap = snapshot({QUOTE: 10.0}, {"A": 1.0})
+    state = PlanState(carry=3.0)
+    if rule == "dca":
+        plan = plan_dca(snap, targets({"A": 1.0}), POLICY, contribution=-1.0, state=state)
+    else:
+        plan = plan_windfall(snap, targets({"A": 1.0}), POLICY, bonus=-1.0, share=0.5, state=state)
+    assert plan.refused is not None and "not a usable amount" in plan.refused
+    assert plan.state is state and plan.orders == () and plan.rule == rule
 
 
 def test_a_missing_price_of_an_asset_to_buy_refuses_dca():
@@ -367,8 +310,7 @@ def test_every_order_says_its_weights_before_after_and_target():
 
 
 def test_policy_from_settings_turns_percent_into_fractions():
-    settings = example_config().settings
-    policy = policy_from(settings, allow_deposit=True)
+    policy = example_config().policy(allow_deposit=True)
     assert policy == Policy(
         band_abs=0.05,
         band_rel=0.25,

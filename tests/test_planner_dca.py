@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_planner import POLICY, QUOTE, market, snapshot, spend, targets
+from support import POLICY, QUOTE, market, snapshot, spend, targets
 
 from stagewise.planner import PlanState, apply, plan_dca, plan_windfall
 

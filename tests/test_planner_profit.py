@@ -7,7 +7,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
-from test_planner import POLICY, QUOTE, TAKEN_AT, received, snapshot, spend, targets
+from support import POLICY, QUOTE, TAKEN_AT, received, snapshot, spend, targets
 
 from stagewise.planner import PlanState, apply, plan_drift, plan_profit, plan_rebalance
 from stagewise.planner.fills import state_seen

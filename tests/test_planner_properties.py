@@ -12,7 +12,7 @@ import math
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from test_planner import QUOTE, TAKEN_AT, market, targets
+from support import QUOTE, TAKEN_AT, market, targets
 
 from stagewise.money import on_step
 from stagewise.planner import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_planner import POLICY, QUOTE, received, snapshot, targets
+from support import POLICY, QUOTE, received, snapshot, targets
 
 from stagewise.planner import PlanState, apply, plan_withdraw
 

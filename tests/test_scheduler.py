@@ -1,5 +1,6 @@
-"""When jobs fire: period keys, a calendar year of real cron triggers in the investor's time
-zone (DST included), and what a restart after downtime catches up."""
+"""When jobs fire: period keys, a calendar year of the schedules in the investor's time zone
+(DST included, checked against APScheduler's cron triggers), and what a restart after downtime
+catches up."""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from conftest import time_limit
+from support import time_limit
 
 from stagewise.periods import period_key, period_of
-from stagewise.scheduler import (
-    Schedule,
-    catch_up,
-    fire_times,
-    latest_fire,
-    local_fire,
-    schedules,
-)
+from stagewise.scheduler import LiveScheduler
+from stagewise.schedules import Schedule, catch_up, fire_times, local_fire, schedules
 from stagewise.settings import Config
+from stagewise.simulate import daily
 
 BERLIN = ZoneInfo("Europe/Berlin")
 GRACE = timedelta(hours=72)
@@ -50,6 +46,15 @@ def keys_of(fires: list[tuple[datetime, Schedule]], tz: ZoneInfo = BERLIN) -> li
 
 def never_done(_schedule: Schedule, _when: datetime) -> bool:
     return False
+
+
+def cron_trigger(sched: Schedule) -> CronTrigger:
+    """APScheduler's cron trigger of the same fields: the reference the schedules agree with."""
+    return CronTrigger(timezone=sched.tz, second=0, **sched.cron)
+
+
+def live_scheduler(config: Config, callback) -> LiveScheduler:
+    return LiveScheduler(schedules(config), callback, grace=GRACE, tz=config.tz)
 
 
 # --- period keys -------------------------------------------------------------------------------
@@ -170,7 +175,8 @@ def test_a_29_february_birthday_is_reassessed_on_28_february(make_config, year: 
 
 
 def test_hourly_drift_across_both_dst_changes(make_config) -> None:
-    """APScheduler fires a cron trigger once per real hour that has a matching wall time.
+    """The drift watch fires once per real hour that has a matching wall time (as APScheduler
+    fires a cron trigger).
 
     2027 in Berlin: on 28 March 02:00 CET jumps to 03:00 CEST, so 02:30 does not exist and
     does not fire; on 31 October 03:00 CEST falls back to 02:00 CET, so 02:30 happens twice
@@ -196,7 +202,7 @@ def test_hourly_drift_across_both_dst_changes(make_config) -> None:
 
 @pytest.fixture
 def bounded():
-    """Each test below fails, rather than hangs, if a trigger stops advancing."""
+    """Each test below fails, rather than hangs, if a schedule stops advancing."""
     with time_limit(10):
         yield
 
@@ -204,11 +210,11 @@ def bounded():
 def test_latest_fire_in_the_repeated_hour_is_that_hour(make_config, bounded) -> None:
     drift = by_name(make_config())["drift"]
     second = datetime(2027, 10, 31, 1, 30, tzinfo=UTC)  # 02:30 CET, the second 02:30
-    found = latest_fire(drift, second + timedelta(minutes=10))
+    found = drift.latest(second + timedelta(minutes=10))
     assert found is not None and found.astimezone(UTC) == second
-    after = latest_fire(drift, datetime(2027, 10, 31, 2, 45, tzinfo=UTC))  # 03:45 CET
+    after = drift.latest(datetime(2027, 10, 31, 2, 45, tzinfo=UTC))  # 03:45 CET
     assert after is not None and after.astimezone(UTC) == datetime(2027, 10, 31, 2, 30, tzinfo=UTC)
-    spring = latest_fire(drift, datetime(2027, 3, 28, 1, 15, tzinfo=UTC))  # 03:15 CEST
+    spring = drift.latest(datetime(2027, 3, 28, 1, 15, tzinfo=UTC))  # 03:15 CEST
     assert spring == berlin(2027, 3, 28, 1, 30)  # 02:30 never happened
 
 
@@ -273,20 +279,21 @@ class _NoAccount:
     settles = True
 
 
-# --- calendar steps: the simulated clock's shortcut agrees with the cron triggers ---------------
+# --- the schedules agree with the cron triggers ---------------------------------------------------
 
 
 def fires_day_by_day(sched: Schedule, start: datetime, end: datetime) -> list[datetime]:
-    """The reference: the trigger asked afresh from each local midnight in [start, end).
+    """The reference: the cron trigger asked afresh from each local midnight in [start, end).
 
     Not from the previous fire: APScheduler 3's field walk adds 24 hours to move a day, so
     after a fire before a spring-forward change it skips the next day (agronholm/apscheduler
     #529, #606; e.g. 00:30 daily on 29 March 2026 in Berlin gives 31 March next)."""
     tz = start.tzinfo
+    trigger = cron_trigger(sched)
     fires: set[datetime] = set()
     day = start.date()
     while day < end.date():
-        fire = sched.trigger.get_next_fire_time(None, datetime.combine(day, time(0), tzinfo=tz))
+        fire = trigger.get_next_fire_time(None, datetime.combine(day, time(0), tzinfo=tz))
         if fire is not None and fire < end:
             fires.add(fire.astimezone(UTC))
         day += timedelta(days=1)
@@ -296,11 +303,7 @@ def fires_day_by_day(sched: Schedule, start: datetime, end: datetime) -> list[da
 def cron_days(sched: Schedule, start: date, end: date) -> list[date]:
     """The days the schedule's date fields match in [start, end), from the same cron fields
     in UTC (where no day has a DST change to get wrong)."""
-    dates = {
-        f.name: str(f)
-        for f in sched.trigger.fields  # type: ignore[attr-defined]
-        if not f.is_default and f.name not in ("hour", "minute", "second")
-    }
+    dates = {k: v for k, v in sched.cron.items() if k not in ("hour", "minute")}
     utc = CronTrigger(timezone=UTC, hour=0, minute=0, second=0, **dates)
     days, fire = [], utc.get_next_fire_time(None, datetime.combine(start, time(0), tzinfo=UTC))
     while fire is not None and fire.date() < end:
@@ -325,10 +328,11 @@ def cron_days(sched: Schedule, start: date, end: date) -> list[date]:
 def test_calendar_steps_fire_on_every_day_the_cron_fields_match(
     make_config, zone: str, hour: int, weekday: str, withdraw_periods: int, birth: str
 ) -> None:
-    """`Schedule.following` (what `fire_times` and the live scheduler walk) over four years,
-    for every schedule: one fire on each day the cron fields match, DST days included (a
-    skipped local time fires as much later as the clock jumped, a repeated one once), and on
-    every ordinary day exactly the cron trigger's own fire time."""
+    """`Schedule.next_after` (what `fire_times` and the live scheduler walk) over four years,
+    for every schedule (the drift watch as a simulation runs it, daily): one fire on each day
+    the cron fields match, DST days included (a skipped local time fires as much later as the
+    clock jumped, a repeated one once), and on every ordinary day exactly the cron trigger's
+    own fire time."""
     config = make_config(
         {
             "investor": {"timezone": zone, "birth_date": birth},
@@ -346,26 +350,24 @@ def test_calendar_steps_fire_on_every_day_the_cron_fields_match(
     )
     tz = ZoneInfo(zone)
     start, end = datetime(2026, 1, 1, tzinfo=tz), datetime(2030, 1, 1, tzinfo=tz)
-    stepped = schedules(config, daily_prices=True)
-    assert all(s.step is not None and s.at is not None for s in stepped)
+    stepped = [daily(s) for s in schedules(config)]
     with time_limit(60):
         for sched in stepped:
+            assert sched.hour is not None
+            at = time(sched.hour, sched.minute)
             walked = [w.astimezone(UTC) for w, _ in islice(fire_times([sched], start, end), BOUND)]
             days = cron_days(sched, start.date(), end.date())
-            expected = [local_fire(d, sched.at, tz) for d in days]  # type: ignore[arg-type]
+            expected = [local_fire(d, at, tz) for d in days]
             assert walked == [f for f in expected if f >= start], sched.name
-            ordinary = {
-                d
-                for d in days
-                if regular(datetime.combine(d, sched.at, tzinfo=tz))  # type: ignore[arg-type]
-            }
+            ordinary = {d for d in days if regular(datetime.combine(d, at, tzinfo=tz))}
             on_ordinary_days = [f for f in walked if f.astimezone(tz).date() in ordinary]
             assert on_ordinary_days == [
                 f
                 for f in fires_day_by_day(sched, start, end)
                 if f.astimezone(tz).date() in ordinary
             ], sched.name
-            assert len(walked) >= (4 * 365 if sched.step == ("days", 1) else 4), sched.name
+            every_day = sched.cron.keys() == {"hour", "minute"}
+            assert len(walked) >= (4 * 365 if every_day else 4), sched.name
 
 
 def regular(local: datetime) -> bool:
@@ -373,25 +375,27 @@ def regular(local: datetime) -> bool:
 
 
 def test_the_live_scheduler_does_not_skip_the_day_after_a_spring_forward_fire(make_config) -> None:
-    """APScheduler's cron trigger alone goes from 00:30 on 29 March 2026 (Berlin, before the
-    02:00 change) to 31 March; the live scheduler's trigger steps to 30 March."""
-    from stagewise.scheduler import LiveScheduler
-
+    """APScheduler's cron trigger alone goes from 00:00 on 29 March 2026 (Berlin, before the
+    02:00 change) to 31 March; the schedule, and the trigger the live scheduler runs, step to
+    30 March."""
     config = make_config({"schedule": {"profit_hour": 0}})
-    live = LiveScheduler(config, lambda _s, _w: None)
+    live = live_scheduler(config, lambda _s, _w: None)
     trigger = live._scheduler.get_job("profit").trigger  # the trigger APScheduler runs
+    profit = by_name(config)["profit"]
     fire = berlin(2026, 3, 29, 0)
-    assert by_name(config)["profit"].next_after(fire) == berlin(2026, 3, 31, 0)  # the bug
+    cron = cron_trigger(profit)
+    assert cron.get_next_fire_time(None, fire + timedelta(microseconds=1)) == berlin(2026, 3, 31)
+    assert profit.next_after(fire) == berlin(2026, 3, 30, 0)
     assert trigger.get_next_fire_time(fire, fire) == berlin(2026, 3, 30, 0)
     assert trigger.get_next_fire_time(None, fire) == berlin(2026, 3, 29, 0)
-    assert str(trigger) == str(by_name(config)["profit"].trigger)
+    assert str(trigger) == str(cron)
 
 
 # --- retries of a failed run ---------------------------------------------------------------------
 
 
 def test_a_failed_fire_is_retried_with_doubling_delays_inside_the_grace_window() -> None:
-    from stagewise.scheduler import RETRY_FIRST, RETRY_MOST, retry_at
+    from stagewise.schedules import RETRY_FIRST, RETRY_MOST, retry_at
 
     fired = datetime(2027, 1, 1, 8, tzinfo=UTC)
     grace = timedelta(hours=72)
@@ -407,8 +411,6 @@ def test_a_failed_fire_is_retried_with_doubling_delays_inside_the_grace_window()
 def test_the_live_scheduler_fires_a_retry_and_a_reload_keeps_it(make_config) -> None:
     import threading
 
-    from stagewise.scheduler import LiveScheduler
-
     config = make_config()
     fired: list[tuple[str, datetime]] = []
     done = threading.Event()
@@ -417,7 +419,7 @@ def test_the_live_scheduler_fires_a_retry_and_a_reload_keeps_it(make_config) -> 
         fired.append((sched.name, scheduled_at))
         done.set()
 
-    live = LiveScheduler(config, callback)
+    live = live_scheduler(config, callback)
     dca = next(s for s in schedules(config) if s.name == "dca")
     scheduled_at = datetime(2027, 1, 1, 8, tzinfo=UTC)
     live.retry(dca, scheduled_at, datetime.now(UTC) + timedelta(seconds=0.3))
@@ -437,8 +439,6 @@ def test_a_retry_that_fails_schedules_the_next_one_and_it_fires_too(make_config)
     APScheduler is finishing the one that runs; the new one must survive and fire."""
     import threading
 
-    from stagewise.scheduler import LiveScheduler
-
     config = make_config()
     calls: list[datetime] = []
     done = threading.Event()
@@ -451,7 +451,7 @@ def test_a_retry_that_fails_schedules_the_next_one_and_it_fires_too(make_config)
         else:
             done.set()
 
-    live = LiveScheduler(config, callback)
+    live = live_scheduler(config, callback)
     dca = next(s for s in schedules(config) if s.name == "dca")
     scheduled_at = datetime(2027, 1, 1, 8, tzinfo=UTC)
     live.retry(dca, scheduled_at, datetime.now(UTC) + timedelta(seconds=0.2))

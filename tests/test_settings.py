@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 import tomli_w
-from conftest import REPO, run_cli
+from support import REPO, run_cli
 
 from stagewise.errors import ConfigError
 from stagewise.settings import load_config

@@ -20,7 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import deep_merge, plan_stage
+from support import deep_merge, plan_stage
 
 from stagewise.errors import OutputRefused, PriceHistoryError, UsageError
 from stagewise.history import PriceHistory, load_csv

@@ -34,7 +34,7 @@ class TargetResult:
     """What one target did with one message."""
 
     number: int  # its place in STAGEWISE_NOTIFY__URLS, from 1
-    service: str
+    service: str | None  # Apprise's name of the service (None: it names none)
     delivered: bool
     attempts: int
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import pairwise
 
+from stagewise.periods import Job
+
 SMALL_ORDER = 20.0  # quote units: an order under it costs attention out of proportion to it
-EARLY_JOB = "drift"  # the drift watch: a rebalance before the scheduled one
+EARLY_JOB: Job = "drift"  # the drift watch: a rebalance before the scheduled one
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class ProposedOrder:
     """One proposed order as churn sees it: its run, the run's job and time, its notional."""
 
     run: int
-    job: str
+    job: Job
     at: datetime
     notional: float
 

@@ -162,7 +162,7 @@ def _raw_weights(
     if index.weigh == "equal":
         return {a: 1 / len(chosen) for a in chosen}
     if index.weigh == "rank":  # the best of n gets n parts, the last 1
-        parts = {a: len(chosen) - i for i, a in enumerate(chosen)}
+        parts: dict[str, float] = {a: len(chosen) - i for i, a in enumerate(chosen)}
     else:
         parts = {}
         for a in chosen:

@@ -82,7 +82,7 @@ def money_stage(config: Config, on: date) -> Stage:
     """The stage whose contribution and withdrawal rules apply on `on`: the age band's, or,
     retired in a stage without withdrawals (before its age band says so), the retirement
     stage's."""
-    stage = stage_on(config, on)
+    stage = stage_on(config.profile, on)
     if stage.withdrawal_pct.max > 0 or not retired_on(config, on):
         return stage
     retiree = config.plan.retirement_stage()
@@ -142,8 +142,15 @@ def why_nothing_comes_out(config: Config, on: date) -> str:
     """Why there is no withdrawal on `on` (before retirement)."""
     r = retirement(config)
     if r.on is None:
-        return f"stage '{stage_on(config, on).id}' has no withdrawals"
+        return f"stage '{stage_on(config.profile, on).id}' has no withdrawals"
     return f"withdrawals start at retirement on {r.on} ({r.source})"
+
+
+def bonus_share_pct(config: Config, stage: Stage) -> float:
+    """Percent of a bonus (a windfall) invested in `stage`: the investor's choice
+    (`investor.bonus_share_pct`), else the low end of the stage's range in the guide."""
+    chosen = config.settings.investor.bonus_share_pct
+    return chosen if chosen is not None else stage.contribution.bonus_share_pct.min
 
 
 def stage_entry(config: Config, stage: Stage) -> date:

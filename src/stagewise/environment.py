@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from stagewise.errors import ConfigError
 
@@ -85,7 +85,7 @@ def invalid(
     """The validation error of `model` read from `source` (a file) with the environment on
     top, each problem blamed on what set it: the variable (`setting_variables`), or `source`."""
 
-    def origin(error: dict[str, Any]) -> str | None:
+    def origin(error: ErrorDetails) -> str | None:
         if error["type"] == "missing":
             return None
         loc = tuple(str(p).lower() for p in error["loc"])

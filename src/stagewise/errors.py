@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 
 class StagewiseError(Exception):
@@ -34,7 +34,7 @@ class ConfigError(StagewiseError):
         source: str,
         err: ValidationError,
         model: type[BaseModel],
-        origin: Callable[[dict[str, Any]], str | None] | None = None,
+        origin: Callable[[ErrorDetails], str | None] | None = None,
     ) -> ConfigError:
         """One problem per pydantic error, named by its dotted path, typos given a suggestion.
         `origin` names what set an offending value when it is not `source` (an environment
@@ -100,7 +100,7 @@ class OutputRefused(StagewiseError):
     another program's data): it is left exactly as it is. Choose another path."""
 
 
-def _describe(error: dict, model: type[BaseModel]) -> str:
+def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     loc = [str(p) for p in error["loc"]]
     path = ".".join(loc) or "(top level)"
     if error["type"] == "extra_forbidden":

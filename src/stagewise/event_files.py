@@ -215,7 +215,7 @@ def _amount(origin: Origin, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         _refuse(origin, "amount", f"{value!r} is not a number")
     try:
-        amount = float(value)  # type: ignore[arg-type]
+        amount = float(value)
     except ValueError:
         _refuse(origin, "amount", f"'{value}' is not a number (write 1500.50: a point, no commas)")
     if not math.isfinite(amount):

@@ -16,6 +16,7 @@ keys and request signatures.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -147,7 +148,7 @@ class Exchange:
 
     def _tradable(self, symbol: str) -> bool:
         market = self._markets.get(symbol)
-        return bool(market) and market.get("spot", True) and market.get("active") is not False
+        return bool(market and market.get("spot", True) and market.get("active") is not False)
 
     # -- the two requests of a snapshot ----------------------------------------------------
 
@@ -166,12 +167,12 @@ class Exchange:
         markets: dict[str, Market] = {}
         bad: list[str] = []
         for asset, route in routes.items():
-            problems = [unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route]
-            problems = [p for p in problems if p]
+            found = [unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route]
+            problems = [p for p in found if p]
             if problems:
                 bad.append(f"{asset} ({'; '.join(problems)})")
                 continue
-            legs = [_price(tickers[symbol]) for symbol in route]
+            legs = [_usable_price(tickers[symbol]) for symbol in route]
             prices[asset] = math.prod(legs)
             # On a bridge pair the market's minimum cost is in the bridge currency.
             markets[asset] = self._market_rules(route[0], legs[1] if len(legs) == 2 else 1.0)
@@ -260,11 +261,12 @@ class Exchange:
         symbol = f"{base}/{self.quote}"
         rows: list[tuple[int, float]] = []
         cursor = since_ms
+
+        def page_from(since: int) -> Any:
+            return self.__ccxt.fetch_ohlcv(symbol, timeframe, since=since, limit=1000)
+
         while cursor < until_ms:
-            page = self._call(
-                "fetch_ohlcv",
-                lambda c=cursor: self.__ccxt.fetch_ohlcv(symbol, timeframe, since=c, limit=1000),
-            )
+            page = self._call("fetch_ohlcv", functools.partial(page_from, cursor))
             if not isinstance(page, list):
                 raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not a list")
             try:
@@ -276,14 +278,15 @@ class Exchange:
             bad = next((r for r in fresh if r[1] is None or r[1] <= 0), None)
             if bad is not None:
                 raise SnapshotError(f"bad close for {base}: {symbol} at {bad[0]} is {bad[1]!r}")
+            closes = [(ms, close) for ms, close in fresh if close is not None]
             if not fresh:
                 # ccxt parses a non-JSON body into an empty page: no history is not garbage
                 raw = self.__ccxt.last_http_response
                 if not page and isinstance(raw, str) and not isinstance(_json(raw), list):
                     raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not JSON")
                 break
-            rows.extend(r for r in fresh if r[0] < until_ms)
-            cursor = fresh[-1][0] + 1
+            rows.extend(r for r in closes if r[0] < until_ms)
+            cursor = closes[-1][0] + 1
         return rows
 
     # -- translation of ccxt's answers -----------------------------------------------------
@@ -591,3 +594,10 @@ def _raw_price(ticker: Mapping[str, Any]) -> Any:
 
 def _price(ticker: Mapping[str, Any]) -> float | None:
     return _number(_raw_price(ticker))
+
+
+def _usable_price(ticker: Mapping[str, Any]) -> float:
+    """The price of a ticker `_price_problem` found nothing wrong with."""
+    price = _price(ticker)
+    assert price is not None
+    return price

@@ -1,6 +1,7 @@
 """The daemon's jobs: thin compositions of snapshot -> targets -> plan -> record -> log.
 
-Each job is given `now` (and the time it was scheduled for); nothing here reads the clock.
+Each run is a `Run` value (job, period, scope, the time it was scheduled for and `now`), made
+by one small callable per job; nothing here reads the clock.
 The account decides what a plan does to money: a paper account deposits and fills, a
 read-only account only reads. Every run is recorded whole, in one transaction, under its
 period key; a period that is already recorded does not run again.
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from stagewise.contributions import (
+    bonus_share_pct,
     contribution_on,
     outside_range,
     retirement,
@@ -29,10 +31,10 @@ from stagewise.contributions import (
 from stagewise.errors import StagewiseError
 from stagewise.guidance import goal_of
 from stagewise.history import PriceHistory
+from stagewise.ledger import LedgerEntry
 from stagewise.listings import listed_only, unlisted_note
 from stagewise.money import MAX_MONEY
-from stagewise.paper import LedgerEntry
-from stagewise.periods import period_key
+from stagewise.periods import Job, period_key
 from stagewise.planner import (
     plan_dca,
     plan_drift,
@@ -40,16 +42,15 @@ from stagewise.planner import (
     plan_rebalance,
     plan_windfall,
     plan_withdraw,
-    policy_from,
 )
 from stagewise.planner.fills import apply, state_seen
-from stagewise.planner.model import Order, Plan, PlanState
+from stagewise.planner.model import Order, Plan, PlanState, Policy
 from stagewise.reconstitution import Reconstitutions
-from stagewise.scheduler import Schedule
+from stagewise.schedules import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
 from stagewise.store import DuplicatePeriod, RunStatus, StateError, Store
-from stagewise.targets import Targets, TargetsOn, stage_on
+from stagewise.targets import Targets, TargetsOn, age_on, glide_paths, stage_on
 
 log = structlog.get_logger()
 
@@ -74,10 +75,22 @@ class Account(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Run:
+    """One run being made: its job and period key, the sleeve a per-index rebalance trades
+    (`scope`), the moment it was scheduled for and the moment it decides at (`now`)."""
+
+    job: Job
+    period: str
+    scheduled_at: datetime
+    now: datetime
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one run did."""
 
-    job: str
+    job: Job
     period: str
     status: str
     orders: int = 0
@@ -102,11 +115,20 @@ class Jobs:
         # (a simulation): runs take no time, they finish at the `now` they were given.
         self.clock = clock
         self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
-        self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
-        self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
+        self.policy = config.policy(allow_deposit=account.allow_deposit)
+        self.targets = TargetsOn(config.profile)  # the targets of a day (pure, so remembered)
         # The rule indices' compositions, chosen from `history` (None: live, none yet).
         self.compositions = Reconstitutions(config, store, history)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
+        # One small callable per scheduled job (a windfall is run by `windfall`).
+        self._jobs: dict[Job, Callable[[Run, Targets, PlanState], Outcome]] = {
+            "dca": self._dca,
+            "rebalance": self._rebalance,
+            "drift": self._drift,
+            "profit": self._profit,
+            "withdraw": self._withdraw,
+            "reassess": self._reassess,
+        }
 
     # -- what a trigger fires -----------------------------------------------------------
 
@@ -123,7 +145,7 @@ class Jobs:
             if self.store.has_period(key):
                 log.debug("period_already_done", period=key)
                 continue
-            outcomes.append(self._run(schedule.job, key, scope, scheduled_at, now))
+            outcomes.append(self._run(Run(schedule.job, key, scheduled_at, now, scope)))
         return [o for o in outcomes if o is not None]
 
     def periods_for(
@@ -134,7 +156,7 @@ class Jobs:
         if schedule.job != "rebalance":
             return [(period_key(schedule.job, schedule.cadence, local), None)]
         targets = self.targets(local.date())
-        keys = [
+        keys: list[tuple[str, str | None]] = [
             (period_key("rebalance", schedule.cadence, local, index), index)
             for index, sleeve in targets.sleeves.items()
             if sleeve.cadence == schedule.cadence
@@ -143,13 +165,40 @@ class Jobs:
             keys.append((period_key("rebalance", schedule.cadence, local, "portfolio"), None))
         return keys
 
+    def may_act(self, schedule: Schedule, first: date, last: date) -> bool:
+        """False when, by these jobs' own rules, no fire of `schedule` from `first` to `last`
+        can do anything but skip: profit-taking in stages without milestones (`_profit`),
+        withdrawals before a retirement after `last` (`_withdraw`; retirement lasts), a
+        rebalance cadence no sleeve and no stage of the span has (`periods_for`; a glide path
+        overlapping the span holds both stages' sleeves). A simulation does not walk it."""
+        profile = self.config.profile
+        ages = range(age_on(profile.birth_date, first), age_on(profile.birth_date, last) + 1)
+        stages = {s.id: s for s in map(profile.plan.stage_for_age, ages)}
+        if schedule.job == "profit":
+            return any(s.profit_milestones_pct for s in stages.values())
+        if schedule.job == "withdraw":
+            return withdrawal_rate(self.config, last) is not None
+        if schedule.job != "rebalance":
+            return True
+        holding = dict(stages)
+        for before, after, starts, ends in glide_paths(profile):
+            if starts <= last and first < ends:
+                holding |= {before.id: before, after.id: after}
+        cadences = {s.portfolio_rebalance for s in stages.values()} | {
+            profile.plan.indices[index].cadence
+            for s in holding.values()
+            for sleeve in s.sleeve
+            for index in sleeve.indices
+        }
+        return schedule.cadence in cadences
+
     def record_failed(
         self, schedule: Schedule, scheduled_at: datetime, now: datetime, error: str
     ) -> list[Outcome]:
         """Record a failed attempt at every open period of a fire that could not start (the
         exchange's markets or the key check failed before any plan); the periods stay open."""
         return [
-            self._failed(schedule.job, key, scheduled_at, now, error)
+            self._failed(Run(schedule.job, key, scheduled_at, now), error)
             for key, _ in self.periods_for(schedule, scheduled_at)
             if not self.store.has_period(key)
         ]
@@ -167,14 +216,8 @@ class Jobs:
         """Record the periods of a fire that happened while the daemon was down, as missed."""
         for key, _ in self.periods_for(schedule, scheduled_at):
             if not self.store.has_period(key):
-                self._store_run(
-                    schedule.job,
-                    key,
-                    scheduled_at,
-                    now,
-                    "missed",
-                    error="the daemon was down past the grace window",
-                )
+                run = Run(schedule.job, key, scheduled_at, now)
+                self._store_run(run, "missed", error="the daemon was down past the grace window")
                 log.warning(
                     "period_missed",
                     job=schedule.job,
@@ -184,147 +227,106 @@ class Jobs:
 
     # -- one run -----------------------------------------------------------------------------
 
-    def _run(
-        self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
-    ) -> Outcome:
+    def _run(self, run: Run) -> Outcome:
         # Bound for the run and reset after it: the tokens restore what was bound before
         # (the same as `bound_contextvars`, without copying the whole context on every run).
-        bound = structlog.contextvars.bind_contextvars(job=job, period=key)
+        bound = structlog.contextvars.bind_contextvars(job=run.job, period=run.period)
         try:
-            return self._dispatch(job, key, scope, scheduled_at, now)
+            targets = self._targets(self.local_date(run.now), run.now, run.period, run.scope)
+            return self._jobs[run.job](run, targets, self.store.plan_state())
         except DuplicatePeriod:
             # Another process (`stagewise once` beside the daemon) recorded it first.
-            log.info("period_already_done", period=key)
-            return Outcome(job, key, "duplicate")
+            log.info("period_already_done", period=run.period)
+            return Outcome(run.job, run.period, "duplicate")
         except StagewiseError as e:
-            return self._failed(job, key, scheduled_at, now, str(e))
+            return self._failed(run, str(e))
         finally:
             structlog.contextvars.reset_contextvars(**bound)
 
-    def _dispatch(
-        self, job: str, key: str, scope: str | None, scheduled_at: datetime, now: datetime
-    ) -> Outcome:
-        today = self.local_date(now)
-        targets = self._targets(today, now, key, scope if job == "rebalance" else None)
-        state = self.store.plan_state()
-        if job == "dca":
-            month = contribution_on(self.config, today)
-            contribution = month.amount
-            if contribution <= 0 and state.carry == 0 and not state.paused:
-                # Nothing to invest: no need to ask the exchange (the glide is still noted).
-                why = why_nothing_goes_in(month, self.config)
-                reason = f"{why} and nothing is carried: nothing to invest"
-                events = self._glide_events(targets)
-                return self._skipped(job, key, scheduled_at, now, reason, events)
-            pending = [] if state.paused else self.account.deposit(contribution, now, key)
-            snapshot, listed, left_out = self._read(targets, now, pending)
-            plan = plan_dca(self._planned_on(snapshot), listed, self.policy, state, contribution)
-            return self._record(
-                job,
-                key,
-                scheduled_at,
-                now,
-                plan,
-                snapshot,
-                pending,
-                events=self._glide_events(targets),
-                notes=left_out,
-            )
-        if job == "rebalance":
-            snapshot, listed, left_out = self._read(targets, now)
-            scoped = None if scope is None else self._scope(scope, listed)
-            plan = plan_rebalance(self._planned_on(snapshot), listed, self.policy, state, scoped)
-            if scope is not None:
-                plan = self.compositions.explain(plan, scope)
-            return self._record(job, key, scheduled_at, now, plan, snapshot, notes=left_out)
-        if job in ("drift", "profit"):
-            return self._check(job, key, targets, state, scheduled_at, now)
-        if job == "withdraw":
-            return self._withdraw(key, targets, state, scheduled_at, now)
-        if job == "reassess":
-            return self._reassess(key, targets, scheduled_at, now)
-        raise ValueError(f"unknown job {job!r}")
+    def _dca(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        month = contribution_on(self.config, self.local_date(run.now))
+        contribution = month.amount
+        if contribution <= 0 and state.carry == 0 and not state.paused:
+            # Nothing to invest: no need to ask the exchange (the glide is still noted).
+            why = why_nothing_goes_in(month, self.config)
+            reason = f"{why} and nothing is carried: nothing to invest"
+            return self._skipped(run, reason, self._glide_events(targets))
+        pending = [] if state.paused else self.account.deposit(contribution, run.now, run.period)
+        snapshot, listed, left_out = self._read(targets, run.now, pending)
+        plan = plan_dca(self._planned_on(snapshot), listed, self.policy, state, contribution)
+        events = self._glide_events(targets)
+        return self._record(run, plan, snapshot, pending, events=events, notes=left_out)
 
-    def _check(
+    def _rebalance(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        """A sleeve's rebalance (`run.scope`), or the whole portfolio's (no scope)."""
+        snapshot, listed, left_out = self._read(targets, run.now)
+        scoped = None if run.scope is None else self._scope(run.scope, listed)
+        plan = plan_rebalance(self._planned_on(snapshot), listed, self.policy, state, scoped)
+        if run.scope is not None:
+            plan = self.compositions.explain(plan, run.scope)
+        return self._record(run, plan, snapshot, notes=left_out)
+
+    def _drift(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        return self._watch(run, targets, state, plan_drift)
+
+    def _profit(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        if not targets.stage.profit_milestones_pct:
+            return Outcome(run.job, run.period, "quiet")  # nothing to take: no exchange asked
+        return self._watch(run, targets, state, plan_profit)
+
+    def _watch(
         self,
-        job: str,
-        key: str,
+        run: Run,
         targets: Targets,
         state: PlanState,
-        scheduled_at: datetime,
-        now: datetime,
+        check: Callable[[Snapshot, Targets, Policy, PlanState], Plan],
     ) -> Outcome:
         """A watch job: records a run only when it proposes or changes the carried state."""
-        if job == "profit" and not targets.stage.profit_milestones_pct:
-            return Outcome(job, key, "quiet")  # nothing to take: no need to ask the exchange
-        snapshot, listed, left_out = self._read(targets, now)
-        planned_on = self._planned_on(snapshot)
-        check = plan_drift if job == "drift" else plan_profit
-        plan = check(planned_on, listed, self.policy, state)
+        snapshot, listed, left_out = self._read(targets, run.now)
+        plan = check(self._planned_on(snapshot), listed, self.policy, state)
         if not plan.orders and plan.state == state and plan.refused is None:
             log.debug("quiet", notes=plan.notes)  # e.g. a drift too small to be worth orders
-            return Outcome(job, key, "quiet")
-        return self._record(job, key, scheduled_at, now, plan, snapshot, notes=left_out)
+            return Outcome(run.job, run.period, "quiet")
+        return self._record(run, plan, snapshot, notes=left_out)
 
-    def _withdraw(
-        self,
-        key: str,
-        targets: Targets,
-        state: PlanState,
-        scheduled_at: datetime,
-        now: datetime,
-    ) -> Outcome:
-        today = self.local_date(now)
+    def _withdraw(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        today = self.local_date(run.now)
         rate = withdrawal_rate(self.config, today)  # from the retirement day, whatever the age
         if rate is None:
-            reason = why_nothing_comes_out(self.config, today)
-            return self._skipped("withdraw", key, scheduled_at, now, reason)
+            return self._skipped(run, why_nothing_comes_out(self.config, today))
         periods = self.config.settings.schedule.withdraw_periods
-        snapshot, listed, left_out = self._read(targets, now)
+        snapshot, listed, left_out = self._read(targets, run.now)
         plan = plan_withdraw(
-            self._planned_on(snapshot),
-            listed,
-            self.policy,
-            state,
-            rate,
-            periods,
-            today.year,
+            self._planned_on(snapshot), listed, self.policy, state, rate, periods, today.year
         )
-        return self._record("withdraw", key, scheduled_at, now, plan, snapshot, notes=left_out)
+        return self._record(run, plan, snapshot, notes=left_out)
 
     def windfall(self, windfall_id: int, bonus: float, now: datetime) -> Outcome | None:
         """Invest the stage's share of a bonus announced with `stagewise windfall`."""
-        key = f"windfall:{windfall_id}"
-        if self.store.has_period(key):
+        run = Run("windfall", f"windfall:{windfall_id}", now, now)
+        if self.store.has_period(run.period):
             return None
-        with structlog.contextvars.bound_contextvars(job="windfall", period=key):
+        with structlog.contextvars.bound_contextvars(job=run.job, period=run.period):
             try:
                 _usable_bonus(windfall_id, bonus, self.config.quote)
-                targets = self._targets(self.local_date(now), now, key)
-                share = self.bonus_share(targets) / 100
+                targets = self._targets(self.local_date(now), now, run.period)
+                share = bonus_share_pct(self.config, targets.stage) / 100
                 state = self.store.plan_state()
-                pending = [] if state.paused else self.account.deposit(bonus * share, now, key)
+                invested = bonus * share
+                pending = [] if state.paused else self.account.deposit(invested, now, run.period)
                 snapshot, listed, left_out = self._read(targets, now, pending)
                 plan = plan_windfall(
                     self._planned_on(snapshot), listed, self.policy, state, bonus, share
                 )
                 return self._record(
-                    "windfall",
-                    key,
-                    now,
-                    now,
-                    plan,
-                    snapshot,
-                    pending,
-                    consume=[windfall_id],
-                    notes=left_out,
+                    run, plan, snapshot, pending, consume=[windfall_id], notes=left_out
                 )
             except DuplicatePeriod:
                 return None
             except StagewiseError as e:
                 # The windfall stays pending and is tried again at the next job; the failed
                 # attempt is recorded under its period, which stays open.
-                return self._failed("windfall", key, now, now, str(e))
+                return self._failed(run, str(e))
 
     def _targets(self, today: date, now: datetime, key: str, due: str | None = None) -> Targets:
         """The targets of `today`, each rule index holding its composition (a new one for
@@ -357,18 +359,11 @@ class Jobs:
             return []
         return [("glide_step", where)]
 
-    def bonus_share(self, targets: Targets) -> float:
-        """Percent of a bonus to invest: the investor's choice, else the stage's low end."""
-        chosen = self.config.settings.investor.bonus_share_pct
-        return chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
-
-    def _reassess(
-        self, key: str, targets: Targets, scheduled_at: datetime, now: datetime
-    ) -> Outcome:
-        today = self.local_date(now)
+    def _reassess(self, run: Run, targets: Targets, state: PlanState) -> Outcome:
+        today = self.local_date(run.now)
         a_year_ago = date(today.year - 1, today.month, min(today.day, 28))
-        before = stage_on(self.config, a_year_ago)
-        snapshot = self._snapshot(targets, now)
+        before = stage_on(self.config.profile, a_year_ago)
+        snapshot = self._snapshot(targets, run.now)
         month = contribution_on(self.config, today)
         retires = retirement(self.config).on
         goal, fund = goal_of(targets.stage), targets.stage.emergency_fund_months
@@ -406,11 +401,11 @@ class Jobs:
         if warning is not None:
             outside = {"stage": start.stage.id, "starts_with": round(start.amount, 2)}
             events.append(("contribution_outside_range", {**outside, "warning": warning}))
-        self._store_run("reassess", key, scheduled_at, now, "ok", snapshot=snapshot, events=events)
+        self._store_run(run, "ok", snapshot=snapshot, events=events)
         log.info("yearly_summary", **summary)
         if warning is not None:
             log.warning("contribution_outside_range", warning=warning)
-        return Outcome("reassess", key, "ok")
+        return Outcome(run.job, run.period, "ok")
 
     # -- shared steps ----------------------------------------------------------------------
 
@@ -450,10 +445,7 @@ class Jobs:
 
     def _record(
         self,
-        job: str,
-        key: str,
-        scheduled_at: datetime,
-        now: datetime,
+        run: Run,
         plan: Plan,
         snapshot: Snapshot,
         pending: Sequence[LedgerEntry] = (),
@@ -465,8 +457,8 @@ class Jobs:
             plan = dataclasses.replace(plan, notes=(*notes, *plan.notes))
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
-            return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)
-        settled = self.account.settle(plan, snapshot, now)
+            return self._failed(run, plan.refused, snapshot)
+        settled = self.account.settle(plan, snapshot, run.now)
         state = plan.state
         if not self.account.settles:
             # Read-only: the next period of this fire sees these proposals as placed; the
@@ -477,78 +469,52 @@ class Jobs:
             state = state_seen(
                 snapshot, self._amounts_seen(), self.store.plan_state(), state, plan.moved_out
             )
-        ledger = [*pending, *settled]
         self._store_run(
-            job,
-            key,
-            scheduled_at,
-            now,
+            run,
             "ok",
             plan=plan,
             state=state,
             snapshot=snapshot,
-            ledger=ledger,
+            ledger=[*pending, *settled],
             consume_windfalls=consume,
             events=events,
         )
         if log.is_enabled_for(logging.INFO):  # a simulation runs at warning: skip the fields
             _log_plan(plan)
-        return Outcome(job, key, "ok", orders=len(plan.orders))
+        return Outcome(run.job, run.period, "ok", orders=len(plan.orders))
 
-    def _store_run(
-        self,
-        job: str,
-        key: str,
-        scheduled_at: datetime,
-        now: datetime,
-        status: RunStatus,
-        **recorded: Any,
-    ) -> None:
+    def _store_run(self, run: Run, status: RunStatus, **recorded: Any) -> None:
         """One run, whole, in the store: started at `now`, finished when the clock says."""
         self.store.record_run(
-            job=job,
-            period=key,
-            scheduled_at=scheduled_at,
-            started_at=now,
-            finished_at=max(now, self.clock()) if self.clock is not None else now,
+            job=run.job,
+            period=run.period,
+            scheduled_at=run.scheduled_at,
+            started_at=run.now,
+            finished_at=max(run.now, self.clock()) if self.clock is not None else run.now,
             status=status,
             mode=self.account.mode,
             **recorded,
         )
 
-    def _skipped(
-        self,
-        job: str,
-        key: str,
-        scheduled_at: datetime,
-        now: datetime,
-        reason: str,
-        events: Sequence[tuple[str, dict]] = (),
-    ) -> Outcome:
-        self._store_run(job, key, scheduled_at, now, "skipped", error=reason, events=events)
+    def _skipped(self, run: Run, reason: str, events: Sequence[tuple[str, dict]] = ()) -> Outcome:
+        self._store_run(run, "skipped", error=reason, events=events)
         log.info("run_finished", status="skipped", reason=reason)
-        return Outcome(job, key, "skipped", error=reason)
+        return Outcome(run.job, run.period, "skipped", error=reason)
 
-    def _failed(
-        self,
-        job: str,
-        key: str,
-        scheduled_at: datetime,
-        now: datetime,
-        error: str,
-        snapshot: Snapshot | None = None,
-    ) -> Outcome:
-        self._store_run(job, key, scheduled_at, now, "failed", snapshot=snapshot, error=error)
+    def _failed(self, run: Run, error: str, snapshot: Snapshot | None = None) -> Outcome:
+        self._store_run(run, "failed", snapshot=snapshot, error=error)
         log.warning("run_failed", error=error)
-        recent = [r["status"] for r in self.store.runs(job=job, limit=FAILURES_BEFORE_ALARM + 1)]
+        recent = [
+            r["status"] for r in self.store.runs(job=run.job, limit=FAILURES_BEFORE_ALARM + 1)
+        ]
         # Raised once, when the streak reaches the count (retries then go on failing quietly).
         streak = recent[:FAILURES_BEFORE_ALARM]
         if streak == ["failed"] * FAILURES_BEFORE_ALARM and recent[FAILURES_BEFORE_ALARM:] != [
             "failed"
         ]:
-            self.store.add_event("job_failing", now, {"job": job, "last_error": error})
+            self.store.add_event("job_failing", run.now, {"job": run.job, "last_error": error})
             log.error("job_failing_repeatedly", failures=FAILURES_BEFORE_ALARM, last_error=error)
-        return Outcome(job, key, "failed", error=error)
+        return Outcome(run.job, run.period, "failed", error=error)
 
 
 def _usable_bonus(windfall_id: int, bonus: float, quote: str) -> None:

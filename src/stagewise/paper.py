@@ -1,9 +1,6 @@
-"""The paper account: a simulated exchange account kept as an append-only ledger.
-
-Every change of a balance is a `LedgerEntry` (seed, deposit, fill, fee, withdrawal); balances
-and average costs are derived from the entries, never stored beside them. Filling a plan is a
-pure function (`fill_entries`); `PaperAccount` only joins the stored ledger to market prices.
-Paper mode never talks to an exchange's private endpoints: prices and market rules come from a
+"""The paper account: a simulated exchange account kept as an append-only ledger
+(`stagewise.ledger`); `PaperAccount` only joins the stored ledger to market prices. Paper mode
+never talks to an exchange's private endpoints: prices and market rules come from a
 `MarketSource` (the exchange's public endpoints, or price history in `simulate`).
 """
 
@@ -11,66 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Protocol
 
-from stagewise.errors import SnapshotError
-from stagewise.money import STEP_EPSILON, amount_text, price_text
+from stagewise.ledger import (
+    LedgerEntry,
+    Position,
+    deposit_entry,
+    derive_positions,
+    fill_entries,
+    withdrawal_entry,
+)
 from stagewise.planner.model import Plan
 from stagewise.snapshot import Market, Snapshot
-
-if TYPE_CHECKING:
-    from stagewise.store import Store
-
-LedgerKind = Literal["seed", "deposit", "fill", "withdrawal", "fee"]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One signed change of one asset's balance on the paper account.
-
-    amount: positive adds to the balance, negative takes from it.
-    price: for fills of a base asset, the price paid or received per unit (slippage included);
-        for seeds and deposits of a base asset, the unit cost basis if known; else None.
-    A 'fee' entry is charged on the 'fill' of another asset just before it (see fill_entries).
-    """
-
-    at: datetime
-    kind: LedgerKind
-    asset: str
-    amount: float
-    price: float | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A balance and its average cost per unit (None when some units have no known cost)."""
-
-    amount: float
-    avg_cost: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciliation:
-    """How a run of entries changed the account's value at fixed prices, explained.
-
-    change: value of all entries at `prices` (= value after - value before).
-    deposits / withdrawals: value of money put in (seeds included) and taken out.
-    fees: fees paid; slippage: the cost of filling worse than `prices`.
-    """
-
-    change: float
-    deposits: float
-    withdrawals: float
-    fees: float
-    slippage: float
-
-    @property
-    def unexplained(self) -> float:
-        """What the flows do not explain; zero up to float noise on a sound ledger."""
-        return self.change - (self.deposits - self.withdrawals - self.fees - self.slippage)
 
 
 class MarketSource(Protocol):
@@ -83,103 +33,16 @@ class MarketSource(Protocol):
         ...
 
 
-def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[LedgerEntry]:
-    """The entries of filling every order of `plan` exactly as the plan estimated it.
+class Ledger(Protocol):
+    """What the paper account needs of the store: the ledger it keeps."""
 
-    The estimate already holds the paper account's costs: its price is the snapshot price
-    worsened by the policy's slippage, its fee the account's fee rate (the paper account's
-    snapshot carries that rate). Filling the estimate keeps the ledger and the plan equal, so
-    a plan that fits the cash never overdraws the account. Each order gives three entries in
-    this order: the base asset's fill, the quote's fill, the quote's fee.
-    """
-    quote = snapshot.quote
-    entries: list[LedgerEntry] = []
-    for order in plan.orders:
-        if not order.price > 0 or order.amount <= 0:
-            raise SnapshotError(f"cannot fill {order.symbol}: price {order.price!r}")
-        sign = 1.0 if order.side == "buy" else -1.0
-        amount, price = amount_text(order.amount), price_text(order.price)
-        note = f"{order.rule} {order.side} {amount} {order.symbol} @ {price}"
-        entries += [
-            LedgerEntry(at, "fill", order.base, sign * order.amount, order.price, note),
-            LedgerEntry(at, "fill", quote, -sign * order.notional, None, note),
-            LedgerEntry(at, "fee", quote, -order.fee, None, note),
-        ]
-    return entries
+    def ledger_balances(self) -> Mapping[str, float]: ...
 
+    def ledger_entries(self) -> list[LedgerEntry]: ...
 
-def deposit_entry(asset: str, amount: float, at: datetime, note: str = "") -> LedgerEntry:
-    """Money put on the account (DCA contribution, windfall)."""
-    if not amount > 0:
-        raise ValueError(f"a deposit must be positive, not {amount}")
-    return LedgerEntry(at, "deposit", asset, amount, None, note)
-
-
-def withdrawal_entry(asset: str, amount: float, at: datetime, note: str = "") -> LedgerEntry:
-    """Money taken off the account (the withdrawal stage's payout); `amount` is positive."""
-    if not amount > 0:
-        raise ValueError(f"a withdrawal must be positive, not {amount}")
-    return LedgerEntry(at, "withdrawal", asset, -amount, None, note)
-
-
-def derive_positions(entries: Iterable[LedgerEntry]) -> dict[str, Position]:
-    """Balance and average cost per asset, replaying `entries` in order.
-
-    Buys and priced seeds/deposits add their cost, a buy's fee included (a 'fee' entry is
-    charged on the priced 'fill' just before it); sells, withdrawals and fees take units out
-    at the average cost, so it stays; a position that goes flat starts afresh. Units arriving
-    without a price make the average unknown (None) until the position is flat again.
-    """
-    units: dict[str, float] = {}
-    cost: dict[str, float | None] = {}
-    bought: str | None = None  # the asset of the buy the next fee is charged on
-    for e in entries:
-        held = units.get(e.asset, 0.0)
-        basis = cost.get(e.asset, 0.0)
-        after = units[e.asset] = held + e.amount
-        if e.amount > 0:
-            known = e.price is not None and basis is not None
-            cost[e.asset] = basis + e.amount * e.price if known else None  # type: ignore[operator]
-        elif abs(after) <= STEP_EPSILON * max(abs(held), 1.0):
-            cost[e.asset] = 0.0  # flat: the next units start a new average
-        elif basis is not None and held > 0:
-            cost[e.asset] = basis * after / held
-        if e.kind == "fee" and bought is not None and bought != e.asset:
-            paid = cost.get(bought)
-            cost[bought] = None if paid is None else paid - e.amount  # fees are in the quote
-        if e.kind == "fill" and e.price is not None:
-            bought = e.asset if e.amount > 0 else None
-        elif e.kind != "fill":  # the quote side of a fill keeps the pairing
-            bought = None
-    return {a: Position(units[a], _average(units[a], cost.get(a))) for a in units}
-
-
-def _average(amount: float, cost: float | None) -> float | None:
-    if cost is None:
-        return None
-    return cost / amount if amount > 0 else None
-
-
-def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Reconciliation:
-    """Explain the value change of `entries` at unchanged `prices` (the quote priced 1).
-
-    On a sound ledger: value after = value before + deposits - withdrawals - fees - slippage.
-    """
-    change = deposits = withdrawals = fees = slip = 0.0
-    for e in entries:
-        if e.asset not in prices:
-            raise ValueError(f"reconcile: no price for {e.asset}")
-        value = e.amount * prices[e.asset]
-        change += value
-        if e.kind in ("seed", "deposit"):
-            deposits += value
-        elif e.kind == "withdrawal":
-            withdrawals -= value
-        elif e.kind == "fee":
-            fees -= value
-        elif e.price is not None:  # the base side of a fill: paid above / got below market
-            slip += e.amount * (e.price - prices[e.asset])
-    return Reconciliation(change, deposits, withdrawals, fees, slip)
+    def seed_ledger(
+        self, balances: Mapping[str, float], at: datetime, *, prices: Mapping[str, float]
+    ) -> bool: ...
 
 
 # The note of the ledger withdrawal that moves profit taken out of the account.
@@ -198,7 +61,7 @@ class PaperAccount:
 
     def __init__(
         self,
-        store: Store,
+        store: Ledger,
         market_source: MarketSource,
         quote: str,
         *,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
 from stagewise.history import PriceHistory
-from stagewise.paper import PROFIT_TAKEN, LedgerEntry
+from stagewise.ledger import LedgerEntry
+from stagewise.paper import PROFIT_TAKEN
 from stagewise.returns import annualised, max_drawdown, time_weighted, xirr
 
 # The rules whose trades are the plan's own trading (not money in or out): turnover counts them.

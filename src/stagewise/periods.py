@@ -1,4 +1,4 @@
-"""Period keys: the name of the calendar period a scheduled run belongs to.
+"""The jobs by name, and period keys: the name of the calendar period a run belongs to.
 
 A period runs at most once, across restarts (the store's runs.period is unique). Pure.
 """
@@ -6,8 +6,12 @@ A period runs at most once, across restarts (the store's runs.period is unique).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
+# Every job a run can be of: the scheduled ones, and the windfall a person announces.
+Job = Literal["dca", "rebalance", "drift", "profit", "withdraw", "reassess", "windfall"]
+JOBS: tuple[Job, ...] = get_args(Job)
+SCHEDULED_JOBS: tuple[Job, ...] = tuple(j for j in JOBS if j != "windfall")
 Cadence = Literal["hourly", "daily", "weekly", "monthly", "quarterly", "half", "annual"]
 
 
@@ -31,7 +35,7 @@ def period_of(cadence: Cadence, local: datetime) -> str:
     raise ValueError(f"unknown cadence {cadence!r}")
 
 
-def period_key(job: str, cadence: Cadence, local: datetime, scope: str | None = None) -> str:
+def period_key(job: Job, cadence: Cadence, local: datetime, scope: str | None = None) -> str:
     """`job[:scope]:period`, e.g. `dca:2027-01`, `rebalance:value_investor:2027`."""
     head = f"{job}:{scope}" if scope else job
     return f"{head}:{period_of(cadence, local)}"

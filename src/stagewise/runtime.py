@@ -79,7 +79,7 @@ def open_runtime(
     if config.plan.rule_indices() and history is None:
         raise ConfigError(f"{config.path}: invalid configuration", [rule_indices_refused(config)])
     if store is None:
-        store = Store.open(settings.state.path)
+        store = Store.open(config.state_path)
     if settings.exchange.mode == "read-only":
         exchange = Exchange(settings.exchange)
         account: Account = ReadOnlyAccount(exchange)

@@ -30,7 +30,8 @@ import tenacity
 from stagewise.errors import ConfigError, StagewiseError, StateBusy, StateUnavailable
 from stagewise.notify import Notifier
 from stagewise.runtime import Runtime, open_runtime, seed_paper
-from stagewise.scheduler import LiveScheduler, Schedule, catch_up, retry_at, schedules
+from stagewise.scheduler import LiveScheduler
+from stagewise.schedules import Schedule, catch_up, retry_at, schedules
 from stagewise.settings import Config, load_config
 
 log = structlog.get_logger()
@@ -71,9 +72,16 @@ def utcnow() -> datetime:
 class Service:
     """The daemon: owns the runtime, the live scheduler and the notify socket."""
 
-    def __init__(self, config_path: Path, config: Config, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        notifier: Notifier | None = None,
+        plan: Callable[[Config], list[Schedule]] = schedules,
+    ):
         self.config_path = config_path
         self.notifier = notifier or Notifier()
+        self.plan = plan  # the schedules of a config
         self.scheduler: LiveScheduler | None = None
         self.lock = threading.Lock()  # one job, or one reload, at a time
         # Clear while a reload waits for the lock: the next fire waits behind it (a Lock is
@@ -100,7 +108,9 @@ class Service:
         now = utcnow()
         self.runtime.check_exchange(now)
         failed = self.while_busy("start", lambda: self.start_state(now))  # each step idempotent
-        self.scheduler = LiveScheduler(self.runtime.config, self.on_fire)
+        config = self.runtime.config
+        grace = timedelta(hours=config.settings.schedule.grace_hours)
+        self.scheduler = LiveScheduler(self.plan(config), self.on_fire, grace=grace, tz=config.tz)
         for when, sched in failed:
             self.retry_later(sched, when)
         self.scheduler.start()
@@ -229,7 +239,7 @@ class Service:
         failed before the stop); record the rest as missed. Returns the fires that failed."""
         jobs, store = self.runtime.jobs, self.runtime.store
         grace = timedelta(hours=self.runtime.config.settings.schedule.grace_hours)
-        plan = catch_up(schedules(self.runtime.config), self.last_seen(), now, grace, jobs.done)
+        plan = catch_up(self.plan(self.runtime.config), self.last_seen(), now, grace, jobs.done)
         for when, sched in plan.missed:
             jobs.record_missed(sched, when, now)
         due = list(plan.due)
@@ -252,7 +262,7 @@ class Service:
         jobs, config = self.runtime.jobs, self.runtime.config
         found = []
         for row in self.runtime.store.open_failures(since):
-            for sched in schedules(config):
+            for sched in self.plan(config):
                 if sched.job != row["job"] or sched.checks:
                     continue
                 when = row["scheduled_at"]
@@ -283,7 +293,7 @@ class Service:
             stop=tenacity.stop_after_attempt(BUSY_TRIES)
             | tenacity.stop_when_event_set(self.stop_requested),
             wait=tenacity.wait_fixed(BUSY_PAUSE_SECONDS),
-            sleep=self.stop_requested.wait,
+            sleep=self._pause,
             before_sleep=lambda attempt: log.warning(
                 "state_busy",
                 step=step,
@@ -294,6 +304,10 @@ class Service:
             reraise=True,
         )
         return retrying(work)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds` between tries of a busy state file; a stop ends the wait."""
+        self.stop_requested.wait(seconds)
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """Record a daemon event (the caller holds the lock). A state file still busy loses
@@ -378,7 +392,7 @@ class Service:
         old.close()
         self.outbox = outbox
         if self.scheduler is not None:
-            self.scheduler.install(schedules(config))
+            self.scheduler.install(self.plan(config))
         self.note("config_reloaded", {"path": str(self.config_path)})
         return True
 

@@ -9,6 +9,7 @@ is an error, as a misspelt key in the file is, and an invalid value names its va
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ from stagewise import shipped
 from stagewise.environment import CONFIG_ENV, ENV_PREFIX, invalid, setting_variables
 from stagewise.errors import ConfigError
 from stagewise.money import MAX_MONEY
+from stagewise.planner.model import Policy
 from stagewise.stages import PlanData, load_plan, read_toml
+from stagewise.targets import Profile
 
 # The system-wide install (the systemd unit's ConfigurationDirectory= and StateDirectory=).
 SYSTEM_CONFIG = Path("/etc/stagewise/config.toml")
@@ -212,9 +215,6 @@ class ScheduleSettings(Section):
     withdraw_day: int = Field(default=15, ge=1, le=28)
     reassess_hour: int = Field(default=8, ge=0, le=23)
     grace_hours: float = Field(default=72, ge=0, le=24 * 60)
-    # For demos and tests only: fire every job every N seconds instead of on its calendar
-    # (period keys still apply, so each period still runs once).
-    interval_seconds: float | None = Field(default=None, ge=0.5, le=86_400)
 
     @field_validator("withdraw_periods", mode="before")
     @classmethod
@@ -343,6 +343,50 @@ class Config:
     @property
     def quote(self) -> str:
         return self.settings.exchange.quote
+
+    @property
+    def state_path(self) -> Path:
+        """The state file (`load_config` resolves the setting: never unset here)."""
+        path = self.settings.state.path
+        assert path is not None, "a Config is made by load_config, which resolves state.path"
+        return path
+
+    @functools.cached_property
+    def profile(self) -> Profile:
+        """What the targets of a day depend on: the plan data and the investor's figures."""
+        s = self.settings
+        return Profile(
+            plan=self.plan,
+            birth_date=s.investor.birth_date,
+            crypto_share_point=s.investor.crypto_share_point,
+            derisk_pct_per_year=s.investor.derisk_pct_per_year,
+            cash_pct=s.policy.cash_pct,
+            transition_months=s.plan.transition_months,
+            transition_anchor=s.plan.transition_anchor,
+        )
+
+    def policy(self, *, allow_deposit: bool) -> Policy:
+        """The planner's Policy (percent here, fractions there). `allow_deposit`: read-only
+        mode, where DCA/windfall money may not be on the account yet (paper mode deposits the
+        contribution first: False)."""
+        s = self.settings
+        p = s.policy
+        return Policy(
+            band_abs=p.band_abs_pct / 100,
+            band_rel=p.band_rel_pct / 100,
+            rebalance_to=p.rebalance_to,
+            drift_watch=p.drift_watch,
+            max_order_share=p.max_order_pct / 100,
+            min_order=p.min_order,
+            min_rebalance_share=p.min_rebalance_pct / 100,
+            milestone_sell_share=p.milestone_sell_pct / 100,
+            profit_min_days=p.profit_min_days,
+            profit_min_value=p.profit_min_value,
+            fee_rate=s.paper.fee_rate,
+            slippage=s.paper.slippage,
+            outside_value=s.investor.outside_investments,
+            allow_deposit=allow_deposit,
+        )
 
 
 @dataclass(frozen=True)

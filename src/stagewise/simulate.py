@@ -14,6 +14,7 @@ outside crypto is an edited config reloaded, as the daemon reloads one: a new Jo
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from stagewise.churn import Churn, churn
-from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.guidance import simulation_notes
 from stagewise.history import HistoryMarkets, PriceHistory
@@ -39,10 +39,10 @@ from stagewise.plan_events import (
     note,
     outside_values,
 )
-from stagewise.scheduler import Schedule, fire_times, schedules
+from stagewise.schedules import Schedule, fire_times, schedules
 from stagewise.settings import Config
 from stagewise.store import Contents, StateError, Store
-from stagewise.targets import TargetsOn, add_months, age_on, birthday, glide_paths, targets_on
+from stagewise.targets import TargetsOn, add_months, birthday, targets_on
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,14 @@ class SimulationResult:
 
 def default_db_path(config: Config) -> Path:
     """Where a simulation's database goes unless told: simulation.db beside the state file."""
-    return config.settings.state.path.with_name("simulation.db")
+    return config.state_path.with_name("simulation.db")
 
 
 def check_output(config: Config, db_path: Path) -> None:
     """Refuse (OutputRefused) a `db_path` a simulation may not replace, reading it only: the
     configured state file, a folder, anything but a simulation database of stagewise's (or
     one with runs of another mode than a simulation's)."""
-    state = config.settings.state.path
+    state = config.state_path
     if db_path.resolve() == state.resolve() or (
         db_path.exists() and state.exists() and db_path.samefile(state)
     ):
@@ -197,7 +197,7 @@ def simulation_config(config: Config, db_path: Path) -> Config:
 def plan_assets(config: Config, start: date, end: date) -> set[str]:
     """Every asset the targets hold at any month of [start, end)."""
     assets: set[str] = set()
-    targets = TargetsOn(config)
+    targets = TargetsOn(config.profile)
     day = start
     while day < end:
         assets |= targets(day).weights.keys()
@@ -302,9 +302,8 @@ def _drive(
 ) -> None:
     span = (end_at - start_at).total_seconds()
     last_report = start_at
-    plan = [
-        s for s in schedules(config, daily_prices=True) if _can_act(s, config, start_at, end_at)
-    ]
+    first, last = start_at.date(), end_at.date()
+    plan = [daily(s) for s in schedules(config) if jobs.may_act(s, first, last)]
     waiting = iter(announcements)
     due = next(waiting, None)
     for when, sched in fire_times(plan, start_at, end_at):
@@ -322,32 +321,10 @@ def _drive(
         progress(1.0)
 
 
-def _can_act(sched: Schedule, config: Config, start_at: datetime, end_at: datetime) -> bool:
-    """False for a job no stage of the simulated span gives anything to do (profit-taking
-    without milestones, withdrawals before retirement, a rebalance cadence no sleeve and no
-    stage has): its trigger need not be walked. The stages are those of the ages in the span;
-    for the sleeves, also both ends of a glide path overlapping it (it holds both's sleeves)."""
-    birth = config.settings.investor.birth_date
-    first, last = start_at.date(), end_at.date()
-    ages = range(age_on(birth, first), age_on(birth, last) + 1)
-    stages = {config.plan.stage_for_age(a).id: config.plan.stage_for_age(a) for a in ages}
-    holding = dict(stages)
-    for before, after, starts, ends in glide_paths(config):
-        if starts <= last and first < ends:
-            holding |= {before.id: before, after.id: after}
-    if sched.job == "profit":
-        return any(s.profit_milestones_pct for s in stages.values())
-    if sched.job == "withdraw":
-        return retired_on(config, last)  # retirement lasts: retired by the end, or never
-    if sched.job == "rebalance":
-        cadences = {s.portfolio_rebalance for s in stages.values()} | {
-            config.plan.indices[index].cadence
-            for s in holding.values()
-            for sleeve in s.sleeve
-            for index in sleeve.indices
-        }
-        return sched.cadence in cadences
-    return True
+def daily(sched: Schedule) -> Schedule:
+    """`sched` on daily prices: the hourly drift watch checks once a day, at the first hour
+    (its other 23 checks of a day would see the same prices)."""
+    return dataclasses.replace(sched, hour=0) if sched.hour is None else sched
 
 
 def _result(
@@ -362,7 +339,7 @@ def _result(
     span = (_at(start, config), _at(end, config))
     money = figures(store.ledger_entries(), history, config.quote, span, config.tz, outside)
     counts = store.counts()
-    proposals, statuses, jobs = Counter(), Counter(), Counter()
+    proposals, statuses, jobs = Counter[str](), Counter[str](), Counter[str]()
     for (job, _side), n in counts["orders"].items():
         proposals[job] += n
     for (job, status), n in counts["runs"].items():
@@ -434,7 +411,7 @@ def _stages(config: Config, start: date, end: date) -> list[StageSpan]:
         days |= {boundary, add_months(boundary, -months), add_months(boundary, months)}
     spans: list[StageSpan] = []
     for day in sorted(d for d in days if start <= d < end):
-        t = targets_on(config, day)
+        t = targets_on(config.profile, day)
         glide = f"{t.glide.from_stage}->{t.glide.to_stage}" if t.glide else None
         if not spans or (spans[-1].stage, spans[-1].glide) != (t.stage.id, glide):
             spans.append(StageSpan(day, t.stage.id, glide))

@@ -1,7 +1,8 @@
 """Targets at a moment: the investor's stage, glide path position, crypto share and weights.
 
-Pure functions of the config and a date: the daemon, the CLI and simulations agree on the
-targets of any day. No clock reads, no I/O.
+Pure functions of a `Profile` (the plan data and the investor's figures the targets depend on)
+and a date: the daemon, the CLI and simulations agree on the targets of any day. No clock
+reads, no I/O, no settings.
 """
 
 from __future__ import annotations
@@ -10,10 +11,24 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
 from stagewise.errors import UsageError
-from stagewise.settings import Config
-from stagewise.stages import IndexCadence, Stage
+from stagewise.stages import IndexCadence, PlanData, Stage
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the targets of a day depend on: the plan data and the investor's figures for it
+    (`Config.profile` reads them from the settings)."""
+
+    plan: PlanData
+    birth_date: date
+    crypto_share_point: float = 0.5  # where in a stage's band the investor aims (0 low, 1 high)
+    derisk_pct_per_year: float | None = None  # None: each stage's own minimum
+    cash_pct: float = 0.0  # of the crypto account kept in the quote currency
+    transition_months: int = 24  # the glide path's monthly steps
+    transition_anchor: Literal["end", "start"] = "end"  # the glide ends (or starts) on the birthday
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +85,6 @@ class Targets:
     members: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     dca_only: frozenset[str] = frozenset()
 
-    def assets_of(self, index: str, config: Config) -> list[str]:
-        """The assets a sleeve (index) holds, for per-sleeve rebalancing."""
-        return sorted(self.members.get(index, {}))
-
 
 def age_on(birth: date, on: date) -> int:
     """Age in whole years on `on`."""
@@ -110,57 +121,54 @@ def months_between(start: date, end: date) -> int:
     return months
 
 
-def stage_on(config: Config, on: date) -> Stage:
+def stage_on(profile: Profile, on: date) -> Stage:
     """The investor's stage by age on `on` (a day before their birth has none)."""
-    birth = config.settings.investor.birth_date
+    birth = profile.birth_date
     if on < birth:
         raise UsageError(f"{on} is before the investor's birth date {birth}: no stage covers it")
-    return config.plan.stage_for_age(age_on(birth, on))
+    return profile.plan.stage_for_age(age_on(birth, on))
 
 
-def glide_paths(config: Config) -> list[tuple[Stage, Stage, date, date]]:
+def glide_paths(profile: Profile) -> list[tuple[Stage, Stage, date, date]]:
     """Every transition of the investor's life: (from stage, to stage, first day, end)."""
-    birth = config.settings.investor.birth_date
-    steps = config.settings.plan.transition_months
-    anchor = config.settings.plan.transition_anchor
+    steps = profile.transition_months
     paths = []
-    for before, after in zip(config.plan.stages, config.plan.stages[1:], strict=False):
-        boundary = birthday(birth, after.min_age)
-        starts = add_months(boundary, -steps) if anchor == "end" else boundary
+    for before, after in zip(profile.plan.stages, profile.plan.stages[1:], strict=False):
+        boundary = birthday(profile.birth_date, after.min_age)
+        starts = add_months(boundary, -steps) if profile.transition_anchor == "end" else boundary
         paths.append((before, after, starts, add_months(starts, steps)))
     return paths
 
 
 def glide_on(
-    config: Config, on: date, paths: list[tuple[Stage, Stage, date, date]] | None = None
+    profile: Profile, on: date, paths: list[tuple[Stage, Stage, date, date]] | None = None
 ) -> Glide | None:
     """The transition in progress on `on`, if any (the guide's transition protocol).
-    `paths`: the config's `glide_paths`, when the caller has them already."""
-    steps = config.settings.plan.transition_months
-    for before, after, starts, ends in glide_paths(config) if paths is None else paths:
+    `paths`: the profile's `glide_paths`, when the caller has them already."""
+    steps = profile.transition_months
+    for before, after, starts, ends in glide_paths(profile) if paths is None else paths:
         if starts <= on < ends:
             step = months_between(starts, on)
             return Glide(before.id, after.id, starts, ends, step, steps)
     return None
 
 
-def crypto_share_of(config: Config, stage: Stage, on: date) -> float:
+def crypto_share_of(profile: Profile, stage: Stage, on: date) -> float:
     """The stage's crypto-share target (fraction): a point in its band, less yearly de-risking."""
-    inv = config.settings.investor
     band = stage.crypto_share_pct
-    pct = band.point(inv.crypto_share_point)
+    pct = band.point(profile.crypto_share_point)
     if stage.derisk_pct_per_year.max > 0:
         per_year = (
-            inv.derisk_pct_per_year
-            if inv.derisk_pct_per_year is not None
+            profile.derisk_pct_per_year
+            if profile.derisk_pct_per_year is not None
             else stage.derisk_pct_per_year.min
         )
-        years_in = max(0, age_on(inv.birth_date, on) - stage.min_age)
+        years_in = max(0, age_on(profile.birth_date, on) - stage.min_age)
         pct -= per_year * years_in
     return min(max(pct, band.min), band.max) / 100
 
 
-def index_weights(config: Config, stage: Stage) -> dict[str, float]:
+def index_weights(stage: Stage) -> dict[str, float]:
     """Weight of each index in the stage's crypto portfolio (fractions summing to 1)."""
     weights: dict[str, float] = {}
     for sleeve in stage.sleeve:
@@ -174,39 +182,39 @@ def index_weights(config: Config, stage: Stage) -> dict[str, float]:
 Compositions = Mapping[str, Mapping[str, float]]
 
 
-def constituents_of(config: Config, index: str, compositions: Compositions) -> Mapping[str, float]:
+def constituents_of(plan: PlanData, index: str, compositions: Compositions) -> Mapping[str, float]:
     """An index's weights (percent): a fixed basket's, or a rule index's last composition
     (a rule index not composed yet holds nothing: the jobs compose it before they plan)."""
-    fixed = config.plan.indices[index].constituents
+    fixed = plan.indices[index].constituents
     return fixed if fixed is not None else compositions.get(index, {})
 
 
-def targets_on(config: Config, on: date, compositions: Compositions | None = None) -> Targets:
+def targets_on(profile: Profile, on: date, compositions: Compositions | None = None) -> Targets:
     """The targets of `on`: the stage's, or a blend of two stages' on a glide path; a rule
     index holds its composition in `compositions`."""
-    birth = config.settings.investor.birth_date
-    cash = config.settings.policy.cash_pct / 100
-    stage = stage_on(config, on)
-    glide = glide_on(config, on)
+    plan = profile.plan
+    cash = profile.cash_pct / 100
+    stage = stage_on(profile, on)
+    glide = glide_on(profile, on)
     if glide is None:
         mix = {stage.id: 1.0}
     else:
         mix = {glide.from_stage: 1 - glide.progress, glide.to_stage: glide.progress}
-    by_id = {s.id: s for s in config.plan.stages}
-    share = sum(f * crypto_share_of(config, by_id[s], on) for s, f in mix.items())
+    by_id = {s.id: s for s in plan.stages}
+    share = sum(f * crypto_share_of(profile, by_id[s], on) for s, f in mix.items())
     low = sum(f * by_id[s].crypto_share_pct.min / 100 for s, f in mix.items())
     high = sum(f * by_id[s].crypto_share_pct.max / 100 for s, f in mix.items())
     per_index: dict[str, float] = {}
     for stage_id, f in mix.items():
-        for name, w in index_weights(config, by_id[stage_id]).items():
+        for name, w in index_weights(by_id[stage_id]).items():
             per_index[name] = per_index.get(name, 0.0) + f * w
     per_index = {k: v for k, v in per_index.items() if v > 0}
     sleeves = {
         name: SleeveTarget(
             index=name,
-            name=config.plan.indices[name].name,
+            name=plan.indices[name].name,
             weight=w * (1 - cash),
-            cadence=config.plan.indices[name].cadence,
+            cadence=plan.indices[name].cadence,
         )
         for name, w in sorted(per_index.items())
     }
@@ -214,7 +222,7 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
     members: dict[str, dict[str, float]] = {}
     for name, w in sorted(per_index.items()):
         held = members[name] = {}
-        for asset, pct in sorted(constituents_of(config, name, compositions or {}).items()):
+        for asset, pct in sorted(constituents_of(plan, name, compositions or {}).items()):
             held[asset] = w * pct / 100 * (1 - cash)
             weights[asset] = weights.get(asset, 0.0) + held[asset]
     rebalanced = {
@@ -222,7 +230,7 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
     }
     return Targets(
         on=on,
-        age=age_on(birth, on),
+        age=age_on(profile.birth_date, on),
         stage=stage,
         glide=glide,
         crypto_share=share,
@@ -236,14 +244,14 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
 
 
 class TargetsOn:
-    """`targets_on` for one config, remembered: the targets of a day depend on the day only
+    """`targets_on` for one profile, remembered: the targets of a day depend on the day only
     through the investor's age and the glide path's step, so days that share both share one
     computation (a simulation asks for thousands of days)."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._birth = config.settings.investor.birth_date
-        self._paths = glide_paths(config)  # pure in the config, as every day's targets are
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self._birth = profile.birth_date
+        self._paths = glide_paths(profile)  # pure in the profile, as every day's targets are
         self._by_key: dict[tuple[object, ...], Targets] = {}
         self._last: tuple[Targets, tuple[object, ...]] | None = None
 
@@ -258,7 +266,7 @@ class TargetsOn:
     def _compute(
         self, on: date, compositions: Compositions | None, held: tuple[object, ...]
     ) -> Targets:
-        glide = glide_on(self.config, on, self._paths)
+        glide = glide_on(self.profile, on, self._paths)
         key = (
             age_on(self._birth, on),
             None if glide is None else (glide.from_stage, glide.step),
@@ -268,7 +276,7 @@ class TargetsOn:
         if found is None:
             if len(self._by_key) > 256:
                 self._by_key.clear()
-            found = self._by_key[key] = targets_on(self.config, on, compositions)
+            found = self._by_key[key] = targets_on(self.profile, on, compositions)
         return found if found.on == on else dataclasses.replace(found, on=on)
 
 

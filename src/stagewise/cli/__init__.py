@@ -2,6 +2,8 @@
 arguments, and the only one that maps errors to exit codes.
 
     __init__.py  the parser, main() and the config/stage commands
+    arguments.py argument types and the config of the command line
+    output.py    exit codes, JSON, the texts the commands share
     commands.py  run, once, status, proposals, pause/resume, windfall
     simulate.py  simulate
     init.py      init
@@ -10,35 +12,36 @@ arguments, and the only one that maps errors to exit codes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from stagewise import __version__
-from stagewise.contributions import (
-    contribution_on,
-    contribution_warnings,
-    retirement,
-    withdrawal_rate,
+from stagewise.cli.arguments import (
+    load,
+    parse_date,
+    parse_time,
+    positive_int,
+    reason_text,
+    today,
+    windfall_word,
 )
+from stagewise.cli.output import (
+    EX_CONFIG,
+    EX_OK,
+    emit_json,
+    exit_code_for,
+    money_json,
+    render_money,
+    render_targets,
+    targets_json,
+)
+from stagewise.contributions import contribution_warnings
 from stagewise.errors import ConfigError, StagewiseError
 from stagewise.guidance import guidance_json, guidance_lines
-from stagewise.settings import Config, ConfigSource, find_config, load_config
-from stagewise.targets import Targets, targets_on
-
-EX_OK = 0
-EX_FAILURE = 1
-EX_USAGE = 2
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_UNAVAILABLE = 69
-EX_CANTCREAT = 73
-EX_TEMPFAIL = 75
-EX_CONFIG = 78
+from stagewise.periods import JOBS, SCHEDULED_JOBS
+from stagewise.targets import targets_on
 
 DESCRIPTION = """\
 stagewise keeps a crypto portfolio on a life-stage plan. It reads balances and prices
@@ -86,35 +89,6 @@ def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> in
     return code
 
 
-def exit_code_for(error: StagewiseError) -> int:
-    from stagewise.errors import (
-        DataError,
-        ExchangeAuthError,
-        ExchangeUnavailable,
-        InputMissing,
-        OutputRefused,
-        StateUnavailable,
-        UsageError,
-    )
-
-    if isinstance(error, ExchangeUnavailable | ExchangeAuthError):
-        return EX_UNAVAILABLE
-    if isinstance(error, StateUnavailable):
-        return EX_TEMPFAIL
-    if isinstance(error, DataError):  # a price history, an events file
-        return EX_DATAERR
-    if isinstance(error, UsageError):
-        return EX_USAGE
-    if isinstance(error, OutputRefused):
-        return EX_CANTCREAT
-    if isinstance(error, InputMissing):
-        return EX_NOINPUT
-    return EX_FAILURE
-
-
-JOBS = ("dca", "rebalance", "drift", "profit", "withdraw", "reassess")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from stagewise.cli.commands import (
         cmd_once,
@@ -148,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", cmd_run, "run the daemon: scheduled jobs until SIGTERM (systemd: Type=notify)")
 
     once = command("once", cmd_once, "run one job now, recorded like a scheduled run")
-    once.add_argument("job", choices=JOBS, help="the job to run")
+    once.add_argument("job", choices=SCHEDULED_JOBS, help="the job to run")
     once.add_argument(
         "--at",
         type=parse_time,
@@ -168,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proposals = command("proposals", cmd_proposals, "the orders proposed so far, newest first")
     proposals.add_argument("--since", type=parse_time, metavar="TIME", help="only since TIME")
-    proposals.add_argument("--job", choices=(*JOBS, "windfall"), help="only of this job")
+    proposals.add_argument("--job", choices=JOBS, help="only of this job")
     proposals.add_argument("--period", metavar="KEY", help="only of this period (dca:2027-01)")
     proposals.add_argument("--limit", type=positive_int, default=50, help="at most N (50)")
     proposals.add_argument("--json", action="store_true", help="print as JSON")
@@ -226,99 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_notify_command(command)
     add_view_command(command)
     return parser
-
-
-def positive_amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not (value > 0) or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
-    return value
-
-
-def windfall_word(text: str) -> float | str:
-    """`windfall`'s first word: `list`, `cancel`, or an amount (a positive number)."""
-    if text in ("list", "cancel"):
-        return text
-    try:
-        return positive_amount(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is neither an amount (a positive number), `list` nor `cancel`"
-        ) from None
-
-
-def reason_text(text: str) -> str:
-    """A reason a person can read later: not empty, not only spaces."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("give a reason (it is kept in the journal)")
-    return text.strip()
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
-    return value
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO date or date-time; naive ones are completed later in the investor's zone."""
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a time like 2027-01-31 or 2027-01-31T09:00"
-        ) from None
-
-
-def parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2027-01-31") from None
-
-
-def config_source(args: argparse.Namespace) -> ConfigSource:
-    return find_config(getattr(args, "config", None))
-
-
-def load(args: argparse.Namespace, *, writes: bool = False) -> Config:
-    """The config of the command line. With none of the user's found, the shipped example
-    stands in for commands that only read (said on stderr); `writes` commands refuse: their
-    pause, windfall or run would land in a state file no config of the user's names."""
-    source = config_source(args)
-    if source.example:
-        looked = ", ".join(str(p) for p in source.looked_in)
-        if writes:
-            raise ConfigError(
-                f"no config found (looked in {looked}; none given with --config or "
-                f"$STAGEWISE_CONFIG): run `stagewise init` to write one, then edit it"
-            )
-        print(
-            f"stagewise: no config found (looked in {looked}): using the shipped example "
-            f"{source.path}; `stagewise init` writes one to edit",
-            file=sys.stderr,
-        )
-    return load_config(source.path, example=source.example)
-
-
-def aware(moment: datetime, config: Config) -> datetime:
-    """`moment` with the investor's time zone if it has none."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
-
-
-def today(config: Config) -> date:
-    return datetime.now(config.tz).date()
-
-
-def emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 KEY_STATUS = {
@@ -396,7 +277,7 @@ def unknown_exchange(exchange_id: str) -> str | None:
 def cmd_stage(args: argparse.Namespace) -> int:
     config = load(args)
     on = args.at or today(config)
-    targets = targets_on(config, on)
+    targets = targets_on(config.profile, on)
     money = money_json(config, on)
     plan = config.plan
     if args.json:
@@ -406,123 +287,6 @@ def cmd_stage(args: argparse.Namespace) -> int:
         print("\n".join(["", *render_money(money, config.quote)]))
         print("\n".join(["", *guidance_lines(targets.stage, plan, config.quote)]))
     return EX_OK
-
-
-def money_json(config: Config, on: date) -> dict[str, Any]:
-    """What goes in and out on `on`: the retirement day, the contribution, the withdrawals."""
-    month = contribution_on(config, on)
-    band = month.stage.contribution.monthly
-    r = retirement(config)
-    rate = withdrawal_rate(config, on)
-    return {
-        "retirement": {
-            "date": None if r.on is None else r.on.isoformat(),
-            "source": r.source,
-            "retired": month.retired,
-            # From that day (none unless [investor.contributions] names the retirement stage).
-            "monthly_contribution": None
-            if r.on is None
-            else round(contribution_on(config, r.on).amount, 2),
-        },
-        "contribution": {
-            "monthly": round(month.amount, 2),
-            "stage": month.stage.id,
-            "setting": month.setting,
-            "guide_range": [band.min, band.max],
-        },
-        "withdrawal_pct": None if rate is None else round(rate * 100, 4),
-    }
-
-
-def render_money(m: dict[str, Any], quote: str) -> list[str]:
-    """The lines of `money_json` that `stage` and `status` print."""
-    r, c = m["retirement"], m["contribution"]
-    if r["date"] is None:
-        retired = f"retirement: none ({r['source']})"
-    elif r["retired"]:
-        retired = f"retired since {r['date']} ({r['source']})"
-    else:
-        then = r["monthly_contribution"]
-        goes_in = (
-            f"contributions become {then:,.2f} {quote} a month" if then else "contributions stop"
-        )
-        retired = f"retirement on {r['date']} ({r['source']}): withdrawals start, {goes_in}"
-    low, high = c["guide_range"]
-    if c["setting"]:
-        given = f"from {c['setting']}"
-    else:
-        given = "none once retired" if r["retired"] else "none in this stage"
-    withdrawals = (
-        "none before retirement"
-        if m["withdrawal_pct"] is None
-        else f"{m['withdrawal_pct']:g} % a year"
-    )
-    return [
-        retired,
-        f"monthly contribution: {c['monthly']:,.2f} {quote} ({given}; "
-        f"the guide for stage {c['stage']}: {low:,.0f}-{high:,.0f})",
-        f"withdrawals: {withdrawals}",
-    ]
-
-
-def targets_json(t: Targets) -> dict[str, Any]:
-    glide = None
-    if t.glide is not None:
-        glide = {
-            "from": t.glide.from_stage,
-            "to": t.glide.to_stage,
-            "starts": t.glide.starts.isoformat(),
-            "ends": t.glide.ends.isoformat(),
-            "step": t.glide.step,
-            "steps": t.glide.steps,
-            "progress": round(t.glide.progress, 6),
-        }
-    return {
-        "on": t.on.isoformat(),
-        "age": t.age,
-        "stage": {"id": t.stage.id, "name": t.stage.name, "number": t.stage.number},
-        "glide": glide,
-        "crypto_share": round(t.crypto_share, 6),
-        "crypto_band": [round(t.crypto_band[0], 6), round(t.crypto_band[1], 6)],
-        "cash": t.cash,
-        "sleeves": {
-            k: {"name": s.name, "weight": round(s.weight, 6), "cadence": s.cadence}
-            for k, s in t.sleeves.items()
-        },
-        "weights": {k: round(v, 6) for k, v in t.weights.items()},
-    }
-
-
-def pct(x: float) -> str:
-    return f"{x * 100:.2f} %"
-
-
-def render_targets(t: Targets, n_stages: int) -> str:
-    from tabulate import tabulate  # only the commands that print tables load it (not `run`)
-
-    lines = [f"{t.on}: age {t.age}, stage {t.stage.number} of {n_stages}: {t.stage.name}"]
-    if t.glide:
-        g = t.glide
-        lines.append(
-            f"glide path: {g.from_stage} -> {g.to_stage}, step {g.step} of {g.steps} "
-            f"({g.progress * 100:.1f} %), {g.starts} .. {g.ends}"
-        )
-    else:
-        lines.append("glide path: none (targets are the stage's own)")
-    lo, hi = t.crypto_band
-    lines.append(
-        f"crypto share of whole portfolio: target {pct(t.crypto_share)} "
-        f"(band {pct(lo)} .. {pct(hi)})"
-    )
-    if t.cash:
-        lines.append(f"cash kept in the quote currency: {pct(t.cash)}")
-    lines.append("")
-    rows = [[s.name, pct(s.weight), s.cadence] for s in t.sleeves.values()]
-    lines.append(tabulate(rows, headers=["sleeve", "weight", "rebalance"], disable_numparse=True))
-    lines.append("")
-    rows = [[a, pct(w)] for a, w in t.weights.items()]
-    lines.append(tabulate(rows, headers=["asset", "weight"], disable_numparse=True))
-    return "\n".join(lines)
 
 
 Command = Callable[[argparse.Namespace], int]

@@ -5,33 +5,35 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import keyrights, logs
-from stagewise.cli import (
+from stagewise.cli.arguments import aware, config_source, load
+from stagewise.cli.output import (
     EX_FAILURE,
     EX_OK,
     EX_USAGE,
-    aware,
-    config_source,
     emit_json,
-    load,
     money_json,
     pct,
     render_money,
     targets_json,
 )
+from stagewise.contributions import bonus_share_pct
 from stagewise.errors import UsageError
+from stagewise.holdings import holdings, priced
 from stagewise.money import amount_text, price_text
+from stagewise.periods import JOBS, Job
 from stagewise.settings import Config
-from stagewise.targets import Targets, targets_on
+from stagewise.targets import targets_on
 
 if TYPE_CHECKING:
     from stagewise.jobs import Outcome
     from stagewise.runtime import Runtime
-    from stagewise.scheduler import Schedule
+    from stagewise.schedules import Schedule
     from stagewise.store import Store
 
 # The exchange, store and scheduler modules (ccxt, SQLite, APScheduler) are imported by
@@ -94,12 +96,12 @@ def cmd_once(args: argparse.Namespace) -> int:
             "and prices; nothing is recorded (--record runs a past period for real)",
             file=sys.stderr,
         )
-        runtime = open_runtime(config, store=Store.copy(config.settings.state.path))
+        runtime = open_runtime(config, store=Store.copy(config.state_path))
     else:
         runtime = open_runtime(config, clock=now_utc)
     # A dry run plans as at --at; a recorded run plans now, for the period of --at (as the
     # daemon catches up a missed period).
-    scheduled_at, decide_at = (at, at) if dry else (at or now, now)
+    scheduled_at, decide_at = (at, at) if dry and at is not None else (at or now, now)
     try:
         try:
             runtime.check_exchange(now)
@@ -114,12 +116,12 @@ def cmd_once(args: argparse.Namespace) -> int:
         runtime.close()
 
 
-def _schedule_for(config: Config, job: str, at: datetime) -> Schedule | None:
+def _schedule_for(config: Config, job: Job, at: datetime) -> Schedule | None:
     """The schedule `once JOB` fires: the job's (a rebalance: the stage's portfolio cadence
     on the day of `at`); None when the config switches it off."""
-    from stagewise.scheduler import schedules
+    from stagewise.schedules import schedules
 
-    stage = targets_on(config, at.astimezone(config.tz).date()).stage
+    stage = targets_on(config.profile, at.astimezone(config.tz).date()).stage
     return next(
         (
             s
@@ -194,7 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     config = load(args)
     now = now_utc()
-    state_path = config.settings.state.path
+    state_path = config.state_path
     store = read_store(state_path)
     try:
         data = status_data(config, store or Store.open_memory(), now)
@@ -211,38 +213,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
-    from stagewise.scheduler import schedules
+    from stagewise.schedules import schedules
 
     day = now.astimezone(config.tz).date()
-    targets = targets_on(config, day)
+    targets = targets_on(config.profile, day)
     state = store.plan_state()
     latest = store.latest_snapshot()
-    holdings: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     snapshot_at = None
     if latest is not None:
-        snapshot_at, assets = latest
+        snapshot_at = latest[0]
+        assets: Mapping[str, Mapping[str, Any]] = latest[1]
         if config.settings.exchange.mode == "paper":
             # The paper ledger holds the last run's fills; the snapshot is from before them.
-            assets = _priced(store.ledger_balances(), assets, config.quote)
-        total = sum(a["value"] or 0 for a in assets.values())
-        aims = pursued(config, targets, total)
-        cash_aim = max(0.0, 1 - sum(aims.values()))
-        for asset in sorted(set(assets) | set(targets.weights)):
-            row = assets.get(asset, {"amount": 0.0, "price": None, "value": 0.0})
-            weight = (row["value"] or 0) / total if total else 0.0
-            target = aims.get(asset, cash_aim if asset == config.quote else 0.0)
-            holdings.append(
-                {
-                    "asset": asset,
-                    "amount": row["amount"],
-                    "value": row["value"],
-                    "weight": weight,
-                    "target": target,
-                    "drift": weight - target,
-                }
-            )
+            assets = priced(store.ledger_balances(), assets, config.quote)
+        policy = config.policy(allow_deposit=False)
+        rows = [asdict(h) for h in holdings(assets, targets, policy, config.quote)]
     last_runs = {}
-    for job in ("dca", "rebalance", "drift", "profit", "withdraw", "reassess", "windfall"):
+    for job in JOBS:
         run = store.last_run(job)
         if run:
             last_runs[job] = {
@@ -253,7 +241,10 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                 "notes": run["notes"],
                 "deposit_needed": run["deposit_needed"],
             }
-    next_runs = {s.name: (s.next_after(now) or now).isoformat() for s in schedules(config)}
+    next_runs = {
+        s.name: (s.next_after(now) or now).astimezone(config.tz).isoformat()
+        for s in schedules(config)
+    }
     pause = store.pause()
     key = keyrights.on_record(store)
     return {
@@ -268,7 +259,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "carry": state.carry,
         "profit_to_move": state.profit_to_move,
         "snapshot_at": snapshot_at.isoformat() if snapshot_at else None,
-        "holdings": holdings,
+        "holdings": rows,
         "last_runs": last_runs,
         "next_runs": next_runs,
         "pending_windfalls": [
@@ -278,16 +269,6 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "api_key": key and {**key, "at": key["at"].isoformat()},
         "notifications": store.notice_counts(),
     }
-
-
-def pursued(config: Config, targets: Targets, value: float) -> Mapping[str, float]:
-    """The per-asset targets the planner pursues for an account worth `value`: the plan's
-    weights, scaled down to put crypto at its target share of the whole portfolio."""
-    from stagewise.planner import policy_from
-    from stagewise.planner.rebalance import scaled_targets
-
-    policy = policy_from(config.settings, allow_deposit=False)
-    return scaled_targets(value, targets, policy)
 
 
 def render_status(d: dict[str, Any]) -> str:
@@ -401,7 +382,7 @@ def local_minute(text: str) -> str:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
-    path = args.db or config.settings.state.path
+    path = args.db or config.state_path
     if args.db is not None and not args.db.is_file():
         from stagewise.errors import InputMissing
 
@@ -468,21 +449,9 @@ def render_run_notes(runs: Iterable[dict[str, Any]], quote: str) -> str:
     return "\n".join(lines)
 
 
-def _priced(
-    balances: dict[str, float], snapshot: dict[str, dict[str, Any]], quote: str
-) -> dict[str, dict[str, Any]]:
-    """`balances` as snapshot rows, priced at the snapshot's prices (value None: unpriced)."""
-    rows = {}
-    for asset, amount in balances.items():
-        price = 1.0 if asset == quote else snapshot.get(asset, {}).get("price")
-        value = None if price is None else amount * price
-        rows[asset] = {"amount": amount, "price": price, "value": value}
-    return rows
-
-
 def cmd_pause(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    store = open_store(config.settings.state.path)
+    store = open_store(config.state_path)
     try:
         before = store.set_paused(True, args.reason, now_utc(), replace=args.replace)
     finally:
@@ -508,7 +477,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    path = config.settings.state.path
+    path = config.state_path
     before = None
     if path.exists():  # no state file: never paused (and none is made to say so)
         store = open_store(path)
@@ -549,9 +518,9 @@ def windfall_announce(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
     amount = args.amount
     now = now_utc()
-    targets = targets_on(config, now.astimezone(config.tz).date())
-    share = bonus_share(config, targets)
-    path = config.settings.state.path
+    targets = targets_on(config.profile, now.astimezone(config.tz).date())
+    share = bonus_share_pct(config, targets.stage)
+    path = config.state_path
     store = open_store(path) if path.exists() else None  # a refused amount creates no file
     try:
         value = portfolio_value(store) if store is not None else None
@@ -570,12 +539,6 @@ def windfall_announce(args: argparse.Namespace) -> int:
     if share == 0:
         print("this stage invests no share of bonuses: nothing will be bought", file=sys.stderr)
     return EX_OK
-
-
-def bonus_share(config: Config, targets: Targets) -> float:
-    """Percent of a bonus invested: the investor's choice, else the stage's low end."""
-    chosen = config.settings.investor.bonus_share_pct
-    return chosen if chosen is not None else targets.stage.contribution.bonus_share_pct.min
 
 
 def portfolio_value(store: Store) -> float | None:
@@ -619,7 +582,7 @@ def windfall_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     config = load(args)
-    path = config.settings.state.path
+    path = config.state_path
     store = read_store(path)
     if store is None:
         print(f"no windfalls announced: no state file at {path} yet")
@@ -655,7 +618,7 @@ def windfall_list(args: argparse.Namespace) -> int:
 
 def windfall_cancel(args: argparse.Namespace) -> int:
     config = load(args, writes=True)
-    path = config.settings.state.path
+    path = config.state_path
     if not path.exists():  # nothing announced: no file is made to say so
         raise UsageError(f"there is no windfall #{args.id}: no state file at {path} yet")
     store = open_store(path)

@@ -9,7 +9,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from stagewise.cli import EX_OK, emit_json, load, parse_date
+from stagewise.cli.arguments import load, parse_date
+from stagewise.cli.output import EX_OK, emit_json
 from stagewise.settings import Config
 from stagewise.stages import Index
 
@@ -29,7 +30,7 @@ def cmd_indices(args: argparse.Namespace) -> int:
     from stagewise.cli.commands import read_store
 
     config = load(args)
-    store = read_store(args.db or config.settings.state.path)
+    store = read_store(args.db or config.state_path)
     at = None
     if args.at is not None:  # the end of that day, in the investor's time zone
         at = datetime.combine(args.at + timedelta(days=1), time(0), tzinfo=config.tz)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagewise import shipped
-from stagewise.cli import EX_OK
+from stagewise.cli.output import EX_OK
 from stagewise.settings import SYSTEM_CONFIG, SYSTEM_STATE, config_places
 
 SYSTEMD_UNIT = Path("/etc/systemd/system/stagewise.service")

@@ -7,7 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load
+from stagewise.cli.arguments import load
+from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import ConfigError
 from stagewise.settings import NOTIFY_URLS_ENV
 
@@ -110,7 +111,7 @@ def told_counts(config) -> dict | None:
     """What the state file says was told (None: no state file yet)."""
     from stagewise.cli.commands import read_store
 
-    store = read_store(config.settings.state.path)
+    store = read_store(config.state_path)
     if store is None:
         return None
     try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise import logs
-from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, parse_date
+from stagewise.cli.arguments import load, parse_date
+from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import UsageError
 from stagewise.money import MAX_MONEY
 from stagewise.settings import Config
@@ -275,44 +276,15 @@ def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
     from stagewise.history import load_csv
 
     if args.from_exchange:
-        return download_history(config, args.start, args.end)
+        from stagewise.downloads import download_history
+
+        def downloading(symbol: str) -> None:
+            print(f"downloading {symbol} daily closes ...", file=sys.stderr)
+
+        return download_history(config, args.start, args.end, downloading=downloading)
     from stagewise import shipped
 
     return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
-
-
-def download_history(config: Config, start: date, end: date) -> PriceHistory:
-    """Daily closes of every plan asset from the exchange, through a cache beside the state."""
-    from stagewise.exchange import Exchange
-    from stagewise.history import from_closes
-    from stagewise.simulate import plan_assets
-    from stagewise.store import Store
-
-    public = config.settings.exchange.model_copy(
-        update={"api_key": None, "secret": None, "password": None}
-    )
-    # From two days before: the closes a job of the first day knows (UTC days, in any zone).
-    since = int(
-        datetime.combine(start - timedelta(days=2), datetime.min.time(), UTC).timestamp() * 1000
-    )
-    until = int(datetime.combine(end, datetime.min.time(), UTC).timestamp() * 1000)
-    cache = Store.open(config.settings.state.path.with_name("price-cache.db"))
-    exchange = Exchange(public)
-    closes: dict[str, list[tuple[int, float]]] = {}
-    try:
-        for asset in sorted(plan_assets(config, start, end)):
-            symbol = f"{asset}/{config.quote}"
-            rows = cache.cached_closes(exchange.id, symbol, "1d", since, until)
-            expected_days = (until - since) // 86_400_000
-            if len(rows) < expected_days:
-                print(f"downloading {symbol} daily closes ...", file=sys.stderr)
-                rows = exchange.ohlcv_closes(asset, since, until)
-                cache.cache_closes(exchange.id, symbol, "1d", rows)
-            closes[asset] = rows
-    finally:
-        exchange.close()
-        cache.close()
-    return from_closes(closes, f"{config.settings.exchange.id} daily closes")
 
 
 def _progress_bar(start: date, end: date) -> Callable[[float], None]:

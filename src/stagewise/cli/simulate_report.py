@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from stagewise.churn import SMALL_ORDER
-from stagewise.cli import pct
+from stagewise.cli.output import pct
 from stagewise.history import POINT_IN_TIME
 from stagewise.settings import Config
 

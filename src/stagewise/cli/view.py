@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stagewise import shipped
-from stagewise.cli import EX_OK, EX_UNAVAILABLE, load
+from stagewise.cli.arguments import load
+from stagewise.cli.output import EX_OK, EX_UNAVAILABLE
 from stagewise.errors import InputMissing
 
 SHIPPED_DATABASE = "stagewise"  # the key config/datasette.yml describes (stagewise.db)
@@ -49,7 +50,7 @@ def metadata_for(database: str) -> dict[str, Any]:
 
 def cmd_view(args: argparse.Namespace) -> int:
     config = load(args)
-    path = (args.db or config.settings.state.path).resolve()
+    path = (args.db or config.state_path).resolve()
     if not path.is_file():
         raise InputMissing(f"no state file at {path} yet (nothing has run with this config)")
     try:

@@ -9,7 +9,6 @@ machinery is `book` (the checked account), `orders` (one order on the market's g
 from stagewise.planner.dca import plan_dca
 from stagewise.planner.fills import apply
 from stagewise.planner.model import Order, Plan, PlanState, Policy, Skip, Summary
-from stagewise.planner.policy import policy_from
 from stagewise.planner.profit import plan_profit
 from stagewise.planner.rebalance import plan_drift, plan_rebalance
 from stagewise.planner.windfall import plan_windfall
@@ -29,5 +28,4 @@ __all__ = [
     "plan_rebalance",
     "plan_windfall",
     "plan_withdraw",
-    "policy_from",
 ]

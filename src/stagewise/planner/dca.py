@@ -22,22 +22,24 @@ import math
 
 from stagewise.money import QUOTE_EPSILON
 from stagewise.planner.book import Book, Refusal, biggest_gaps_first, money, open_book, pct
-from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.fills import Proposal, finish, refused
 from stagewise.planner.model import Plan, PlanState, Policy, Rule
 from stagewise.planner.orders import trader_for
-from stagewise.planner.rebalance import scaled_note, scaled_targets
+from stagewise.planner.rebalance import crypto_scale, scaled_note
 from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets
 
 
-@refuses("dca")
 def plan_dca(
     snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState, contribution: float
 ) -> Plan:
     """Buys for this period's `contribution` (quote currency) plus the carried money."""
-    must_be_money(contribution, "the contribution")
-    label = f"DCA of {money(contribution, snapshot.quote)}"
-    return invest("dca", snapshot, targets, policy, state, contribution, label)
+    try:
+        must_be_money(contribution, "the contribution")
+        label = f"DCA of {money(contribution, snapshot.quote)}"
+        return invest("dca", snapshot, targets, policy, state, contribution, label)
+    except Refusal as why:
+        return refused("dca", state, why)
 
 
 def must_be_money(amount: float, what: str) -> None:
@@ -55,17 +57,20 @@ def invest(
     new_money: float,
     label: str,
 ) -> Plan:
-    """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls."""
+    """New money (plus the carry) into the targets, biggest gaps first: DCA and windfalls
+    (raises Refusal)."""
     must_be_money(state.carry, "the carried money")
     buyable = {a: t for a, t in targets.weights.items() if t > 0}
     book = open_book(snapshot, targets.weights, buyable, set_aside=state.profit_to_move)
-    scaled = scaled_targets(book.value, targets, policy)
-    aims = {a: t for a, t in scaled.items() if t > 0}
+    k = crypto_scale(book.value, targets, policy)
+    weights = {a: t * k for a, t in targets.weights.items()}
+    aims = {a: t for a, t in weights.items() if t > 0}
     proposal = Proposal(rule, book, aims)
-    if scaled is not targets.weights:
-        # Crypto is at its target share of the whole portfolio: money beyond the gaps stays
-        # in cash (carried) instead of carrying the share above the target.
-        proposal.notes.append(scaled_note(targets, scaled))
+    # Scaled, crypto is at its target share of the whole portfolio: money beyond the gaps
+    # stays in cash (carried) instead of carrying the share above the target.
+    scaled = k < 1
+    if scaled:
+        proposal.notes.append(scaled_note(targets, weights))
     if state.paused:
         why = f" ({state.pause_reason})" if state.pause_reason else ""
         proposal.notes.append(
@@ -86,13 +91,19 @@ def invest(
             f"on the account above the cash target: the rest is not invested nor carried"
         )
     external = max(0.0, funded - available)
-    spread = scaled is targets.weights
-    spent = _buy_gaps(proposal, policy, aims, funded, external, label, snapshot, spread)
+    value_after = book.value + external
+    gaps = {a: t * value_after - book.values.get(a, 0.0) for a, t in aims.items()}
+    alloc, rest = biggest_gaps_first(gaps, funded)
+    if rest > 0 and not scaled:  # money beyond every gap: spread by target weight
+        total = sum(aims.values())
+        for asset, t in aims.items():
+            alloc[asset] = alloc.get(asset, 0.0) + rest * t / total
+    spent = _buy(proposal, policy, aims, gaps, alloc, funded, label, snapshot)
     if spent > available:  # only possible when policy.allow_deposit
         proposal.deposit = deposit_for(spent - available)
     _note_crypto_share(proposal, targets, policy)
     carry = max(0.0, funded - spent)
-    if not spread and carry >= QUOTE_EPSILON:
+    if scaled and carry >= QUOTE_EPSILON:
         proposal.notes.append(
             f"{money(carry, book.quote)} carried as cash: buying it would take crypto above "
             f"its target {pct(targets.crypto_share)} of the whole portfolio"
@@ -109,26 +120,18 @@ def deposit_for(shortfall: float) -> float:
     return deposit
 
 
-def _buy_gaps(
+def _buy(
     proposal: Proposal,
     policy: Policy,
     aims: dict[str, float],
+    gaps: dict[str, float],
+    alloc: dict[str, float],
     funded: float,
-    external: float,
     label: str,
     snapshot: Snapshot,
-    spread: bool,
 ) -> float:
-    """Place the buys; return the money spent (notional + fees). Money beyond every gap is
-    spread by target weight when `spread`, else left unspent."""
+    """Place the buys `alloc` gives each asset; return the money spent (notional + fees)."""
     book = proposal.book
-    value_after = book.value + external
-    gaps = {a: t * value_after - book.values.get(a, 0.0) for a, t in aims.items()}
-    alloc, rest = biggest_gaps_first(gaps, funded)
-    if rest > 0 and spread:
-        total = sum(aims.values())
-        for asset, t in aims.items():
-            alloc[asset] = alloc.get(asset, 0.0) + rest * t / total
     trader = trader_for(book, snapshot.markets, policy, proposal.rule, alloc)
     left = funded
     for asset in sorted(alloc):

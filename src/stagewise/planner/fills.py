@@ -8,13 +8,12 @@ in the quote currency; a sell brings notional - fee. A deposit the plan asks for
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from operator import attrgetter
-from typing import Any, ParamSpec
+from typing import Any
 
 from stagewise.money import AMOUNT_TOLERANCE, QUOTE_EPSILON
 from stagewise.planner.book import Book, Refusal
@@ -31,24 +30,10 @@ from stagewise.planner.model import (
 from stagewise.planner.orders import Draft
 from stagewise.snapshot import Snapshot
 
-P = ParamSpec("P")
 
-
-def refuses(rule: Rule) -> Callable[[Callable[P, Plan]], Callable[P, Plan]]:
-    """Turn a `Refusal` raised while planning into a refused plan (state unchanged, no orders)."""
-
-    def wrap(plan: Callable[P, Plan]) -> Callable[P, Plan]:
-        @functools.wraps(plan)
-        def planned(*args: P.args, **kwargs: P.kwargs) -> Plan:
-            try:
-                return plan(*args, **kwargs)
-            except Refusal as why:
-                state = kwargs.get("state", args[3] if len(args) > 3 else PlanState())
-                return Plan(rule, (), (), (), state, None, refused=str(why))  # type: ignore[arg-type]
-
-        return planned
-
-    return wrap
+def refused(rule: Rule, state: PlanState, why: Refusal) -> Plan:
+    """The plan a `Refusal` raised while planning ends in: no orders, `state` unchanged."""
+    return Plan(rule, (), (), (), state, None, refused=str(why))
 
 
 @dataclass(slots=True)
@@ -75,18 +60,9 @@ class Proposal:
         self.skipped.append(Skip(asset, self.rule, reason, notional))
 
 
-def finish(
-    proposal: Proposal,
-    state: PlanState,
-    policy: Policy,
-    *,
-    summarize: bool = True,
-    **updates: Any,
-) -> Plan:
+def finish(proposal: Proposal, state: PlanState, policy: Policy, **updates: Any) -> Plan:
     """The finished plan: sells first then buys, each by asset name; weights after the whole
-    plan; the summary (not for a watch's quiet answer, `summarize=False`: it is recorded only
-    when it changes the state, and then without one); and the next state (`updates` are
-    PlanState fields the rule changed)."""
+    plan; the summary; and the next state (`updates` are PlanState fields the rule changed)."""
     book = proposal.book
     by_asset = sorted(proposal.drafts, key=_asset)  # stable: equal assets keep their order
     drafts = [d for d in by_asset if d.side == "sell"] + [d for d in by_asset if d.side != "sell"]
@@ -98,7 +74,22 @@ def finish(
         skipped=tuple(proposal.skipped),
         notes=(*book.notes, *proposal.notes),
         state=next_state(book, drafts, state, **updates),
-        summary=_summary(book, proposal.aims, after, value_after, policy) if summarize else None,
+        summary=_summary(book, proposal.aims, after, value_after, policy),
+        deposit_needed=proposal.deposit,
+    )
+
+
+def unchanged(proposal: Proposal, state: PlanState) -> Plan:
+    """A watch's quiet answer: no orders, the state as the account leaves it, and no summary
+    (it is recorded only when it changes the state, and then without one)."""
+    book = proposal.book
+    return Plan(
+        rule=proposal.rule,
+        orders=(),
+        skipped=tuple(proposal.skipped),
+        notes=(*book.notes, *proposal.notes),
+        state=next_state(book, [], state),
+        summary=None,
         deposit_needed=proposal.deposit,
     )
 

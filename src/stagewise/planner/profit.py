@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from stagewise.money import QUOTE_EPSILON, price_text
-from stagewise.planner.book import Book, money, open_book, pct
-from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.book import Book, Refusal, money, open_book, pct
+from stagewise.planner.fills import Proposal, finish, refused
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import trader_for
 from stagewise.snapshot import Snapshot
@@ -42,9 +42,15 @@ from stagewise.targets import Targets
 WHERE_TO = "move them to your diversified traditional investments"
 
 
-@refuses("profit")
 def plan_profit(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     """Sells at the milestones of `targets.stage.profit_milestones_pct` not yet taken."""
+    try:
+        return _take_profits(snapshot, targets, policy, state)
+    except Refusal as why:
+        return refused("profit", state, why)
+
+
+def _take_profits(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     book = open_book(snapshot, targets.weights, (), set_aside=state.profit_to_move)
     proposal = Proposal("profit", book, targets.weights)
     milestones = sorted(targets.stage.profit_milestones_pct)
@@ -89,9 +95,9 @@ def plan_profit(snapshot: Snapshot, targets: Targets, policy: Policy, state: Pla
             f"{WHERE_TO} (and count them in investor.outside_investments); stagewise does "
             "not spend them or buy them back"
         )
-    due = {a: units for a, units in owed.items() if units > 0}
+    still_owed = {a: units for a, units in owed.items() if units > 0}
     return finish(
-        proposal, state, policy, milestones_taken=taken, profit_base=bases, profit_due=due
+        proposal, state, policy, milestones_taken=taken, profit_base=bases, profit_due=still_owed
     )
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.planner.book import (
     Book,
+    Refusal,
     band_of,
     biggest_gaps_first,
     money,
@@ -44,7 +45,7 @@ from stagewise.planner.book import (
     outside_band,
     pct,
 )
-from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.fills import Proposal, finish, refused, unchanged
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import Trader, trader_for
 from stagewise.snapshot import Snapshot
@@ -53,7 +54,6 @@ from stagewise.targets import Targets
 Wanted = dict[str, tuple[float, str]]  # asset -> (quote value to buy (+) or sell (-), reason)
 
 
-@refuses("rebalance")
 def plan_rebalance(
     snapshot: Snapshot,
     targets: Targets,
@@ -62,15 +62,52 @@ def plan_rebalance(
     scope: Collection[str] | None = None,
 ) -> Plan:
     """Trades back into the bands: the whole portfolio (scope None) or only `scope`'s assets."""
-    return _rebalance(snapshot, targets, policy, state, scope, watch=False)
+    try:
+        start = _begin(snapshot, targets, policy, state, scope)
+        proposal = start.proposal
+        if proposal.book.value <= 0:
+            proposal.notes.append("the account is empty: nothing to rebalance")
+            return finish(proposal, state, policy)
+        if scope is None:  # the whole portfolio's also trades for the crypto share
+            keep, topping = _crypto_share(proposal, targets, policy, snapshot, start)
+        else:
+            keep, topping = 1.0, False
+        _trade(start, targets, policy, snapshot, state, keep, topping)
+        return finish(proposal, state, policy)
+    except Refusal as why:
+        return refused("rebalance", state, why)
 
 
-@refuses("rebalance")
 def plan_drift(snapshot: Snapshot, targets: Targets, policy: Policy, state: PlanState) -> Plan:
     """The drift watch: the whole-portfolio rebalance when a sleeve (or, with
     `policy.drift_watch = "asset"`, an asset) is outside its band, a holding is not in the
     plan or crypto is outside the stage's band; else no orders."""
-    return _rebalance(snapshot, targets, policy, state, None, watch=True)
+    try:
+        start = _begin(snapshot, targets, policy, state, None)
+        proposal, book = start.proposal, start.proposal.book
+        if book.value <= 0:
+            proposal.notes.append("the account is empty: nothing to rebalance")
+            return finish(proposal, state, policy)
+        why = breach(book, targets, proposal.aims, policy, start.share, start.spare)
+        if why is None:
+            proposal.notes.append("nothing is outside the drift watch's bands")
+            return unchanged(proposal, state)
+        proposal.notes.append(f"rebalancing early: {why}")
+        keep, topping = _crypto_share(proposal, targets, policy, snapshot, start)
+        _trade(start, targets, policy, snapshot, state, keep, topping)
+        moved = sum(d.notional for d in proposal.drafts)
+        if proposal.drafts and moved < policy.min_rebalance_share * book.value:
+            quiet = Proposal("rebalance", book, proposal.aims)
+            quiet.notes.append(
+                f"the drift watch would move {money(moved, book.quote)} "
+                f"({pct(moved / book.value)} of the account), under policy.min_rebalance_pct "
+                f"{pct(policy.min_rebalance_share)}: not worth the orders; the next scheduled "
+                "rebalance looks again"
+            )
+            return finish(quiet, state, policy)
+        return finish(proposal, state, policy)
+    except Refusal as why:
+        return refused("rebalance", state, why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,18 +144,24 @@ def share_of(book: Book, targets: Targets, policy: Policy) -> Share | None:
     return Share(book.crypto / total, targets.crypto_share, low, high, total)
 
 
-def scaled_targets(value: float, targets: Targets, policy: Policy) -> Mapping[str, float]:
-    """The plan's weights as shares of an account worth `value` that put crypto at its target
-    share of the whole portfolio: scaled down when the plan's weights would put it above (the
-    difference is held as cash), else `targets.weights` (an account too small for the target
-    holds the plan's weights). What DCA buys toward and `status` shows."""
+def crypto_scale(value: float, targets: Targets, policy: Policy) -> float:
+    """The factor on the plan's weights that puts crypto at its target share of the whole
+    portfolio, for an account worth `value`: below 1 when the plan's weights would put it
+    above (the difference is held as cash), else 1 (an account too small for the target holds
+    the plan's weights)."""
     if policy.outside_value <= 0 or value <= 0:
-        return targets.weights
+        return 1.0
     invested = sum(targets.weights.values()) * value
     goal = targets.crypto_share * (value + policy.outside_value)
     if invested <= goal * (1 + WEIGHT_TOLERANCE):
-        return targets.weights
-    k = goal / invested
+        return 1.0
+    return goal / invested
+
+
+def scaled_targets(value: float, targets: Targets, policy: Policy) -> Mapping[str, float]:
+    """The plan's weights scaled by `crypto_scale`: what DCA buys toward, the rebalance of a
+    crypto share outside its band trades back to, and `status` shows."""
+    k = crypto_scale(value, targets, policy)
     return {a: t * k for a, t in targets.weights.items()}
 
 
@@ -148,15 +191,24 @@ def _around_dca_only(
     return {a: where[a] if a in where else w * k for a, w in aims.items()}
 
 
-def _rebalance(
+@dataclass(slots=True)
+class _Start:
+    """What a rebalance starts from: the proposal (its book and aims), the crypto share, the
+    cash above its target and the carry (`spare`), and the assets it may trade."""
+
+    proposal: Proposal
+    share: Share | None
+    spare: float
+    in_scope: set[str]
+
+
+def _begin(
     snapshot: Snapshot,
     targets: Targets,
     policy: Policy,
     state: PlanState,
     scope: Collection[str] | None,
-    *,
-    watch: bool,
-) -> Plan:
+) -> _Start:
     held = {a for a, n in snapshot.balances.items() if n and a != snapshot.quote}
     in_scope = (held | set(targets.weights)) - {snapshot.quote}
     if scope is not None:
@@ -164,45 +216,38 @@ def _rebalance(
     buyable = [a for a in in_scope if targets.weights.get(a, 0.0) > 0]
     book = open_book(snapshot, targets.weights, buyable, set_aside=state.profit_to_move)
     share = share_of(book, targets, policy)
-    portfolio = scope is None
     if share is None:
         aims = _around_dca_only(book, targets.weights, targets.dca_only)
-    elif portfolio and (share.above or share.below):
+    elif scope is None and (share.above or share.below):
         aims = scaled_targets(book.value, targets, policy)  # back to the point
     else:
         aims = _around_dca_only(book, _mix_now(book, targets), targets.dca_only)
-    proposal = Proposal("rebalance", book, aims)
-    if book.value <= 0:
-        proposal.notes.append("the account is empty: nothing to rebalance")
-        return finish(proposal, state, policy)
     spare = max(0.0, book.cash - book.value * (1 - sum(aims.values())) - state.carry)
-    if watch:
-        why = breach(book, targets, aims, policy, share, spare)
-        if why is None:
-            proposal.notes.append("nothing is outside the drift watch's bands")
-            return finish(proposal, state, policy, summarize=False)
-        proposal.notes.append(f"rebalancing early: {why}")
-    keep, topping = 1.0, False
-    if portfolio:
-        keep, topping = _crypto_share(proposal, targets, policy, snapshot, share, spare)
-    wanted = _wanted(book, aims, policy, in_scope, keep, share, topping, targets.dca_only)
+    return _Start(Proposal("rebalance", book, aims), share, spare, in_scope)
+
+
+def _trade(
+    start: _Start,
+    targets: Targets,
+    policy: Policy,
+    snapshot: Snapshot,
+    state: PlanState,
+    keep: float,
+    topping: bool,
+) -> None:
+    """Propose the sells and buys back into the bands (after the crypto share's `keep` and
+    `topping`, see `_crypto_share`)."""
+    proposal = start.proposal
+    book, aims = proposal.book, proposal.aims
+    wanted = _wanted(
+        book, aims, policy, start.in_scope, keep, start.share, topping, targets.dca_only
+    )
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
     cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
     _buy(proposal, trader, wanted, aims, max(0.0, cash - cash_target))
     if not wanted:
         proposal.notes.append("every asset is inside its band: nothing to rebalance")
-    moved = sum(d.notional for d in proposal.drafts)
-    if watch and proposal.drafts and moved < policy.min_rebalance_share * book.value:
-        quiet = Proposal("rebalance", book, aims)
-        quiet.notes.append(
-            f"the drift watch would move {money(moved, book.quote)} "
-            f"({pct(moved / book.value)} of the account), under policy.min_rebalance_pct "
-            f"{pct(policy.min_rebalance_share)}: not worth the orders; the next scheduled "
-            "rebalance looks again"
-        )
-        return finish(quiet, state, policy)
-    return finish(proposal, state, policy)
 
 
 def breach(
@@ -264,17 +309,12 @@ def scaled_note(targets: Targets, aims: Mapping[str, float]) -> str:
 
 
 def _crypto_share(
-    proposal: Proposal,
-    targets: Targets,
-    policy: Policy,
-    snapshot: Snapshot,
-    share: Share | None,
-    spare: float,
+    proposal: Proposal, targets: Targets, policy: Policy, snapshot: Snapshot, start: _Start
 ) -> tuple[float, bool]:
     """The whole-portfolio rebalance's trade for the crypto share, with its note: the part of
     each holding to keep (a pro rata trim above the band's top, to the point), and whether to
     top up toward the point with the spare cash (below the band's bottom)."""
-    book = proposal.book
+    book, share, spare = proposal.book, start.share, start.spare
     if share is None:
         proposal.notes.append(
             "outside investments are not configured (0): the crypto share "

@@ -12,13 +12,12 @@ import math
 from stagewise.money import MAX_MONEY
 from stagewise.planner.book import Refusal, money, pct
 from stagewise.planner.dca import invest, must_be_money
-from stagewise.planner.fills import refuses
+from stagewise.planner.fills import refused
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets
 
 
-@refuses("windfall")
 def plan_windfall(
     snapshot: Snapshot,
     targets: Targets,
@@ -28,15 +27,18 @@ def plan_windfall(
     share: float,
 ) -> Plan:
     """Buys for `share` (a fraction, 0.5 = 50 %) of `bonus` (quote currency), plus the carry."""
-    must_be_money(bonus, "the bonus")
-    must_be_money(share, "the bonus share")
-    if share > 1:
-        raise Refusal(f"the bonus share is {share!r}: a fraction between 0 and 1 (0.5 = 50 %)")
-    label = (
-        f"windfall: {pct(share)} of a {money(bonus, snapshot.quote)} bonus "
-        f"= {money(bonus * share, snapshot.quote)}"
-    )
-    return invest("windfall", snapshot, targets, policy, state, bonus * share, label)
+    try:
+        must_be_money(bonus, "the bonus")
+        must_be_money(share, "the bonus share")
+        if share > 1:
+            raise Refusal(f"the bonus share is {share!r}: a fraction between 0 and 1 (0.5 = 50 %)")
+        label = (
+            f"windfall: {pct(share)} of a {money(bonus, snapshot.quote)} bonus "
+            f"= {money(bonus * share, snapshot.quote)}"
+        )
+        return invest("windfall", snapshot, targets, policy, state, bonus * share, label)
+    except Refusal as why:
+        return refused("windfall", state, why)
 
 
 # A bonus above both bounds is taken for a typo (an extra zero or three, 1e308) and refused:

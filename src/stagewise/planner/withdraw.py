@@ -18,14 +18,13 @@ from collections.abc import Mapping
 
 from stagewise.money import QUOTE_EPSILON
 from stagewise.planner.book import Book, Refusal, money, non_negative, open_book, pct
-from stagewise.planner.fills import Proposal, finish, refuses
+from stagewise.planner.fills import Proposal, finish, refused
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import trader_for
 from stagewise.snapshot import Snapshot
 from stagewise.targets import Targets
 
 
-@refuses("withdraw")
 def plan_withdraw(
     snapshot: Snapshot,
     targets: Targets,
@@ -38,6 +37,21 @@ def plan_withdraw(
     """Sells for this period's withdrawal: `yearly_rate` (a fraction, 0.033 = 3.3 %) of the
     crypto value per year, in `periods` parts, plus what is owed; `year` is the calendar year
     of this period."""
+    try:
+        return _withdraw(snapshot, targets, policy, state, yearly_rate, periods, year)
+    except Refusal as why:
+        return refused("withdraw", state, why)
+
+
+def _withdraw(
+    snapshot: Snapshot,
+    targets: Targets,
+    policy: Policy,
+    state: PlanState,
+    yearly_rate: float,
+    periods: int,
+    year: int,
+) -> Plan:
     _check(yearly_rate, periods)
     book = open_book(snapshot, targets.weights, ())
     proposal = Proposal("withdraw", book, targets.weights)

@@ -1,0 +1,99 @@
+"""Reading the command line: argument types, and the config a command runs with."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime
+
+from stagewise.errors import ConfigError
+from stagewise.settings import Config, ConfigSource, find_config, load_config
+
+
+def positive_amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive amount")
+    return value
+
+
+def windfall_word(text: str) -> float | str:
+    """`windfall`'s first word: `list`, `cancel`, or an amount (a positive number)."""
+    if text in ("list", "cancel"):
+        return text
+    try:
+        return positive_amount(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither an amount (a positive number), `list` nor `cancel`"
+        ) from None
+
+
+def reason_text(text: str) -> str:
+    """A reason a person can read later: not empty, not only spaces."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a reason (it is kept in the journal)")
+    return text.strip()
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time; naive ones are completed later in the investor's zone."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a time like 2027-01-31 or 2027-01-31T09:00"
+        ) from None
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2027-01-31") from None
+
+
+def config_source(args: argparse.Namespace) -> ConfigSource:
+    return find_config(getattr(args, "config", None))
+
+
+def load(args: argparse.Namespace, *, writes: bool = False) -> Config:
+    """The config of the command line. With none of the user's found, the shipped example
+    stands in for commands that only read (said on stderr); `writes` commands refuse: their
+    pause, windfall or run would land in a state file no config of the user's names."""
+    source = config_source(args)
+    if source.example:
+        looked = ", ".join(str(p) for p in source.looked_in)
+        if writes:
+            raise ConfigError(
+                f"no config found (looked in {looked}; none given with --config or "
+                f"$STAGEWISE_CONFIG): run `stagewise init` to write one, then edit it"
+            )
+        print(
+            f"stagewise: no config found (looked in {looked}): using the shipped example "
+            f"{source.path}; `stagewise init` writes one to edit",
+            file=sys.stderr,
+        )
+    return load_config(source.path, example=source.example)
+
+
+def aware(moment: datetime, config: Config) -> datetime:
+    """`moment` with the investor's time zone if it has none."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
+
+
+def today(config: Config) -> date:
+    return datetime.now(config.tz).date()
