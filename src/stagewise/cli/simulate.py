@@ -122,6 +122,9 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         action="store_true",
         help="log every run and proposal (default: warnings and errors only)",
     )
+    from stagewise.cli.sweep import add_sweep_arguments
+
+    add_sweep_arguments(p)
 
 
 def non_negative_amount(text: str) -> float:
@@ -182,7 +185,12 @@ def non_negative_int(text: str) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from stagewise.cli.sweep import cmd_sweep, refuse_sweep_arguments
     from stagewise.simulate import check_output, default_db_path, simulate
+
+    if args.windows:
+        return cmd_sweep(args)
+    refuse_sweep_arguments(args)
 
     # Arguments that make no simulation, refused before any download (`simulate` checks the
     # period too, when it comes from the history).
