@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.simulate import SimulationResult
-from stagewise.sweep import percentile
+from stagewise.spread import percentile
 
 if TYPE_CHECKING:
-    from stagewise.sweep import Summary
+    from stagewise.spread import Summary
 
 DEFAULT_FORMAT = "png"
 

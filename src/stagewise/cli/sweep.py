@@ -137,8 +137,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if show:
         print(file=sys.stderr)
     from stagewise.cli import sweep_report as report
+    from stagewise.spread import summaries as spread
 
-    summaries = sweeps.summaries(sweep, results, args.goal)
+    summaries = spread(sweep, results, args.goal)
     if args.db:
         check_sweep_output(args.db, state)  # again: a file may have appeared there meanwhile
         report.save(args.db, sweep, results, config, args.windows, step, args.goal)

@@ -14,7 +14,8 @@ from stagewise.history import POINT_IN_TIME
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
-    from stagewise.sweep import Span, Summary, Sweep, WindowResult
+    from stagewise.spread import Summary
+    from stagewise.sweep import Span, Sweep, WindowResult
 
 
 def window_row(sweep: Sweep, r: WindowResult, goal: float | None) -> dict[str, Any]:
