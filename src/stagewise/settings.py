@@ -448,19 +448,27 @@ def with_setting(config: Config, key: str, value: str, source: str) -> Config:
             f"{source}: not a setting a simulation reads",
             [f"{key}: a dotted key of {', '.join(SIMULATED_SECTIONS)} (policy.band_abs_pct)"],
         )
-    data = config.settings.model_dump()
+    section, rest = parts[0], parts[1:]
+    model = type(getattr(config.settings, section))
+    data = getattr(config.settings, section).model_dump()
     node = data
-    for i, part in enumerate(parts[:-1]):
+    for i, part in enumerate(rest[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
+            where = ".".join(parts[: i + 2])
             raise ConfigError(f"{source}: invalid configuration", [f"{where}: not a table of keys"])
         node = child
-    node[parts[-1]] = value
+    node[rest[-1]] = value
     try:
-        settings = Settings.model_validate(data)  # the data alone: the environment is in it
+        # The section alone (the settings' own constructor would read the environment
+        # again, and its value would win over the variant's).
+        changed = model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError.from_validation(source, e, Settings) from None
+        problems = ConfigError.from_validation(source, e, model).problems
+        raise ConfigError(
+            f"{source}: invalid configuration", [f"{section}.{p}" for p in problems]
+        ) from None
+    settings = config.settings.model_copy(update={section: changed})
     plan = config.plan
     if key in ("plan.stages", "plan.indices"):
         base = config.path.parent
