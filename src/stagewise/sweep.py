@@ -98,6 +98,11 @@ def windows(
         if end > until:
             break
         found.append(Window(start, end))
+    if not found and first >= until:
+        raise UsageError(
+            f"no window starts on {first} or later: the prices ({history.source}) end with "
+            f"the close of {until - timedelta(days=1)}"
+        )
     if not found:
         raise UsageError(
             f"a {length} window is longer than the history: the first would run "
