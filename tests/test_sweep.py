@@ -365,3 +365,19 @@ def test_the_summary_of_a_variant(make_config, sample):
     assert s.worst_drawdown.max_drawdown == max(r.max_drawdown for r in results)
     assert s.contributions == (12_000.0, 12_000.0, 12_000.0)  # 6 x 2,000 in every window
     assert summaries(sweep, results, None)[0].reaching_goal is None
+
+
+def test_dask_is_imported_only_for_a_cluster():
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "import stagewise.sweep, stagewise.spread\n"
+        "import stagewise.cli.sweep, stagewise.cli.sweep_report\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert "stagewise" in loaded and loaded.isdisjoint({"dask", "distributed", "matplotlib"})

@@ -1,0 +1,195 @@
+"""How long a sweep takes: every 48-month window of ten years of daily prices, serial and
+in parallel, and what a window costs beside a single simulation of the same span.
+
+    python bench/bench_sweep.py [--years N] [--length 48m] [--step 1m] [--jobs 2] [--sample K]
+
+A plan written for the benchmark (in a temporary folder): 20 assets in three indices
+(Momentum 5, weekly; Balanced 8, quarterly; Value 7, annual) and two stages, a builder (to 59:
+DCA, profit milestones 50/100 %, quarterly whole-portfolio rebalance) and a retiree (60+:
+withdrawals, annual rebalance), the investor turning 60 half way through the ten years after a
+24-month glide: the early windows are a builder's, the late ones a retiree's, those between
+glide. Every job of the config is active (DCA, weekly/quarterly/annual rebalances, the drift
+watch, profit-taking, withdrawals, the yearly re-assessment), with the example's 5/25 bands,
+0.1 % fee and 0.05 % slippage. Prices: bench_simulate.py's seeded random walk.
+
+Prints:
+- serial: the sweep in this process, one window after the other (`run(sweep)`);
+- parallel: the same sweep on `--jobs` local worker processes (`local_pool`), their start and
+  the loading of the inputs included; the speed-up, serial over parallel (goal >= 1.8x on 2
+  cores), and whether both gave the same windows;
+- per window: for `--sample` windows spread over the sweep, the serial sweep's time for that
+  window (from one progress call to the next: the task, its figures, the bookkeeping) against
+  a plain `simulate()` of the same span, in memory as a window runs, and as `stagewise simulate
+  --start --end` runs it (its database written); the overhead over the in-memory simulation
+  (goal < 10 %).
+Exit 1 when a goal is missed. Seconds move with the machine's load (bench/README.md): the
+speed-up and the overhead are ratios of runs made close together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+
+from bench_simulate import random_walk  # noqa: E402
+from conftest import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
+
+from stagewise import logs  # noqa: E402
+from stagewise.history import PriceHistory  # noqa: E402
+from stagewise.settings import Config, load_config  # noqa: E402
+from stagewise.simulate import simulate  # noqa: E402
+from stagewise.sweep import (  # noqa: E402
+    Sweep,
+    Variant,
+    WindowResult,
+    local_pool,
+    parse_span,
+    run,
+    windows,
+)
+
+GOAL_SPEEDUP = 1.8  # on 2 cores
+GOAL_OVERHEAD = 0.10
+START = date(2015, 1, 1)
+ASSETS = [f"C{i:02d}" for i in range(20)]
+INDICES = {
+    "momentum": ("weekly", {a: 20.0 for a in ASSETS[:5]}),
+    "balanced": ("quarterly", {a: 12.5 for a in ASSETS[5:13]}),
+    "value": ("annual", {a: 100 / 7 for a in ASSETS[13:]}),
+}
+STAGES = [
+    plan_stage(
+        "builder",
+        number=1,
+        max_age=59,
+        sleeves={"momentum": 40, "balanced": 40, "value": 20},
+        crypto_share_pct=(20, 40),
+        portfolio_rebalance="quarterly",
+        profit_milestones_pct=(50, 100),
+        yearly_increase_pct=5,
+    ),
+    plan_stage(
+        "retiree",
+        number=2,
+        min_age=60,
+        sleeves={"balanced": 30, "value": 70},
+        crypto_share_pct=(5, 15),
+        portfolio_rebalance="annual",
+        withdrawal_pct=(2, 4),
+    ),
+]
+SETTINGS = {
+    "investor": {
+        "birth_date": "1960-01-01",  # 60 on 2020-01-01, half way through the ten years
+        "timezone": "Europe/Berlin",
+        "outside_investments": 400_000,
+        "monthly_contribution": 2_000,
+        "contribution_start": START.isoformat(),
+    },
+    "paper": {"initial_balances": {"USDT": 10_000}, "fee_rate": 0.001, "slippage": 0.0005},
+    "schedule": {"drift_enabled": True, "withdraw_periods": 12},
+    "plan": {"transition_months": 24, "transition_anchor": "end"},
+}
+
+
+def setup(folder: Path, years: int) -> tuple[Config, PriceHistory]:
+    end = date(START.year + years, 1, 1)
+    plan = write_plan_files(folder / "plan", INDICES, STAGES)
+    config = load_config(write_config_file(folder, deep_merge(SETTINGS, plan)))
+    first = START - timedelta(days=1)  # the closes the jobs of START see
+    days = tuple(first + timedelta(days=i) for i in range((end - first).days))
+    return config, PriceHistory(days, random_walk(ASSETS, len(days)), "generated")
+
+
+def timed_serial(sweep: Sweep) -> tuple[float, list[WindowResult], list[float]]:
+    """The serial sweep's wall time, its windows, and each window's seconds in task order."""
+    marks = [time.perf_counter()]
+    results = run(sweep, None, lambda done, total: marks.append(time.perf_counter()))
+    return marks[-1] - marks[0], results, [b - a for a, b in zip(marks, marks[1:], strict=False)]
+
+
+def timed_parallel(sweep: Sweep, jobs: int) -> tuple[float, list[WindowResult]]:
+    started = time.perf_counter()
+    with local_pool(sweep, jobs) as pool:
+        results = run(sweep, pool)
+    return time.perf_counter() - started, results
+
+
+def plain_seconds(config: Config, history: PriceHistory, start: date, end: date, db: Path | None):
+    started = time.perf_counter()
+    simulate(config, history, start, end, db)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--length", default="48m")
+    parser.add_argument("--step", default="1m")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sample", type=int, default=12, help="windows timed one by one")
+    args = parser.parse_args()
+    logs.configure("error", "console")  # as `simulate --windows` runs its windows
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        folder = Path(tmp)
+        config, history = setup(folder, args.years)
+        spans = windows(history, config, parse_span(args.length), parse_span(args.step))
+        sweep = Sweep((Variant(config),), tuple(spans), history)
+        print(
+            f"sweep: {len(spans)} windows of {args.length} every {args.step} over "
+            f"{args.years} years of daily prices ({len(history.days)} days), "
+            f"{len(history.closes)} assets, every job active"
+        )
+        serial, serial_results, per_window = timed_serial(sweep)
+        parallel, parallel_results = timed_parallel(sweep, args.jobs)
+        speedup = serial / parallel
+        same = parallel_results == serial_results
+        print(f"  serial         {serial:8.2f} s   ({serial / len(spans):.3f} s a window)")
+        print(f"  parallel       {parallel:8.2f} s   on {args.jobs} worker processes")
+        print(
+            f"  speed-up       {speedup:8.2f}x   goal >= {GOAL_SPEEDUP:g}x on 2 cores: "
+            f"{_verdict(speedup >= GOAL_SPEEDUP)}; same windows: {same}"
+        )
+        every = max(1, len(spans) // args.sample)
+        picked = list(range(0, len(spans), every))[: args.sample]
+        in_memory, with_db, swept = [], [], []
+        for i in picked:
+            w = spans[i]
+            in_memory.append(plain_seconds(config, history, w.start, w.end, None))
+            with_db.append(plain_seconds(config, history, w.start, w.end, folder / "sim.db"))
+            swept.append(per_window[i])
+        overhead = sum(swept) / sum(in_memory) - 1
+        print(
+            f"  per window     {statistics.median(swept):.3f} s median in the sweep, "
+            f"{statistics.median(in_memory):.3f} s a plain simulate() of the same span in "
+            f"memory, {statistics.median(with_db):.3f} s with its database ({len(picked)} "
+            "windows)"
+        )
+        print(
+            f"  overhead       {overhead * 100:+.1f} %  over the in-memory simulations; "
+            f"{(sum(swept) / sum(with_db) - 1) * 100:+.1f} % over `simulate --start --end`; "
+            f"goal < {GOAL_OVERHEAD * 100:g} %: {_verdict(overhead < GOAL_OVERHEAD)}"
+        )
+        finals = sorted(r.final_value for r in serial_results)
+        print(
+            f"  final values   {finals[0]:,.0f} .. {finals[-1]:,.0f} USDT, median "
+            f"{statistics.median(finals):,.0f}; runs {sum(r.runs for r in serial_results):,}, "
+            f"failed {sum(r.failed_runs for r in serial_results)}"
+        )
+    return 0 if speedup >= GOAL_SPEEDUP and overhead < GOAL_OVERHEAD and same else 1
+
+
+def _verdict(met: bool) -> str:
+    return "goal met" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
