@@ -29,10 +29,12 @@ speed-up and the overhead are ratios of runs made close together.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -123,6 +125,26 @@ def timed_parallel(sweep: Sweep, jobs: int) -> tuple[float, list[WindowResult]]:
     return time.perf_counter() - started, results
 
 
+def _busy(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def capacity(jobs: int, n: int = 5_000_000) -> float:
+    """What `jobs` processes gain on plain CPU work on this machine now (serial seconds over
+    parallel): with other load on its cores, less than `jobs`, and the sweep's speed-up with it."""
+    started = time.perf_counter()
+    for _ in range(jobs):
+        _busy(n)
+    serial = time.perf_counter() - started
+    started = time.perf_counter()
+    with ProcessPoolExecutor(jobs) as pool:
+        list(pool.map(_busy, [n] * jobs))
+    return serial / (time.perf_counter() - started)
+
+
 def plain_seconds(config: Config, history: PriceHistory, start: date, end: date, db: Path | None):
     started = time.perf_counter()
     simulate(config, history, start, end, db)
@@ -148,8 +170,10 @@ def main() -> int:
             f"{args.years} years of daily prices ({len(history.days)} days), "
             f"{len(history.closes)} assets, every job active"
         )
+        before = capacity(args.jobs)
         serial, serial_results, per_window = timed_serial(sweep)
         parallel, parallel_results = timed_parallel(sweep, args.jobs)
+        after = capacity(args.jobs)
         speedup = serial / parallel
         same = parallel_results == serial_results
         print(f"  serial         {serial:8.2f} s   ({serial / len(spans):.3f} s a window)")
@@ -157,6 +181,10 @@ def main() -> int:
         print(
             f"  speed-up       {speedup:8.2f}x   goal >= {GOAL_SPEEDUP:g}x on 2 cores: "
             f"{_verdict(speedup >= GOAL_SPEEDUP)}; same windows: {same}"
+        )
+        print(
+            f"  the machine    {before:.2f}x before, {after:.2f}x after: what {args.jobs} "
+            f"processes gained on plain CPU work ({os.cpu_count()} cores; other load shares them)"
         )
         every = max(1, len(spans) // args.sample)
         picked = list(range(0, len(spans), every))[: args.sample]

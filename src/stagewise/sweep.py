@@ -19,7 +19,13 @@ import re
 import secrets
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -343,6 +349,10 @@ def _run_on(executor: Executor, sweep: Sweep, progress: Progress | None) -> list
             results.append(_named(futures[future], future.result))
             if progress:
                 progress(n, len(futures))
+    except BrokenExecutor as e:
+        raise StagewiseError(
+            f"a worker of the sweep ended before its window did ({e}; out of memory?)"
+        ) from None
     except BaseException:
         for future in futures:
             future.cancel()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise import logs
@@ -13,6 +14,7 @@ from stagewise.cli import EX_FAILURE, EX_OK, emit_json, load, positive_amount, p
 from stagewise.errors import UsageError
 
 if TYPE_CHECKING:
+    from stagewise.settings import Config
     from stagewise.sweep import Progress, Span, Sweep, WindowResult
 
 HELP = """\
@@ -122,9 +124,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # Every window warns alike (a contribution outside the guide's range): errors only.
     level = "info" if args.verbose else "error"
     logs.configure(level, config.settings.log.format)
-    state = config.settings.state.path
-    if args.db:
-        check_sweep_output(args.db, state)  # before a download or a window runs
+    if args.db:  # before a download or a window runs
+        check_sweep_output(args.db, config.settings.state.path)
     variants = sweeps.variants(config, args.vary)
     history = load_history(args, config)
     step = args.step or sweeps.Span(1, "m")
@@ -136,12 +137,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results = _run(sweep, args, show)
     if show:
         print(file=sys.stderr)
+    return _keep_and_tell(args, sweep, results, config, step, chart)
+
+
+def _keep_and_tell(
+    args: argparse.Namespace,
+    sweep: Sweep,
+    results: list[WindowResult],
+    config: Config,
+    step: Span,
+    chart: Path | None,
+) -> int:
+    """What a whole sweep leaves: its database, its chart, its report; the exit code."""
     from stagewise.cli import sweep_report as report
     from stagewise.spread import summaries as spread
+    from stagewise.store.sweeps import check_sweep_output
 
     summaries = spread(sweep, results, args.goal)
     if args.db:
-        check_sweep_output(args.db, state)  # again: a file may have appeared there meanwhile
+        # Again: a file may have appeared there meanwhile.
+        check_sweep_output(args.db, config.settings.state.path)
         report.save(args.db, sweep, results, config, args.windows, step, args.goal)
     if chart:
         from stagewise.chart import draw_sweep
