@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from stagewise.sweep import Progress, Span, Sweep, WindowResult
 
 HELP = """\
-windows and variants (a sweep): --windows LENGTH runs the simulation once for every window
-of LENGTH in the history (each from the config's initial balances, the investor at the age
-its start gives), the first from --start (or the history's first day), the next --step
-later, the last ending by --end (or the history's end). It reports the spread of the final
-values (median, p10, p90, worst and best with their start dates), the share of windows at or
-above --goal, drawdowns, fees and contributions; --json gives every window, --db FILE keeps
-them in an SQLite table. --vary KEY=V1,V2 runs every window for each value of a setting."""
+A sweep: --windows LENGTH runs the simulation once for every window of LENGTH in the
+history, each from the config's initial balances with the investor at the age its start
+gives; the first from --start (or the history's first day), the next --step later, the last
+ending by --end (or the history's end). It reports the spread of the final values (median,
+p10, p90, worst and best with their start dates), the share of windows at or above --goal,
+drawdowns, fees and contributions; --json gives every window, --db FILE keeps them in an
+SQLite table. --vary KEY=V1,V2 runs every window for each value of a setting."""
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
