@@ -2,6 +2,7 @@
 in parallel, and what a window costs beside a single simulation of the same span.
 
     python bench/bench_sweep.py [--years N] [--length 48m] [--step 1m] [--jobs 2] [--sample K]
+                                [--repeat R]
 
 A plan written for the benchmark (in a temporary folder): 20 assets in three indices
 (Momentum 5, weekly; Balanced 8, quarterly; Value 7, annual) and two stages, a builder (to 59:
@@ -17,11 +18,11 @@ Prints:
 - parallel: the same sweep on `--jobs` local worker processes (`local_pool`), their start and
   the loading of the inputs included; the speed-up, serial over parallel (goal >= 1.8x on 2
   cores), and whether both gave the same windows;
-- per window: for `--sample` windows spread over the sweep, the serial sweep's time for that
-  window (from one progress call to the next: the task, its figures, the bookkeeping) against
-  a plain `simulate()` of the same span, in memory as a window runs, and as `stagewise simulate
-  --start --end` runs it (its database written); the overhead over the in-memory simulation
-  (goal < 10 %).
+- per window: for `--sample` windows spread over the sweep, each as a sweep of that window
+  alone (the task, its figures, the bookkeeping) against a plain `simulate()` of the same
+  span, in memory as a window runs, and as `stagewise simulate --start --end` runs it (its
+  database written), the three in turn, the best of `--repeat` each; the overhead over the
+  in-memory simulation (goal < 10 %).
 Exit 1 when a goal is missed. Seconds move with the machine's load (bench/README.md): the
 speed-up and the overhead are ratios of runs made close together.
 """
@@ -36,6 +37,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,7 @@ from stagewise.simulate import simulate  # noqa: E402
 from stagewise.sweep import (  # noqa: E402
     Sweep,
     Variant,
+    Window,
     WindowResult,
     local_pool,
     parse_span,
@@ -111,11 +114,10 @@ def setup(folder: Path, years: int) -> tuple[Config, PriceHistory]:
     return config, PriceHistory(days, random_walk(ASSETS, len(days)), "generated")
 
 
-def timed_serial(sweep: Sweep) -> tuple[float, list[WindowResult], list[float]]:
-    """The serial sweep's wall time, its windows, and each window's seconds in task order."""
-    marks = [time.perf_counter()]
-    results = run(sweep, None, lambda done, total: marks.append(time.perf_counter()))
-    return marks[-1] - marks[0], results, [b - a for a, b in zip(marks, marks[1:], strict=False)]
+def timed_serial(sweep: Sweep) -> tuple[float, list[WindowResult]]:
+    started = time.perf_counter()
+    results = run(sweep)
+    return time.perf_counter() - started, results
 
 
 def timed_parallel(sweep: Sweep, jobs: int) -> tuple[float, list[WindowResult]]:
@@ -145,10 +147,30 @@ def capacity(jobs: int, n: int = 5_000_000) -> float:
     return serial / (time.perf_counter() - started)
 
 
-def plain_seconds(config: Config, history: PriceHistory, start: date, end: date, db: Path | None):
-    started = time.perf_counter()
-    simulate(config, history, start, end, db)
-    return time.perf_counter() - started
+def per_window(
+    config: Config, history: PriceHistory, picked: list[Window], folder: Path, repeat: int
+) -> tuple[list[float], list[float], list[float]]:
+    """For each window: the best of `repeat` seconds as a sweep of that window alone (the
+    task, its figures, the bookkeeping), as a plain simulate() in memory, and with its
+    database, the three taken in turn so that the machine's load weighs on each alike."""
+    swept, in_memory, with_db = [], [], []
+    for w in picked:
+        one = Sweep((Variant(config),), (w,), history)
+        works = (
+            partial(run, one),
+            partial(simulate, config, history, w.start, w.end, None),
+            partial(simulate, config, history, w.start, w.end, folder / "sim.db"),
+        )
+        times: list[list[float]] = [[], [], []]
+        for _ in range(repeat):
+            for kind, work in enumerate(works):
+                started = time.perf_counter()
+                work()
+                times[kind].append(time.perf_counter() - started)
+        swept.append(min(times[0]))
+        in_memory.append(min(times[1]))
+        with_db.append(min(times[2]))
+    return swept, in_memory, with_db
 
 
 def main() -> int:
@@ -158,6 +180,7 @@ def main() -> int:
     parser.add_argument("--step", default="1m")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sample", type=int, default=12, help="windows timed one by one")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each, the best kept")
     args = parser.parse_args()
     logs.configure("error", "console")  # as `simulate --windows` runs its windows
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
@@ -171,7 +194,7 @@ def main() -> int:
             f"{len(history.closes)} assets, every job active"
         )
         before = capacity(args.jobs)
-        serial, serial_results, per_window = timed_serial(sweep)
+        serial, serial_results = timed_serial(sweep)
         parallel, parallel_results = timed_parallel(sweep, args.jobs)
         after = capacity(args.jobs)
         speedup = serial / parallel
@@ -187,19 +210,14 @@ def main() -> int:
             f"processes gained on plain CPU work ({os.cpu_count()} cores; other load shares them)"
         )
         every = max(1, len(spans) // args.sample)
-        picked = list(range(0, len(spans), every))[: args.sample]
-        in_memory, with_db, swept = [], [], []
-        for i in picked:
-            w = spans[i]
-            in_memory.append(plain_seconds(config, history, w.start, w.end, None))
-            with_db.append(plain_seconds(config, history, w.start, w.end, folder / "sim.db"))
-            swept.append(per_window[i])
+        picked = [spans[i] for i in range(0, len(spans), every)][: args.sample]
+        swept, in_memory, with_db = per_window(config, history, picked, folder, args.repeat)
         overhead = sum(swept) / sum(in_memory) - 1
         print(
-            f"  per window     {statistics.median(swept):.3f} s median in the sweep, "
+            f"  per window     {statistics.median(swept):.3f} s median as a sweep's window, "
             f"{statistics.median(in_memory):.3f} s a plain simulate() of the same span in "
             f"memory, {statistics.median(with_db):.3f} s with its database ({len(picked)} "
-            "windows)"
+            f"windows, best of {args.repeat} each, taken in turn)"
         )
         print(
             f"  overhead       {overhead * 100:+.1f} %  over the in-memory simulations; "
