@@ -21,8 +21,11 @@ Prints:
 - per window: for `--sample` windows spread over the sweep, each as a sweep of that window
   alone (the task, its figures, the bookkeeping) against a plain `simulate()` of the same
   span, in memory as a window runs, and as `stagewise simulate --start --end` runs it (its
-  database written), the three in turn, the best of `--repeat` each; the overhead over the
-  in-memory simulation (goal < 10 %).
+  database written), the three in turn, the best of `--repeat` each in CPU seconds (which
+  other load on the cores moves far less than wall time); the overhead over the in-memory
+  simulation (goal < 10 %);
+- beside the wall times, the CPU seconds of the serial sweep and of the parallel one's
+  workers: their ratio is the speed-up the sweep reaches on free cores.
 Exit 1 when a goal is missed. Seconds move with the machine's load (bench/README.md): the
 speed-up and the overhead are ratios of runs made close together.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -114,17 +118,27 @@ def setup(folder: Path, years: int) -> tuple[Config, PriceHistory]:
     return config, PriceHistory(days, random_walk(ASSETS, len(days)), "generated")
 
 
-def timed_serial(sweep: Sweep) -> tuple[float, list[WindowResult]]:
-    started = time.perf_counter()
+def timed_serial(sweep: Sweep) -> tuple[float, float, list[WindowResult]]:
+    """Wall and CPU seconds of the sweep in this process, and its windows."""
+    started, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     results = run(sweep)
-    return time.perf_counter() - started, results
+    return time.perf_counter() - started, _cpu(resource.RUSAGE_SELF) - cpu, results
 
 
-def timed_parallel(sweep: Sweep, jobs: int) -> tuple[float, list[WindowResult]]:
+def timed_parallel(sweep: Sweep, jobs: int) -> tuple[float, float, list[WindowResult]]:
+    """Wall seconds of the sweep on `jobs` worker processes, the CPU seconds of the workers
+    (reaped when the pool shuts down) and of this process, and its windows."""
     started = time.perf_counter()
+    cpu = _cpu(resource.RUSAGE_CHILDREN) + _cpu(resource.RUSAGE_SELF)
     with local_pool(sweep, jobs) as pool:
         results = run(sweep, pool)
-    return time.perf_counter() - started, results
+    used = _cpu(resource.RUSAGE_CHILDREN) + _cpu(resource.RUSAGE_SELF) - cpu
+    return time.perf_counter() - started, used, results
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _busy(n: int) -> int:
@@ -150,7 +164,7 @@ def capacity(jobs: int, n: int = 5_000_000) -> float:
 def per_window(
     config: Config, history: PriceHistory, picked: list[Window], folder: Path, repeat: int
 ) -> tuple[list[float], list[float], list[float]]:
-    """For each window: the best of `repeat` seconds as a sweep of that window alone (the
+    """For each window: the best of `repeat` CPU seconds as a sweep of that window alone (the
     task, its figures, the bookkeeping), as a plain simulate() in memory, and with its
     database, the three taken in turn so that the machine's load weighs on each alike."""
     swept, in_memory, with_db = [], [], []
@@ -164,9 +178,9 @@ def per_window(
         times: list[list[float]] = [[], [], []]
         for _ in range(repeat):
             for kind, work in enumerate(works):
-                started = time.perf_counter()
+                started = time.process_time()  # CPU: what other load on the cores leaves alone
                 work()
-                times[kind].append(time.perf_counter() - started)
+                times[kind].append(time.process_time() - started)
         swept.append(min(times[0]))
         in_memory.append(min(times[1]))
         with_db.append(min(times[2]))
@@ -194,13 +208,21 @@ def main() -> int:
             f"{len(history.closes)} assets, every job active"
         )
         before = capacity(args.jobs)
-        serial, serial_results = timed_serial(sweep)
-        parallel, parallel_results = timed_parallel(sweep, args.jobs)
+        serial, serial_cpu, serial_results = timed_serial(sweep)
+        parallel, parallel_cpu, parallel_results = timed_parallel(sweep, args.jobs)
         after = capacity(args.jobs)
         speedup = serial / parallel
         same = parallel_results == serial_results
-        print(f"  serial         {serial:8.2f} s   ({serial / len(spans):.3f} s a window)")
-        print(f"  parallel       {parallel:8.2f} s   on {args.jobs} worker processes")
+        print(
+            f"  serial         {serial:8.2f} s   ({serial / len(spans):.3f} s a window; "
+            f"{serial_cpu:.2f} CPU seconds)"
+        )
+        print(
+            f"  parallel       {parallel:8.2f} s   on {args.jobs} worker processes "
+            f"({parallel_cpu:.2f} CPU seconds in all: {parallel_cpu / serial_cpu:.2f}x the "
+            f"serial's; on {args.jobs} free cores that is a speed-up of "
+            f"{serial_cpu / (parallel_cpu / args.jobs):.2f}x)"
+        )
         print(
             f"  speed-up       {speedup:8.2f}x   goal >= {GOAL_SPEEDUP:g}x on 2 cores: "
             f"{_verdict(speedup >= GOAL_SPEEDUP)}; same windows: {same}"
@@ -214,7 +236,7 @@ def main() -> int:
         swept, in_memory, with_db = per_window(config, history, picked, folder, args.repeat)
         overhead = sum(swept) / sum(in_memory) - 1
         print(
-            f"  per window     {statistics.median(swept):.3f} s median as a sweep's window, "
+            f"  per window     {statistics.median(swept):.3f} CPU s median as a sweep's window, "
             f"{statistics.median(in_memory):.3f} s a plain simulate() of the same span in "
             f"memory, {statistics.median(with_db):.3f} s with its database ({len(picked)} "
             f"windows, best of {args.repeat} each, taken in turn)"
