@@ -237,7 +237,7 @@ def main() -> int:
         overhead = sum(swept) / sum(in_memory) - 1
         print(
             f"  per window     {statistics.median(swept):.3f} CPU s median as a sweep's window, "
-            f"{statistics.median(in_memory):.3f} s a plain simulate() of the same span in "
+            f"{statistics.median(in_memory):.3f} a plain simulate() of the same span in "
             f"memory, {statistics.median(with_db):.3f} s with its database ({len(picked)} "
             f"windows, best of {args.repeat} each, taken in turn)"
         )
