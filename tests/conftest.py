@@ -28,6 +28,7 @@ SOURCES = {
     "": REPO / "src" / "stagewise",
     "data": REPO / "config",
     "data/systemd": REPO / "systemd",
+    "data/examples": REPO / "config" / "examples",
 }
 
 

@@ -1,4 +1,5 @@
-"""A picture of a simulation: value against money put in, and the allocation over time.
+"""A picture of a simulation: value against money put in, and the allocation over time; and
+of a sweep: each window's final value against the money put in, and the spread of the paths.
 
 Needs matplotlib (`pip install 'stagewise[plot]'`); imported only when a chart is asked for.
 """
@@ -11,10 +12,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.simulate import SimulationResult
+from stagewise.spread import percentile
+
+if TYPE_CHECKING:
+    from stagewise.spread import Summary
 
 DEFAULT_FORMAT = "png"
 
@@ -120,3 +125,49 @@ def figure(
     bottom.set_ylim(0, 100)
     fig.tight_layout()
     return fig
+
+
+def draw_sweep(summaries: Sequence[Summary], out: Path, quote: str, goal: float | None) -> None:
+    """Write an image of a sweep (format by `out`'s suffix, see `chart_file`) with two panels:
+    each window's final value by its start date against the money put in (and the goal), and
+    the spread of the value paths (median, p10-p90) by month since the window's start."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8))
+    for s in summaries:
+        starts = [w.start for w in s.windows]
+        top.plot(starts, [w.final_value for w in s.windows], marker=".", label=s.variant.label)
+        paths = [w.path for w in s.windows]
+        months = range(1, min(len(p) for p in paths) + 1)
+        at = [[p[m - 1] for p in paths] for m in months]
+        line = bottom.plot(months, [percentile(v, 0.5) for v in at], label=s.variant.label)
+        bottom.fill_between(
+            months,
+            [percentile(v, 0.1) for v in at],
+            [percentile(v, 0.9) for v in at],
+            color=line[0].get_color(),
+            alpha=0.2,
+        )
+    first = summaries[0].windows
+    top.plot(
+        [w.start for w in first],
+        [w.put_in for w in first],
+        linestyle="--",
+        color="gray",
+        label="money put in",
+    )
+    if goal is not None:
+        top.axhline(goal, color="red", linestyle=":", label=f"goal {goal:,.0f}")
+    top.set_ylabel(f"final value ({quote})")
+    top.set_xlabel("window start")
+    top.set_title(f"stagewise sweep: {len(first)} windows (paper accounts)")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.set_ylabel(f"value ({quote})")
+    bottom.set_xlabel("months since the window's start (median, p10-p90 shaded)")
+    bottom.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=100, format=out.suffix[1:].lower() or DEFAULT_FORMAT)
+    except OSError as e:
+        raise StagewiseError(f"cannot write the chart {out}: {e.strerror}") from None
+    finally:
+        plt.close(fig)

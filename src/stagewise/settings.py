@@ -477,6 +477,57 @@ def load_config(path: Path, *, example: bool = False) -> Config:
     return Config(settings=settings, plan=plan, path=path.resolve(), example=example)
 
 
+# The sections a simulation reads: what a variant of a sweep may change (`with_setting`).
+SIMULATED_SECTIONS = ("investor", "paper", "schedule", "policy", "plan")
+
+
+def with_setting(config: Config, key: str, value: str, source: str) -> Config:
+    """`config` with the dotted setting `key` (e.g. "investor.crypto_share_point") set to
+    `value`, text read as an environment variable's is, validated as the file is: a
+    ConfigError from `source` (what asked, e.g. "--vary investor.crypto_share_point=2")
+    naming the key. Plan files it names are read, relative to the config's folder."""
+    parts = key.split(".")
+    if parts[0] not in SIMULATED_SECTIONS or len(parts) < 2 or not all(parts):
+        raise ConfigError(
+            f"{source}: not a setting a simulation reads",
+            [f"{key}: a dotted key of {', '.join(SIMULATED_SECTIONS)} (policy.band_abs_pct)"],
+        )
+    section, rest = parts[0], parts[1:]
+    model = type(getattr(config.settings, section))
+    data = getattr(config.settings, section).model_dump()
+    node = data
+    for i, part in enumerate(rest[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 2])
+            raise ConfigError(f"{source}: invalid configuration", [f"{where}: not a table of keys"])
+        node = child
+    node[rest[-1]] = value
+    try:
+        # The section alone (the settings' own constructor would read the environment
+        # again, and its value would win over the variant's).
+        changed = model.model_validate(data)
+    except ValidationError as e:
+        problems = ConfigError.from_validation(source, e, model).problems
+        raise ConfigError(
+            f"{source}: invalid configuration", [f"{section}.{p}" for p in problems]
+        ) from None
+    settings = config.settings.model_copy(update={section: changed})
+    plan = config.plan
+    if key in ("plan.stages", "plan.indices"):
+        base = config.path.parent
+        stages = settings.plan.stages or shipped.path(shipped.STAGES)
+        indices = settings.plan.indices or shipped.path(shipped.INDICES)
+        given = {
+            "stages": (base / stages.expanduser()).resolve(),
+            "indices": (base / indices.expanduser()).resolve(),
+        }
+        settings = settings.model_copy(update={"plan": settings.plan.model_copy(update=given)})
+        plan = load_plan(given["stages"], given["indices"])
+    _check_against_plan(settings, plan, source)
+    return Config(settings=settings, plan=plan, path=config.path, example=config.example)
+
+
 def _refuse_secrets_in_file(data: dict[str, Any], path: Path) -> None:
     """Keys in the file, as our settings or through the ccxt table, and notification URLs
     (they carry tokens): refused, never echoed."""
@@ -542,7 +593,7 @@ def _refuse_verbose(
     )
 
 
-def _check_against_plan(settings: Settings, plan: PlanData, path: Path) -> None:
+def _check_against_plan(settings: Settings, plan: PlanData, path: Path | str) -> None:
     """Checks that need both the settings and the plan data."""
     problems = []
     rules = plan.rules

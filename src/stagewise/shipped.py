@@ -15,6 +15,7 @@ INDICES = "indices.toml"
 EXAMPLE = "example.toml"
 SAMPLE_PRICES = "sample-prices.csv"
 DATASETTE = "datasette.yml"  # `stagewise view`'s metadata and canned queries
+EXAMPLES = "examples"  # the guide's worked examples, one investor config each (jake.toml ...)
 UNIT = "systemd/stagewise.service"
 ENV_EXAMPLE = "systemd/stagewise.env.example"
 
@@ -29,3 +30,14 @@ def path(name: str) -> Path:
 def text(name: str) -> str:
     """The shipped file `name`, as text."""
     return files("stagewise.data").joinpath(name).read_text(encoding="utf-8")
+
+
+def examples() -> list[str]:
+    """The names of the guide's worked examples shipped as configs (jake, maria, ...)."""
+    found = files("stagewise.data").joinpath(EXAMPLES).iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in found if f.name.endswith(".toml"))
+
+
+def example(name: str) -> str:
+    """The shipped example config of `name` (one of `examples()`), as a file name."""
+    return f"{EXAMPLES}/{name}.toml"

@@ -180,8 +180,9 @@ def _old_simulation(held: Contents) -> bool:
     return held.windfalls == 0 and held.event_kinds <= _SIMULATION_EVENTS
 
 
-def simulation_config(config: Config, db_path: Path) -> Config:
-    """The config in paper mode with its state in `db_path` (never the daemon's own file)."""
+def simulation_config(config: Config, db_path: Path | None) -> Config:
+    """The config in paper mode with its state in `db_path` (never the daemon's own file;
+    None: in memory only)."""
     s = config.settings
     settings = s.model_copy(
         update={
@@ -210,7 +211,7 @@ def simulate(
     history: PriceHistory,
     start: date,
     end: date,
-    db_path: Path,
+    db_path: Path | None,
     *,
     min_notional: float = 5.0,
     events: Sequence[PlanEvent] = (),
@@ -222,6 +223,7 @@ def simulate(
     memory while it runs, then written to `db_path` (replacing the last simulation there) in
     one step: the file is a whole simulation or the old file. Raises OutputRefused, before
     anything runs, for a `db_path` that is not a simulation's database (see `check_output`).
+    `db_path` None: the database is kept nowhere (a sweep's window: its figures are all).
     `strict_history`: refuse an asset not priced when the simulation starts, instead of
     leaving it out of the targets until it lists."""
     if end <= start:
@@ -232,7 +234,8 @@ def simulate(
             f"the simulation starts on {start}, before the investor's birth date {birth}"
         )
     check_events(events, start, end)
-    check_output(config, db_path)
+    if db_path is not None:
+        check_output(config, db_path)
     sim = simulation_config(config, db_path)
     assets = plan_assets(sim, start, end)
     history.require(assets, start, end, sim.tz, strict=strict_history)
@@ -264,9 +267,10 @@ def simulate(
         result = _result(sim, store, history, start, end, db_path, outside)
         result.notes.extend(_notes(history, assets, start, end, sim, events))
         result.notes.extend(_guide_notes(result, sim))
-        store.record_days(result.figures.days)  # the value series, to chart
-        check_output(config, db_path)  # again: a file may have appeared there meanwhile
-        store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
+        if db_path is not None:
+            store.record_days(result.figures.days)  # the value series, to chart
+            check_output(config, db_path)  # again: a file may have appeared there meanwhile
+            store.save(db_path, durable=False)  # whole or absent; not synced: it can be re-run
         return result
     finally:
         store.close()
@@ -333,7 +337,7 @@ def _result(
     history: PriceHistory,
     start: date,
     end: date,
-    db_path: Path,
+    db_path: Path | None,
     outside: Sequence[tuple[date, float]],
 ) -> SimulationResult:
     span = (_at(start, config), _at(end, config))

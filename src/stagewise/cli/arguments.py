@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from stagewise.errors import ConfigError
 from stagewise.settings import Config, ConfigSource, find_config, load_config
+
+if TYPE_CHECKING:
+    from stagewise.history import PriceHistory
 
 
 def positive_amount(text: str) -> float:
@@ -97,3 +101,20 @@ def aware(moment: datetime, config: Config) -> datetime:
 
 def today(config: Config) -> date:
     return datetime.now(config.tz).date()
+
+
+def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
+    """The price history `simulate` runs on: --from-exchange's download, --prices, else the
+    shipped sample."""
+    from stagewise.history import load_csv
+
+    if args.from_exchange:
+        from stagewise.downloads import download_history
+
+        def downloading(symbol: str) -> None:
+            print(f"downloading {symbol} daily closes ...", file=sys.stderr)
+
+        return download_history(config, args.start, args.end, downloading=downloading)
+    from stagewise import shipped
+
+    return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))

@@ -19,7 +19,9 @@ HELP = """\
 Writes a starter config (the shipped example, to edit) to ~/.config/stagewise/config.toml
 ($XDG_CONFIG_HOME), to DIR, or with --system to /etc/stagewise/ together with the env file
 for the API keys and the systemd unit. An existing file is never overwritten: it is kept
-as it is, and said so."""
+as it is, and said so. --example NAME writes the guide's worked example NAME (jake, maria,
+robert, linda, george: their figures, and the command that tests the guide's claim) as
+NAME.toml instead of config.toml."""
 
 
 def add_init_command(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -33,6 +35,11 @@ def add_init_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         help="also copy the plan (stages.toml, indices.toml) beside it to edit, and use those",
     )
     p.add_argument(
+        "--example",
+        choices=shipped.examples(),
+        help="the guide's worked example of that name as NAME.toml (a sweep tests its claim)",
+    )
+    p.add_argument(
         "--system",
         action="store_true",
         help="the service install: /etc/stagewise/ (config, env file for the keys) and "
@@ -41,13 +48,15 @@ def add_init_command(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    if args.dir is not None and args.system:
-        print("stagewise: init: give a folder or --system, not both", file=sys.stderr)
+    if args.system and (args.dir is not None or args.example):
+        given = "a folder" if args.dir is not None else "--example"
+        print(f"stagewise: init: give {given} or --system, not both", file=sys.stderr)
         return 2
     system = args.system
     folder = SYSTEM_CONFIG.parent if system else (args.dir or config_places()[0].parent)
-    config = folder / "config.toml"
-    files: list[tuple[Path, str, int]] = [(config, starter_config(args.plan, system), 0o644)]
+    config = folder / f"{args.example or 'config'}.toml"
+    starter = starter_config(args.plan, system, args.example)
+    files: list[tuple[Path, str, int]] = [(config, starter, 0o644)]
     if args.plan:
         files += [(folder / n, shipped.text(n), 0o644) for n in (shipped.STAGES, shipped.INDICES)]
     if system:
@@ -60,12 +69,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"stagewise: init: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
         return 73  # EX_CANTCREAT: nothing already there was touched
     print()
-    print(next_steps(config, system))
+    print(next_steps(config, system, starter if args.example else None))
     return EX_OK
 
 
-def starter_config(plan: bool, system: bool) -> str:
-    text = shipped.text(shipped.EXAMPLE)
+def starter_config(plan: bool, system: bool, example: str | None = None) -> str:
+    """The config `init` writes: the shipped example, or the guide's worked `example`."""
+    text = shipped.text(shipped.example(example) if example else shipped.EXAMPLE)
     if plan:
         text = text.replace('# stages = "stages.toml"', 'stages = "stages.toml"')
         text = text.replace('# indices = "indices.toml"', 'indices = "indices.toml"')
@@ -88,8 +98,10 @@ def write_new(path: Path, text: str, mode: int) -> bool:
     return True
 
 
-def next_steps(config: Path, system: bool) -> str:
+def next_steps(config: Path, system: bool, example: str | None = None) -> str:
     named = "" if system or config == config_places()[0] else f" --config {config}"
+    if example is not None:  # the guide's claim, tested as its comment says
+        return "\n".join(["next steps:", *(f"  {step}" for step in _claim(example, config))])
     steps = [
         f"edit {config}: your birth date, time zone, outside investments, contribution",
         f"stagewise{named} check-config",
@@ -104,3 +116,22 @@ def next_steps(config: Path, system: bool) -> str:
     else:
         steps.append(f"stagewise{named} run           # the daemon, in the foreground")
     return "\n".join(["next steps:", *(f"  {n}. {step}" for n, step in enumerate(steps, 1))])
+
+
+def _claim(example: str, config: Path) -> list[str]:
+    """The sweep an example's comment gives to test the guide's claim, on the file written
+    (its --prices left to the user: without it, the GENERATED sample)."""
+    steps = [f"stagewise --config {config} check-config"]
+    for line in example.splitlines():
+        words = line.lstrip("# ").split()
+        if words[:2] != ["stagewise", "simulate"]:
+            continue
+        rest = words[2:]
+        for option in ("--config", "--prices"):
+            if option in rest:
+                at = rest.index(option)
+                del rest[at : at + 2]
+        steps.append(
+            f"stagewise --config {config} simulate {' '.join(rest)} --prices YOUR-HISTORY.csv"
+        )
+    return steps

@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise import logs
-from stagewise.cli.arguments import load, parse_date
+from stagewise.cli.arguments import load, load_history, parse_date
 from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import UsageError
 from stagewise.money import MAX_MONEY
-from stagewise.settings import Config
 
 if TYPE_CHECKING:
-    from stagewise.history import PriceHistory
     from stagewise.plan_events import Pause, Windfall
 
 
@@ -144,6 +142,9 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         action="store_true",
         help="log every run and proposal (default: warnings and errors only)",
     )
+    from stagewise.cli.sweep import add_sweep_arguments
+
+    add_sweep_arguments(p)
 
 
 def non_negative_amount(text: str) -> float:
@@ -204,7 +205,12 @@ def non_negative_int(text: str) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from stagewise.cli.sweep import cmd_sweep, refuse_sweep_arguments
     from stagewise.simulate import check_output, default_db_path, simulate
+
+    if args.windows:
+        return cmd_sweep(args)
+    refuse_sweep_arguments(args)
 
     # Arguments that make no simulation, refused before any download (`simulate` checks the
     # period too, when it comes from the history).
@@ -270,21 +276,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
         return EX_FAILURE
     return EX_OK
-
-
-def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
-    from stagewise.history import load_csv
-
-    if args.from_exchange:
-        from stagewise.downloads import download_history
-
-        def downloading(symbol: str) -> None:
-            print(f"downloading {symbol} daily closes ...", file=sys.stderr)
-
-        return download_history(config, args.start, args.end, downloading=downloading)
-    from stagewise import shipped
-
-    return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
 
 
 def _progress_bar(start: date, end: date) -> Callable[[float], None]:
