@@ -581,12 +581,12 @@ def test_repeated_reads_see_what_another_connection_wrote(tmp_path: Path) -> Non
     cli.close()
 
 
-# --- cached reads after the store's own writes ---------------------------------------------
+# --- kept reads after the store's own writes -----------------------------------------------
 
 
-def test_cached_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -> None:
-    """What a run wrote becomes the cached read without reading it back: it must equal,
-    types and order included, what another connection reads."""
+def test_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -> None:
+    """What the writer reads after each run equals, types and order included, what another
+    connection reads (its kept reads are dropped by the write, not predicted)."""
     writer = Store.open(tmp_path / "s.db")
     writer.seed_ledger({"USDT": 100.0}, T0)
     windfalls = [writer.add_pending_windfall(a, T0) for a in (10.0, 20.0)]

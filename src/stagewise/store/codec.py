@@ -111,37 +111,6 @@ def state_from_json(text: str) -> PlanState:
     return PlanState(**values)
 
 
-# Values JSON gives back as the same type with the same value (keys must be str).
-_JSON_EXACT = frozenset({str, int, float, bool, type(None)})
-_MAPPINGS = ("cost_basis", "milestones_taken", "profit_base", "held_since")
-_FLAT_MAPPINGS = ("cost_basis", "profit_base", "held_since")  # of plain values
-
-
-def as_stored(state: PlanState, text: str) -> PlanState:
-    """`state` exactly as state_from_json(text) gives it back, `text` being its state_json:
-    mappings with sorted keys, milestones as tuples. Built without parsing `text` when every
-    value is a plain number or string (the usual case), parsed otherwise."""
-    flat = [getattr(state, n) for n in _FLAT_MAPPINGS]
-    taken = state.milestones_taken
-    scalars = [getattr(state, n) for n in field_names(PlanState) if n not in _MAPPINGS]
-    plain = (
-        all(type(m) is dict for m in flat)
-        and type(taken) is dict
-        and {*map(type, taken)} <= {str}
-        and all({*map(type, m)} <= {str} for m in flat)
-        and all({*map(type, m.values())} <= _JSON_EXACT for m in flat)
-        and {*map(type, scalars)} <= _JSON_EXACT
-        and all(type(m) in (tuple, list) and {*map(type, m)} <= _JSON_EXACT for m in taken.values())
-    )
-    if not plain:
-        return state_from_json(text)
-    return dataclasses.replace(
-        state,
-        **{n: dict(sorted(m.items())) for n, m in zip(_FLAT_MAPPINGS, flat, strict=True)},
-        milestones_taken={a: tuple(m) for a, m in sorted(taken.items())},
-    )
-
-
 def decode(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored row for callers: times as aware datetimes, JSON columns decoded."""
     out = dict(row)

@@ -20,7 +20,6 @@ from stagewise.planner.model import Plan, PlanState
 from stagewise.snapshot import Snapshot
 from stagewise.store import notices, writes
 from stagewise.store.codec import (
-    as_stored,
     decoded,
     from_iso,
     iso,
@@ -291,20 +290,19 @@ class Store:
         planned = plan_columns(plan) if plan is not None else None
         if state is None and plan is not None:
             state = plan.state
-        with self._writing() as known:
+        with self._writing():
             run_id = self._insert_run(run, planned)
-            self._reads.check()  # the write lock is held from here: cached reads stay true
             conn = self.conn
             if plan is not None:
                 writes.insert_plan(conn, run_id, plan)
             if snapshot is not None:
                 writes.insert_snapshot(conn, run_id, snapshot)
-            written = None if state is None else self._carry_state(state, finished_at)
+            if state is not None:
+                self._carry_state(state, finished_at)
             writes.insert_ledger(conn, ledger, run_id)
             for kind, data in events:
                 writes.insert_event(conn, kind, finished_at, data, run_id)
             self._consume_windfalls(consume_windfalls, run_id)
-            known.update(self._reads.after_run(written, ledger, consume_windfalls))
         return run_id
 
     def runs(
@@ -663,26 +661,22 @@ class Store:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self, begin: str = "BEGIN") -> Iterator[dict[str, Any]]:
-        """One transaction (nested ones are savepoints), opened with `begin`. Kept reads are
-        dropped after it; the block may give, in the dict it gets, reads it knows to be true
-        after its commit (kept only when this transaction is the outermost, so commits when
-        the block ends). A write another process's lock or a full disk refuses raises
-        StateBusy / StateFull."""
-        outermost = not self.conn.in_transaction
-        known: dict[str, Any] = {}
+    def _writing(self, begin: str = "BEGIN") -> Iterator[None]:
+        """One transaction (nested ones are savepoints), opened with `begin`; kept reads are
+        dropped after it, committed or not. A write another process's lock or a full disk
+        refuses raises StateBusy / StateFull."""
         try:
             with atomic(self.conn, begin):
-                yield known
+                yield
         except BaseException as e:
-            self._reads.replace({})  # rolled back: what the block knew is not true
             if (
                 isinstance(e, sqlite3.Error)
                 and (named := unavailable(e, file_of(self.conn))) is not None
             ):
                 raise named from e
             raise
-        self._reads.replace(known if outermost else {})
+        finally:
+            self._reads.clear()
 
     # -- writing, inside a caller's transaction ---------------------------------------------
 
@@ -716,16 +710,13 @@ class Store:
             [state_json(PlanState()), iso(at)],
         )
 
-    def _carry_state(self, state: PlanState, at: datetime) -> PlanState:
-        """Write `state` as the carried one, keeping the pause the file holds; returns it as
-        reading it back would give it."""
+    def _carry_state(self, state: PlanState, at: datetime) -> None:
+        """Write `state` as the carried one, keeping the pause the file holds (called with
+        the write lock held: the kept read is the file's)."""
         held = self.plan_state()
         kept = dataclasses.replace(state, paused=held.paused, pause_reason=held.pause_reason)
-        if kept == held:
-            return held  # unchanged (most runs): its row stays, with when it last changed
-        text = state_json(kept)
-        self._write_state(text, at)
-        return as_stored(kept, text)
+        if kept != held:  # unchanged (most runs): its row stays, with when it last changed
+            self._write_state(state_json(kept), at)
 
     def _read_state(self) -> PlanState:
         row = self.conn.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
