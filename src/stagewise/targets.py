@@ -6,7 +6,7 @@ targets of any day. No clock reads, no I/O.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -236,43 +236,25 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
 
 
 class TargetsOn:
-    """`targets_on` for one config, remembered: the targets of a day depend on the day only
-    through the investor's age and the glide path's step, so days that share both share one
-    computation (a simulation asks for thousands of days)."""
+    """`targets_on` for one config, remembered by day and compositions: the jobs of one day
+    ask several times, and a simulation's days come in order."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._birth = config.settings.investor.birth_date
-        self._paths = glide_paths(config)  # pure in the config, as every day's targets are
-        self._by_key: dict[tuple[object, ...], Targets] = {}
-        self._last: tuple[Targets, tuple[object, ...]] | None = None
+        self._on = functools.lru_cache(maxsize=64)(self._targets)
 
     def __call__(self, on: date, compositions: Compositions | None = None) -> Targets:
-        held = _frozen(compositions)
-        last = self._last
-        if last is not None and last[0].on == on and last[1] == held:
-            return last[0]  # the jobs of one day
-        self._last = (self._compute(on, compositions, held), held)
-        return self._last[0]
+        return self._on(on, _frozen(compositions))
 
-    def _compute(
-        self, on: date, compositions: Compositions | None, held: tuple[object, ...]
+    def _targets(
+        self, on: date, held: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
     ) -> Targets:
-        glide = glide_on(self.config, on, self._paths)
-        key = (
-            age_on(self._birth, on),
-            None if glide is None else (glide.from_stage, glide.step),
-            held,
-        )
-        found = self._by_key.get(key)
-        if found is None:
-            if len(self._by_key) > 256:
-                self._by_key.clear()
-            found = self._by_key[key] = targets_on(self.config, on, compositions)
-        return found if found.on == on else dataclasses.replace(found, on=on)
+        return targets_on(self.config, on, {index: dict(weights) for index, weights in held})
 
 
-def _frozen(compositions: Compositions | None) -> tuple[object, ...]:
+def _frozen(
+    compositions: Compositions | None,
+) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
     """`compositions` as a key: equal compositions share one computation."""
     if not compositions:
         return ()
