@@ -45,7 +45,7 @@ from stagewise.reconstitution import Reconstitutions
 from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
-from stagewise.store import DuplicatePeriod, RunStatus, StateError, Store
+from stagewise.store import DuplicatePeriod, RunRecord, RunStatus, StateError, Store
 from stagewise.targets import Targets, TargetsOn, stage_on
 
 log = structlog.get_logger()
@@ -469,14 +469,16 @@ class Jobs:
     ) -> None:
         """One run, whole, in the store: started at `now`, finished when the clock says."""
         self.store.record_run(
-            job=job,
-            period=key,
-            scheduled_at=scheduled_at,
-            started_at=now,
-            finished_at=max(now, self.clock()) if self.clock is not None else now,
-            status=status,
-            mode=self.account.mode,
-            **recorded,
+            RunRecord(
+                job=job,
+                period=key,
+                scheduled_at=scheduled_at,
+                started_at=now,
+                finished_at=max(now, self.clock()) if self.clock is not None else now,
+                status=status,
+                mode=self.account.mode,
+                **recorded,
+            )
         )
 
     def _skipped(
