@@ -6,6 +6,7 @@ targets of any day. No clock reads, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -235,21 +236,38 @@ def targets_on(config: Config, on: date, compositions: Compositions | None = Non
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Stretch:
+    """The days whose targets are alike: one age of the investor, one step of a glide path
+    (or none). Equal whatever `day`, the first of them asked, which computes them."""
+
+    age: int
+    step: tuple[str, int] | None
+    day: date = field(compare=False)
+
+
 class TargetsOn:
-    """`targets_on` for one config, remembered by day and compositions: the jobs of one day
-    ask several times, and a simulation's days come in order."""
+    """`targets_on` for one config, remembered (functools.lru_cache): the targets of a day
+    depend on the day only through the investor's age and the glide path's step, so the
+    days that share both (and the compositions) share one computation."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._on = functools.lru_cache(maxsize=64)(self._targets)
+        self._birth = config.settings.investor.birth_date
+        self._paths = glide_paths(config)  # pure in the config, as every day's targets are
+        self._of = functools.lru_cache(maxsize=64)(self._targets)
 
     def __call__(self, on: date, compositions: Compositions | None = None) -> Targets:
-        return self._on(on, _frozen(compositions))
+        glide = glide_on(self.config, on, self._paths)
+        step = None if glide is None else (glide.from_stage, glide.step)
+        found = self._of(_Stretch(age_on(self._birth, on), step, on), _frozen(compositions))
+        return found if found.on == on else dataclasses.replace(found, on=on)
 
     def _targets(
-        self, on: date, held: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
+        self, stretch: _Stretch, held: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
     ) -> Targets:
-        return targets_on(self.config, on, {index: dict(weights) for index, weights in held})
+        compositions = {index: dict(weights) for index, weights in held}
+        return targets_on(self.config, stretch.day, compositions)
 
 
 def _frozen(
