@@ -9,7 +9,7 @@ when it is READY, and the unit's watchdog (WatchdogSec=120s, so a ping every 60 
 watch's minute is put half an hour away so no job fires while it is measured.
 
 - Memory: VmRSS from /proc/<pid>/status once READY, against a bare
-  `python -c "import ccxt; time.sleep(...)"` on the same interpreter. Goal: at most 1.25x.
+  `python -c "import ccxt; time.sleep(...)"` on the same interpreter. Goal: at most 1.3x.
 - Idle CPU: utime + stime from /proc/<pid>/stat over --idle-seconds (60) after READY, as a
   share of one core. Goal: under 0.5 %. Also counts requests to the stand-in meanwhile (0 is
   expected: nothing is due).
@@ -17,8 +17,10 @@ watch's minute is put half an hour away so no job fires while it is measured.
 `--notify` configures a notification target (the notify extra's Apprise is then loaded; its
 memory is measured, not held to the goal, which is for the daemon without extras).
 
-The venv may hold the test extra (bt brings pandas and numpy): the daemon imports neither,
-so the figure is the same with or without it (tests/test_imports.py keeps it so).
+The goal is for the service install (a fresh venv, `pip install .`, no extras). The store's
+sqlite-utils imports pandas and numpy whenever they are installed, as the test extra (bt)
+installs them: there the daemon holds about 44 MiB more (imports only, measured: 95.5 MiB
+without them, 138.5 MiB with them, a bare `import ccxt` 76.5 MiB).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from standin import StandinExchange  # noqa: E402
 from support import deep_merge  # noqa: E402
 
-MEMORY_GOAL = 1.25  # x the bare ccxt process
+MEMORY_GOAL = 1.3  # x the bare ccxt process (issue 16)
 CPU_GOAL = 0.005  # of one core
 WATCHDOG_USEC = 120_000_000  # systemd/stagewise.service: WatchdogSec=120s
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -90,21 +90,23 @@ def test_status_shows_the_profit_proceeds_set_aside_to_move_out(cli, standin_con
 
     from stagewise.planner import PlanState
     from stagewise.settings import load_config
-    from stagewise.store import Store
+    from stagewise.store import RunRecord, Store
 
     config = standin_config({"exchange": {"mode": "read-only"}})
     env = {"STAGEWISE_EXCHANGE__API_KEY": "k" * 16, "STAGEWISE_EXCHANGE__SECRET": "s" * 16}
     at = datetime(2027, 5, 5, 16, tzinfo=UTC)
     store = Store.open(load_config(config).settings.state.path)
     store.record_run(
-        job="profit",
-        period="profit:2027-05-05",
-        scheduled_at=at,
-        started_at=at,
-        finished_at=at,
-        status="ok",
-        mode="read-only",
-        state=PlanState(profit_to_move=9_990.25),
+        RunRecord(
+            job="profit",
+            period="profit:2027-05-05",
+            scheduled_at=at,
+            started_at=at,
+            finished_at=at,
+            status="ok",
+            mode="read-only",
+            state=PlanState(profit_to_move=9_990.25),
+        )
     )
     store.close()
     status = cli("--config", str(config), "status", "--json", env=env)

@@ -420,7 +420,7 @@ def test_the_state_keeps_no_url_of_a_sent_message(service_with) -> None:
 
 
 def test_a_look_another_daemon_claimed_first_is_not_claimed_again(tmp_path: Path) -> None:
-    from stagewise.store import Store
+    from stagewise.store import RunRecord, Store
     from stagewise.store.notices import Notice
 
     at = datetime(2027, 1, 1, tzinfo=UTC)
@@ -429,13 +429,15 @@ def test_a_look_another_daemon_claimed_first_is_not_claimed_again(tmp_path: Path
     try:
         mine.start_telling(at)
         mine.record_run(
-            job="reassess",
-            period="reassess:2027",
-            scheduled_at=at,
-            started_at=at,
-            finished_at=at,
-            status="ok",
-            mode="paper",
+            RunRecord(
+                job="reassess",
+                period="reassess:2027",
+                scheduled_at=at,
+                started_at=at,
+                finished_at=at,
+                status="ok",
+                mode="paper",
+            )
         )
         looked, seen = mine.untold(at), theirs.untold(at)
         assert looked == seen and [r["period"] for r in looked.runs] == ["reassess:2027"]

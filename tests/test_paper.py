@@ -22,7 +22,7 @@ from stagewise.ledger import (
 from stagewise.paper import PaperAccount
 from stagewise.planner.model import Order, Plan, PlanState
 from stagewise.snapshot import Market, Snapshot
-from stagewise.store import Store
+from stagewise.store import RunRecord, Store
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
 PRICES = {"USDT": 1.0, "BTC": 50_000.0, "ETH": 2_000.0}
@@ -291,16 +291,18 @@ def test_a_paper_run_fills_its_plan_and_the_stored_ledger_agrees(store: Store) -
     fills = account.fills(proposal, snap, T0)
 
     store.record_run(
-        job="dca",
-        period="dca:2027-01",
-        scheduled_at=T0,
-        started_at=T0,
-        finished_at=T0 + timedelta(seconds=1),
-        status="ok",
-        mode="paper",
-        plan=proposal,
-        snapshot=snap,
-        ledger=[deposit, *fills],
+        RunRecord(
+            job="dca",
+            period="dca:2027-01",
+            scheduled_at=T0,
+            started_at=T0,
+            finished_at=T0 + timedelta(seconds=1),
+            status="ok",
+            mode="paper",
+            plan=proposal,
+            snapshot=snap,
+            ledger=[deposit, *fills],
+        )
     )
 
     # 0.02 BTC at 50_025 = 1_000.5 plus fee 1.0005: 1_500 - 1_001.5005 = 498.4995 USDT left

@@ -14,11 +14,11 @@ from sqlite_utils.migrations import Migrations
 
 from stagewise.churn import ProposedOrder
 from stagewise.errors import StateBusy, StateFull
-from stagewise.paper import LedgerEntry
+from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
 from stagewise.snapshot import Market, Snapshot
-from stagewise.store import DuplicatePeriod, StateError, Store
-from stagewise.store.files import atomic
+from stagewise.store import Contents, DuplicatePeriod, RunRecord, StateError, Store
+from stagewise.store.files import database
 from stagewise.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
@@ -77,7 +77,7 @@ def record(store: Store, period: str = "dca:2027-01", at: datetime = T0, **extra
         "mode": "paper",
         **extra,
     }
-    return store.record_run(**args)
+    return store.record_run(RunRecord(**args))
 
 
 def counts(store: Store) -> dict[str, int]:
@@ -211,7 +211,7 @@ def test_tables_are_declared_with_types_and_foreign_keys(store: Store) -> None:
 
 
 def test_a_store_works_on_an_in_memory_database() -> None:
-    store = Store(sqlite3.connect(":memory:"))
+    store = Store(Database(memory=True))
     record(store)
     assert store.has_period("dca:2027-01")
 
@@ -583,12 +583,12 @@ def test_repeated_reads_see_what_another_connection_wrote(tmp_path: Path) -> Non
     cli.close()
 
 
-# --- cached reads after the store's own writes ---------------------------------------------
+# --- kept reads after the store's own writes -----------------------------------------------
 
 
-def test_cached_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -> None:
-    """What a run wrote becomes the cached read without reading it back: it must equal,
-    types and order included, what another connection reads."""
+def test_reads_after_a_run_are_what_the_file_gives_back(tmp_path: Path) -> None:
+    """What the writer reads after each run equals, types and order included, what another
+    connection reads (its kept reads are dropped by the write, not predicted)."""
     writer = Store.open(tmp_path / "s.db")
     writer.seed_ledger({"USDT": 100.0}, T0)
     windfalls = [writer.add_pending_windfall(a, T0) for a in (10.0, 20.0)]
@@ -642,7 +642,7 @@ def test_a_failed_run_leaves_no_cached_read_behind(store: Store) -> None:
 
 def test_a_run_inside_a_callers_transaction_that_rolls_back_is_not_cached(store: Store) -> None:
     assert store.plan_state() == PlanState()
-    with pytest.raises(RuntimeError), atomic(store.conn):
+    with pytest.raises(RuntimeError), store.db.atomic():
         record(store, state=PlanState(carry=5.0))
         raise RuntimeError("the caller's transaction fails after the run")
     assert store.plan_state() == PlanState()
@@ -652,7 +652,7 @@ def test_a_run_inside_a_callers_transaction_that_rolls_back_is_not_cached(store:
 def test_every_field_of_a_ledger_entry_has_a_column() -> None:
     from dataclasses import fields
 
-    from stagewise.store.writes import LEDGER_COLUMNS
+    from stagewise.store.runs import LEDGER_COLUMNS
 
     assert [f.name for f in fields(LedgerEntry)] == list(LEDGER_COLUMNS[:-1])
 
@@ -843,12 +843,81 @@ def test_a_commit_sqlite_refuses_is_rolled_back_not_left_open(tmp_path: Path) ->
     reader = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT * FROM t").fetchall()  # a read lock, kept
-    with pytest.raises(sqlite3.OperationalError, match="locked"), atomic(writer):
+    with pytest.raises(sqlite3.OperationalError, match="locked"), database(writer).atomic():
         writer.execute("INSERT INTO t VALUES (1)")
     assert not writer.in_transaction
     reader.execute("ROLLBACK")
-    with atomic(writer):
+    with database(writer).atomic():
         writer.execute("INSERT INTO t VALUES (2)")
     assert reader.execute("SELECT x FROM t").fetchall() == [(2,)]
     writer.close()
     reader.close()
+
+
+# --- a file written before the store ran on sqlite-utils -----------------------------------
+
+OLD = Path(__file__).parent / "data" / "state-m006.db"
+
+
+def sorted_contents(c: Contents) -> tuple[bool, list[str], list[str], int]:
+    return (c.simulation, sorted(c.run_modes), sorted(c.event_kinds), c.windfalls)
+
+
+def old_reads(store: Store) -> dict[str, str]:
+    """What tests/data/state-m006.reads.json holds: each read of the store, as its repr."""
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    reads = {
+        "runs": store.runs(limit=100),
+        "proposals": store.proposals(),
+        "counts": store.counts(),
+        "proposed_orders": store.proposed_orders(),
+        "ledger_entries": store.ledger_entries(),
+        "ledger_balances": store.ledger_balances(),
+        "plan_state": store.plan_state(),
+        "pause": store.pause(),
+        "events": store.events(),
+        "windfalls": store.windfalls(),
+        "pending_windfalls": store.pending_windfalls(),
+        "compositions": store.compositions(),
+        "contents": sorted_contents(store.contents()),
+        "latest_snapshot": store.latest_snapshot(),
+        "notice_counts": store.notice_counts(),
+        "open_failures": store.open_failures(since),
+        "cached_closes": store.cached_closes("binance", "BTC/USDT", "1d", 0, 2**62),
+    }
+    return {name: repr(value) for name, value in reads.items()}
+
+
+def test_a_file_the_store_wrote_before_sqlite_utils_opens_unchanged(tmp_path: Path) -> None:
+    """A state file with every table holding rows, written by the store of 36ba89f (its own
+    migrations code, sqlite-utils' `_sqlite_migrations` format): opened, it has nothing
+    applied again, keeps every row, and reads back as that store read it."""
+    import json
+
+    path = tmp_path / "state.db"
+    path.write_bytes(OLD.read_bytes())
+    before = sqlite3.connect(path)
+    rows = {
+        t: before.execute(f"SELECT * FROM {t}").fetchall() for t in (*TABLES, "_sqlite_migrations")
+    }
+    before.close()
+    expected = json.loads((OLD.parent / "state-m006.reads.json").read_text())
+    # A field PlanState gained since (a profit sale owed, `profit_due`) reads as its default.
+    before_field = "held_since="
+    assert "profit_due=" not in expected["plan_state"]
+    expected["plan_state"] = expected["plan_state"].replace(
+        before_field, "profit_due={}, " + before_field, 1
+    )
+
+    store = Store.open(path)
+    assert store.integrity_ok()
+    for table, held in rows.items():
+        assert store.conn.execute(f"SELECT * FROM {table}").fetchall()[: len(held)] == held
+    assert store.conn.execute(
+        "SELECT name FROM _sqlite_migrations WHERE id <= 6 ORDER BY id"
+    ).fetchall() == [(n,) for (_, _, n, _) in rows["_sqlite_migrations"]]
+    assert old_reads(store) == expected
+    store.close()
+    reading = Store.read(path)  # read-only, once a writer has brought it up to date
+    assert old_reads(reading) == expected
+    reading.close()

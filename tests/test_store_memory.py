@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from test_store import T0, order, plan, record, snapshot
 
-from stagewise.paper import LedgerEntry
+from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import PlanState
 from stagewise.store import StateError, Store
-from stagewise.store.files import atomic
 
 
 def everything(db: sqlite3.Connection) -> dict[str, list[tuple]]:
@@ -208,7 +207,7 @@ def test_save_over_a_folder_fails_and_cleans_up(tmp_path: Path) -> None:
 
 def test_save_is_refused_during_a_write_and_over_its_own_file(tmp_path: Path) -> None:
     memory = Store.open_memory()
-    with atomic(memory.conn), pytest.raises(StateError, match="in progress"):
+    with memory.db.atomic(), pytest.raises(StateError, match="in progress"):
         memory.save(tmp_path / "s.db")
     assert not (tmp_path / "s.db").exists()
     file = Store.open(tmp_path / "f.db")

@@ -17,7 +17,7 @@ import pytest
 from stagewise.planner.model import PlanState
 from stagewise.planner.windfall import BONUS_CEILING, bonus_ceiling
 from stagewise.snapshot import Snapshot
-from stagewise.store import Store
+from stagewise.store import RunRecord, Store
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -38,15 +38,17 @@ def with_portfolio(state: Path, value: float) -> None:
             markets={},
         )
         store.record_run(
-            job="reassess",
-            period="reassess:2026",
-            scheduled_at=T0,
-            started_at=T0,
-            finished_at=T0,
-            status="ok",
-            mode="paper",
-            snapshot=snapshot,
-            state=PlanState(),
+            RunRecord(
+                job="reassess",
+                period="reassess:2026",
+                scheduled_at=T0,
+                started_at=T0,
+                finished_at=T0,
+                status="ok",
+                mode="paper",
+                snapshot=snapshot,
+                state=PlanState(),
+            )
         )
     finally:
         store.close()

@@ -262,11 +262,6 @@ class HistoryMarkets:
     min_notional: float = 5.0
     _markets: dict[str, Market] = field(default_factory=dict)
 
-    # The last answer (day index, assets asked, prices, markets): the jobs of a day ask alike.
-    _last: tuple[int, tuple[str, ...], dict[str, float], dict[str, Market]] | None = field(
-        default=None, repr=False, compare=False
-    )
-
     def quotes(
         self, assets: Collection[str], now: datetime
     ) -> tuple[dict[str, float], dict[str, Market]]:
@@ -274,19 +269,13 @@ class HistoryMarkets:
         prices: dict[str, float] = {}
         if i is None:
             return prices, {}
-        wanted = tuple(assets)
-        last = self._last
-        if last is not None and last[0] == i and last[1] == wanted:
-            return dict(last[2]), dict(last[3])
         closes = self.history.closes
-        for asset in wanted:
+        for asset in assets:
             column = closes.get(asset)
             price = column[i] if column is not None else None
             if price is not None:
                 prices[asset] = price
-        markets = {a: self._market(a) for a in prices}
-        self._last = (i, wanted, prices, markets)
-        return dict(prices), dict(markets)
+        return prices, {a: self._market(a) for a in prices}
 
     def _market(self, asset: str) -> Market:
         market = self._markets.get(asset)

@@ -49,7 +49,7 @@ from stagewise.reconstitution import Reconstitutions
 from stagewise.schedules import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
-from stagewise.store import DuplicatePeriod, RunStatus, StateError, Store
+from stagewise.store import DuplicatePeriod, RunRecord, RunStatus, StateError, Store
 from stagewise.targets import Targets, TargetsOn, age_on, glide_paths, stage_on
 
 log = structlog.get_logger()
@@ -486,14 +486,16 @@ class Jobs:
     def _store_run(self, run: Run, status: RunStatus, **recorded: Any) -> None:
         """One run, whole, in the store: started at `now`, finished when the clock says."""
         self.store.record_run(
-            job=run.job,
-            period=run.period,
-            scheduled_at=run.scheduled_at,
-            started_at=run.now,
-            finished_at=max(run.now, self.clock()) if self.clock is not None else run.now,
-            status=status,
-            mode=self.account.mode,
-            **recorded,
+            RunRecord(
+                job=run.job,
+                period=run.period,
+                scheduled_at=run.scheduled_at,
+                started_at=run.now,
+                finished_at=max(run.now, self.clock()) if self.clock is not None else run.now,
+                status=status,
+                mode=self.account.mode,
+                **recorded,
+            )
         )
 
     def _skipped(self, run: Run, reason: str, events: Sequence[tuple[str, dict]] = ()) -> Outcome:

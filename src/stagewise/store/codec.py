@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stagewise.planner.model import Plan, PlanState
+from stagewise.planner.model import PlanState
 
 _TIME_COLUMNS = frozenset(
     {"at", "scheduled_at", "started_at", "finished_at", "snapshot_at", "updated_at"}
@@ -65,35 +65,19 @@ def to_json(value: object) -> str:
 
 
 @functools.cache
-def field_names(cls: type) -> tuple[str, ...]:
-    """The names of a dataclass's fields, in declaration order (looked up once per class)."""
-    return tuple(f.name for f in dataclasses.fields(cls))
+def fields_of(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """A dataclass's field names, and a getter of an instance's values in that order (both
+    looked up once per class)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    return names, operator.attrgetter(*names) if len(names) > 1 else lambda o: (
+        getattr(o, names[0]),
+    )
 
 
-@functools.cache
-def field_values(cls: type) -> Callable[[Any], tuple[Any, ...]]:
-    """A function giving an instance's field values as a tuple, in `field_names` order."""
-    names = field_names(cls)
-    if len(names) == 1:
-        get = operator.attrgetter(names[0])
-        return lambda obj: (get(obj),)
-    return operator.attrgetter(*names)  # type: ignore[return-value]
-
-
-def columns(obj: Any) -> dict[str, Any]:
+def columns(obj: object) -> dict[str, Any]:
     """A dataclass's fields by name (shallow: mappings and tuples stay as they are)."""
-    return dict(zip(field_names(type(obj)), field_values(type(obj))(obj), strict=True))
-
-
-def plan_columns(plan: Plan) -> dict[str, Any]:
-    """The columns of a run row that describe its plan (orders and skips have tables)."""
-    return {
-        "rule": plan.rule,
-        "refused": plan.refused,
-        "deposit_needed": plan.deposit_needed,
-        "notes": to_json(list(plan.notes)),
-        "summary": to_json(plan.summary) if plan.summary else None,
-    }
+    names, values = fields_of(type(obj))  # type: ignore[arg-type]  # a class is hashable
+    return dict(zip(names, values(obj), strict=True))
 
 
 def state_json(state: PlanState) -> str:
@@ -104,42 +88,11 @@ def state_json(state: PlanState) -> str:
 def state_from_json(text: str) -> PlanState:
     """The plan state back; fields missing from an older file take their defaults."""
     stored = json.loads(text)
-    known = field_names(PlanState)
+    known = fields_of(PlanState)[0]
     values = {k: v for k, v in stored.items() if k in known}  # a newer file's extras: ignored
     if "milestones_taken" in values:
         values["milestones_taken"] = {a: tuple(m) for a, m in values["milestones_taken"].items()}
     return PlanState(**values)
-
-
-# Values JSON gives back as the same type with the same value (keys must be str).
-_JSON_EXACT = frozenset({str, int, float, bool, type(None)})
-_MAPPINGS = ("cost_basis", "milestones_taken", "profit_base", "profit_due", "held_since")
-_FLAT_MAPPINGS = ("cost_basis", "profit_base", "profit_due", "held_since")  # of plain values
-
-
-def as_stored(state: PlanState, text: str) -> PlanState:
-    """`state` exactly as state_from_json(text) gives it back, `text` being its state_json:
-    mappings with sorted keys, milestones as tuples. Built without parsing `text` when every
-    value is a plain number or string (the usual case), parsed otherwise."""
-    flat = [getattr(state, n) for n in _FLAT_MAPPINGS]
-    taken = state.milestones_taken
-    scalars = [getattr(state, n) for n in field_names(PlanState) if n not in _MAPPINGS]
-    plain = (
-        all(type(m) is dict for m in flat)
-        and type(taken) is dict
-        and {*map(type, taken)} <= {str}
-        and all({*map(type, m)} <= {str} for m in flat)
-        and all({*map(type, m.values())} <= _JSON_EXACT for m in flat)
-        and {*map(type, scalars)} <= _JSON_EXACT
-        and all(type(m) in (tuple, list) and {*map(type, m)} <= _JSON_EXACT for m in taken.values())
-    )
-    if not plain:
-        return state_from_json(text)
-    return dataclasses.replace(
-        state,
-        **{n: dict(sorted(m.items())) for n, m in zip(_FLAT_MAPPINGS, flat, strict=True)},
-        milestones_taken={a: tuple(m) for a, m in sorted(taken.items())},
-    )
 
 
 def decode(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Where the state lives: a file opened with the daemon's pragmas, or memory saved whole.
+"""Where the state lives: a file opened with the daemon's pragmas, or memory saved whole;
+each as a sqlite-utils Database.
 
 A file is shared (the daemon, the CLI), so it runs in WAL mode with a busy timeout. A
 simulation writes thousands of runs no one else reads until it ends: it keeps them in memory
@@ -16,26 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import tenacity
+from sqlite_utils import Database
 
 from stagewise.errors import StateBusy, StateFull, StateUnavailable
 
 
-def connect_file(path: Path) -> sqlite3.Connection:
+def connect_file(path: Path) -> Database:
     """The SQLite file at `path` (created with its folder if missing), with the daemon's
     pragmas; `enable_wal` makes it a state file's journal mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The daemon hands the store from its main thread to the scheduler's single worker; it
-    # never uses one connection from two threads at once.
     conn = _connect(str(path))
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+    return database(conn)
 
 
 BUSY_TIMEOUT_S = 5.0
 
 
-def connect_reading(path: Path) -> sqlite3.Connection:
+def connect_reading(path: Path) -> Database:
     """The existing SQLite file at `path`, read-only, creating nothing (no file, folder, -wal
     or -shm), so a person's `status` works on a file they may not write and leaves no file
     of theirs beside the daemon's. With a writer present (its -wal is there) SQLite reads
@@ -52,16 +52,24 @@ def connect_reading(path: Path) -> sqlite3.Connection:
     )
     conn.isolation_level = None
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    return conn
+    return database(conn)
+
+
+def database(conn: sqlite3.Connection) -> Database:
+    """`conn` as a sqlite-utils Database, without its plugins: the state must not depend on
+    what else is installed (and looking for them costs every process)."""
+    return Database(conn, execute_plugins=False)
 
 
 def _connect(name: str) -> sqlite3.Connection:
     # isolation_level=None: no transaction is ever opened behind the store's back; each one
-    # is an explicit `atomic` block (statements outside one commit on their own).
+    # is an explicit `atomic` block (statements outside one commit on their own). The daemon
+    # hands the store from its main thread to the scheduler's single worker; it never uses
+    # one connection from two threads at once.
     return sqlite3.connect(name, check_same_thread=False, isolation_level=None)
 
 
-def enable_wal(conn: sqlite3.Connection) -> None:
+def enable_wal(db: Database) -> None:
     """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite
     answers "database is locked" at once instead of waiting the busy timeout: two processes
     opening a new file together retry, within that timeout."""
@@ -73,42 +81,31 @@ def enable_wal(conn: sqlite3.Connection) -> None:
         wait=tenacity.wait_fixed(0.005),
         reraise=True,
     )
-    retrying(conn.execute, "PRAGMA journal_mode=WAL")
+    retrying(db.enable_wal)
 
 
-def connect_memory() -> sqlite3.Connection:
+def connect_memory() -> Database:
     """A new, empty database in memory that no other connection can see."""
-    return _connect(":memory:")
+    return database(_connect(":memory:"))
 
 
 @contextlib.contextmanager
-def atomic(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
-    """A transaction: committed when the block ends, rolled back if it raises. Inside
-    another one it is a savepoint, rolled back alone. `begin`: the statement that opens an
-    outermost transaction ("BEGIN IMMEDIATE" takes the write lock at once)."""
-    if conn.in_transaction:
-        name = f"stagewise_{secrets.token_hex(8)}"
-        conn.execute(f"SAVEPOINT {name}")
-        try:
+def locked(db: Database) -> Iterator[None]:
+    """`db.atomic()` that takes the write lock first (BEGIN IMMEDIATE): what the block reads
+    no other process changes before it writes. atomic's BEGIN takes the lock at the first
+    write; a WAL file changed since the block's first read then refuses it at once, without
+    waiting the busy timeout. Inside a transaction, a savepoint like atomic's."""
+    if db.conn.in_transaction:
+        with db.atomic():
             yield
-        except BaseException:
-            # An error such as a RAISE(ROLLBACK) trigger can end the whole transaction,
-            # savepoints included: then there is nothing left to roll back to.
-            if conn.in_transaction:
-                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                conn.execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        conn.execute(f"RELEASE SAVEPOINT {name}")
         return
-    conn.execute(begin)
+    db.execute("BEGIN IMMEDIATE")
     try:
-        yield
-        # A COMMIT SQLite refuses (busy, disk full) may leave the transaction open: every
-        # later write would join it and never be committed.
-        conn.execute("COMMIT")
+        with db.atomic():  # a savepoint inside the transaction
+            yield
+        db.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        db.rollback()  # also a COMMIT SQLite refused: every later write would join it
         raise
 
 
@@ -127,23 +124,23 @@ def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | N
     return None
 
 
-def file_of(conn: sqlite3.Connection) -> Path | None:
-    """The file behind `conn`'s main database; None in memory."""
-    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+def file_of(db: Database) -> Path | None:
+    """The file behind `db`'s main database; None in memory."""
+    for _, name, file in db.conn.execute("PRAGMA database_list").fetchall():
         if name == "main":
             return Path(file) if file else None
     return None
 
 
-def save_copy(conn: sqlite3.Connection, path: Path, *, durable: bool = True) -> None:
-    """Write `conn`'s whole database to `path` as a WAL-mode state file, replacing any file
+def save_copy(db: Database, path: Path, *, durable: bool = True) -> None:
+    """Write `db`'s whole database to `path` as a WAL-mode state file, replacing any file
     there: written beside it under a temporary name, synced, then renamed over it.
     `durable=False` skips the syncs: the file is still whole or absent for every reader, but
     an operating system crash soon after may lose it (for output that can be made again)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        _copy(conn, temp)
+        _copy(db.conn, temp)
         if durable:
             _sync(temp)
         # A WAL left beside the old file would be replayed into the new one when opened.

@@ -1,15 +1,12 @@
 """Reads the jobs repeat on every run (plan state, paper balances, pending windfalls), kept
-until the file changes: by the store (each write drops them, or puts in what it wrote) or by
-another connection (SQLite's `PRAGMA data_version` moves)."""
+until the file changes: by the store (each of its writes drops them) or by another connection
+(SQLite's `PRAGMA data_version` moves)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
-
-from stagewise.paper import LedgerEntry
-from stagewise.planner.model import PlanState
 
 
 class Reads:
@@ -37,43 +34,6 @@ class Reads:
             self._kept.clear()
             self._version = version
 
-    def replace(self, known: Mapping[str, Any]) -> None:
-        """After a write: keep only `known`, the reads it knows to be true now."""
-        self._kept = dict(known)
-
-    def after_run(
-        self, state: PlanState | None, ledger: Sequence[LedgerEntry], consumed: Sequence[int]
-    ) -> dict[str, Any]:
-        """The kept reads as they will be once the run being written commits: those it
-        changed worked out from what it wrote (the file gives back the same values), not
-        read back. Called inside the run's transaction, after the write lock is taken."""
-        kept = self._kept
-        known = {}
-        if state is not None:
-            known["plan_state"] = state
-        elif "plan_state" in kept:
-            known["plan_state"] = kept["plan_state"]
-        if "pending_windfalls" in kept:
-            known["pending_windfalls"] = [
-                w for w in kept["pending_windfalls"] if w.id not in consumed
-            ]
-        if "ledger_balances" in kept:
-            balances = _after(kept["ledger_balances"], ledger)
-            if balances is not None:
-                known["ledger_balances"] = balances
-        return known
-
-
-def _after(balances: dict[str, float], entries: Sequence[LedgerEntry]) -> dict[str, float] | None:
-    """The ledger balances after `entries`, as the ledger_balances trigger computes them and
-    the file returns them: REAL sums in entry order (a zero stored unsigned), by asset. None
-    (read them back) for an entry whose asset or amount is not a plain str or number."""
-    if not entries:
-        return balances
-    after = dict(balances)
-    for e in entries:
-        if type(e.asset) is not str or type(e.amount) not in (float, int):
-            return None
-        amount = float(e.amount)
-        after[e.asset] = (after[e.asset] + amount if e.asset in after else amount) + 0.0
-    return dict(sorted(after.items()))
+    def clear(self) -> None:
+        """Drop every kept read (after each of the store's own writes)."""
+        self._kept.clear()

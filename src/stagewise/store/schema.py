@@ -1,10 +1,10 @@
-"""The state file's schema, as migrations (each runs once; those a file lacks run together in
-one transaction).
+"""The state file's schema, as sqlite-utils migrations (each runs once; those a file lacks run
+together in one transaction).
 
 Tables are declared in SQL so that types, keys, foreign keys and CHECKs are explicit; a new
 schema change is a new migration appended below, never an edit of an applied one. Applied
-migrations are listed in `_sqlite_migrations`, the table and rows sqlite-utils' migrations
-keep: `sqlite-utils migrate` and this module agree on what a file has had applied.
+migrations are listed in sqlite-utils' `_sqlite_migrations` table: `sqlite-utils migrate`
+and the store agree on what a file has had applied.
 """
 
 from __future__ import annotations
@@ -13,105 +13,72 @@ import functools
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from stagewise.store.files import atomic
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
-Migration = Callable[[sqlite3.Connection], None]
+from stagewise.store.files import connect_memory, locked
+
+Migration = Callable[[sqlite3.Connection], None]  # SQL on the database's connection
 
 MIGRATION_SET = "stagewise"
-_MIGRATIONS: list[Migration] = []  # in the order they are applied
+MIGRATIONS = Migrations(MIGRATION_SET)
 
 
 def migration(fn: Migration) -> Migration:
     """Register `fn` as the next migration (named after it)."""
-    _MIGRATIONS.append(fn)
+    MIGRATIONS(name=fn.__name__)(lambda db: fn(db.conn))
     return fn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the file's schema up to date: one query when it already is; otherwise every
+def migrate(db: Database) -> None:
+    """Bring the file's schema up to date: a query or two when it already is; otherwise every
     pending migration in one write transaction, taken before reading what is applied (two
     processes opening a new file at once apply each migration once). Inside the caller's
     transaction, the migrations join it."""
-    if up_to_date(conn):
+    if up_to_date(db):
         return
     # A table rebuild (m004) drops a table others reference: SQLite's procedure switches the
     # foreign keys off around the transaction and checks them before it commits. (Inside a
     # caller's transaction the pragma is a no-op: only a new, empty file migrates there.)
-    keys_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-    conn.execute("PRAGMA foreign_keys=OFF")
+    keys_on = db.conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.conn.execute("PRAGMA foreign_keys=OFF")
     try:
-        _apply_pending(conn)
+        with locked(db):
+            MIGRATIONS.apply(db)  # each migration a savepoint of this transaction
+            broken = db.conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"a migration broke foreign keys: {broken[:3]}")
     finally:
-        conn.execute(f"PRAGMA foreign_keys={'ON' if keys_on else 'OFF'}")
+        db.conn.execute(f"PRAGMA foreign_keys={'ON' if keys_on else 'OFF'}")
 
 
-def _apply_pending(conn: sqlite3.Connection) -> None:
-    with atomic(conn, "BEGIN IMMEDIATE"):
-        conn.execute(_MIGRATIONS_TABLE)
-        conn.execute(_MIGRATIONS_INDEX)
-        done = set(applied(conn))
-        for fn in _MIGRATIONS:
-            if fn.__name__ in done:
-                continue
-            with atomic(conn):  # a savepoint: a failing migration is undone whole
-                fn(conn)
-                conn.execute(
-                    "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
-                    " VALUES (?, ?, ?)",
-                    # sqlite-utils' format; bookkeeping, not a time the jobs ever read
-                    [MIGRATION_SET, fn.__name__, str(datetime.now(UTC))],
-                )
-        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise sqlite3.IntegrityError(f"a migration broke foreign keys: {broken[:3]}")
-
-
-def up_to_date(conn: sqlite3.Connection) -> bool:
+def up_to_date(db: Database) -> bool:
     """True when every migration has been applied to the file."""
-    return set(applied(conn)).issuperset(fn.__name__ for fn in _MIGRATIONS)
+    return not MIGRATIONS.pending(db)
 
 
-def applied(conn: sqlite3.Connection) -> list[str]:
+def applied(db: Database) -> list[str]:
     """The names of the migrations the file has had applied, in the order applied."""
-    try:
-        rows = conn.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
-            [MIGRATION_SET],
-        ).fetchall()
-    except sqlite3.OperationalError:  # no such table: a new file
-        return []
-    return [name for (name,) in rows]
+    return [m.name for m in MIGRATIONS.applied(db)]
 
 
-# As sqlite-utils creates them (its `migrate` command then finds the file as it left it).
-_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS "_sqlite_migrations" (
-   "id" INTEGER PRIMARY KEY,
-   "migration_set" TEXT,
-   "name" TEXT,
-   "applied_at" TEXT
-)"""
-_MIGRATIONS_INDEX = """CREATE UNIQUE INDEX IF NOT EXISTS "idx__sqlite_migrations_migration_set_name"
-    ON "_sqlite_migrations" ("migration_set", "name")"""
-
-
-def copy_schema(conn: sqlite3.Connection) -> None:
+def copy_schema(db: Database) -> None:
     """Give a new, empty database that no one else can see yet the current schema: a page
     copy of a database migrated once per process (migrating costs dozens of schema statements
     and queries; the copy a fraction of a millisecond)."""
     with _template_lock:  # one backup from the template at a time
-        _template().backup(conn)
+        _template().conn.backup(db.conn)
 
 
 _template_lock = threading.Lock()
 
 
 @functools.cache
-def _template() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-    migrate(conn)
-    return conn
+def _template() -> Database:
+    db = connect_memory()
+    migrate(db)
+    return db
 
 
 @migration

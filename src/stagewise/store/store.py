@@ -1,4 +1,5 @@
-"""The Store: the daemon's state file behind a small API of domain nouns."""
+"""The Store: the daemon's state file (a sqlite-utils Database) behind a small API of domain
+nouns."""
 
 from __future__ import annotations
 
@@ -11,38 +12,38 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlite_utils import Database
+
 from stagewise.churn import ProposedOrder
 from stagewise.composition import Composition
 from stagewise.errors import StagewiseError, UsageError
+from stagewise.ledger import LedgerEntry
 from stagewise.money import MAX_MONEY
-from stagewise.paper import LedgerEntry
-from stagewise.planner.model import Plan, PlanState
-from stagewise.snapshot import Snapshot
-from stagewise.store import notices, writes
+from stagewise.planner.model import PlanState
+from stagewise.store import notices, runs
 from stagewise.store.codec import (
-    as_stored,
+    decode,
     decoded,
     from_iso,
     iso,
-    plan_columns,
     state_from_json,
     state_json,
+    to_json,
     where_clause,
 )
 from stagewise.store.files import (
-    atomic,
     connect_file,
     connect_memory,
     connect_reading,
     enable_wal,
     file_of,
+    locked,
     save_copy,
     unavailable,
 )
 from stagewise.store.reads import Reads
+from stagewise.store.runs import RunRecord
 from stagewise.store.schema import applied, copy_schema, migrate, up_to_date
-
-RunStatus = Literal["ok", "failed", "skipped", "missed"]
 
 
 class StateError(StagewiseError):
@@ -100,35 +101,51 @@ class Contents:
 
 # The event that marks a simulation's database (`simulate` replaces only files that have it).
 SIMULATION_EVENT = "simulation"
+# A simulation's value series (m007_simulation_days), a row per day.
+DAY_COLUMNS = (
+    "day",
+    "value",
+    "cash",
+    "crypto_share",
+    "outside_value",
+    "invested",
+    "moved_in",
+    "contributions",
+    "withdrawals",
+    "profit_moved_out",
+)
 
 
 class Store:
-    """The daemon's SQLite state, on the connection it is given (migrated on construction).
+    """The daemon's SQLite state, on the Database it is given (migrated on construction).
 
-    The store owns `conn`: it closes it, and opens every transaction itself (the connection
-    is switched to autocommit, so no statement opens one behind its back).
+    The store owns `db`: it closes it, and opens every transaction itself (its connection
+    is switched to autocommit, so no statement opens one behind its back). `conn` is the
+    connection, for the hand-written SQL of the hot paths.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        conn.isolation_level = None
-        self.conn = conn
-        self._reads = Reads(conn)  # what the jobs read on every run, kept until it changes
-        conn.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
-        migrate(conn)
+    def __init__(self, db: Database) -> None:
+        if not db.conn.in_transaction:  # (setting it would commit one)
+            db.conn.isolation_level = None
+        self.db = db
+        self.conn = db.conn
+        self._reads = Reads(db.conn)  # what the jobs read on every run, kept until a write
+        db.conn.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
+        migrate(db)
 
     @classmethod
     def open(cls, path: Path) -> Store:
         """Open (creating it and its folder if needed) the state file at `path`, in WAL mode.
         Another application's SQLite file is refused, and left exactly as it is."""
-        conn = None
+        db = None
         try:
-            conn = connect_file(path)
-            _refuse_foreign(conn, path)
-            enable_wal(conn)
-            return cls(conn)
+            db = connect_file(path)
+            _refuse_foreign(db, path)
+            enable_wal(db)
+            return cls(db)
         except BaseException as e:
-            if conn is not None:
-                conn.close()
+            if db is not None:
+                db.close()
             if (named := unavailable(e, path)) is not None:
                 raise named from e
             if isinstance(e, sqlite3.Error | OSError):
@@ -140,19 +157,19 @@ class Store:
         """Open the existing state file at `path` for reading only: nothing is created or
         migrated, so it works on a file the reader may not write (e.g. the daemon's). A file
         an older stagewise wrote is refused until a writer (the daemon) upgrades it."""
-        conn = None
+        db = None
         try:
-            conn = connect_reading(path)
-            _refuse_foreign(conn, path)
-            if not up_to_date(conn):
+            db = connect_reading(path)
+            _refuse_foreign(db, path)
+            if not up_to_date(db):
                 raise StateError(
                     f"{path} was written by an older stagewise: start the daemon (or run a "
                     "command that writes, e.g. `stagewise once reassess`) to upgrade it"
                 )
-            return cls(conn)
+            return cls(db)
         except BaseException as e:
-            if conn is not None:
-                conn.close()
+            if db is not None:
+                db.close()
             if (named := unavailable(e, path)) is not None:
                 raise named from e
             if isinstance(e, sqlite3.Error | OSError):
@@ -164,9 +181,9 @@ class Store:
         """A new state database in memory, migrated like a file and private to this store
         (no file to write, no other process to look out for). It is gone at close: `save`
         it to keep it."""
-        conn = connect_memory()
-        copy_schema(conn)  # already migrated: the constructor finds nothing to apply
-        store = cls(conn)
+        db = connect_memory()
+        copy_schema(db)  # already migrated: the constructor finds nothing to apply
+        store = cls(db)
         store._reads.private = True
         return store
 
@@ -181,9 +198,9 @@ class Store:
         try:
             source = connect_reading(path)
             _refuse_foreign(source, path)
-            conn = connect_memory()
-            source.backup(conn)
-            return cls(conn)
+            db = connect_memory()
+            source.conn.backup(db.conn)
+            return cls(db)
         except sqlite3.Error as e:
             raise StateError(f"cannot read the state file {path}: {e}") from None
         finally:
@@ -197,21 +214,21 @@ class Store:
         `durable=False`: not synced to disk (output that can be made again, a simulation)."""
         if self.conn.in_transaction:
             raise StateError("cannot save the state while a write is in progress")
-        own = file_of(self.conn)
+        own = file_of(self.db)
         if own is not None and own.resolve() == path.resolve():
             raise StateError(f"cannot save the state file {path} over itself")
         try:
-            save_copy(self.conn, path, durable=durable)
+            save_copy(self.db, path, durable=durable)
         except (sqlite3.Error, OSError) as e:
             raise StateError(f"cannot save the state to {path}: {e}") from e
 
     def close(self) -> None:
         """Close the database connection."""
-        self.conn.close()
+        self.db.close()
 
     def schema_version(self) -> int:
         """How many of the schema's migrations this file has had applied."""
-        return len(applied(self.conn))
+        return len(applied(self.db))
 
     def integrity_ok(self) -> bool:
         """True when SQLite finds the file sound and no foreign key dangles."""
@@ -251,60 +268,30 @@ class Store:
         )
         return decoded(rows)
 
-    def record_run(
-        self,
-        *,
-        job: str,
-        period: str,
-        scheduled_at: datetime,
-        started_at: datetime,
-        finished_at: datetime,
-        status: RunStatus,
-        mode: str,
-        plan: Plan | None = None,
-        snapshot: Snapshot | None = None,
-        state: PlanState | None = None,
-        ledger: Sequence[LedgerEntry] = (),
-        events: Sequence[tuple[str, dict]] = (),
-        consume_windfalls: Sequence[int] = (),
-        error: str | None = None,
-    ) -> int:
-        """Record one run and all it changed, whole or not at all; returns the run's id.
-
-        `state` (default: the plan's) becomes the carried plan state, except the pause,
-        which only set_paused changes. Ledger entries and events are tied to the run; the
-        windfalls named are marked consumed by it. Raises DuplicatePeriod if `period` is
-        already done (a failed run may be recorded for a period any number of times),
-        ValueError for a naive time or a windfall not pending.
-        """
-        run = (
-            job,
-            period,
-            iso(scheduled_at),
-            iso(started_at),
-            iso(finished_at),
-            status,
-            error,
-            mode,
-            iso(snapshot.taken_at) if snapshot else None,
-        )
-        planned = plan_columns(plan) if plan is not None else None
-        if state is None and plan is not None:
-            state = plan.state
-        with self._writing() as known:
-            run_id = self._insert_run(run, planned)
-            self._reads.check()  # the write lock is held from here: cached reads stay true
-            conn = self.conn
-            if plan is not None:
-                writes.insert_plan(conn, run_id, plan)
-            if snapshot is not None:
-                writes.insert_snapshot(conn, run_id, snapshot)
-            written = None if state is None else self._carry_state(state, finished_at)
-            writes.insert_ledger(conn, ledger, run_id)
-            for kind, data in events:
-                writes.insert_event(conn, kind, finished_at, data, run_id)
-            self._consume_windfalls(consume_windfalls, run_id)
-            known.update(self._reads.after_run(written, ledger, consume_windfalls))
+    def record_run(self, run: RunRecord) -> int:
+        """Record one run and all it changed (see RunRecord), whole or not at all; returns
+        the run's id. Raises DuplicatePeriod if its period is already done (a failed run may
+        be recorded for a period any number of times), ValueError for a naive time or a
+        windfall not pending."""
+        conn = self.conn
+        with self._writing():
+            try:
+                run_id = runs.insert_run(conn, run)
+            except sqlite3.IntegrityError as e:
+                if "runs.period" in str(e):
+                    raise DuplicatePeriod(f"period {run.period} has already run") from e
+                raise
+            if run.plan is not None:
+                runs.insert_plan(conn, run_id, run.plan)
+            if run.snapshot is not None:
+                runs.insert_snapshot(conn, run_id, run.snapshot)
+            carried = run.carried
+            if carried is not None:
+                self._carry_state(carried, run.finished_at)
+            runs.insert_ledger(conn, run.ledger, run_id)
+            for kind, data in run.events:
+                self._insert_event(kind, run.finished_at, data, run_id)
+            self._consume_windfalls(run.consume_windfalls, run_id)
         return run_id
 
     def runs(
@@ -391,12 +378,10 @@ class Store:
         self, exchange: str, symbol: str, timeframe: str, rows: Sequence[tuple[int, float]]
     ) -> None:
         """Keep downloaded closes (replacing the same timestamps), in one transaction."""
+        market = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
         with self._writing():
-            self.conn.executemany(
-                "INSERT INTO price_cache (exchange, symbol, timeframe, ts, close)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (exchange, symbol, timeframe, ts)"
-                " DO UPDATE SET close = excluded.close",
-                [(exchange, symbol, timeframe, ts, close) for ts, close in rows],
+            self.db.table("price_cache").upsert_all(
+                ({**market, "ts": ts, "close": close} for ts, close in rows), pk=_CLOSE_KEY
             )
 
     def plan_state(self) -> PlanState:
@@ -410,7 +395,7 @@ class Store:
         the pause in force before (None: there was none). Asking for what is already so
         writes nothing, except that `replace` gives the pause in force the new reason (a
         'pause_replaced' event; the pause keeps its start)."""
-        with self._writing("BEGIN IMMEDIATE"):  # the write lock before reading: no lost update
+        with self._writing(lock_first=True):  # the write lock before reading: no lost update
             before = self.pause()
             held = self._read_state()
             if paused == held.paused and not (paused and replace and reason != held.pause_reason):
@@ -454,8 +439,20 @@ class Store:
         """Record a reconstitution under `period` with its `reconstituted` event, in one
         transaction. Raises DuplicatePeriod if the index has one for `period` already."""
         with self._writing():
+            c = composition
             try:
-                writes.insert_composition(self.conn, period, composition)
+                self.db.table("compositions").insert(
+                    {
+                        "index_name": c.index,
+                        "period": period,
+                        "moment": iso(c.moment),
+                        "close_day": c.close_day.isoformat(),
+                        "weights": to_json(dict(c.weights)),
+                        "figures": to_json(dict(c.figures)),
+                        "ranks": to_json(dict(c.ranks)),
+                        "notes": to_json(list(c.notes)),
+                    }
+                )
             except sqlite3.IntegrityError as e:
                 raise DuplicatePeriod(
                     f"index {composition.index} is already composed for {period}"
@@ -494,7 +491,7 @@ class Store:
     def start_telling(self, at: datetime) -> None:
         """The daemon's start with notifications: a first one tells nothing recorded before
         it; messages a stopped daemon left mid-delivery are marked 'interrupted'."""
-        with self._writing("BEGIN IMMEDIATE"):
+        with self._writing(lock_first=True):
             notices.start_cursor(self.conn, at)
             notices.interrupt(self.conn, at)
 
@@ -506,7 +503,7 @@ class Store:
         self, looked: notices.Untold, found: Sequence[notices.Notice], at: datetime
     ) -> list[int]:
         """Claim the messages of a look, once (see notices.claim); returns their ids."""
-        with self._writing("BEGIN IMMEDIATE"):
+        with self._writing(lock_first=True):
             return notices.claim(self.conn, looked, found, at)
 
     def notice_done(
@@ -527,10 +524,8 @@ class Store:
         if not 0 < amount <= MAX_MONEY:  # NaN compares False
             raise ValueError(f"a windfall of {amount!r} is not a usable amount of money")
         with self._writing():
-            cursor = self.conn.execute(
-                "INSERT INTO pending_windfalls (at, amount) VALUES (?, ?)", [iso(at), amount]
-            )
-            windfall_id = int(cursor.lastrowid or 0)
+            table = self.db.table("pending_windfalls").insert({"at": iso(at), "amount": amount})
+            windfall_id = int(table.last_pk or 0)  # an INTEGER PRIMARY KEY: never None
             self._insert_event("windfall", at, {"id": windfall_id, "amount": amount})
         return windfall_id
 
@@ -568,7 +563,7 @@ class Store:
         """Cancel a pending windfall: a skipped run `windfall:ID:cancelled` consumes it (with a
         'windfall_cancelled' event), so no job invests it. Returns it as it was; raises
         UsageError for an id that is unknown or no longer pending."""
-        with self._writing("BEGIN IMMEDIATE"):  # the write lock first: no job consumes it meanwhile
+        with self._writing(lock_first=True):  # the write lock first: no job consumes it meanwhile
             found = next((w for w in self.windfalls() if w.id == windfall_id), None)
             if found is None:
                 raise UsageError(f"there is no windfall #{windfall_id} (`stagewise windfall list`)")
@@ -578,16 +573,18 @@ class Store:
                     f"{found.period} at {found.settled_at:%Y-%m-%d %H:%M} UTC"
                 )
             self.record_run(
-                job="windfall",
-                period=f"windfall:{windfall_id}:cancelled",
-                scheduled_at=at,
-                started_at=at,
-                finished_at=at,
-                status="skipped",
-                mode=mode,
-                error="cancelled with `stagewise windfall cancel`",
-                events=[("windfall_cancelled", {"id": windfall_id, "amount": found.amount})],
-                consume_windfalls=[windfall_id],
+                RunRecord(
+                    job="windfall",
+                    period=f"windfall:{windfall_id}:cancelled",
+                    scheduled_at=at,
+                    started_at=at,
+                    finished_at=at,
+                    status="skipped",
+                    mode=mode,
+                    error="cancelled with `stagewise windfall cancel`",
+                    events=[("windfall_cancelled", {"id": windfall_id, "amount": found.amount})],
+                    consume_windfalls=[windfall_id],
+                )
             )
         return found
 
@@ -609,19 +606,19 @@ class Store:
 
     def record_days(self, days: Iterable[Any]) -> None:
         """A simulation's account at the end of each day (performance.Day: the attributes
-        `writes.DAY_COLUMNS` name) in the simulation_days table, in one transaction."""
+        DAY_COLUMNS name) in the simulation_days table, in one transaction."""
         with self._writing():
-            writes.insert_days(self.conn, days)
+            self.db.table("simulation_days").insert_all(
+                {"day": d.day.isoformat(), **{c: getattr(d, c) for c in DAY_COLUMNS[1:]}}
+                for d in days
+            )
 
     def days(self) -> list[dict[str, Any]]:
         """The simulation_days rows in date order, by column name (`day` a date)."""
-        cursor = self.conn.execute(
-            f"SELECT {', '.join(writes.DAY_COLUMNS)} FROM simulation_days ORDER BY day"
+        rows = self.db.table("simulation_days").rows_where(
+            order_by="day", select=", ".join(DAY_COLUMNS)
         )
-        rows = [dict(zip(writes.DAY_COLUMNS, row, strict=True)) for row in cursor]
-        for row in rows:
-            row["day"] = date.fromisoformat(row["day"])
-        return rows
+        return [{**row, "day": date.fromisoformat(row["day"])} for row in rows]
 
     # -- ledger -----------------------------------------------------------------------------
 
@@ -667,7 +664,7 @@ class Store:
         with self._writing():
             if self.conn.execute("SELECT 1 FROM ledger LIMIT 1").fetchone():
                 return False
-            writes.insert_ledger(self.conn, entries, None)
+            runs.insert_ledger(self.conn, entries, None)
             self._insert_event("ledger_seeded", at, {"balances": dict(balances)})
         return True
 
@@ -675,47 +672,37 @@ class Store:
         self, table: str, where: str | None, args: list[object], limit: int
     ) -> list[dict[str, Any]]:
         """Rows of `table` (all columns), newest first, decoded for callers."""
-        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-        return decoded(self.conn.execute(f"{sql} ORDER BY id DESC LIMIT ?", [*args, limit]))
+        rows = self.db.table(table).rows_where(where, args, order_by="id DESC", limit=int(limit))
+        return [decode(row) for row in rows]
 
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _writing(self, begin: str = "BEGIN") -> Iterator[dict[str, Any]]:
-        """One transaction (nested ones are savepoints), opened with `begin`. Kept reads are
-        dropped after it; the block may give, in the dict it gets, reads it knows to be true
-        after its commit (kept only when this transaction is the outermost, so commits when
-        the block ends). A write another process's lock or a full disk refuses raises
-        StateBusy / StateFull."""
-        outermost = not self.conn.in_transaction
-        known: dict[str, Any] = {}
+    def _writing(self, *, lock_first: bool = False) -> Iterator[None]:
+        """One transaction, the database's atomic block (nested ones are savepoints);
+        `lock_first`: the write lock taken before the block reads anything. Kept reads are
+        dropped after it, committed or not. A write another process's lock or a full disk
+        refuses raises StateBusy / StateFull."""
         try:
-            with atomic(self.conn, begin):
-                yield known
+            with locked(self.db) if lock_first else self.db.atomic():
+                yield
         except BaseException as e:
-            self._reads.replace({})  # rolled back: what the block knew is not true
             if (
                 isinstance(e, sqlite3.Error)
-                and (named := unavailable(e, file_of(self.conn))) is not None
+                and (named := unavailable(e, file_of(self.db))) is not None
             ):
                 raise named from e
             raise
-        self._reads.replace(known if outermost else {})
+        finally:
+            self._reads.clear()
 
     # -- writing, inside a caller's transaction ---------------------------------------------
-
-    def _insert_run(self, run: Sequence[Any], planned: Mapping[str, Any] | None) -> int:
-        try:
-            return writes.insert_run(self.conn, run, planned)
-        except sqlite3.IntegrityError as e:
-            if "runs.period" in str(e):
-                raise DuplicatePeriod(f"period {run[1]} has already run") from e
-            raise
 
     def _insert_event(
         self, kind: str, at: datetime, data: Mapping[str, Any], run_id: int | None = None
     ) -> None:
-        writes.insert_event(self.conn, kind, at, data, run_id)
+        row = {"at": iso(at), "kind": kind, "run_id": run_id, "data": to_json(data)}
+        self.db.table("events").insert(row)
 
     def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
         for windfall_id in ids:
@@ -727,29 +714,21 @@ class Store:
             if cursor.rowcount != 1:
                 raise ValueError(f"windfall {windfall_id} is not pending")
 
-    def _lock_state(self, at: datetime) -> None:
-        self.conn.execute(
-            "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?)"
-            " ON CONFLICT (id) DO NOTHING",
-            [state_json(PlanState()), iso(at)],
-        )
-
-    def _carry_state(self, state: PlanState, at: datetime) -> PlanState:
-        """Write `state` as the carried one, keeping the pause the file holds; returns it as
-        reading it back would give it."""
+    def _carry_state(self, state: PlanState, at: datetime) -> None:
+        """Write `state` as the carried one, keeping the pause the file holds (called with
+        the write lock held: the kept read is the file's)."""
         held = self.plan_state()
         kept = dataclasses.replace(state, paused=held.paused, pause_reason=held.pause_reason)
-        if kept == held:
-            return held  # unchanged (most runs): its row stays, with when it last changed
-        text = state_json(kept)
-        self._write_state(text, at)
-        return as_stored(kept, text)
+        if kept != held:  # unchanged (most runs): its row stays, with when it last changed
+            self._write_state(state_json(kept), at)
 
     def _read_state(self) -> PlanState:
         row = self.conn.execute("SELECT state FROM plan_state WHERE id = 1").fetchone()
         return PlanState() if row is None else state_from_json(row[0])
 
     def _write_state(self, text: str, at: datetime) -> None:
+        # Hand-written: most runs change the carried state (an upsert through the Table costs
+        # its lookups of the table on every run).
         self.conn.execute(
             "INSERT INTO plan_state (id, state, updated_at) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
@@ -758,16 +737,19 @@ class Store:
         )
 
 
-def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
-    """Raise StateError when `conn`'s file is another application's SQLite database."""
-    if _foreign(conn):
+def _refuse_foreign(db: Database, path: Path) -> None:
+    """Raise StateError when `db`'s file is another application's SQLite database."""
+    if _foreign(db):
         raise StateError(
             f"{path} is an SQLite database but not a stagewise state file: left as it is"
         )
 
 
-def _foreign(conn: sqlite3.Connection) -> bool:
+def _foreign(db: Database) -> bool:
     """True for a database with tables but no stagewise migration applied: someone else's
     (a new, empty file has no tables; a state file lists its migrations)."""
-    has_tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1")
-    return has_tables.fetchone() is not None and not applied(conn)
+    return bool(db.table_names()) and not applied(db)
+
+
+# The primary key of a cached close.
+_CLOSE_KEY = ("exchange", "symbol", "timeframe", "ts")

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
 from stagewise.errors import OutputRefused
 from stagewise.store.files import save_copy
 
@@ -71,7 +73,7 @@ def save_sweep(
         marks = ", ".join("?" for _ in columns)
         conn.executemany(f"INSERT INTO windows VALUES ({marks})", rows)
         conn.commit()
-        save_copy(conn, path, durable=False)
+        save_copy(Database(conn), path, durable=False)
     except (sqlite3.Error, OSError) as e:
         raise OutputRefused(f"cannot write the sweep database {path}: {e}") from e
     finally:
