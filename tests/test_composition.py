@@ -174,14 +174,14 @@ def test_zero_qualifying_is_an_error_naming_the_index():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"constituents": {"BTC": 100}}, "either constituents"),
+        ({"constituents": {"BTC": 100}}, "give one of constituents .*not constituents and universe"),
         ({"select": {"top": 3, "by": "momentum", "lookback_days": 30}}, "select.top: 3"),
         ({"weigh": "rank"}, "weigh: 'rank' needs a ranking"),
         ({"max_weight_pct": 40}, "max_weight_pct: 2 assets at most 40"),
         ({"min_weight_pct": 60}, "min_weight_pct: 2 assets at least 60"),
         ({"universe": ["AAA", "AAA"]}, "listed twice"),
         ({"universe": ["aaa"]}, "universe: asset 'aaa'"),
-        ({"select": {"top": 1, "by": "volume", "lookback_days": 30}}, "select"),
+        ({"select": {"top": 1, "by": "marketcap", "lookback_days": 30}}, "select"),
     ],
 )
 def test_a_bad_rule_is_refused_naming_the_field(fields, message):

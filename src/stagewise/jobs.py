@@ -41,7 +41,7 @@ from stagewise.planner import (
 )
 from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState
-from stagewise.reconstitution import Reconstitutions
+from stagewise.reconstitution import HistoryData, IndexData, Reconstitutions
 from stagewise.scheduler import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
@@ -91,6 +91,7 @@ class Jobs:
         account: Account,
         clock: Callable[[], datetime] | None = None,
         history: PriceHistory | None = None,
+        index_data: IndexData | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -101,8 +102,11 @@ class Jobs:
         self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
         self.policy = policy_from(config.settings, allow_deposit=account.allow_deposit)
         self.targets = TargetsOn(config)  # the targets of a day (pure, so remembered)
-        # The rule indices' compositions, chosen from `history` (None: live, none yet).
-        self.compositions = Reconstitutions(config, store, history)
+        # The rule indices' compositions, chosen from `index_data` (live: the exchange's
+        # candles) or `history` (a simulation's prices).
+        if index_data is None and history is not None:
+            index_data = HistoryData(history, config.quote)
+        self.compositions = Reconstitutions(config, store, index_data)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
 
     # -- what a trigger fires -----------------------------------------------------------
@@ -426,6 +430,7 @@ class Jobs:
         consume: Sequence[int] = (),
         events: Sequence[tuple[str, dict]] = (),
     ) -> Outcome:
+        plan = self.compositions.annotate(plan)  # a rule index it could not compose
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
             return self._failed(job, key, scheduled_at, now, plan.refused, snapshot)

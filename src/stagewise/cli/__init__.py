@@ -333,10 +333,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     # What the daemon could not run with (the settings alone load without ccxt: `stage` and
     # `status` need no exchange, so the id is checked here and when the daemon builds it).
     problems = [p for p in (s.exchange.missing_keys(), unknown_exchange(s.exchange.id)) if p]
-    if config.plan.rule_indices():
-        from stagewise.runtime import rule_indices_refused
-
-        problems.append(rule_indices_refused(config))
     if problems:
         raise ConfigError(f"{config.path}: invalid configuration", problems)
     notify: list[str] = []

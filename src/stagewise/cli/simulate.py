@@ -16,6 +16,7 @@ from stagewise.money import MAX_MONEY
 from stagewise.settings import Config
 
 if TYPE_CHECKING:
+    from stagewise.exchange import Exchange
     from stagewise.history import PriceHistory
     from stagewise.plan_events import Pause, Windfall
 
@@ -27,6 +28,9 @@ separate database, and prints a report. Prices come from a CSV file (--prices; f
 header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
 config's exchange (--from-exchange; downloaded once, then cached). Without either, the
 shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market.
+Rule indices that choose or weigh by traded volume (select by "volume", weigh "volume",
+a liquidity floor) need volumes: --volumes CSV (the price file's shape, each cell the
+day's volume in the quote currency) or --from-exchange (the candles' volumes).
 
 Point in time: a row's close is known from the midnight that ends its day (a CSV's days
 are yours, the exchange's are UTC days): a job sees the close of the day before, never its
@@ -57,7 +61,15 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
     source.add_argument(
         "--from-exchange",
         action="store_true",
-        help="download daily closes from the config's exchange (cached for later runs)",
+        help="download daily candles from the config's exchange (cached for later runs)",
+    )
+    p.add_argument(
+        "--volumes",
+        type=Path,
+        metavar="CSV",
+        help="daily quote volumes for rule indices that choose or weigh by volume: a CSV of "
+        "the price file's shape (date,ASSET,...; each cell the day's traded volume in the "
+        "quote currency)",
     )
     p.add_argument(
         "--start",
@@ -190,6 +202,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"--end {args.end} must be after --start {args.start}")
     if args.from_exchange and not (args.start and args.end):
         raise UsageError("--from-exchange needs --start and --end")
+    if args.from_exchange and args.volumes:
+        raise UsageError("--volumes is for a price file: --from-exchange has the volumes")
     # Before the simulation runs: a chart it cannot draw must not cost the run.
     chart = None
     if args.chart:
@@ -242,47 +256,81 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
-    from stagewise.history import load_csv
+    from stagewise.history import load_csv, load_volumes
 
     if args.from_exchange:
         return download_history(config, args.start, args.end)
     from stagewise import shipped
 
-    return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
+    history = load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
+    return load_volumes(args.volumes, history) if args.volumes else history
 
 
 def download_history(config: Config, start: date, end: date) -> PriceHistory:
-    """Daily closes of every plan asset from the exchange, through a cache beside the state."""
+    """Daily candles (closes, quote volumes) of every plan asset and every asset a rule index
+    may choose from the exchange, through a cache beside the state."""
+    from stagewise.composition import history_days
     from stagewise.exchange import Exchange
-    from stagewise.history import from_closes
-    from stagewise.simulate import plan_assets
+    from stagewise.history import from_candles
     from stagewise.store import Store
 
     public = config.settings.exchange.model_copy(
         update={"api_key": None, "secret": None, "password": None}
     )
-    # From two days before: the closes a job of the first day knows (UTC days, in any zone).
+    # From two days before: the closes a job of the first day knows (UTC days, in any zone),
+    # and the days of closes the rule indices read before it.
+    rules = [config.plan.indices[i] for i in config.plan.rule_indices()]
+    reach = max((history_days(index) for index in rules), default=0)
+    volumes = any(index.needs_volumes for index in rules)  # candles cached without: again
     since = int(
-        datetime.combine(start - timedelta(days=2), datetime.min.time(), UTC).timestamp() * 1000
+        datetime.combine(start - timedelta(days=2 + reach), datetime.min.time(), UTC).timestamp()
+        * 1000
     )
     until = int(datetime.combine(end, datetime.min.time(), UTC).timestamp() * 1000)
     cache = Store.open(config.settings.state.path.with_name("price-cache.db"))
     exchange = Exchange(public)
-    closes: dict[str, list[tuple[int, float]]] = {}
+    candles = {}
     try:
-        for asset in sorted(plan_assets(config, start, end)):
-            symbol = f"{asset}/{config.quote}"
-            rows = cache.cached_closes(exchange.id, symbol, "1d", since, until)
-            expected_days = (until - since) // 86_400_000
-            if len(rows) < expected_days:
-                print(f"downloading {symbol} daily closes ...", file=sys.stderr)
-                rows = exchange.ohlcv_closes(asset, since, until)
-                cache.cache_closes(exchange.id, symbol, "1d", rows)
-            closes[asset] = rows
+        assets = download_assets(config, exchange, start, end)
+        symbols = {asset: f"{asset}/{config.quote}" for asset in assets}
+        cached = cache.cached_candles(exchange.id, list(symbols.values()), "1d", since, until)
+        expected_days = (until - since) // 86_400_000
+        for asset, symbol in symbols.items():
+            rows = cached.get(symbol, [])
+            unknown = volumes and any(r.quote_volume is None for r in rows)
+            if len(rows) < expected_days or unknown:
+                print(f"downloading {symbol} daily candles ...", file=sys.stderr)
+                rows = exchange.daily_candles(asset, since, until)
+                cache.cache_candles(exchange.id, symbol, "1d", rows)
+            candles[asset] = rows
     finally:
         exchange.close()
         cache.close()
-    return from_closes(closes, f"{config.settings.exchange.id} daily closes")
+    return from_candles(candles, f"{config.settings.exchange.id} daily candles")
+
+
+def download_assets(config: Config, exchange: Exchange, start: date, end: date) -> list[str]:
+    """The assets a simulation over [start, end) may hold: the plan's fixed baskets', the
+    rule indices' listed universes, a holdings file's (as it is now), and for an exchange
+    universe every asset the exchange lists against the quote currency today, less the
+    exclusions (today's list: coins delisted since are missing, a survivorship bias)."""
+    from stagewise.holdings import read_holdings
+    from stagewise.simulate import plan_assets
+    from stagewise.universe import resolve
+
+    assets = set(plan_assets(config, start, end))
+    listed: list[str] | None = None
+    for name in config.plan.rule_indices():
+        index = config.plan.indices[name]
+        if index.universe == "exchange":
+            if listed is None:
+                listed = exchange.quote_bases(datetime.now(UTC))
+            assets |= set(resolve(index, listed, config.quote, "").assets)
+        elif index.source is not None:  # what the file holds now
+            assets |= set(read_holdings(index.source).weights)
+        else:
+            assets |= set(index.assets())
+    return sorted(assets)
 
 
 def _progress_bar(start: date, end: date) -> Callable[[float], None]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from stagewise.churn import ProposedOrder
 from stagewise.composition import Composition
 from stagewise.errors import StagewiseError, UsageError
+from stagewise.history import Candle
 from stagewise.money import MAX_MONEY
 from stagewise.paper import LedgerEntry
 from stagewise.planner.model import Plan, PlanState
@@ -86,6 +87,16 @@ class Pause:
 
     since: datetime
     reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CandleFetch:
+    """A market's last candle request: its UTC day, the earliest open time asked for (ms),
+    and the newest candle cached (ms; None: the exchange had none)."""
+
+    fetched_on: str
+    since: int
+    newest: int | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -376,28 +387,65 @@ class Store:
             for a, amount, price, value in assets
         }
 
-    def cached_closes(
-        self, exchange: str, symbol: str, timeframe: str, since_ms: int, until_ms: int
-    ) -> list[tuple[int, float]]:
-        """Cached (timestamp ms, close) rows of one market in [since_ms, until_ms)."""
-        rows = self.conn.execute(
-            "SELECT ts, close FROM price_cache WHERE exchange = ? AND symbol = ? "
-            "AND timeframe = ? AND ts >= ? AND ts < ? ORDER BY ts",
-            [exchange, symbol, timeframe, since_ms, until_ms],
-        ).fetchall()
-        return [(int(ts), float(close)) for ts, close in rows]
+    def cached_candles(
+        self,
+        exchange: str,
+        symbols: Sequence[str],
+        timeframe: str,
+        since_ms: int,
+        until_ms: int,
+    ) -> dict[str, list[Candle]]:
+        """Per symbol of `symbols`, its cached candles opening in [since_ms, until_ms), oldest
+        first (a symbol without any is absent), in one query."""
+        out: dict[str, list[Candle]] = {}
+        wanted = list(symbols)
+        for i in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
+            chunk = wanted[i : i + 500]
+            rows = self.conn.execute(
+                "SELECT symbol, ts, close, volume FROM price_cache WHERE exchange = ? AND "
+                f"timeframe = ? AND symbol IN ({', '.join('?' for _ in chunk)}) AND ts >= ? "
+                "AND ts < ? ORDER BY symbol, ts",
+                [exchange, timeframe, *chunk, since_ms, until_ms],
+            )
+            for symbol, ts, close, volume in rows:
+                out.setdefault(symbol, []).append(Candle(ts, close, volume))
+        return out
 
-    def cache_closes(
-        self, exchange: str, symbol: str, timeframe: str, rows: Sequence[tuple[int, float]]
+    def cache_candles(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        rows: Sequence[Candle],
+        fetched: tuple[str, int] | None = None,
     ) -> None:
-        """Keep downloaded closes (replacing the same timestamps), in one transaction."""
+        """Keep downloaded candles (replacing the same timestamps) and, with `fetched` (the
+        UTC day of the request, the earliest open time it covers), note the request, in one
+        transaction."""
         with self._writing():
             self.conn.executemany(
-                "INSERT INTO price_cache (exchange, symbol, timeframe, ts, close)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (exchange, symbol, timeframe, ts)"
-                " DO UPDATE SET close = excluded.close",
-                [(exchange, symbol, timeframe, ts, close) for ts, close in rows],
+                "INSERT INTO price_cache (exchange, symbol, timeframe, ts, close, volume)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (exchange, symbol, timeframe, ts)"
+                " DO UPDATE SET close = excluded.close, volume = excluded.volume",
+                [(exchange, symbol, timeframe, c.ts, c.close, c.quote_volume) for c in rows],
             )
+            if fetched is not None:
+                self.conn.execute(
+                    "INSERT INTO candle_fetches (exchange, symbol, timeframe, fetched_on, since)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (exchange, symbol, timeframe)"
+                    " DO UPDATE SET fetched_on = excluded.fetched_on, since = excluded.since",
+                    [exchange, symbol, timeframe, *fetched],
+                )
+
+    def candle_fetches(self, exchange: str, timeframe: str) -> dict[str, CandleFetch]:
+        """Per symbol, its last candle request and the newest candle cached of it."""
+        rows = self.conn.execute(
+            "SELECT f.symbol, f.fetched_on, f.since, (SELECT MAX(ts) FROM price_cache p"
+            " WHERE p.exchange = f.exchange AND p.symbol = f.symbol AND p.timeframe ="
+            " f.timeframe) FROM candle_fetches f WHERE f.exchange = ? AND f.timeframe = ?",
+            [exchange, timeframe],
+        )
+        return {s: CandleFetch(on, since, newest) for s, on, since, newest in rows}
 
     def plan_state(self) -> PlanState:
         """The planner's carried state; the default PlanState() before any was saved."""
