@@ -94,6 +94,17 @@ def history_days(index: Index) -> int:
     return max(days)
 
 
+def require_volumes(indices: Mapping[str, Index], history: PriceHistory) -> None:
+    """Fail, naming the first, if a rule index reads volumes and `history` has none."""
+    if history.volumes:
+        return
+    for name, index in sorted(indices.items()):
+        if index.is_rule and index.needs_volumes:
+            raise PriceHistoryError(
+                f"index {index.name} ({name}) reads traded volumes, but {NO_VOLUMES}"
+            )
+
+
 @dataclass
 class _Window:
     """The closes and volumes of a universe up to a moment, and what was left out on the way."""
@@ -128,7 +139,7 @@ def compose(
         {a: history.volumes.get(a, empty)[:n] for a in universe.assets},
         {},
     )
-    eligible = _priced(window)
+    eligible = _priced(window, close_day)
     if index.liquidity is not None:
         eligible = _liquid(index, window, eligible)
     figures: dict[str, float] = {}
@@ -192,7 +203,7 @@ def from_holdings(
     )
 
 
-def _priced(window: _Window) -> list[str]:
+def _priced(window: _Window, close_day: date) -> list[str]:
     """The assets with a close on the last usable day, by name."""
     out = []
     for asset in sorted(window.closes):
@@ -200,7 +211,7 @@ def _priced(window: _Window) -> list[str]:
         if column and column[-1] is not None:
             out.append(asset)
         else:
-            window.exclude(asset, "no close yet")
+            window.exclude(asset, f"no close of {close_day}")
     return out
 
 

@@ -149,22 +149,26 @@ class Reconstitutions:
             self.store.add_composition(period, made, event)
         except DuplicatePeriod:  # another process composed it first: take its choice
             return self.store.compositions(period=period)[index]["weights"]
+        moved = event["reweighted"]
         log.info(
             "reconstituted",
             index=index,
             constituents=list(made.weights),
             entered=entered,
             left=left,
-            reweighted=event["reweighted"],
+            reweighted=moved,
             notes=list(made.notes),
         )
-        if (
-            rule.source is not None
-            and before is not None
-            and (entered or left or event["reweighted"])
-        ):
+        if rule.source is not None and before is not None and (entered or left or moved):
+            # what the provider changed in its file since the last reconstitution
+            source = str(rule.source)
             log.info(
-                "holdings_changed", index=index, source=str(rule.source), entered=entered, left=left
+                "holdings_changed",
+                index=index,
+                source=source,
+                entered=entered,
+                left=left,
+                reweighted=moved,
             )
         return dict(made.weights)
 

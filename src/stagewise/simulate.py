@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from stagewise.churn import Churn, churn
+from stagewise.composition import require_volumes
 from stagewise.contributions import retired_on
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.history import HistoryMarkets, PriceHistory
@@ -227,6 +228,7 @@ def simulate(
     sim = simulation_config(config, db_path)
     assets = plan_assets(sim, start, end)
     history.require(assets, start, end, sim.tz, strict=strict_history)
+    require_volumes(sim.plan.indices, history)
     store = Store.open_memory()
     try:
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
