@@ -321,23 +321,48 @@ def history_runtime(history_2027):
         runtime.close()
 
 
+# Compositions of the shipped rule indices (the fixed baskets they were before they became
+# rules), for tests of the targets of a day on which every index holds something.
+SHIPPED_COMPOSITIONS = {
+    "momentum_trader": {"SOL": 30.0, "AVAX": 20.0, "SUI": 20.0, "INJ": 15.0, "NEAR": 15.0},
+    "balanced_investor": {"BTC": 40.0, "ETH": 30.0, "SOL": 15.0, "LINK": 15.0},
+    "ai_agents": {"FET": 40.0, "RENDER": 30.0, "TAO": 30.0},
+    "sector_rotation": {"SOL": 25.0, "LINK": 25.0, "FET": 25.0, "AAVE": 25.0},
+}
+
+
+def shipped_index_assets() -> list[str]:
+    """Every asset of config/indices.toml: the fixed baskets' and the rule universes'."""
+    from stagewise.stages import read_toml
+
+    indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
+    return sorted({a for i in indices.values() for a in i.get("constituents") or i["universe"]})
+
+
 @pytest.fixture(scope="session")
 def plan_prices() -> dict[str, float]:
     """A fixed USDT price for every asset of config/indices.toml (the sample file's last closes)."""
     from stagewise.history import load_csv
-    from stagewise.stages import read_toml
 
-    indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
-    assets = sorted({a for index in indices.values() for a in index["constituents"]})
     closes = load_csv(SAMPLE_PRICES).closes
-    return {asset: closes[asset][-1] for asset in assets}
+    return {asset: closes[asset][-1] for asset in shipped_index_assets()}
 
 
 @pytest.fixture
 def plan_standin(standin, plan_prices):
-    """The stand-in listing every asset of config/indices.toml against USDT at `plan_prices`."""
+    """The stand-in listing every asset of config/indices.toml against USDT at `plan_prices`,
+    with daily candles up to yesterday (UTC) for the rule indices: the sample file's last
+    120 closes of each, scaled to end at its price (the daemon composes them at its first job)."""
+    from datetime import UTC, datetime, timedelta
+
+    from stagewise.history import load_csv
+
+    closes = load_csv(SAMPLE_PRICES).closes
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     for asset, price in plan_prices.items():
         standin.add_market(asset, step="0.00001", min_qty="0.00001", tick="0.0000001")
+        column = [c for c in closes[asset][-120:] if c is not None]
+        standin.serve_daily_closes(asset, [c * price / column[-1] for c in column], yesterday)
         standin.set_price(asset, price)
     return standin
 

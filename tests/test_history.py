@@ -72,9 +72,11 @@ def test_the_shipped_sample_loads_and_covers_every_plan_asset():
     history = load_csv(shipped.path(shipped.SAMPLE_PRICES))
     plan = load_config(shipped.path(shipped.EXAMPLE)).plan
     assert set(plan.assets()) <= set(history.assets)
-    # The day before the demo's first: its jobs of 1 January 2023 see that close.
-    assert (history.days[0], history.days[-1]) == (date(2022, 12, 31), date(2026, 12, 31))
-    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2023, 1, 1)
+    # 97 days before the demo's first (a warm-up for the rule indices: their longest reach is
+    # 98 days of closes), so that its jobs of 1 January 2023 compose them.
+    assert (history.days[0], history.days[-1]) == (date(2022, 9, 25), date(2026, 12, 31))
+    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2022, 9, 26)
+    assert history.first_start(ZoneInfo("Europe/Berlin"), rows=98) == date(2023, 1, 1)
     assert len(history.days) == (history.days[-1] - history.days[0]).days + 1  # every day
 
 

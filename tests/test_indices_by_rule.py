@@ -65,13 +65,63 @@ def test_simulation_reconstitutes_weekly_and_sells_leavers_with_the_rule(
     assert {b for (b,) in held} <= set(SAMPLE)
 
 
-def test_the_live_daemon_refuses_a_rule_index_at_check_config(write_plan, write_config):
-    result = run_cli("--config", str(rule_plan(write_plan, write_config)), "check-config")
-    assert result.returncode == EX_CONFIG
-    assert "indices momentum: rule indices need price history: live support comes later" in (
-        result.stderr
+def test_the_shipped_demo_reconstitutes_its_rule_indices(cli, tmp_path):
+    """The README's first command: the shipped example config holds the Balanced and AI
+    Agents rule indices; the sample's warm-up lets them be composed from the first day."""
+    result = cli("simulate", "--db", str(tmp_path / "demo.db"), "--proposals", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["start"] == "2023-01-01"  # the first day every rule index can be composed
+    assert report["runs_by_status"] == {"ok": report["runs_by_status"]["ok"]}  # none failed
+    shown = report["rule_indices"]
+    assert set(shown) == {"ai_agents", "balanced_investor"}
+    assert shown["balanced_investor"]["reconstitutions"] == 17  # 16 quarters and the first
+    assert shown["ai_agents"]["left"] > 0  # its top 4 changed
+    conn = sqlite3.connect(tmp_path / "demo.db")
+    sells = conn.execute(
+        "SELECT reason FROM orders WHERE side = 'sell' AND reason LIKE '% left AI Agents: %'"
+    ).fetchall()
+    assert sells and all("by 90-day return, top 4 kept" in r for (r,) in sells)
+    text = cli("simulate", "--db", str(tmp_path / "demo.db"), "--proposals", "0").stdout
+    assert "rule index         reconstituted" in text
+
+
+def test_simulate_reads_volumes_from_a_second_csv(write_plan, write_config, tmp_path, cli):
+    path = rule_plan(
+        write_plan,
+        write_config,
+        universe=["SOL", "AVAX", "SUI"],
+        select={"top": 2, "by": "volume", "lookback_days": 3},
     )
-    assert "Traceback" not in result.stderr
+    prices = tmp_path / "prices.csv"
+    volumes = tmp_path / "volumes.csv"
+    days = [f"2023-01-{d:02d}" for d in range(1, 11)]
+    prices.write_text("date,SOL,AVAX,SUI\n" + "".join(f"{d},10,11,1\n" for d in days))
+    # SUI trades the most, then SOL, then AVAX (a day without AVAX's volume is not known).
+    volumes.write_text(
+        "date,SOL,AVAX,SUI\n"
+        + "".join(f"{d},500,{'' if i == 3 else 100},900\n" for i, d in enumerate(days))
+    )
+    db = tmp_path / "sim.db"
+    args = ["--config", str(path), "simulate", "--prices", str(prices), "--db", str(db)]
+    refused = cli(*args)
+    assert refused.returncode == 65
+    assert refused.stderr.strip() == (
+        "stagewise: index Momentum Trader (momentum) reads traded volumes, but the price "
+        "history has no volumes (simulate: --volumes FILE, or --from-exchange; live: the "
+        "exchange's candles)"
+    )
+    done = cli(*args, "--volumes", str(volumes), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rule_indices"]["momentum"]["weights"] == {
+        "SOL": 50.0,
+        "SUI": 50.0,
+    }
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,SOL,XRP\n2023-01-01,1,2\n")
+    wrong = cli(*args, "--volumes", str(bad))
+    assert wrong.returncode == 65
+    assert f"{bad}: column XRP has no prices in {prices}" in wrong.stderr
 
 
 def test_indices_command_shows_the_rule_and_the_latest_composition(

@@ -73,9 +73,9 @@ class Composition:
 
 def usable_days(history: PriceHistory, moment: datetime) -> int:
     """How many of `history`'s days have a close known at `moment`: a day's close is known
-    from the next midnight UTC on."""
-    last = moment.astimezone(UTC).date() - timedelta(days=1)
-    i = history.index_on(last)
+    from the midnight that ends it, in the history's zone (UTC when it has none: give a
+    CSV's history the investor's zone, as `HistoryData` does)."""
+    i = history.known_index(moment, UTC)
     return 0 if i is None else i + 1
 
 

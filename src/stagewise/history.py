@@ -79,9 +79,11 @@ class PriceHistory:
         """Index of the last close known at `moment` (None: none yet); `tz` the investor's."""
         return self.index_on(moment.astimezone(self.zone or tz).date() - timedelta(days=1))
 
-    def first_start(self, tz: tzinfo) -> date:
-        """The first day (in `tz`) a simulation can start: its midnight knows the first close."""
-        known = self.known_at(0, tz).astimezone(tz)
+    def first_start(self, tz: tzinfo, rows: int = 1) -> date:
+        """The first day (in `tz`) a simulation can start: its midnight knows the first close
+        (the first `rows` closes: what a rule index reads before its first reconstitution;
+        a history shorter than that gives its first day, and the rule says what it lacks)."""
+        known = self.known_at(min(max(rows, 1), len(self.days)) - 1, tz).astimezone(tz)
         return known.date() if known.time() == time(0) else known.date() + timedelta(days=1)
 
     def first_priced(self, asset: str) -> int | None:

@@ -105,7 +105,7 @@ class Jobs:
         # The rule indices' compositions, chosen from `index_data` (live: the exchange's
         # candles) or `history` (a simulation's prices).
         if index_data is None and history is not None:
-            index_data = HistoryData(history, config.quote)
+            index_data = HistoryData(history, config.quote, config.tz)
         self.compositions = Reconstitutions(config, store, index_data)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
 

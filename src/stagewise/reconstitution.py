@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
 import structlog
@@ -50,10 +50,11 @@ class IndexData(Protocol):
 
 
 class HistoryData:
-    """Market data from a price history (a simulation): its assets are the listed ones."""
+    """Market data from a price history (a simulation): its assets are the listed ones; a
+    CSV's days are the investor's (`tz`): a close is known from the midnight ending it."""
 
-    def __init__(self, history: PriceHistory, quote: str = "") -> None:
-        self.prices = history
+    def __init__(self, history: PriceHistory, quote: str = "", tz: tzinfo = UTC) -> None:
+        self.prices = history if history.zone else dataclasses.replace(history, zone=tz)
         self.quote = quote
 
     def universe(
@@ -75,6 +76,7 @@ class Reconstitutions:
         self.data = data
         self._left: dict[str, dict[str, str]] = {}  # per index, this run's leavers and why
         self._failed: dict[str, str] = {}  # per index, why this run could not compose it
+        self._warned: set[str] = set()  # the indices whose failure has been logged
 
     def current(
         self, indices: Iterable[str], now: datetime, period: str, due: str | None = None
@@ -97,8 +99,13 @@ class Reconstitutions:
                 if index == due:
                     raise
                 self._failed[index] = str(e)
-                log.warning("reconstitution_failed", index=index, error=str(e))
+                # Said once until it composes: every run of the day would repeat it.
+                say = log.debug if index in self._warned else log.warning
+                say("reconstitution_failed", index=index, error=str(e))
+                self._warned.add(index)
                 out[index] = {} if last is None else last["weights"]
+            else:
+                self._warned.discard(index)
         return out
 
     def left(self, index: str) -> Mapping[str, str]:

@@ -75,7 +75,8 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
         "--start",
         type=parse_date,
         metavar="YYYY-MM-DD",
-        help="first day (default: the first a close is known, the day after the history's first)",
+        help="first day (default: the first a close is known, the day after the history's "
+        "first; with rule indices, the first they have the days of closes they read)",
     )
     p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="day after the last")
     p.add_argument(
@@ -194,7 +195,7 @@ def non_negative_int(text: str) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from stagewise.simulate import check_output, default_db_path, simulate
+    from stagewise.simulate import check_output, default_db_path, default_start, simulate
 
     # Arguments that make no simulation, refused before any download (`simulate` checks the
     # period too, when it comes from the history).
@@ -215,7 +216,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path(config)
     check_output(config, db_path)  # before a download, not only before the simulation runs
     history = load_history(args, config)
-    start = args.start or history.first_start(config.tz)  # the first day a close is known
+    start = args.start or default_start(config, history)  # the first a rule can be composed
     end = args.end or history.days[-1] + timedelta(days=1)
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(
