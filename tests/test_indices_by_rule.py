@@ -144,3 +144,56 @@ def test_indices_command_shows_the_rule_and_the_latest_composition(
     assert first["chosen_at"] < "2023-03-02" < momentum["chosen_at"]
     text = run_cli("--config", str(path), "indices", "--db", str(db)).stdout
     assert text.startswith("Momentum Trader (momentum), weekly: top 3 of 8")
+
+
+def test_stage_and_status_show_each_index_constituents_and_when_chosen(
+    write_plan, write_config, tmp_path
+):
+    from datetime import UTC, datetime
+
+    from stagewise.composition import Composition
+    from stagewise.store import Store
+
+    path = rule_plan(write_plan, write_config)
+    config = load_config(path)
+    store = Store.open(config.settings.state.path)
+    chosen = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    made = Composition(
+        "momentum", chosen, date(2026, 11, 29), {"SOL": 50.0, "FET": 30.0, "SUI": 20.0}
+    )
+    store.add_composition("rebalance:momentum:2026-W49", made, {"index": "momentum"})
+    store.close()
+
+    shown = run_cli("--config", str(path), "stage", "--at", "2026-12-01", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["indices"] == {
+        "momentum": {
+            "name": "Momentum Trader",
+            "kind": "rule",
+            "cadence": "weekly",
+            "constituents": {"FET": 30.0, "SOL": 50.0, "SUI": 20.0},
+            "chosen_at": "2026-11-30T10:00:00+01:00",  # the example investor's Berlin time
+            "close_day": "2026-11-29",
+        }
+    }
+    assert set(data["weights"]) == {"FET", "SOL", "SUI"}  # the targets hold them
+    before = json.loads(
+        run_cli("--config", str(path), "stage", "--at", "2026-11-29", "--json").stdout
+    )
+    assert before["indices"]["momentum"]["constituents"] is None  # not chosen by then
+    assert before["weights"] == {}
+    text = run_cli("--config", str(path), "stage", "--at", "2026-12-01").stdout
+    assert (
+        "  Momentum Trader (rule, weekly): chosen 2026-11-30 10:00 from the closes of 2026-11-29\n"
+        "    FET 30.00 %, SOL 50.00 %, SUI 20.00 %"
+    ) in text
+    status = run_cli("--config", str(path), "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["indices"]["momentum"]["chosen_at"] == (
+        "2026-11-30T10:00:00+01:00"
+    )
+    assert (
+        "Momentum Trader (rule, weekly): chosen 2026-11-30 10:00"
+        in run_cli("--config", str(path), "status").stdout
+    )

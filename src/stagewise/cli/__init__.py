@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -389,14 +389,21 @@ def unknown_exchange(exchange_id: str) -> str | None:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
+    from stagewise.cli.indices import held_indices, recorded_at, render_held
+
     config = load(args)
     on = args.at or today(config)
-    targets = targets_on(config, on)
+    # The rule indices' compositions in the state file as of the end of that day.
+    end = datetime.combine(on + timedelta(days=1), datetime.min.time(), config.tz)
+    recorded = recorded_at(config, config.settings.state.path, end)
+    targets = targets_on(config, on, {i: c["weights"] for i, c in recorded.items()})
     money = money_json(config, on)
+    indices = held_indices(config, targets.sleeves, recorded)
     if args.json:
-        emit_json({**targets_json(targets), **money})
+        emit_json({**targets_json(targets), "indices": indices, **money})
     else:
         print(render_targets(targets, len(config.plan.stages)))
+        print("\n".join(["", *render_held(indices)]))
         print("\n".join(["", *render_money(money, config.quote)]))
     return EX_OK
 

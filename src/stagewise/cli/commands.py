@@ -211,10 +211,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
+    from stagewise.cli.indices import held_indices
     from stagewise.scheduler import schedules
 
     day = now.astimezone(config.tz).date()
-    targets = targets_on(config, day)
+    recorded = store.compositions(at=now)
+    targets = targets_on(config, day, {i: c["weights"] for i, c in recorded.items()})
     state = store.plan_state()
     latest = store.latest_snapshot()
     holdings: list[dict[str, Any]] = []
@@ -261,6 +263,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "mode": config.settings.exchange.mode,
         "quote": config.quote,
         "targets": targets_json(targets),
+        "indices": held_indices(config, targets.sleeves, recorded),
         **money_json(config, day),  # retirement, contribution, withdrawal_pct
         "paused": state.paused,
         "pause_reason": state.pause_reason,
@@ -293,6 +296,8 @@ def pursued(config: Config, targets: Targets, value: float) -> Mapping[str, floa
 def render_status(d: dict[str, Any]) -> str:
     from tabulate import tabulate
 
+    from stagewise.cli.indices import render_held
+
     t = d["targets"]
     state = d["state"]
     lines = [
@@ -308,6 +313,7 @@ def render_status(d: dict[str, Any]) -> str:
         f"(band {pct(t['crypto_band'][0])} .. {pct(t['crypto_band'][1])})"
     )
     lines += render_money(d, d["quote"])
+    lines += render_held(d["indices"])
     if d["paused"]:
         since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
         lines.append(

@@ -4,7 +4,7 @@ composition, from the state file (or a simulation's, with --db)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,3 +94,59 @@ def describe(index: Index) -> str:
     ]
     weigh = index.weigh.replace("_", " ")
     return f"{chosen}, {weigh} weights" + (f" ({', '.join(caps)} each)" if caps else "")
+
+
+# -- what `stage` and `status` show of each index held -------------------------------------
+
+
+def recorded_at(config: Config, state: Path, at: datetime) -> dict[str, dict[str, Any]]:
+    """The latest composition of each rule index at `at`, from the state file (read-only;
+    none when there is no file yet)."""
+    from stagewise.cli.commands import read_store
+
+    store = read_store(state)
+    if store is None:
+        return {}
+    try:
+        return store.compositions(at=at)
+    finally:
+        store.close()
+
+
+def held_indices(
+    config: Config, sleeves: Iterable[str], recorded: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each index of `sleeves`: its kind, cadence, current constituents (percent; None: a
+    rule index not composed yet) and, for a rule index, when they were chosen."""
+    out = {}
+    for name in sleeves:
+        index = config.plan.indices[name]
+        last = recorded.get(name)
+        kind = "holdings file" if index.source else "rule" if index.is_rule else "fixed basket"
+        constituents = index.constituents if not index.is_rule else last and last["weights"]
+        out[name] = {
+            "name": index.name,
+            "kind": kind,
+            "cadence": index.cadence,
+            "constituents": None if constituents is None else dict(constituents),
+            # in the investor's time zone, as `status` shows times
+            "chosen_at": None if last is None else last["moment"].astimezone(config.tz).isoformat(),
+            "close_day": None if last is None else last["close_day"],
+        }
+    return out
+
+
+def render_held(shown: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The lines of `held_indices`: one an index, then its constituents."""
+    lines = ["index constituents:"]
+    for data in shown.values():
+        head = f"  {data['name']} ({data['kind']}, {data['cadence']})"
+        if data["constituents"] is None:
+            lines.append(f"{head}: not composed yet (at its first rebalance or first job)")
+            continue
+        if data["chosen_at"] is not None:
+            chosen = datetime.fromisoformat(data["chosen_at"])
+            head += f": chosen {chosen:%Y-%m-%d %H:%M} from the closes of {data['close_day']}"
+        held = ", ".join(f"{a} {w:.2f} %" for a, w in data["constituents"].items())
+        lines += [head, f"    {held}"]
+    return lines
