@@ -7,6 +7,7 @@ import json
 import sqlite3
 from datetime import date
 
+import pytest
 import tomli_w
 from conftest import SAMPLE_PRICES, plan_stage, run_cli
 
@@ -186,7 +187,7 @@ def test_stage_and_status_show_each_index_constituents_and_when_chosen(
     text = run_cli("--config", str(path), "stage", "--at", "2026-12-01").stdout
     assert (
         "  Momentum Trader (rule, weekly): chosen 2026-11-30 10:00 from the closes of 2026-11-29\n"
-        "    FET 30.00 %, SOL 50.00 %, SUI 20.00 %"
+        "    SOL 50.00 %, FET 30.00 %, SUI 20.00 %"  # by weight: nothing ranked them
     ) in text
     status = run_cli("--config", str(path), "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -197,3 +198,34 @@ def test_stage_and_status_show_each_index_constituents_and_when_chosen(
         "Momentum Trader (rule, weekly): chosen 2026-11-30 10:00"
         in run_cli("--config", str(path), "status").stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "described"),
+    [
+        (
+            {"universe": "exchange", "exclude": ["XYZ"], "weigh": "volume"},
+            "the exchange's assets (less stablecoins, fiat, wrapped, leveraged and XYZ), "
+            "volume weights",
+        ),
+        (
+            {
+                "universe": SAMPLE,
+                "select": {"top": 5, "by": "volume", "lookback_days": 30},
+                "liquidity": {"min_quote_volume": 5_000_000, "days": 30},
+            },
+            "top 5 of 8 by 30-day volume with a median daily quote volume over 30 days of "
+            "at least 5,000,000, equal weights",
+        ),
+        (
+            {"universe": None, "source": "/data/h.json"},
+            "the holdings in /data/h.json (re-read at each reconstitution)",
+        ),
+    ],
+)
+def test_indices_describes_each_kind_of_rule(fields, described):
+    from stagewise.cli.indices import describe
+    from stagewise.stages import Index
+
+    base = {"name": "X", "cadence": "weekly", "universe": SAMPLE}
+    assert describe(Index.model_validate(base | fields)) == described
