@@ -398,3 +398,20 @@ def test_an_exchange_universe_takes_caps_it_can_only_check_when_composed():
 def test_bad_universe_fields_are_refused_naming_the_field(fields, message):
     with pytest.raises(ValueError, match=message):
         rule(**fields)
+
+
+def test_a_csv_history_is_read_by_the_investors_midnight():
+    """A CSV's days are the investor's: at 21:00 on 30 January in New York (02:00 UTC on the
+    31st) the 30th has not ended there, so its close is not known yet."""
+    from zoneinfo import ZoneInfo
+
+    from stagewise.reconstitution import HistoryData
+
+    h = history(AAA=ramp(100, 130), BBB=ramp(100, 160))
+    data = HistoryData(h, "USDT", ZoneInfo("America/New_York"))
+    evening = datetime(2027, 1, 31, 2, 0, tzinfo=UTC)
+    index = rule(select={"top": 1, "by": "momentum", "lookback_days": 10})
+    made = compose("m", index, data.history(["AAA", "BBB"], evening, 11), evening)
+    assert made.close_day == date(2027, 1, 29)
+    later = datetime(2027, 1, 31, 5, 0, tzinfo=UTC)  # midnight in New York
+    assert compose("m", index, data.history([], later, 11), later).close_day == date(2027, 1, 30)

@@ -33,12 +33,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import NamedTuple
 
 from stagewise.errors import PriceHistoryError
 from stagewise.money import PRICE_RANGE
 from stagewise.snapshot import Market
 
 MAX_GAP_DAYS = 31
+DAY_MS = 86_400_000
+EPOCH = date(1970, 1, 1)
 
 
 # How a simulation reads the history, for its report's header.
@@ -277,10 +280,10 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Candle:
+class Candle(NamedTuple):
     """One daily (or coarser) candle as the exchange gave it: its open time (ms, UTC), its
-    close, and its traded volume in the quote currency (None: the exchange did not say)."""
+    close, and its traded volume in the quote currency (None: the exchange did not say).
+    A tuple: a cached row of (ts, close, volume) is one as it is read."""
 
     ts: int
     close: float
@@ -294,35 +297,29 @@ def from_candles(
     their UTC days; a day an asset's exchange skipped holds its last close (no volume), for
     at most `hold_days` after its newest candle (None: for good; a delisted coin keeps its
     last price)."""
-    by_day: dict[date, dict[str, Candle]] = {}
     low, high = PRICE_RANGE
     for asset, rows in candles.items():
-        for candle in rows:
-            day = _utc_day(candle.ts)
-            if not low <= candle.close <= high:  # also NaN
-                raise PriceHistoryError(
-                    f"{source}: {asset} close {candle.close} on {day} is outside any market's "
-                    f"prices ({low:g} .. {high:g})"
-                )
-            by_day.setdefault(day, {})[asset] = candle
-    days = sorted(by_day)
-    closes: dict[str, list[float | None]] = {a: [] for a in candles}
-    volumes: dict[str, list[float | None]] = {a: [] for a in candles}
-    newest = {a: max((_utc_day(c.ts) for c in rows), default=None) for a, rows in candles.items()}
-    for day in days:
-        row = by_day[day]
-        for asset in candles:
-            candle = row.get(asset)
-            column = closes[asset]
-            if candle is None:
-                # a day the exchange skipped: the last close holds
-                last = newest[asset]
-                held = hold_days is None or (last is not None and (day - last).days <= hold_days)
-                column.append(column[-1] if column and held else None)
-                volumes[asset].append(None)
-            else:
-                column.append(candle.close)
-                volumes[asset].append(candle.quote_volume)
+        if not all(low <= c.close <= high for c in rows):  # also NaN
+            bad = next(c for c in rows if not low <= c.close <= high)
+            raise PriceHistoryError(
+                f"{source}: {asset} close {bad.close} on {_utc_day(bad.ts)} is outside any "
+                f"market's prices ({low:g} .. {high:g})"
+            )
+    # UTC days as numbers since 1970 (a candle opens at 00:00 UTC of its day).
+    numbers = sorted({c.ts // DAY_MS for rows in candles.values() for c in rows})
+    at = {n: i for i, n in enumerate(numbers)}
+    days = [EPOCH + timedelta(days=n) for n in numbers]
+    closes: dict[str, list[float | None]] = {}
+    volumes: dict[str, list[float | None]] = {}
+    for asset, rows in candles.items():
+        column: list[float | None] = [None] * len(numbers)
+        traded: list[float | None] = [None] * len(numbers)
+        for c in rows:
+            i = at[c.ts // DAY_MS]
+            column[i], traded[i] = c.close, c.quote_volume
+        if 0 < len(rows) < len(numbers):  # days it has no candle of
+            _hold(column, days, at[max(c.ts for c in rows) // DAY_MS], hold_days)
+        closes[asset], volumes[asset] = column, traded
     has_volumes = any(v is not None for column in volumes.values() for v in column)
     return PriceHistory(
         tuple(days),
@@ -331,6 +328,21 @@ def from_candles(
         UTC,
         {a: tuple(v) for a, v in volumes.items()} if has_volumes else {},
     )
+
+
+def _hold(
+    column: list[float | None], days: Sequence[date], newest: int, hold_days: int | None
+) -> None:
+    """Fill the `days` an exchange skipped with the last close; after the newest candle (at
+    `newest`), for at most `hold_days` (None: for good)."""
+    last = None
+    for i, close in enumerate(column):
+        if close is not None:
+            last = close
+        elif last is not None and (
+            hold_days is None or i < newest or (days[i] - days[newest]).days <= hold_days
+        ):
+            column[i] = last
 
 
 def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:

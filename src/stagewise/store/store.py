@@ -396,19 +396,18 @@ class Store:
         until_ms: int,
     ) -> dict[str, list[Candle]]:
         """Per symbol of `symbols`, its cached candles opening in [since_ms, until_ms), oldest
-        first (a symbol without any is absent), in one query."""
+        first (a symbol without any is absent)."""
+        # One query a market: its rows come out of the primary key in order, each a Candle.
+        sql = (
+            "SELECT ts, close, volume FROM price_cache WHERE exchange = ? AND symbol = ? AND "
+            "timeframe = ? AND ts >= ? AND ts < ? ORDER BY ts"
+        )
         out: dict[str, list[Candle]] = {}
-        wanted = list(symbols)
-        for i in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
-            chunk = wanted[i : i + 500]
-            rows = self.conn.execute(
-                "SELECT symbol, ts, close, volume FROM price_cache WHERE exchange = ? AND "
-                f"timeframe = ? AND symbol IN ({', '.join('?' for _ in chunk)}) AND ts >= ? "
-                "AND ts < ? ORDER BY symbol, ts",
-                [exchange, timeframe, *chunk, since_ms, until_ms],
-            )
-            for symbol, ts, close, volume in rows:
-                out.setdefault(symbol, []).append(Candle(ts, close, volume))
+        for symbol in symbols:
+            rows = self.conn.execute(sql, [exchange, symbol, timeframe, since_ms, until_ms])
+            found = list(map(Candle._make, rows))
+            if found:
+                out[symbol] = found
         return out
 
     def cache_candles(
