@@ -217,3 +217,37 @@ def test_once_composes_a_rule_index_from_the_exchange(write_plan, write_config, 
     cached = conn.execute("SELECT COUNT(DISTINCT symbol) FROM price_cache").fetchone()[0]
     assert cached == 45  # in the state file
     conn.close()
+
+
+def test_simulate_from_the_exchange_reads_the_candles_volumes_through_its_cache(
+    write_plan, write_config, standin, tmp_path
+):
+    serve(standin, assets=ASSETS[:10])
+    # C03 trades the most (in quote: volume x close), then C07, C05 ...
+    for i, units in ((3, 9000), (7, 8000), (5, 7000)):
+        asset = f"C{i:02d}"
+        standin.serve_daily_closes(
+            asset, closes(i), TODAY - timedelta(days=1), volumes=[units] * 60
+        )
+    config = write_rules(
+        write_plan,
+        write_config,
+        standin,
+        {
+            "volume": {
+                "universe": ASSETS[:10],
+                "select": {"top": 3, "by": "volume", "lookback_days": 30},
+            }
+        },
+        {"paper": {"initial_balances": {"USDT": 10_000}}},
+    )
+    args = ["--config", str(config), "simulate", "--from-exchange", "--json", "--proposals", "0"]
+    span = ["--start", "2027-02-15", "--end", "2027-03-01", "--db", str(tmp_path / "sim.db")]
+    done = run_cli(*args, *span)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["rule_indices"]["volume"]["weights"]) == {"C03", "C07", "C05"}
+    assert standin.count("/api/v3/klines") == 10  # one request a market
+    again = run_cli(*args, *span)
+    assert again.returncode == 0, again.stderr
+    assert standin.count("/api/v3/klines") == 10  # the second run: from the cache

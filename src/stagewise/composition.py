@@ -131,6 +131,38 @@ def compose(
         raise PriceHistoryError(f"index {index.name} reads traded volumes, but {NO_VOLUMES}")
     if universe is None:
         universe = resolve(index, history.assets, "", "no prices in the history")
+    window, close_day = _window(history, moment, universe)
+    eligible = _priced(window, close_day)
+    if index.liquidity is not None:
+        eligible = _liquid(index, window, eligible)
+    figures, ranked = _ranked(index, window, eligible)
+    notes = [*universe.notes(), *(f"{a} excluded: {w}" for a, w in window.excluded.items())]
+    if not ranked:
+        raise _none_qualifies(index, "of its universe qualifies", close_day, notes)
+    select = index.select
+    chosen = ranked if select == "all" else ranked[: select.top]
+    if select != "all" and len(chosen) < select.top:
+        notes.append(f"only {len(chosen)} of the top {select.top} qualify: it holds those")
+    before = len(window.excluded)
+    raw = _raw_weights(index, chosen, window)
+    notes += [f"{a} excluded: {w}" for a, w in list(window.excluded.items())[before:]]
+    if not raw:
+        raise _none_qualifies(index, "qualifies to be weighed", close_day, notes)
+    fractions = capped(raw, index.max_weight_pct, index.min_weight_pct, notes)
+    return Composition(
+        index=index_id,
+        moment=moment,
+        close_day=close_day,
+        weights={a: fractions[a] * 100 for a in raw},
+        figures=figures,
+        ranks={} if select == "all" else {a: r for r, a in enumerate(ranked, 1)},
+        notes=tuple(notes),
+        excluded={**universe.listed_out, **universe.excluded, **window.excluded},
+    )
+
+
+def _window(history: PriceHistory, moment: datetime, universe: Universe) -> tuple[_Window, date]:
+    """The universe's closes and volumes known at `moment`, and the day of the last close."""
     n = usable_days(history, moment)
     close_day = history.days[n - 1] if n else moment.astimezone(UTC).date() - timedelta(days=1)
     empty: tuple[None, ...] = ()
@@ -139,42 +171,26 @@ def compose(
         {a: history.volumes.get(a, empty)[:n] for a in universe.assets},
         {},
     )
-    eligible = _priced(window, close_day)
-    if index.liquidity is not None:
-        eligible = _liquid(index, window, eligible)
-    figures: dict[str, float] = {}
+    return window, close_day
+
+
+def _ranked(
+    index: Index, window: _Window, eligible: list[str]
+) -> tuple[dict[str, float], list[str]]:
+    """The ranking figures and the assets in rank order (by name when `select` is "all")."""
     select = index.select
-    if select != "all":
-        figures = _figures(window, eligible, select.by, select.lookback_days, select.skip_days)
-        eligible = sorted(figures, key=lambda a: (_sort_key(select.by, figures[a]), a))
-    notes = [*universe.notes(), *(f"{a} excluded: {w}" for a, w in window.excluded.items())]
-    if not eligible:
-        raise PriceHistoryError(
-            f"index {index.name}: no asset of its universe qualifies on {close_day} "
-            f"({'; '.join(notes) or 'no prices'}): it cannot be composed"
-        )
-    ranks = {a: r for r, a in enumerate(eligible, 1)}
-    chosen = eligible if select == "all" else eligible[: select.top]
-    if select != "all" and len(chosen) < select.top:
-        notes.append(f"only {len(chosen)} of the top {select.top} qualify: it holds those")
-    left = len(window.excluded)
-    raw = _raw_weights(index, chosen, window)
-    notes += [f"{a} excluded: {w}" for a, w in list(window.excluded.items())[left:]]
-    if not raw:
-        raise PriceHistoryError(
-            f"index {index.name}: no asset qualifies to be weighed on {close_day} "
-            f"({'; '.join(notes)}): it cannot be composed"
-        )
-    fractions = capped(raw, index.max_weight_pct, index.min_weight_pct, notes)
-    return Composition(
-        index=index_id,
-        moment=moment,
-        close_day=close_day,
-        weights={a: fractions[a] * 100 for a in raw},
-        figures=figures,
-        ranks=ranks if select != "all" else {},
-        notes=tuple(notes),
-        excluded={**universe.listed_out, **universe.excluded, **window.excluded},
+    if select == "all":
+        return {}, eligible
+    figures = _figures(window, eligible, select.by, select.lookback_days, select.skip_days)
+    return figures, sorted(figures, key=lambda a: (_sort_key(select.by, figures[a]), a))
+
+
+def _none_qualifies(
+    index: Index, what: str, close_day: date, notes: Sequence[str]
+) -> PriceHistoryError:
+    return PriceHistoryError(
+        f"index {index.name}: no asset {what} on {close_day} "
+        f"({'; '.join(notes) or 'no prices'}): it cannot be composed"
     )
 
 
