@@ -70,7 +70,7 @@ def cpu_seconds(pid: int) -> float:
 
 def plan_assets() -> list[str]:
     indices = tomllib.loads((ROOT / "config" / "indices.toml").read_text())["index"]
-    return sorted({a for ix in indices.values() for a in ix["constituents"]})
+    return sorted({a for ix in indices.values() for a in ix.get("constituents") or ix["universe"]})
 
 
 def write_config(folder: Path, standin: StandinExchange) -> Path:

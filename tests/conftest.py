@@ -18,6 +18,7 @@ from support import (
     RunningDaemon,
     deep_merge,
     run_cli,
+    shipped_index_assets,
     write_plan_files,
 )
 
@@ -197,19 +198,26 @@ def history_runtime(history_2027):
 def plan_prices() -> dict[str, float]:
     """A fixed USDT price for every asset of config/indices.toml (the sample file's last closes)."""
     from stagewise.history import load_csv
-    from stagewise.stages import read_toml
 
-    indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
-    assets = sorted({a for index in indices.values() for a in index["constituents"]})
     closes = load_csv(SAMPLE_PRICES).closes
-    return {asset: closes[asset][-1] for asset in assets}
+    return {asset: closes[asset][-1] for asset in shipped_index_assets()}
 
 
 @pytest.fixture
 def plan_standin(standin, plan_prices):
-    """The stand-in listing every asset of config/indices.toml against USDT at `plan_prices`."""
+    """The stand-in listing every asset of config/indices.toml against USDT at `plan_prices`,
+    with daily candles up to yesterday (UTC) for the rule indices: the sample file's last
+    120 closes of each, scaled to end at its price (the daemon composes them at its first job)."""
+    from datetime import UTC, datetime, timedelta
+
+    from stagewise.history import load_csv
+
+    closes = load_csv(SAMPLE_PRICES).closes
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     for asset, price in plan_prices.items():
         standin.add_market(asset, step="0.00001", min_qty="0.00001", tick="0.0000001")
+        column = [c for c in closes[asset][-120:] if c is not None]
+        standin.serve_daily_closes(asset, [c * price / column[-1] for c in column], yesterday)
         standin.set_price(asset, price)
     return standin
 

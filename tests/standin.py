@@ -7,7 +7,9 @@ in Binance's own JSON shapes:
 ``GET /api/v3/exchangeInfo``               ``load_markets()``
 ``GET /api/v3/ticker/24hr``                ``fetch_tickers(symbols)`` (one request)
 ``GET /api/v3/account`` (signed)           ``fetch_balance()``
-``GET /api/v3/klines``                     ``fetch_ohlcv()`` (startTime/endTime/limit)
+``GET /api/v3/klines``                     ``fetch_ohlcv()`` (startTime/endTime/limit);
+                                           ``serve_daily_closes`` lists a market with
+                                           daily candles (any number of assets)
 ``GET /api/v3/time``, ``GET /api/v3/ping``  ``fetch_time()``
 ``GET /sapi/v1/account/apiRestrictions``   API-key permission check (signed)
 ``GET /fapi/v1/exchangeInfo``              USD-M futures markets (a perpetual per
@@ -45,7 +47,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -160,7 +164,7 @@ class StandinExchange:
         self._balances: dict[str, tuple[str, str]] = {}  # asset -> (free, locked)
         self._klines: dict[str, list[tuple[int, str, str, str, str, str]]] = {}
         self._perms = {"trade": False, "withdraw": False}
-        self._faults: list[list[Any]] = []  # [path_prefix, fault, remaining]
+        self._faults: list[list[Any]] = []  # [path_prefix, fault, remaining, answered first]
         self._unserved: dict[str, int] = {}  # path -> HTTP status it is answered with
         self._requests: list[Request] = []
         self.base_url = ""
@@ -355,6 +359,33 @@ class StandinExchange:
         with self._lock:
             self._klines[base + quote] = clean
 
+    def serve_daily_closes(
+        self,
+        base: str,
+        closes: Sequence[float],
+        last_day: date,
+        *,
+        volumes: Sequence[float] | None = None,
+        quote: str = "USDT",
+    ) -> None:
+        """List BASE/QUOTE (if it is not yet) with one daily candle per close, the last
+        opening at 00:00 UTC of `last_day`, and its last close as the ticker price.
+        ``volumes``: each day's BASE volume (default 1000 units a day)."""
+        first = datetime.combine(last_day, datetime.min.time(), UTC) - timedelta(
+            days=len(closes) - 1
+        )
+        start = int(first.timestamp() * 1000)
+        amounts = volumes if volumes is not None else [1000.0] * len(closes)
+        rows = [
+            (start + i * 86_400_000, c, c, c, c, v)
+            for i, (c, v) in enumerate(zip(closes, amounts, strict=True))
+        ]
+        if base + quote not in self._markets:
+            self.add_market(base, quote, step="0.00001", min_qty="0.00001", tick="0.0000001")
+        self.set_klines(base, quote, rows)
+        if closes:
+            self.set_price(base, closes[-1], quote)
+
     def unserve(self, path: str, status: int = 404) -> None:
         """Answer ``path`` from now on as a proxy that does not pass it on: HTTP ``status``
         and its reason as plain text (404 "Not Found" by default); 400 gives Binance's own -1020
@@ -362,8 +393,9 @@ class StandinExchange:
         with self._lock:
             self._unserved[path] = status
 
-    def inject(self, path_prefix: str, fault: str, times: int = 1) -> None:
-        """Make the next ``times`` requests whose path starts with ``path_prefix`` fail.
+    def inject(self, path_prefix: str, fault: str, times: int = 1, *, after: int = 0) -> None:
+        """Make the next ``times`` requests whose path starts with ``path_prefix`` fail
+        (``after``: once that many of them have been answered, e.g. mid-way through a fill).
 
         Faults: ``"500"``/``"503"`` (plain-text gateway error), ``"internal"`` (HTTP 500
         with Binance's JSON ``{"code": -1001, "msg": "Internal error; ..."}``), ``"502-json"``
@@ -378,7 +410,7 @@ class StandinExchange:
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
-            self._faults.append([path_prefix, fault, times])
+            self._faults.append([path_prefix, fault, times, after])
 
     def clear_faults(self) -> None:
         """Drop every fault still queued."""
@@ -417,6 +449,9 @@ class StandinExchange:
         with self._lock:
             fault = None
             for entry in self._faults:
+                if path.startswith(entry[0]) and entry[3] > 0:
+                    entry[3] -= 1  # answered before the fault begins
+                    break
                 if path.startswith(entry[0]):
                     fault = entry[1]
                     entry[2] -= 1

@@ -416,3 +416,21 @@ def run_bt(
     )
     bt.run(test)
     return test
+
+
+# Compositions of the shipped rule indices (the fixed baskets they were before they became
+# rules), for tests of the targets of a day on which every index holds something.
+SHIPPED_COMPOSITIONS = {
+    "momentum_trader": {"SOL": 30.0, "AVAX": 20.0, "SUI": 20.0, "INJ": 15.0, "NEAR": 15.0},
+    "balanced_investor": {"BTC": 40.0, "ETH": 30.0, "SOL": 15.0, "LINK": 15.0},
+    "ai_agents": {"FET": 40.0, "RENDER": 30.0, "TAO": 30.0},
+    "sector_rotation": {"SOL": 25.0, "LINK": 25.0, "FET": 25.0, "AAVE": 25.0},
+}
+
+
+def shipped_index_assets() -> list[str]:
+    """Every asset of config/indices.toml: the fixed baskets' and the rule universes'."""
+    from stagewise.stages import read_toml
+
+    indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
+    return sorted({a for i in indices.values() for a in i.get("constituents") or i["universe"]})

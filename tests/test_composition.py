@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from stagewise.composition import capped, compose, left_reason, momentum, volatility
+from stagewise.composition import (
+    capped,
+    compose,
+    left_reason,
+    median_volume,
+    momentum,
+    volatility,
+)
 from stagewise.errors import PriceHistoryError
 from stagewise.history import PriceHistory
 from stagewise.stages import Index
@@ -174,14 +182,17 @@ def test_zero_qualifying_is_an_error_naming_the_index():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"constituents": {"BTC": 100}}, "either constituents"),
+        (
+            {"constituents": {"BTC": 100}},
+            "give one of constituents .*not constituents and universe",
+        ),
         ({"select": {"top": 3, "by": "momentum", "lookback_days": 30}}, "select.top: 3"),
         ({"weigh": "rank"}, "weigh: 'rank' needs a ranking"),
         ({"max_weight_pct": 40}, "max_weight_pct: 2 assets at most 40"),
         ({"min_weight_pct": 60}, "min_weight_pct: 2 assets at least 60"),
         ({"universe": ["AAA", "AAA"]}, "listed twice"),
         ({"universe": ["aaa"]}, "universe: asset 'aaa'"),
-        ({"select": {"top": 1, "by": "volume", "lookback_days": 30}}, "select"),
+        ({"select": {"top": 1, "by": "marketcap", "lookback_days": 30}}, "select"),
     ],
 )
 def test_a_bad_rule_is_refused_naming_the_field(fields, message):
@@ -194,3 +205,223 @@ def test_rule_fields_on_a_fixed_basket_are_refused():
         Index.model_validate(
             {"name": "X", "cadence": "weekly", "constituents": {"BTC": 100}, "weigh": "equal"}
         )
+
+
+# --- volume, liquidity, inverse volatility, exchange universes (hand-computed) ---------------
+
+
+def with_volumes(h: PriceHistory, **columns) -> PriceHistory:
+    return dataclasses.replace(h, volumes={a: tuple(c) for a, c in columns.items()})
+
+
+def last_five(*values: float | None) -> list[float | None]:
+    """A volume column whose days 25..29 (the last five a 31 January moment reads) are
+    `values`, 1.0 before them, and 10**9 after (days no reconstitution at MOMENT may see)."""
+    return [1.0] * 25 + list(values) + [1e9] * 10
+
+
+FLAT = [1.0] * 40
+
+
+def test_top_n_by_median_quote_volume_by_hand_ties_by_name():
+    h = with_volumes(
+        history(AAA=FLAT, BBB=FLAT, CCC=FLAT, DDD=FLAT),
+        AAA=last_five(10, 50, 20, 40, 30),  # sorted 10 20 30 40 50: median 30
+        BBB=last_five(100, 100, 100, 100, 100),  # 100
+        CCC=last_five(5, 5, 200, 5, 5),  # one big day does not move a median: 5
+        DDD=last_five(30, 30, 30, 30, 30),  # 30: tied with AAA, after it by name
+    )
+    index = rule(
+        universe=["DDD", "CCC", "BBB", "AAA"],
+        select={"top": 3, "by": "volume", "lookback_days": 5},
+    )
+    made = compose("m", index, h, MOMENT)
+    assert list(made.weights) == ["BBB", "AAA", "DDD"]
+    assert {a: round(w, 2) for a, w in made.weights.items()} == {
+        "BBB": 33.33,
+        "AAA": 33.33,
+        "DDD": 33.33,
+    }
+    assert made.figures == {"AAA": 30.0, "BBB": 100.0, "CCC": 5.0, "DDD": 30.0}
+    assert made.ranks == {"BBB": 1, "AAA": 2, "DDD": 3, "CCC": 4}
+    assert left_reason(index, made, "CCC") == (
+        "CCC left Momentum Trader: rank 4 by 5-day median daily quote volume, top 3 kept"
+    )
+
+
+def test_volume_weights_by_hand_with_both_caps_to_the_cent():
+    # Medians 500, 300, 150, 50 -> 50/30/15/5 %; at most 40, at least 10: A pinned at 40 and
+    # D at 10, B and C share the other 50 as 300:150 -> 33.33, 16.67.
+    h = with_volumes(
+        history(AAA=FLAT, BBB=FLAT, CCC=FLAT, DDD=FLAT),
+        AAA=[500.0] * 40,
+        BBB=[300.0] * 40,
+        CCC=[150.0] * 40,
+        DDD=[50.0] * 40,
+    )
+    index = rule(
+        universe=["AAA", "BBB", "CCC", "DDD"],
+        weigh="volume",
+        volume_days=4,
+        max_weight_pct=40,
+        min_weight_pct=10,
+    )
+    made = compose("m", index, h, MOMENT)
+    assert {a: round(w, 2) for a, w in made.weights.items()} == {
+        "AAA": 40.0,
+        "BBB": 33.33,
+        "CCC": 16.67,
+        "DDD": 10.0,
+    }
+    assert math.isclose(sum(made.weights.values()), 100.0)
+
+
+def test_the_median_of_an_even_window_is_the_mean_of_the_middle_two():
+    assert median_volume([7.0, 1.0, 2.0, 3.0, 10.0], 4) == 2.5  # of 1, 2, 3, 10
+    assert median_volume([1.0, 2.0, 3.0], 2, skip=1) == 1.5  # the two before the last
+    assert median_volume([1.0, None, 3.0], 2) is None  # a day without a volume
+    assert median_volume([1.0], 2) is None  # too short
+
+
+def test_inverse_volatility_weights_by_hand_and_capped():
+    # Closes alternating by 10 %, 20 % and 5 %: the daily log returns are +-a, mean 0, so
+    # the volatility is a = ln 1.1, ln 1.2, ln 1.05 (0.09531, 0.18232, 0.04879). Parts 1/a:
+    # 10.4921, 5.4848, 20.4959 of 36.4728 -> 28.77, 15.04, 56.20 %.
+    def alternating(up: float) -> list[float]:
+        return [100.0 * (up if i % 2 else 1.0) for i in range(40)]
+
+    h = history(AAA=alternating(1.1), BBB=alternating(1.2), CCC=alternating(1.05))
+    index = rule(universe=["AAA", "BBB", "CCC"], weigh="inverse_volatility", volatility_days=4)
+    made = compose("m", index, h, MOMENT)
+    assert {a: round(w, 2) for a, w in made.weights.items()} == {
+        "AAA": 28.77,
+        "BBB": 15.04,
+        "CCC": 56.2,
+    }
+    # At most 50 %: CCC pinned, AAA and BBB share 50 as 10.4921:5.4848 -> 32.84, 17.16.
+    capped_index = rule(
+        universe=["AAA", "BBB", "CCC"],
+        weigh="inverse_volatility",
+        volatility_days=4,
+        max_weight_pct=50,
+    )
+    made = compose("m", capped_index, h, MOMENT)
+    assert {a: round(w, 2) for a, w in made.weights.items()} == {
+        "AAA": 32.84,
+        "BBB": 17.16,
+        "CCC": 50.0,
+    }
+
+
+def test_the_liquidity_floor_leaves_out_thin_markets_with_a_note():
+    h = with_volumes(
+        history(AAA=ramp(100, 130), BBB=ramp(100, 160), CCC=ramp(100, 200)),
+        AAA=last_five(100, 100, 100, 100, 100),
+        BBB=last_five(150, 90, 120, 300, 110),  # median 120
+        CCC=last_five(5, 5, 5, 5, 5),  # the best return, but 5 a day
+    )
+    index = rule(
+        universe=["AAA", "BBB", "CCC"],
+        liquidity={"min_quote_volume": 100, "days": 5},
+        select={"top": 2, "by": "momentum", "lookback_days": 10},
+    )
+    made = compose("m", index, h, MOMENT)
+    assert list(made.weights) == ["BBB", "AAA"]
+    note = "CCC excluded: median daily quote volume 5 over 5 days, under the floor of 100"
+    assert note in made.notes
+    assert left_reason(index, made, "CCC") == f"CCC left Momentum Trader: {note[4:]}"
+
+
+def test_an_asset_without_a_volume_in_the_window_is_left_out():
+    h = with_volumes(
+        history(AAA=FLAT, BBB=FLAT), AAA=last_five(1, 2, 3, 4, 5), BBB=last_five(9, None, 9, 9, 9)
+    )
+    index = rule(select={"top": 2, "by": "volume", "lookback_days": 5})
+    made = compose("m", index, h, MOMENT)
+    assert made.weights == {"AAA": 100.0}
+    assert "BBB excluded: no quote volume for each of 5 days" in made.notes
+    assert "only 1 of the top 2 qualify: it holds those" in made.notes
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"select": {"top": 1, "by": "volume", "lookback_days": 5}},
+        {"weigh": "volume"},
+        {"liquidity": {"min_quote_volume": 1}},
+    ],
+)
+def test_a_volume_rule_without_volumes_is_an_error_naming_the_index(fields):
+    with pytest.raises(PriceHistoryError, match="index Momentum Trader reads traded volumes"):
+        compose("m", rule(**fields), history(AAA=FLAT, BBB=FLAT), MOMENT)
+
+
+def test_zero_assets_over_the_liquidity_floor_is_an_error_for_that_index():
+    h = with_volumes(history(AAA=FLAT, BBB=FLAT), AAA=[1.0] * 40, BBB=[2.0] * 40)
+    index = rule(liquidity={"min_quote_volume": 1000, "days": 5})
+    with pytest.raises(PriceHistoryError, match="index Momentum Trader: no asset of its universe"):
+        compose("m", index, h, MOMENT)
+
+
+def test_an_exchange_universe_leaves_out_the_exclusions_and_the_index_own():
+    listed = ["BTC", "ETH", "USDC", "WBTC", "BTCUP", "JUP", "EUR", "XYZ"]
+    h = history(**{a: FLAT for a in listed})
+    index = rule(universe="exchange", exclude=["XYZ"])
+    made = compose("m", index, h, MOMENT)
+    assert list(made.weights) == ["BTC", "ETH", "JUP"]  # JUP is no leveraged J
+    assert (
+        "5 excluded as stablecoins, fiat, wrapped or leveraged tokens or by the index's "
+        "exclude list: BTCUP, EUR, USDC, WBTC, XYZ"
+    ) in made.notes
+    assert made.excluded["BTCUP"] == "a leveraged token"
+    assert left_reason(index, made, "USDC") == "USDC left Momentum Trader: excluded: a stablecoin"
+
+
+def test_an_exchange_universe_takes_caps_it_can_only_check_when_composed():
+    index = rule(universe="exchange", max_weight_pct=10)  # any number of assets, so valid
+    made = compose("m", index, history(AAA=FLAT, BBB=FLAT), MOMENT)
+    assert made.weights == {"AAA": 50.0, "BBB": 50.0}
+    assert "the weight caps cannot hold with 2 assets: equal weights" in made.notes
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"exclude": ["XYZ"]}, 'exclude: only for universe = "exchange"'),
+        ({"universe": "exchange", "exclude": ["xyz"]}, "exclude: asset 'xyz'"),
+        ({"universe": "everything"}, "universe"),
+        ({"liquidity": {"min_quote_volume": 0}}, "liquidity.min_quote_volume"),
+        ({"universe": None, "source": "h.json", "weigh": "rank"}, "weigh: only for a rule"),
+        ({"source": "h.json"}, "not universe and source"),
+    ],
+)
+def test_bad_universe_fields_are_refused_naming_the_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        rule(**fields)
+
+
+def test_a_csv_history_is_read_by_the_investors_midnight():
+    """A CSV's days are the investor's: at 21:00 on 30 January in New York (02:00 UTC on the
+    31st) the 30th has not ended there, so its close is not known yet."""
+    from zoneinfo import ZoneInfo
+
+    from stagewise.reconstitution import HistoryData
+
+    h = history(AAA=ramp(100, 130), BBB=ramp(100, 160))
+    data = HistoryData(h, "USDT", ZoneInfo("America/New_York"))
+    evening = datetime(2027, 1, 31, 2, 0, tzinfo=UTC)
+    index = rule(select={"top": 1, "by": "momentum", "lookback_days": 10})
+    made = compose("m", index, data.history(["AAA", "BBB"], evening, 11), evening)
+    assert made.close_day == date(2027, 1, 29)
+    later = datetime(2027, 1, 31, 5, 0, tzinfo=UTC)  # midnight in New York
+    assert compose("m", index, data.history([], later, 11), later).close_day == date(2027, 1, 30)
+
+
+def test_a_zero_close_is_no_price_for_a_ranking() -> None:
+    # A 0 (a bad row, a dead market) must neither divide by zero nor rank: it is a gap.
+    from stagewise.composition import momentum, volatility
+
+    assert momentum([0.0, 1.0, 2.0], 2, 0) is None
+    assert momentum([1.0, 1.5, 2.0], 2, 0) == 1.0
+    assert volatility([1.0, 0.0, 1.0, 1.0], 3) is None
+    assert volatility([1.0, 1.0, 1.0, 1.0], 3) == 0.0

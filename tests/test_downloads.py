@@ -24,6 +24,9 @@ def candles(first: float) -> list[tuple[int, float, float, float, float, float]]
     return rows
 
 
+NOW = datetime(2026, 12, 3, tzinfo=UTC)  # the exchange's listings as of then (rule indices)
+
+
 def test_the_plans_daily_closes_are_downloaded_once_then_read_from_the_cache(
     standin, write_config, write_plan
 ) -> None:
@@ -36,7 +39,7 @@ def test_the_plans_daily_closes_are_downloaded_once_then_read_from_the_cache(
     config = load_config(write_config({**plan, **exchange, **paper}))
 
     told: list[str] = []
-    history = download_history(config, START, END, downloading=told.append)
+    history = download_history(config, START, END, NOW, downloading=told.append)
     assert told == ["X/USDT", "Y/USDT"]
     asked = standin.count(KLINES)
     assert asked >= 2
@@ -44,7 +47,7 @@ def test_the_plans_daily_closes_are_downloaded_once_then_read_from_the_cache(
     assert history.closes["X"][2] == 100.0 and history.closes["Y"][-1] == 26.0
     assert config.settings.state.path.with_name(CACHE_FILE).is_file()
 
-    again = download_history(config, START, END, downloading=told.append)
+    again = download_history(config, START, END, NOW, downloading=told.append)
     assert told == ["X/USDT", "Y/USDT"]  # nothing downloaded again
     assert standin.count(KLINES) == asked
     assert (again.days, again.closes) == (history.days, history.closes)

@@ -533,16 +533,24 @@ FAULT_CALLS: list[tuple[str, Callable[[Exchange], Any], str, tuple[str, ...]]] =
     ("balances", lambda ex: ex.balances(), "/api/v3/account", ()),
     ("key_permissions", lambda ex: ex.key_permissions(), "/sapi/v1/account/apiRestrictions", ()),
     (
-        "ohlcv_closes",
-        lambda ex: ex.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 10 * DAY),
+        "daily_candles",
+        lambda ex: ex.daily_candles("BTC", JAN_2020, JAN_2020 + 10 * DAY),
         "/api/v3/klines",
         ("BTC",),
     ),
+    ("quote_bases", lambda ex: ex.quote_bases(LATER), "/api/v3/exchangeInfo", ()),
 ]
 
 
 def test_every_method_that_talks_to_the_exchange_is_covered() -> None:
-    talking = {"load_markets", "quotes", "balances", "key_permissions", "ohlcv_closes"}
+    talking = {
+        "load_markets",
+        "quotes",
+        "balances",
+        "key_permissions",
+        "daily_candles",
+        "quote_bases",
+    }
     assert {name for name, *_ in FAULT_CALLS} == talking
     methods = {n for n, v in vars(Exchange).items() if callable(v) and not n.startswith("_")}
     local = {"close", "routes", "amount_to_precision"}  # no request of their own
@@ -633,7 +641,7 @@ def test_a_timeout_is_named_as_such(
     assert "read-only mode reads the account on binance" in str(error)
 
 
-def test_ohlcv_closes_paginates_and_refuses_a_nan_close(
+def test_daily_candles_paginate_and_refuse_a_nan_close(
     standin: StandinExchange, connect: Callable[..., Exchange]
 ) -> None:
     standin.add_market("BTC")
@@ -641,13 +649,50 @@ def test_ohlcv_closes_paginates_and_refuses_a_nan_close(
     standin.set_klines("BTC", "USDT", rows)
     exchange = connect()
 
-    closes = exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 2400 * DAY)
-    assert closes == [(JAN_2020 + i * DAY, 100.0 + i) for i in range(2400)]
+    candles = exchange.daily_candles("BTC", JAN_2020, JAN_2020 + 2400 * DAY)
+    assert [(c.ts, c.close) for c in candles] == [
+        (JAN_2020 + i * DAY, 100.0 + i) for i in range(2400)
+    ]
+    # The quote volume: the base volume (10) times the close.
+    assert [c.quote_volume for c in candles[:2]] == [1000.0, 1010.0]
     assert standin.count("/api/v3/klines") == 3
 
     standin.set_klines("BTC", "USDT", [*rows[:3], (JAN_2020 + 3 * DAY, 1, 2, 0.5, "NaN", 10)])
-    result, error = run(lambda: exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 10 * DAY))
+    result, error = run(lambda: exchange.daily_candles("BTC", JAN_2020, JAN_2020 + 10 * DAY))
     assert result is None and type(error) is SnapshotError and "BTC" in str(error)
+
+
+def test_daily_candles_ask_once_when_the_window_ends_with_the_last_candle(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.add_market("BTC")
+    standin.set_klines("BTC", "USDT", [(JAN_2020 + i * DAY, 1, 2, 0.5, 5, 1) for i in range(10)])
+    exchange = connect()
+    assert len(exchange.daily_candles("BTC", JAN_2020, JAN_2020 + 10 * DAY)) == 10
+    # The next candle would open at the end of the window: nothing more is asked for.
+    assert standin.count("/api/v3/klines") == 1
+
+
+def test_daily_candles_refuse_a_negative_volume(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.add_market("BTC")
+    standin.set_klines(
+        "BTC", "USDT", [(JAN_2020, 1, 2, 0.5, 5, 1), (JAN_2020 + DAY, 1, 2, 0.5, 5, -3)]
+    )
+    result, error = run(lambda: connect().daily_candles("BTC", JAN_2020, JAN_2020 + 2 * DAY))
+    assert result is None and type(error) is SnapshotError
+    assert "bad volume for BTC: BTC/USDT" in str(error)
+
+
+def test_quote_bases_are_the_active_spot_markets_against_the_quote(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    standin.add_market("BTC")
+    standin.add_market("ETH")
+    standin.add_market("OLD", status="BREAK")
+    standin.add_market("SOL", quote="BTC")
+    assert connect().quote_bases(NOW) == ["BTC", "ETH"]
 
 
 def test_an_unknown_exchange_id_is_a_config_error(standin: StandinExchange) -> None:
@@ -724,7 +769,7 @@ def test_a_full_session_makes_only_read_requests(
     account.warn_if_key_can_trade()
     snap = account.snapshot(["BTC", "ETH"], NOW)
     exchange.quotes(["XMR"], LATER)
-    exchange.ohlcv_closes("BTC", JAN_2020, JAN_2020 + 3 * DAY)
+    exchange.daily_candles("BTC", JAN_2020, JAN_2020 + 3 * DAY)
     exchange.amount_to_precision("BTC/USDT", 0.123456789)
     exchange.close()
 

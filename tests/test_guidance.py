@@ -140,3 +140,15 @@ def test_stage_shows_the_guides_worked_example_of_the_stage(cli, write_config) -
         "the guide's example: Robert, age 46: income 250,000, monthly 5,000, share of gross "
         "income 24 %, portfolio value 1,800,000, retire at 55, retirement goal 4,000,000"
     ) in done.stdout
+
+
+def test_indices_shows_each_index_focus_from_the_guide(cli) -> None:
+    # No config: the read command uses the shipped example (said on stderr).
+    shown = json.loads(cli("indices", "--json").stdout)
+    assert shown["value_investor"]["focus"] == (
+        "Quality and stability; Bitcoin/Ethereum heavy, large caps"
+    )
+    text = cli("indices").stdout
+    assert (
+        "  focus (the guide's): Quality and stability; Bitcoin/Ethereum heavy, large caps" in text
+    )

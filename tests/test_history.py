@@ -5,6 +5,7 @@ prices served in the investor's time zone, and the CLI's exit code 65 for bad da
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stagewise.errors import PriceHistoryError
-from stagewise.history import MAX_GAP_DAYS, HistoryMarkets, PriceHistory, from_closes, load_csv
+from stagewise.history import (
+    MAX_GAP_DAYS,
+    Candle,
+    HistoryMarkets,
+    PriceHistory,
+    from_candles,
+    from_closes,
+    load_csv,
+)
 
 EX_DATAERR = 65
 DAY_MS = 86_400_000
@@ -72,9 +81,11 @@ def test_the_shipped_sample_loads_and_covers_every_plan_asset():
     history = load_csv(shipped.path(shipped.SAMPLE_PRICES))
     plan = load_config(shipped.path(shipped.EXAMPLE)).plan
     assert set(plan.assets()) <= set(history.assets)
-    # The day before the demo's first: its jobs of 1 January 2023 see that close.
-    assert (history.days[0], history.days[-1]) == (date(2022, 12, 31), date(2026, 12, 31))
-    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2023, 1, 1)
+    # 97 days before the demo's first (a warm-up for the rule indices: their longest reach is
+    # 98 days of closes), so that its jobs of 1 January 2023 compose them.
+    assert (history.days[0], history.days[-1]) == (date(2022, 9, 25), date(2026, 12, 31))
+    assert history.first_start(ZoneInfo("Europe/Berlin")) == date(2022, 9, 26)
+    assert history.first_start(ZoneInfo("Europe/Berlin"), rows=98) == date(2023, 1, 1)
     assert len(history.days) == (history.days[-1] - history.days[0]).days + 1  # every day
 
 
@@ -380,3 +391,47 @@ def test_cli_simulate_names_plan_assets_missing_from_the_prices(cli, write_confi
     assert result.returncode == EX_DATAERR, result.stderr
     assert "no prices for" in result.stderr and "SOL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_from_candles_holds_skipped_days_and_lets_a_stale_market_go():
+    def at(day: int, close: float, volume: float | None = None) -> Candle:
+        return Candle(JAN_2020_MS + day * DAY_MS, close, volume)
+
+    history = from_candles(
+        {
+            "BTC": [at(0, 100.0, 5.0), at(2, 102.0, 7.0), at(5, 103.0, 9.0)],
+            "OLD": [at(0, 1.0, 1.0)],  # no candle since: delisted
+            "NEW": [at(d, 2.0, 3.0) for d in range(6)],
+        },
+        "binance daily candles",
+        hold_days=2,
+    )
+    assert history.days == tuple(date(2020, 1, 1) + timedelta(days=i) for i in range(6))
+    assert history.closes["BTC"] == (100.0, 100.0, 102.0, 102.0, 102.0, 103.0)
+    assert history.volumes["BTC"] == (5.0, None, 7.0, None, None, 9.0)  # a held day: none
+    assert history.closes["OLD"] == (1.0, 1.0, 1.0, None, None, None)  # 2 days, then gone
+    assert from_candles({"OLD": [at(0, 1.0)], "NEW": [at(3, 2.0)]}, "x").closes["OLD"] == (
+        1.0,
+        1.0,
+    )  # without hold_days (a simulation's download): the last close holds for good
+
+
+def test_volumes_are_read_onto_the_days_of_the_prices(tmp_path):
+    from stagewise.history import load_volumes
+
+    prices = load_csv(write_csv(tmp_path, "date,BTC,ETH\n2020-01-01,1,2\n2020-01-02,1,2\n"))
+    path = tmp_path / "volumes.csv"
+    path.write_text("date,ETH\n# a comment\n2020-01-02,1500.5\n")
+    history = load_volumes(path, prices)
+    assert history.volumes == {"ETH": (None, 1500.5)}  # 1 January: not known
+    assert history.closes == prices.closes
+    for text, message in [
+        ("date,ETH\n2020-01-02,-1\n", "row 2: ETH volume -1 must be 0 or more"),
+        ('date,ETH\n2020-01-02,"1,5"\n', "row 2: ETH volume '1,5' is not a number (a decimal"),
+        ("date,ETH\n2020-01-02,1,5\n", "row 2: 3 cells, expected 2"),
+        ("date,ETH\n2020-01-03,1\n", "row 2: 2020-01-03 is not a date of"),
+        ("date,ETH\n2020-01-02,1\n2020-01-01,1\n", "row 3: 2020-01-01 is not after 2020-01-02"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(PriceHistoryError, match=re.escape(f"{path}: {message}")):
+            load_volumes(path, prices)

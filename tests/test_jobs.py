@@ -265,20 +265,22 @@ def without(history: PriceHistory, asset: str) -> PriceHistory:
 
 
 @pytest.fixture
-def runtime_without_fet(make_config, history_runtime, history_2027):
-    """A young investor's seeded paper account whose prices lack a usable FET price, an
-    asset of the plan: every run that needs it fails."""
-    runtime = history_runtime(make_config(YOUNG), without(history_2027, "FET"))
+def runtime_without_bnb(make_config, history_runtime, history_2027):
+    """A career builder's seeded paper account whose prices lack BNB, an asset of the plan's
+    fixed Value basket: every run that needs it fails. (It was FET of a young investor's
+    fixed AI basket; the shipped AI Agents index is a rule now, which leaves an unpriced coin
+    out of its composition instead.)"""
+    runtime = history_runtime(make_config(CAREER), without(history_2027, "BNB"))
     seed_paper(runtime, berlin(2027, 1, 1))
     return runtime
 
 
 def test_a_failed_run_leaves_its_period_open_until_a_retry_runs_it(
-    runtime_without_fet, history_2027
+    runtime_without_bnb, history_2027
 ) -> None:
-    runtime = runtime_without_fet
+    runtime = runtime_without_bnb
     failed = dca_on(runtime, 1)
-    assert [(o.status, o.error) for o in failed] == [("failed", "no usable price: FET (0.0)")]
+    assert [(o.status, o.error) for o in failed] == [("failed", "no usable price: BNB (0.0)")]
     run = runtime.store.last_run("dca")
     assert run is not None and (run["period"], run["status"]) == ("dca:2027-01", "failed")
     assert run_ledger(runtime, "dca:2027-01") == []  # nothing deposited for a failed run
@@ -298,8 +300,8 @@ def test_a_failed_run_leaves_its_period_open_until_a_retry_runs_it(
     assert runtime.store.events(kind="job_failing") == []
 
 
-def test_three_failures_in_a_row_raise_job_failing(runtime_without_fet) -> None:
-    runtime = runtime_without_fet
+def test_three_failures_in_a_row_raise_job_failing(runtime_without_bnb) -> None:
+    runtime = runtime_without_bnb
     with capture_logs() as logs:
         for month in range(1, FAILURES_BEFORE_ALARM):
             assert dca_on(runtime, month)[0].status == "failed"
@@ -307,17 +309,17 @@ def test_three_failures_in_a_row_raise_job_failing(runtime_without_fet) -> None:
         assert dca_on(runtime, FAILURES_BEFORE_ALARM)[0].status == "failed"
     events = runtime.store.events(kind="job_failing")
     assert [e["data"] for e in events] == [
-        {"job": "dca", "last_error": "no usable price: FET (0.0)"}
+        {"job": "dca", "last_error": "no usable price: BNB (0.0)"}
     ]
     alarms = [e for e in logs if e["event"] == "job_failing_repeatedly"]
     assert [(e["log_level"], e["failures"]) for e in alarms] == [("error", FAILURES_BEFORE_ALARM)]
 
 
-def test_a_success_between_failures_resets_the_count(runtime_without_fet, history_2027) -> None:
-    runtime = runtime_without_fet
+def test_a_success_between_failures_resets_the_count(runtime_without_bnb, history_2027) -> None:
+    runtime = runtime_without_bnb
     markets = runtime.account.market_source  # type: ignore[attr-defined]
-    without_fet = markets.history
-    for month, history in enumerate([without_fet, without_fet, history_2027, without_fet], 1):
+    without_bnb = markets.history
+    for month, history in enumerate([without_bnb, without_bnb, history_2027, without_bnb], 1):
         markets.history = history
         dca_on(runtime, month)
     assert [r["status"] for r in reversed(runtime.store.runs(job="dca"))] == [

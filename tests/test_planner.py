@@ -12,6 +12,7 @@ import pytest
 from support import (
     POLICY,
     QUOTE,
+    SHIPPED_COMPOSITIONS,
     TAKEN_AT,
     example_config,
     market,
@@ -72,16 +73,18 @@ def spend_per_sleeve(config: Config, t: Targets, plan: Plan) -> dict[str, float]
     Balanced) counts for each in proportion to what each index gives its target weight."""
     per_sleeve = dict.fromkeys(t.sleeves, 0.0)
     for order in plan.orders:
-        for name, sleeve in t.sleeves.items():
-            pct = config.plan.indices[name].constituents.get(order.base, 0.0)
-            per_sleeve[name] += order.notional * sleeve.weight * pct / 100 / t.weights[order.base]
+        for name in t.sleeves:
+            held = t.members[name].get(order.base, 0.0)
+            per_sleeve[name] += order.notional * held / t.weights[order.base]
     return per_sleeve
 
 
 @pytest.mark.parametrize("allow_deposit", [False, True])
 def test_jake_26_invests_1000_as_50_30_20_across_momentum_ai_balanced(allow_deposit):
     config = config_born(date(2000, 3, 10))
-    t = targets_on(config.profile, date(2026, 6, 1))
+    # The shipped Momentum, AI Agents and Balanced indices are rules: composed (as the
+    # baskets they were before) for the split across them to be seen.
+    t = targets_on(config.profile, date(2026, 6, 1), SHIPPED_COMPOSITIONS)
     assert (t.age, t.stage.id, t.glide) == (26, "young_professional", None)
     # Paper mode deposits the $1,000 first; read-only mode asks for it (deposit_needed).
     cash = 0.0 if allow_deposit else 1_000.0

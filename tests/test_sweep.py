@@ -50,8 +50,16 @@ def daily(first: date, last: date, price) -> PriceHistory:
 # --- which windows --------------------------------------------------------------------------
 
 
-def test_windows_step_through_the_history_and_end_by_its_end(make_config):
-    config = make_config({"investor": {"timezone": "UTC"}})
+@pytest.fixture
+def btc_plan(make_config, write_plan):
+    """A config in UTC whose plan holds BTC alone in a fixed basket (no rule index: the
+    windows start where the closes do)."""
+    plan = write_plan({"basket": ("quarterly", {"BTC": 100})}, [plan_stage("only")])
+    return make_config({**plan, "investor": {"timezone": "UTC"}})
+
+
+def test_windows_step_through_the_history_and_end_by_its_end(btc_plan):
+    config = btc_plan
     prices = daily(date(2020, 12, 31), date(2022, 12, 31), lambda k: 100.0)
     found = windows(prices, config, Span(12, "m"), Span(1, "m"))
     # The first day a close is known is 1 Jan 2021; the last window ends the day after the
@@ -78,8 +86,8 @@ def test_windows_step_through_the_history_and_end_by_its_end(make_config):
     ]
 
 
-def test_month_steps_from_the_31st_are_counted_from_the_first_start(make_config):
-    config = make_config({"investor": {"timezone": "UTC"}})
+def test_month_steps_from_the_31st_are_counted_from_the_first_start(btc_plan):
+    config = btc_plan
     prices = daily(date(2021, 1, 30), date(2021, 12, 31), lambda k: 100.0)
     found = windows(prices, config, Span(1, "m"), Span(1, "m"))
     # 31 Jan, 28 Feb (the month's end), then 31 Mar again: never drifting to the 28th.

@@ -229,6 +229,8 @@ def test_the_db_is_never_another_file(cli, write_config, tmp_path):
             "not a setting a simulation reads",
         ),
         (["--windows", "12m", "--windfall", "2024-01-01:100"], 2, "not to every window"),
+        # An events file would be ignored by every window: refused, never silently dropped.
+        (["--windows", "12m", "--events", "events.csv"], 2, "not to every window"),
         (["--step", "1m"], 2, "--step is for a sweep: give --windows LENGTH with it"),
         (["--goal", "5"], 2, "--goal is for a sweep"),
         (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from support import plan_stage
+from support import SHIPPED_COMPOSITIONS, plan_stage
 
 from stagewise.money import WEIGHT_TOLERANCE
 from stagewise.targets import (
@@ -125,7 +125,7 @@ def test_glide_moves_monotonically_in_monthly_steps_summing_to_one(config):
     assert sleeve_value[0] == pytest.approx(0.40)
     assert sleeve_value[-1] == pytest.approx(0.60)
     for d in days:
-        t = targets_on(config.profile, d)
+        t = targets_on(config.profile, d, SHIPPED_COMPOSITIONS)  # every rule index holds something
         assert sum(t.weights.values()) + t.cash == pytest.approx(1, abs=WEIGHT_TOLERANCE)
         assert sum(s.weight for s in t.sleeves.values()) + t.cash == pytest.approx(1)
         assert all(w > 0 for w in t.weights.values())
@@ -147,8 +147,21 @@ def test_glide_within_a_month_holds_its_step(config):
 def test_every_glide_between_all_five_stages_sums_to_one(config):
     for age in (29, 30, 39, 40, 49, 50, 63, 64):
         for month in range(1, 13):
-            t = targets_on(config.profile, date(BIRTH.year + age, month, 20))
+            t = targets_on(config.profile, date(BIRTH.year + age, month, 20), SHIPPED_COMPOSITIONS)
             assert sum(t.weights.values()) == pytest.approx(1, abs=WEIGHT_TOLERANCE)
+
+
+def test_a_rule_index_not_composed_yet_holds_nothing(config):
+    """The shipped Momentum, AI Agents and Balanced indices are rules: until the jobs compose
+    them (at their first run), their weight is in no asset's; the fixed Value basket's is."""
+    day = date(BIRTH.year + 26, 6, 1)  # a young professional: momentum, AI, balanced
+    t = targets_on(config.profile, day)
+    assert set(t.sleeves) == {"momentum_trader", "ai_agents", "balanced_investor"}
+    assert t.weights == {} and all(held == {} for held in t.members.values())
+    composed = targets_on(config.profile, day, SHIPPED_COMPOSITIONS)
+    assert composed.members["ai_agents"] == pytest.approx(
+        {a: 0.3 * pct / 100 for a, pct in SHIPPED_COMPOSITIONS["ai_agents"].items()}
+    )
 
 
 def test_crypto_share_target_is_a_point_in_the_stage_band(make_config):

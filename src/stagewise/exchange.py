@@ -38,6 +38,7 @@ from tenacity import (
 )
 
 from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.history import Candle
 from stagewise.keyrights import ADVICE, KeyPermissions
 from stagewise.settings import ExchangeSettings
 from stagewise.snapshot import Market, Snapshot
@@ -254,12 +255,28 @@ class Exchange:
             withdraw=bool(answer.get("enableWithdrawals") or answer.get("enableInternalTransfer")),
         )
 
-    def ohlcv_closes(
+    def quote_bases(self, now: datetime) -> list[str]:
+        """The assets with an active spot market against the quote currency, sorted (market
+        rules loaded as `load_markets` does: no request while they are fresh)."""
+        self.load_markets(now)
+        return sorted(
+            {
+                m["base"]
+                for symbol, m in self._markets.items()
+                if m.get("quote") == self.quote and m.get("base") and self._tradable(symbol)
+            }
+        )
+
+    def daily_candles(
         self, base: str, since_ms: int, until_ms: int, timeframe: str = "1d"
-    ) -> list[tuple[int, float]]:
-        """Daily (or `timeframe`) closes of BASE/QUOTE from `since_ms` to `until_ms`, paginated."""
+    ) -> list[Candle]:
+        """The daily (or `timeframe`) candles of BASE/QUOTE opening in [since_ms, until_ms),
+        paginated: each a close and its quote volume (the candle's base volume times its
+        close: ccxt gives the base volume). A close that is not a positive number, or a
+        volume that is negative or not a number, fails the call naming the asset."""
         symbol = f"{base}/{self.quote}"
-        rows: list[tuple[int, float]] = []
+        step = _TIMEFRAME_MS.get(timeframe, 1)
+        rows: list[Candle] = []
         cursor = since_ms
 
         def page_from(since: int) -> Any:
@@ -270,23 +287,20 @@ class Exchange:
             if not isinstance(page, list):
                 raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not a list")
             try:
-                fresh = [(int(r[0]), _number(r[4])) for r in page if int(r[0]) >= cursor]
+                fresh = [_candle(base, symbol, r) for r in page if int(r[0]) >= cursor]
             except (TypeError, ValueError, IndexError, KeyError) as e:
                 raise SnapshotError(
                     f"{self.id}: OHLCV answer for {symbol} is unparsable: {e}"
                 ) from None
-            bad = next((r for r in fresh if r[1] is None or r[1] <= 0), None)
-            if bad is not None:
-                raise SnapshotError(f"bad close for {base}: {symbol} at {bad[0]} is {bad[1]!r}")
-            closes = [(ms, close) for ms, close in fresh if close is not None]
             if not fresh:
                 # ccxt parses a non-JSON body into an empty page: no history is not garbage
                 raw = self.__ccxt.last_http_response
                 if not page and isinstance(raw, str) and not isinstance(_json(raw), list):
                     raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not JSON")
                 break
-            rows.extend(r for r in closes if r[0] < until_ms)
-            cursor = closes[-1][0] + 1
+            rows.extend(c for c in fresh if c.ts < until_ms)
+            # The next candle opens a step after the last: none left to ask for past `until`.
+            cursor = fresh[-1].ts + step
         return rows
 
     # -- translation of ccxt's answers -----------------------------------------------------
@@ -558,6 +572,23 @@ def _network_cause(error: BaseException, timeout_ms: int) -> str:
         if any(isinstance(e, kind) for e in chain):
             return text
     return "no connection"
+
+
+# The length of a candle of each timeframe stagewise asks for (ms).
+_TIMEFRAME_MS = {"1d": 86_400_000, "1w": 7 * 86_400_000}
+
+
+def _candle(base: str, symbol: str, row: Sequence[Any]) -> Candle:
+    """A ccxt OHLCV row [ts, open, high, low, close, base volume] as our Candle; a close that
+    is not a positive number, or a volume that is negative or not a number, is bad data."""
+    ts, close = int(row[0]), _number(row[4])
+    if close is None or close <= 0:
+        raise SnapshotError(f"bad close for {base}: {symbol} at {ts} is {row[4]!r}")
+    raw = row[5] if len(row) > 5 else None
+    volume = None if raw is None else _number(raw)
+    if raw is not None and (volume is None or volume < 0):
+        raise SnapshotError(f"bad volume for {base}: {symbol} at {ts} is {raw!r}")
+    return Candle(ts, close, None if volume is None else volume * close)
 
 
 def _number(value: Any) -> float | None:

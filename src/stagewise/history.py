@@ -12,6 +12,11 @@ is a positive number (within `PRICE_RANGE`), a point as decimal mark; an empty c
 listed yet" only before an asset's first price (a later gap is an error naming the row and the
 asset). Lines starting with # are comments. A byte order mark (Excel's "CSV UTF-8") is skipped.
 
+Volumes (optional, for rule indices that choose or weigh by traded volume): a second CSV of
+the same shape, one row per day and one column per asset, each cell the day's traded volume
+in the quote currency (0 or more; an empty cell: not known). Its dates must be dates of the
+price file and its columns assets of it; a day it does not give has no volume known.
+
 Point in time: a row holds the close at the END of its day, so it is known only from the
 midnight that ends the day: in the investor's time zone for a CSV file (its dates are read as
 the investor's days), in UTC for an exchange's daily candles (they close at 00:00 UTC). A job
@@ -22,17 +27,21 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import NamedTuple
 
 from stagewise.errors import PriceHistoryError
 from stagewise.money import PRICE_RANGE
 from stagewise.snapshot import Market
 
 MAX_GAP_DAYS = 31
+DAY_MS = 86_400_000
+EPOCH = date(1970, 1, 1)
 
 
 # How a simulation reads the history, for its report's header.
@@ -52,6 +61,8 @@ class PriceHistory:
     closes: Mapping[str, tuple[float | None, ...]]
     source: str = ""
     zone: tzinfo | None = None
+    # Quote volume per asset, aligned with `days` (None: not known); empty: no volumes at all.
+    volumes: Mapping[str, tuple[float | None, ...]] = field(default_factory=dict)
 
     @property
     def assets(self) -> list[str]:
@@ -71,9 +82,11 @@ class PriceHistory:
         """Index of the last close known at `moment` (None: none yet); `tz` the investor's."""
         return self.index_on(moment.astimezone(self.zone or tz).date() - timedelta(days=1))
 
-    def first_start(self, tz: tzinfo) -> date:
-        """The first day (in `tz`) a simulation can start: its midnight knows the first close."""
-        known = self.known_at(0, tz).astimezone(tz)
+    def first_start(self, tz: tzinfo, rows: int = 1) -> date:
+        """The first day (in `tz`) a simulation can start: its midnight knows the first close
+        (the first `rows` closes: what a rule index reads before its first reconstitution;
+        a history shorter than that gives its first day, and the rule says what it lacks)."""
+        known = self.known_at(min(max(rows, 1), len(self.days)) - 1, tz).astimezone(tz)
         return known.date() if known.time() == time(0) else known.date() + timedelta(days=1)
 
     def first_priced(self, asset: str) -> int | None:
@@ -131,20 +144,20 @@ def _midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tz)
 
 
-def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
-    """Read and check a wide price CSV (see the module's docstring)."""
+def _read_table(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The asset columns of a wide CSV's header and its other rows, each with its line
+    number in the file (blank and comment lines are skipped but still counted, so an error
+    names the line a user sees in an editor)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            # (line number in the file, cells): blank and comment lines are skipped but
-            # still counted, so an error names the line a user sees in an editor.
             numbered = [
                 (reader.line_num, row)
                 for row in reader
                 if row and "".join(row).strip() and not row[0].lstrip().startswith("#")
             ]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise PriceHistoryError(f"cannot read price history {path}: {e}") from None
+        raise PriceHistoryError(f"cannot read {what} {path}: {e}") from None
     rows = [row for _, row in numbered]
     if not rows or [h.strip().lower() for h in rows[0][:1]] != ["date"] or len(rows[0]) < 2:
         raise PriceHistoryError(
@@ -153,9 +166,15 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
     header = [h.strip() for h in rows[0][1:]]
     if len(set(header)) != len(header) or not all(h.isalnum() and h.isupper() for h in header):
         raise PriceHistoryError(f"{path}: asset columns must be distinct codes like BTC: {header}")
+    return header, numbered[1:]
+
+
+def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
+    """Read and check a wide price CSV (see the module's docstring)."""
+    header, numbered = _read_table(path, "price history")
     days: list[date] = []
     columns: dict[str, list[float | None]] = {a: [] for a in header}
-    for n, row in numbered[1:]:
+    for n, row in numbered:
         day = _row_day(path, n, row, len(header))
         if days and day <= days[-1]:
             raise PriceHistoryError(f"{path}: row {n}: {day} is not after {days[-1]}")
@@ -170,6 +189,48 @@ def load_csv(path: Path, max_gap_days: int = MAX_GAP_DAYS) -> PriceHistory:
     if not days:
         raise PriceHistoryError(f"{path}: no price rows")
     return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, str(path))
+
+
+def load_volumes(path: Path, prices: PriceHistory) -> PriceHistory:
+    """`prices` with the quote volumes of the CSV at `path` (see the module's docstring)."""
+    header, numbered = _read_table(path, "volumes")
+    unknown = [a for a in header if a not in prices.closes]
+    if unknown:
+        raise PriceHistoryError(
+            f"{path}: column {', '.join(unknown)} has no prices in {prices.source}: volumes "
+            "are read for the assets of the price file"
+        )
+    where = {day: i for i, day in enumerate(prices.days)}
+    columns: dict[str, list[float | None]] = {a: [None] * len(prices.days) for a in header}
+    last: date | None = None
+    for n, row in numbered:
+        day = _row_day(path, n, row, len(header))
+        if last is not None and day <= last:
+            raise PriceHistoryError(f"{path}: row {n}: {day} is not after {last}")
+        last = day
+        i = where.get(day)
+        if i is None:
+            raise PriceHistoryError(f"{path}: row {n}: {day} is not a date of {prices.source}")
+        for asset, cell in zip(header, row[1:], strict=True):
+            columns[asset][i] = _volume(path, n, asset, cell)
+    volumes = {a: tuple(v) for a, v in columns.items()}
+    return dataclasses.replace(prices, volumes=volumes, source=f"{prices.source} + {path}")
+
+
+def _volume(path: Path, n: int, asset: str, cell: str) -> float | None:
+    text = cell.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        comma = " (a decimal comma: write it with a point)" if "," in text else ""
+        raise PriceHistoryError(
+            f"{path}: row {n}: {asset} volume '{text}' is not a number{comma}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise PriceHistoryError(f"{path}: row {n}: {asset} volume {text} must be 0 or more")
+    return value
 
 
 def _separator_hint(rows: Sequence[Sequence[str]]) -> str:
@@ -219,28 +280,74 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
     return value
 
 
-def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
-    """A history from per-asset (timestamp ms, close) rows, aligned on the union of days."""
-    by_day: dict[date, dict[str, float]] = {}
+class Candle(NamedTuple):
+    """One daily (or coarser) candle as the exchange gave it: its open time (ms, UTC), its
+    close, and its traded volume in the quote currency (None: the exchange did not say).
+    A tuple: a cached row of (ts, close, volume) is one as it is read."""
+
+    ts: int
+    close: float
+    quote_volume: float | None = None
+
+
+def from_candles(
+    candles: Mapping[str, Sequence[Candle]], source: str, hold_days: int | None = None
+) -> PriceHistory:
+    """A history (closes and quote volumes) from per-asset candles, aligned on the union of
+    their UTC days; a day an asset's exchange skipped holds its last close (no volume), for
+    at most `hold_days` after its newest candle (None: for good; a delisted coin keeps its
+    last price)."""
     low, high = PRICE_RANGE
-    for asset, rows in closes.items():
-        for ms, close in rows:
-            day = _utc_day(ms)
-            if not low <= close <= high:  # also NaN
-                raise PriceHistoryError(
-                    f"{source}: {asset} close {close} on {day} is outside any market's prices "
-                    f"({low:g} .. {high:g})"
-                )
-            by_day.setdefault(day, {})[asset] = close
-    days = sorted(by_day)
-    columns: dict[str, list[float | None]] = {a: [] for a in closes}
-    for day in days:
-        for asset in closes:
-            value = by_day[day].get(asset)
-            if value is None and columns[asset] and columns[asset][-1] is not None:
-                value = columns[asset][-1]  # a day the exchange skipped: the last close holds
-            columns[asset].append(value)
-    return PriceHistory(tuple(days), {a: tuple(v) for a, v in columns.items()}, source, UTC)
+    for asset, rows in candles.items():
+        if not all(low <= c.close <= high for c in rows):  # also NaN
+            bad = next(c for c in rows if not low <= c.close <= high)
+            raise PriceHistoryError(
+                f"{source}: {asset} close {bad.close} on {_utc_day(bad.ts)} is outside any "
+                f"market's prices ({low:g} .. {high:g})"
+            )
+    # UTC days as numbers since 1970 (a candle opens at 00:00 UTC of its day).
+    numbers = sorted({c.ts // DAY_MS for rows in candles.values() for c in rows})
+    at = {n: i for i, n in enumerate(numbers)}
+    days = [EPOCH + timedelta(days=n) for n in numbers]
+    closes: dict[str, list[float | None]] = {}
+    volumes: dict[str, list[float | None]] = {}
+    for asset, rows in candles.items():
+        column: list[float | None] = [None] * len(numbers)
+        traded: list[float | None] = [None] * len(numbers)
+        for c in rows:
+            i = at[c.ts // DAY_MS]
+            column[i], traded[i] = c.close, c.quote_volume
+        if 0 < len(rows) < len(numbers):  # days it has no candle of
+            _hold(column, days, at[max(c.ts for c in rows) // DAY_MS], hold_days)
+        closes[asset], volumes[asset] = column, traded
+    has_volumes = any(v is not None for column in volumes.values() for v in column)
+    return PriceHistory(
+        tuple(days),
+        {a: tuple(v) for a, v in closes.items()},
+        source,
+        UTC,
+        {a: tuple(v) for a, v in volumes.items()} if has_volumes else {},
+    )
+
+
+def _hold(
+    column: list[float | None], days: Sequence[date], newest: int, hold_days: int | None
+) -> None:
+    """Fill the `days` an exchange skipped with the last close; after the newest candle (at
+    `newest`), for at most `hold_days` (None: for good)."""
+    last = None
+    for i, close in enumerate(column):
+        if close is not None:
+            last = close
+        elif last is not None and (
+            hold_days is None or i < newest or (days[i] - days[newest]).days <= hold_days
+        ):
+            column[i] = last
+
+
+def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
+    """A history from per-asset (timestamp ms, close) rows (no volumes): see from_candles."""
+    return from_candles({a: [Candle(t, c) for t, c in rows] for a, rows in closes.items()}, source)
 
 
 def _utc_day(ms: int) -> date:

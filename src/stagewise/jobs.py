@@ -45,7 +45,7 @@ from stagewise.planner import (
 )
 from stagewise.planner.fills import apply, state_seen
 from stagewise.planner.model import Order, Plan, PlanState, Policy
-from stagewise.reconstitution import Reconstitutions
+from stagewise.reconstitution import HistoryData, IndexData, Reconstitutions
 from stagewise.schedules import Schedule
 from stagewise.settings import Config
 from stagewise.snapshot import Snapshot
@@ -107,6 +107,7 @@ class Jobs:
         account: Account,
         clock: Callable[[], datetime] | None = None,
         history: PriceHistory | None = None,
+        index_data: IndexData | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -117,8 +118,11 @@ class Jobs:
         self._unsettled: list[Plan] = []  # this fire's proposals the account does not show
         self.policy = config.policy(allow_deposit=account.allow_deposit)
         self.targets = TargetsOn(config.profile)  # the targets of a day (pure, so remembered)
-        # The rule indices' compositions, chosen from `history` (None: live, none yet).
-        self.compositions = Reconstitutions(config, store, history)
+        # The rule indices' compositions, chosen from `index_data` (live: the exchange's
+        # candles) or `history` (a simulation's prices).
+        if index_data is None and history is not None:
+            index_data = HistoryData(history, config.quote, config.tz)
+        self.compositions = Reconstitutions(config, store, index_data)
         self.tz = config.tz  # the investor's time zone (a Jobs lives as long as its config)
         # One small callable per scheduled job (a windfall is run by `windfall`).
         self._jobs: dict[Job, Callable[[Run, Targets, PlanState], Outcome]] = {
@@ -455,6 +459,7 @@ class Jobs:
     ) -> Outcome:
         if notes:
             plan = dataclasses.replace(plan, notes=(*notes, *plan.notes))
+        plan = self.compositions.annotate(plan)  # a rule index it could not compose
         if plan.refused is not None:
             # Nothing is deposited or filled for a plan that could not be made.
             return self._failed(run, plan.refused, snapshot)

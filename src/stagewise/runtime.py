@@ -13,11 +13,11 @@ from datetime import datetime
 import structlog
 
 from stagewise import keyrights
+from stagewise.candles import CandleData
 from stagewise.errors import ConfigError
 from stagewise.exchange import Exchange, ReadOnlyAccount
 from stagewise.jobs import Account, Jobs
 from stagewise.paper import MarketSource, PaperAccount
-from stagewise.reconstitution import NO_HISTORY
 from stagewise.settings import Config
 from stagewise.snapshot import Market
 from stagewise.store import Store
@@ -76,8 +76,6 @@ def open_runtime(
     if missing:
         raise ConfigError(f"{config.path}: cannot read the account", [missing])
     history = getattr(market_source, "history", None)  # a price history's (HistoryMarkets)
-    if config.plan.rule_indices() and history is None:
-        raise ConfigError(f"{config.path}: invalid configuration", [rule_indices_refused(config)])
     if store is None:
         store = Store.open(config.state_path)
     if settings.exchange.mode == "read-only":
@@ -95,13 +93,10 @@ def open_runtime(
             settings.exchange.quote,
             fee_rate=settings.paper.fee_rate,
         )
-    jobs = Jobs(config, store, account, clock, history=history)
+    # Rule indices read the price history when there is one, else the exchange's candles.
+    candles = None if history is not None else CandleData(exchange, store)
+    jobs = Jobs(config, store, account, clock, history=history, index_data=candles)
     return Runtime(config, store, account, jobs, exchange)
-
-
-def rule_indices_refused(config: Config) -> str:
-    """Why the daemon cannot run the config's rule indices (it has no price history yet)."""
-    return f"indices {', '.join(config.plan.rule_indices())}: {NO_HISTORY} (`simulate` runs them)"
 
 
 def seed_paper(runtime: Runtime, now: datetime) -> None:

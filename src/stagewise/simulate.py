@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from stagewise.churn import Churn, churn
+from stagewise.composition import history_days, require_volumes
 from stagewise.errors import OutputRefused, UsageError
 from stagewise.guidance import simulation_notes
 from stagewise.history import HistoryMarkets, PriceHistory
@@ -69,6 +71,9 @@ class SimulationResult:
     prices: str = ""  # where the prices came from, and the days of its dates
     notes: list[str] = field(default_factory=list)  # assets listed later, plan events
     db_path: Path | None = None
+    # Per rule index: its reconstitutions, the assets that entered and left after the
+    # first, and the last composition (when, and its weights).
+    rule_indices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # The figures most readers want, by name.
     @property
@@ -147,7 +152,7 @@ def check_output(config: Config, db_path: Path) -> None:
 # What only the jobs of a simulation write: a live file also holds the daemon's events (a
 # start, a reload), a person's (a pause, a windfall) or read-only runs.
 _SIMULATION_EVENTS = frozenset(
-    {"ledger_seeded", "glide_step", "reassessed", "stage_changed", "job_failing"}
+    {"ledger_seeded", "glide_step", "reassessed", "stage_changed", "job_failing", "reconstituted"}
 )
 
 
@@ -195,6 +200,16 @@ def simulation_config(config: Config, db_path: Path | None) -> Config:
     return Config(settings=settings, plan=config.plan, path=config.path)
 
 
+def default_start(config: Config, history: PriceHistory) -> date:
+    """The first day a simulation over `history` starts unless told: the first a close is
+    known, or with rule indices the first each has the days of closes it reads (before it,
+    a rule index could not be composed: its rebalance would fail, its share held as cash)."""
+    indices = config.plan.indices
+    rows = max((history_days(indices[name]) for name in config.plan.rule_indices()), default=1)
+    # A history shorter than that: its first day (the rules then say what they lack).
+    return history.first_start(config.tz, rows if rows <= len(history.days) else 1)
+
+
 def plan_assets(config: Config, start: date, end: date) -> set[str]:
     """Every asset the targets hold at any month of [start, end)."""
     assets: set[str] = set()
@@ -239,6 +254,7 @@ def simulate(
     sim = simulation_config(config, db_path)
     assets = plan_assets(sim, start, end)
     history.require(assets, start, end, sim.tz, strict=strict_history)
+    require_volumes(sim.plan.indices, history)
     store = Store.open_memory()
     try:
         markets = HistoryMarkets(history, sim.quote, tz=sim.tz, min_notional=min_notional)
@@ -366,7 +382,31 @@ def _result(
         ),
         prices=f"{history.source} (its dates are days in {history.zone or config.tz})",
         db_path=db_path,
+        rule_indices=_reconstitutions(config, store),
     )
+
+
+def _reconstitutions(config: Config, store: Store) -> dict[str, dict[str, Any]]:
+    """What the simulation's rule indices did, from their `reconstituted` events."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in reversed(store.events(kind="reconstituted", limit=10**9)):  # oldest first
+        data = event["data"]
+        shown = out.get(data["index"])
+        if shown is None:
+            name = config.plan.indices[data["index"]].name
+            shown = out[data["index"]] = {
+                "name": name,
+                "reconstitutions": 0,
+                "entered": 0,
+                "left": 0,
+            }
+        else:  # the first composition's assets did not enter a composition before
+            shown["entered"] += len(data["entered"])
+            shown["left"] += len(data["left"])
+        shown["reconstitutions"] += 1
+        shown["last"] = event["at"].astimezone(config.tz).date().isoformat()
+        shown["weights"] = data["weights"]
+    return dict(sorted(out.items()))
 
 
 def _notes(

@@ -170,54 +170,90 @@ class StagesFile(Frozen):
 
 
 class Select(Frozen):
-    """A rule's selection: the top N of the universe by a ranking figure."""
+    """A rule's selection: the top N of the universe by a ranking figure (momentum: the
+    highest return; volume: the highest median daily quote volume; volatility: the lowest)."""
 
     top: int = Field(ge=1)
-    by: Literal["momentum", "volatility"]
+    by: Literal["momentum", "volatility", "volume"]
     lookback_days: int = Field(ge=2, le=3650)
     skip_days: int = Field(default=0, ge=0, le=365)
 
 
-Weigh = Literal["equal", "inverse_volatility", "rank"]
+class Liquidity(Frozen):
+    """A liquidity floor: an asset whose median daily quote volume over `days` is under
+    `min_quote_volume` (quote currency) is left out of the universe."""
+
+    min_quote_volume: float = Field(gt=0)
+    days: int = Field(default=30, ge=1, le=365)
+
+
+Weigh = Literal["equal", "volume", "inverse_volatility", "rank"]
+# The fields only a rule index (one with a universe) may set.
+RULE_FIELDS = frozenset(
+    {
+        "select",
+        "weigh",
+        "volatility_days",
+        "volume_days",
+        "max_weight_pct",
+        "min_weight_pct",
+        "exclude",
+        "liquidity",
+    }
+)
+KINDS = "give one of constituents (a fixed basket), universe (a rule) or source (a holdings file)"
 
 
 class Index(Frozen):
-    """An index: a fixed basket (constituents with weights, percent) or a rule (a universe,
-    a selection and a weighing, reconstituted at each rebalance), with a rebalance cadence."""
+    """An index: a fixed basket (constituents with weights, percent), a rule (a universe,
+    a selection and a weighing, reconstituted at each rebalance) or a holdings file someone
+    else composes (`source`, re-read at each reconstitution), with a rebalance cadence.
+
+    `universe`: a list of assets, or "exchange": every asset trading against the quote
+    currency, less the shipped exclusions (stablecoins, fiat, leveraged and wrapped tokens,
+    `stagewise.universe`) and the index's own `exclude`."""
 
     name: str
     cadence: IndexCadence
     focus: str = ""
     constituents: dict[str, float] | None = Field(default=None, min_length=1)
-    universe: list[str] | None = Field(default=None, min_length=1)
+    universe: list[str] | Literal["exchange"] | None = Field(default=None, min_length=1)
+    source: Path | None = None
+    exclude: list[str] = []
+    liquidity: Liquidity | None = None
     select: Literal["all"] | Select = "all"
     weigh: Weigh = "equal"
     volatility_days: int = Field(default=30, ge=2, le=3650)
+    volume_days: int = Field(default=30, ge=1, le=3650)
     max_weight_pct: float | None = Field(default=None, gt=0, le=100)
     min_weight_pct: float | None = Field(default=None, ge=0, lt=100)
 
     @property
     def is_rule(self) -> bool:
-        return self.universe is not None
+        """Composed at its reconstitutions (by a rule or from a holdings file), not fixed."""
+        return self.universe is not None or self.source is not None
+
+    @property
+    def needs_volumes(self) -> bool:
+        """True when choosing or weighing the index reads quote volumes."""
+        by = None if self.select == "all" else self.select.by
+        return by == "volume" or self.weigh == "volume" or self.liquidity is not None
 
     @model_validator(mode="after")
     def _weights(self) -> Index:
+        kinds = [k for k in ("constituents", "universe", "source") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(KINDS + (f", not {' and '.join(kinds)}" if kinds else ""))
         if self.universe is not None:
             return self._rule()
-        if self.constituents is None:
-            raise ValueError("give either constituents (a fixed basket) or universe (a rule)")
-        rule_fields = self.model_fields_set & {
-            "select",
-            "weigh",
-            "volatility_days",
-            "max_weight_pct",
-            "min_weight_pct",
-        }
+        rule_fields = self.model_fields_set & RULE_FIELDS
         if rule_fields:
             raise ValueError(
                 f"{', '.join(sorted(rule_fields))}: only for a rule index (one with a "
-                "universe), not a fixed basket of constituents"
+                "universe), not a " + ("holdings file" if self.source else "fixed basket")
             )
+        if self.constituents is None:
+            return self
         for asset, w in self.constituents.items():
             if not (0 < w <= 100):
                 raise ValueError(
@@ -230,36 +266,46 @@ class Index(Frozen):
         return self
 
     def _rule(self) -> Index:
-        universe = self.universe or []
-        if self.constituents is not None:
-            raise ValueError("give either constituents (a fixed basket) or universe (a rule)")
-        for asset in universe:
+        universe = self.universe if isinstance(self.universe, list) else None
+        for asset in universe or []:
             _exchange_code(asset, "universe: asset")
-        if len(set(universe)) != len(universe):
+        if universe is not None and len(set(universe)) != len(universe):
             raise ValueError("universe: an asset is listed twice")
-        size = len(universe) if self.select == "all" else self.select.top
-        if self.select != "all" and self.select.top > len(universe):
-            raise ValueError(
-                f"select.top: {self.select.top} is more than the universe's {len(universe)} assets"
-            )
+        if self.exclude and universe is not None:
+            raise ValueError('exclude: only for universe = "exchange" (a list is its own choice)')
+        for asset in self.exclude:
+            _exchange_code(asset, "exclude: asset")
+        size = None if universe is None else len(universe)
+        if self.select != "all":
+            if size is not None and self.select.top > size:
+                raise ValueError(
+                    f"select.top: {self.select.top} is more than the universe's {size} assets"
+                )
+            size = self.select.top
         if self.weigh == "rank" and self.select == "all":
-            raise ValueError("weigh: 'rank' needs a ranking (select by momentum or volatility)")
+            raise ValueError(
+                "weigh: 'rank' needs a ranking (select by momentum, volume or volatility)"
+            )
         low, high = self.min_weight_pct, self.max_weight_pct
         if low is not None and high is not None and low > high:
             raise ValueError(f"min_weight_pct ({low:g}) is above max_weight_pct ({high:g})")
-        if high is not None and high * size < 100 - WEIGHT_SUM_TOLERANCE_PCT:
+        if size is not None and high is not None and high * size < 100 - WEIGHT_SUM_TOLERANCE_PCT:
             raise ValueError(
                 f"max_weight_pct: {size} assets at most {high:g} % each cannot make 100 %"
             )
-        if low is not None and low * size > 100 + WEIGHT_SUM_TOLERANCE_PCT:
+        if size is not None and low is not None and low * size > 100 + WEIGHT_SUM_TOLERANCE_PCT:
             raise ValueError(
                 f"min_weight_pct: {size} assets at least {low:g} % each make more than 100 %"
             )
         return self
 
     def assets(self) -> list[str]:
-        """Every asset the index can hold: its constituents, or its rule's universe."""
-        return sorted(self.universe if self.universe is not None else self.constituents or {})
+        """Every asset the index is known to hold or choose from: its constituents, or its
+        rule's listed universe (none for an exchange universe or a holdings file: those are
+        known at a reconstitution)."""
+        if isinstance(self.universe, list):
+            return sorted(self.universe)
+        return sorted(self.constituents or {})
 
 
 def _exchange_code(asset: str, what: str) -> None:
@@ -337,8 +383,30 @@ def load_plan(stages_path: Path, indices_path: Path) -> PlanData:
         rules=stages.plan,
         emergency_rule=stages.emergency_rule,
         stages=tuple(stages.stage),
-        indices=dict(indices.index),
+        indices=_with_sources(indices.index, indices_path),
     )
+
+
+def _with_sources(indices: Mapping[str, Index], indices_path: Path) -> dict[str, Index]:
+    """The indices with each holdings file's path made absolute (relative to the indices
+    file's folder) and the file read once: a file that cannot be used is a config error."""
+    from stagewise.holdings_files import read_holdings
+
+    out = dict(indices)
+    problems = []
+    for name, index in indices.items():
+        if index.source is None:
+            continue
+        path = index.source.expanduser()
+        path = path if path.is_absolute() else indices_path.parent / path
+        out[name] = index.model_copy(update={"source": path})
+        try:
+            read_holdings(path)
+        except ConfigError as e:
+            problems.append(f"index.{name}.source: {e}")
+    if problems:
+        raise ConfigError(f"{indices_path}: invalid configuration", problems)
+    return out
 
 
 def _validate(model: type[Frozen], data: dict[str, Any], path: Path) -> Any:

@@ -36,7 +36,7 @@ from stagewise import logs
 from stagewise.errors import StagewiseError, UsageError
 from stagewise.history import PriceHistory
 from stagewise.settings import Config, with_setting
-from stagewise.simulate import SimulationResult, simulate
+from stagewise.simulate import SimulationResult, default_start, simulate
 from stagewise.targets import add_months
 
 Unit = Literal["d", "m", "y"]
@@ -90,11 +90,13 @@ def windows(
     first: date | None = None,
     until: date | None = None,
 ) -> list[Window]:
-    """Every window of `length`, the first starting on `first` (default: the first day a
-    close is known), the next `step` later, and so on while a window ends by `until` (default:
-    the day after the history's last): a UsageError when not one fits."""
+    """Every window of `length`, the first starting on `first` (default: the day a plain
+    simulation starts unless told, `default_start`: the first a close is known, or the first
+    each rule index has the closes it reads), the next `step` later, and so on while a window
+    ends by `until` (default: the day after the history's last): a UsageError when not one
+    fits."""
     tz = config.tz
-    first = max(first or history.first_start(tz), history.first_start(tz))
+    first = max(first or default_start(config, history), history.first_start(tz))
     last = history.days[-1] + timedelta(days=1)
     until = min(until or last, last)
     found: list[Window] = []

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from stagewise import __version__
@@ -215,10 +216,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     # What the daemon could not run with (the settings alone load without ccxt: `stage` and
     # `status` need no exchange, so the id is checked here and when the daemon builds it).
     problems = [p for p in (s.exchange.missing_keys(), unknown_exchange(s.exchange.id)) if p]
-    if config.plan.rule_indices():
-        from stagewise.runtime import rule_indices_refused
-
-        problems.append(rule_indices_refused(config))
     if problems:
         raise ConfigError(f"{config.path}: invalid configuration", problems)
     notify: list[str] = []
@@ -275,15 +272,23 @@ def unknown_exchange(exchange_id: str) -> str | None:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
+    from stagewise.cli.indices import held_indices, recorded_at, render_held
+
     config = load(args)
     on = args.at or today(config)
-    targets = targets_on(config.profile, on)
+    # The rule indices' compositions in the state file as of the end of that day.
+    end = datetime.combine(on + timedelta(days=1), datetime.min.time(), config.tz)
+    recorded = recorded_at(config, config.state_path, end)
+    targets = targets_on(config.profile, on, {i: c["weights"] for i, c in recorded.items()})
     money = money_json(config, on)
+    indices = held_indices(config, targets.sleeves, recorded)
     plan = config.plan
     if args.json:
-        emit_json({**targets_json(targets), **money, "guide": guidance_json(targets.stage, plan)})
+        guide = guidance_json(targets.stage, plan)
+        emit_json({**targets_json(targets), "indices": indices, **money, "guide": guide})
     else:
         print(render_targets(targets, len(config.plan.stages)))
+        print("\n".join(["", *render_held(indices)]))
         print("\n".join(["", *render_money(money, config.quote)]))
         print("\n".join(["", *guidance_lines(targets.stage, plan, config.quote)]))
     return EX_OK

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise.errors import ConfigError
@@ -12,6 +13,7 @@ from stagewise.settings import Config, ConfigSource, find_config, load_config
 
 if TYPE_CHECKING:
     from stagewise.history import PriceHistory
+    from stagewise.store import Store
 
 
 def positive_amount(text: str) -> float:
@@ -105,16 +107,26 @@ def today(config: Config) -> date:
 
 def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
     """The price history `simulate` runs on: --from-exchange's download, --prices, else the
-    shipped sample."""
-    from stagewise.history import load_csv
+    shipped sample (with --volumes' quote volumes beside a CSV's closes)."""
+    from stagewise.history import load_csv, load_volumes
 
     if args.from_exchange:
         from stagewise.downloads import download_history
 
         def downloading(symbol: str) -> None:
-            print(f"downloading {symbol} daily closes ...", file=sys.stderr)
+            print(f"downloading {symbol} daily candles ...", file=sys.stderr)
 
-        return download_history(config, args.start, args.end, downloading=downloading)
+        now = datetime.now(UTC)
+        return download_history(config, args.start, args.end, now, downloading=downloading)
     from stagewise import shipped
 
-    return load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
+    history = load_csv(args.prices or shipped.path(shipped.SAMPLE_PRICES))
+    return load_volumes(args.volumes, history) if args.volumes else history
+
+
+def read_store(path: Path) -> Store | None:
+    """The state file at `path`, read-only (a read command creates nothing); None when
+    there is none yet."""
+    from stagewise.store import Store
+
+    return Store.read(path) if path.exists() else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import keyrights, logs
-from stagewise.cli.arguments import aware, config_source, load
+from stagewise.cli.arguments import aware, config_source, load, read_store
 from stagewise.cli.output import (
     EX_FAILURE,
     EX_OK,
@@ -183,14 +183,6 @@ def open_store(path: Path) -> Store:
     return Store.open(path)
 
 
-def read_store(path: Path) -> Store | None:
-    """The state file at `path`, read-only (a read command creates nothing); None when
-    there is none yet."""
-    from stagewise.store import Store
-
-    return Store.read(path) if path.exists() else None
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from stagewise.store import Store
 
@@ -213,10 +205,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """Everything `status` shows, from the store and the config alone (no network)."""
+    from stagewise.cli.indices import held_indices
     from stagewise.schedules import schedules
 
     day = now.astimezone(config.tz).date()
-    targets = targets_on(config.profile, day)
+    recorded = store.compositions(at=now)
+    targets = targets_on(config.profile, day, {i: c["weights"] for i, c in recorded.items()})
     state = store.plan_state()
     latest = store.latest_snapshot()
     rows: list[dict[str, Any]] = []
@@ -252,6 +246,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "mode": config.settings.exchange.mode,
         "quote": config.quote,
         "targets": targets_json(targets),
+        "indices": held_indices(config, targets.sleeves, recorded),
         **money_json(config, day),  # retirement, contribution, withdrawal_pct
         "paused": state.paused,
         "pause_reason": state.pause_reason,
@@ -274,6 +269,8 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
 def render_status(d: dict[str, Any]) -> str:
     from tabulate import tabulate
 
+    from stagewise.cli.indices import render_held
+
     t = d["targets"]
     state = d["state"]
     lines = [
@@ -289,6 +286,7 @@ def render_status(d: dict[str, Any]) -> str:
         f"(band {pct(t['crypto_band'][0])} .. {pct(t['crypto_band'][1])})"
     )
     lines += render_money(d, d["quote"])
+    lines += render_held(d["indices"])
     if d["paused"]:
         since = f" (since {local_minute(d['paused_since'])})" if d["paused_since"] else ""
         lines.append(

@@ -109,7 +109,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def told_counts(config) -> dict | None:
     """What the state file says was told (None: no state file yet)."""
-    from stagewise.cli.commands import read_store
+    from stagewise.cli.arguments import read_store
 
     store = read_store(config.state_path)
     if store is None:

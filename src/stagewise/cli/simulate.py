@@ -26,6 +26,9 @@ separate database, and prints a report. Prices come from a CSV file (--prices; f
 header `date,BTC,ETH,...`, one row per day, closes in the quote currency) or from the
 config's exchange (--from-exchange; downloaded once, then cached). Without either, the
 shipped GENERATED sample history (sample-prices.csv) is used: a demo, not a market.
+Rule indices that choose or weigh by traded volume (select by "volume", weigh "volume",
+a liquidity floor) need volumes: --volumes CSV (the price file's shape, each cell the
+day's volume in the quote currency) or --from-exchange (the candles' volumes).
 
 Point in time: a row's close is known from the midnight that ends its day (a CSV's days
 are yours, the exchange's are UTC days): a job sees the close of the day before, never its
@@ -70,13 +73,22 @@ def add_simulate_command(command: Callable[..., argparse.ArgumentParser]) -> Non
     source.add_argument(
         "--from-exchange",
         action="store_true",
-        help="download daily closes from the config's exchange (cached for later runs)",
+        help="download daily candles from the config's exchange (cached for later runs)",
+    )
+    p.add_argument(
+        "--volumes",
+        type=Path,
+        metavar="CSV",
+        help="daily quote volumes for rule indices that choose or weigh by volume: a CSV of "
+        "the price file's shape (date,ASSET,...; each cell the day's traded volume in the "
+        "quote currency)",
     )
     p.add_argument(
         "--start",
         type=parse_date,
         metavar="YYYY-MM-DD",
-        help="first day (default: the first a close is known, the day after the history's first)",
+        help="first day (default: the first a close is known, the day after the history's "
+        "first; with rule indices, the first they have the days of closes they read)",
     )
     p.add_argument("--end", type=parse_date, metavar="YYYY-MM-DD", help="day after the last")
     p.add_argument(
@@ -206,7 +218,7 @@ def non_negative_int(text: str) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from stagewise.cli.sweep import cmd_sweep, refuse_sweep_arguments
-    from stagewise.simulate import check_output, default_db_path, simulate
+    from stagewise.simulate import check_output, default_db_path, default_start, simulate
 
     if args.windows:
         return cmd_sweep(args)
@@ -218,6 +230,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError(f"--end {args.end} must be after --start {args.start}")
     if args.from_exchange and not (args.start and args.end):
         raise UsageError("--from-exchange needs --start and --end")
+    if args.from_exchange and args.volumes:
+        raise UsageError("--volumes is for a price file: --from-exchange has the volumes")
     # Before the simulation runs: a chart it cannot draw must not cost the run.
     chart = None
     if args.chart:
@@ -238,7 +252,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path(config)
     check_output(config, db_path)  # before a download, not only before the simulation runs
     history = load_history(args, config)
-    start = args.start or history.first_start(config.tz)  # the first day a close is known
+    start = args.start or default_start(config, history)  # the first a rule can be composed
     end = args.end or history.days[-1] + timedelta(days=1)
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(

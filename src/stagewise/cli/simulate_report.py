@@ -46,6 +46,7 @@ def result_json(r: SimulationResult) -> dict[str, Any]:
         "stages": [
             {"from": s.starts.isoformat(), "stage": s.stage, "glide": s.glide} for s in r.stages
         ],
+        "rule_indices": r.rule_indices,
         "notes": r.notes,
         "database": str(r.db_path),
     }
@@ -137,12 +138,34 @@ def render_report(r: SimulationResult, config: Config) -> str:
             tabulate(rows, tablefmt="plain", disable_numparse=True),
             "",
             tabulate(stages, headers=["from", "stage", "glide path"]),
+            *_rule_indices(r.rule_indices),
             *(["", *notes] if notes else []),
             "",
             f"every run and proposal: {r.db_path} (sqlite-utils / Datasette, or "
             f"`stagewise proposals --db {r.db_path}`)",
         ]
     )
+
+
+def _rule_indices(shown: dict[str, dict[str, Any]]) -> list[str]:
+    """The table of the rule indices' reconstitutions (none: no lines)."""
+    from tabulate import tabulate
+
+    if not shown:
+        return []
+    rows = [
+        [
+            r["name"],
+            r["reconstitutions"],
+            r["entered"],
+            r["left"],
+            r["last"],
+            ", ".join(f"{a} {w:.1f} %" for a, w in r["weights"].items()),
+        ]
+        for r in shown.values()
+    ]
+    headers = ["rule index", "reconstituted", "entered", "left", "last chosen", "holds"]
+    return ["", tabulate(rows, headers=headers, disable_numparse=True)]
 
 
 def amount(x: float) -> str:

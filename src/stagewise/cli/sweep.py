@@ -179,10 +179,10 @@ def _keep_and_tell(
 
 
 def _refuse_what_a_sweep_cannot_do(args: argparse.Namespace) -> None:
-    if args.windfall or args.pause:
+    if args.windfall or args.pause or args.events:
         raise UsageError(
-            "--windfall and --pause are dated: they belong to one simulation (--start, "
-            "--end), not to every window of a sweep"
+            "--windfall, --pause and --events are dated: they belong to one simulation "
+            "(--start, --end), not to every window of a sweep"
         )
     if args.from_exchange and not (args.start and args.end):
         raise UsageError("--from-exchange needs --start and --end")

@@ -327,3 +327,23 @@ def m007_simulation_days(conn: sqlite3.Connection) -> None:
             profit_moved_out REAL NOT NULL
         ) WITHOUT ROWID"""
     )
+
+
+@migration
+def m008_candles(conn: sqlite3.Connection) -> None:
+    """Daily candles for rule indices: the quote volume beside each cached close (NULL: not
+    known, as for closes cached before), and when each market's candles were last asked for
+    and from how far back (a market is asked at most once a day)."""
+    conn.execute(
+        "ALTER TABLE price_cache ADD COLUMN volume REAL CHECK (volume IS NULL OR volume >= 0)"
+    )
+    conn.execute(
+        """CREATE TABLE candle_fetches (
+            exchange TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            timeframe TEXT NOT NULL,
+            fetched_on TEXT NOT NULL,
+            since INTEGER NOT NULL,
+            PRIMARY KEY (exchange, symbol, timeframe)
+        ) WITHOUT ROWID"""
+    )
