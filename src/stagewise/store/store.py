@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -653,10 +654,14 @@ class Store:
     def record_days(self, days: Iterable[Any]) -> None:
         """A simulation's account at the end of each day (performance.Day: the attributes
         DAY_COLUMNS name) in the simulation_days table, in one transaction."""
+        # executemany, not insert_all: insert_all looks at every value (3 years of days: 32 ms
+        # of a 76 ms simulation, measured; executemany: under 2 ms).
+        values = attrgetter(*DAY_COLUMNS[1:])
         with self._writing():
-            self.db.table("simulation_days").insert_all(
-                {"day": d.day.isoformat(), **{c: getattr(d, c) for c in DAY_COLUMNS[1:]}}
-                for d in days
+            self.conn.executemany(
+                f"INSERT INTO simulation_days ({', '.join(DAY_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in DAY_COLUMNS)})",
+                [(d.day.isoformat(), *values(d)) for d in days],
             )
 
     def days(self) -> list[dict[str, Any]]:
