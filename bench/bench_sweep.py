@@ -47,8 +47,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
-from bench_simulate import random_walk  # noqa: E402
-from support import deep_merge, plan_stage, write_config_file, write_plan_files  # noqa: E402
+from bench_simulate import SETTINGS as SIMULATE_SETTINGS  # noqa: E402
+from bench_simulate import STAGES, START, random_walk  # noqa: E402
+from support import deep_merge, write_config_file, write_plan_files  # noqa: E402
 
 from stagewise import logs  # noqa: E402
 from stagewise.history import PriceHistory  # noqa: E402
@@ -67,46 +68,14 @@ from stagewise.sweep import (  # noqa: E402
 
 GOAL_SPEEDUP = 1.8  # on 2 cores
 GOAL_OVERHEAD = 0.10
-START = date(2015, 1, 1)
 ASSETS = [f"C{i:02d}" for i in range(20)]
 INDICES = {
     "momentum": ("weekly", {a: 20.0 for a in ASSETS[:5]}),
     "balanced": ("quarterly", {a: 12.5 for a in ASSETS[5:13]}),
     "value": ("annual", {a: 100 / 7 for a in ASSETS[13:]}),
 }
-STAGES = [
-    plan_stage(
-        "builder",
-        number=1,
-        max_age=59,
-        sleeves={"momentum": 40, "balanced": 40, "value": 20},
-        crypto_share_pct=(20, 40),
-        portfolio_rebalance="quarterly",
-        profit_milestones_pct=(50, 100),
-        yearly_increase_pct=5,
-    ),
-    plan_stage(
-        "retiree",
-        number=2,
-        min_age=60,
-        sleeves={"balanced": 30, "value": 70},
-        crypto_share_pct=(5, 15),
-        portfolio_rebalance="annual",
-        withdrawal_pct=(2, 4),
-    ),
-]
-SETTINGS = {
-    "investor": {
-        "birth_date": "1960-01-01",  # 60 on 2020-01-01, half way through the ten years
-        "timezone": "Europe/Berlin",
-        "outside_investments": 400_000,
-        "monthly_contribution": 2_000,
-        "contribution_start": START.isoformat(),
-    },
-    "paper": {"initial_balances": {"USDT": 10_000}, "fee_rate": 0.001, "slippage": 0.0005},
-    "schedule": {"drift_enabled": True, "withdraw_periods": 12},
-    "plan": {"transition_months": 24, "transition_anchor": "end"},
-}
+# bench_simulate's two stages and settings, the investor born half a year earlier.
+SETTINGS = deep_merge(SIMULATE_SETTINGS, {"investor": {"birth_date": "1960-01-01"}})
 
 
 def setup(folder: Path, years: int) -> tuple[Config, PriceHistory]:

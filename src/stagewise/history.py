@@ -221,13 +221,7 @@ def _volume(path: Path, n: int, asset: str, cell: str) -> float | None:
     text = cell.strip()
     if not text:
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        comma = " (a decimal comma: write it with a point)" if "," in text else ""
-        raise PriceHistoryError(
-            f"{path}: row {n}: {asset} volume '{text}' is not a number{comma}"
-        ) from None
+    value = _number(path, n, f"{asset} volume", text)
     if not math.isfinite(value) or value < 0:
         raise PriceHistoryError(f"{path}: row {n}: {asset} volume {text} must be 0 or more")
     return value
@@ -262,13 +256,7 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
         if any(v is not None for v in before):
             raise PriceHistoryError(f"{path}: row {n}: {asset} has a gap (empty after prices)")
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        comma = " (a decimal comma: write it with a point)" if "," in text else ""
-        raise PriceHistoryError(
-            f"{path}: row {n}: {asset} price '{text}' is not a number{comma}"
-        ) from None
+    value = _number(path, n, f"{asset} price", text)
     if not math.isfinite(value) or value <= 0:
         raise PriceHistoryError(f"{path}: row {n}: {asset} price {text} must be positive")
     low, high = PRICE_RANGE
@@ -278,6 +266,17 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
             f"({low:g} .. {high:g})"
         )
     return value
+
+
+def _number(path: Path, n: int, what: str, text: str) -> float:
+    """The number a cell holds ('BTC price', 'BTC volume'), else a PriceHistoryError naming
+    the file, the row and the cell."""
+    try:
+        return float(text)
+    except ValueError:
+        comma = " (a decimal comma: write it with a point)" if "," in text else ""
+        why = f"{path}: row {n}: {what} '{text}' is not a number{comma}"
+        raise PriceHistoryError(why) from None
 
 
 class Candle(NamedTuple):

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -149,35 +149,38 @@ class Store:
     def open(cls, path: Path) -> Store:
         """Open (creating it and its folder if needed) the state file at `path`, in WAL mode.
         Another application's SQLite file is refused, and left exactly as it is."""
-        db = None
-        try:
-            db = connect_file(path)
-            _refuse_foreign(db, path)
-            enable_wal(db)
-            return cls(db)
-        except BaseException as e:
-            if db is not None:
-                db.close()
-            if (named := unavailable(e, path)) is not None:
-                raise named from e
-            if isinstance(e, sqlite3.Error | OSError):
-                raise StateError(f"cannot use the state file {path}: {e}") from None
-            raise
+        return cls._opened(path, connect_file, enable_wal, "use")
 
     @classmethod
     def read(cls, path: Path) -> Store:
         """Open the existing state file at `path` for reading only: nothing is created or
         migrated, so it works on a file the reader may not write (e.g. the daemon's). A file
         an older stagewise wrote is refused until a writer (the daemon) upgrades it."""
-        db = None
-        try:
-            db = connect_reading(path)
-            _refuse_foreign(db, path)
+
+        def upgraded(db: Database) -> None:
             if not up_to_date(db):
                 raise StateError(
                     f"{path} was written by an older stagewise: start the daemon (or run a "
                     "command that writes, e.g. `stagewise once reassess`) to upgrade it"
                 )
+
+        return cls._opened(path, connect_reading, upgraded, "read")
+
+    @classmethod
+    def _opened(
+        cls,
+        path: Path,
+        connect: Callable[[Path], Database],
+        prepare: Callable[[Database], None],
+        verb: str,
+    ) -> Store:
+        """A Store on the file `connect` opens at `path`, refused if another application's,
+        after `prepare`; the connection is closed on any failure, named for the person."""
+        db = None
+        try:
+            db = connect(path)
+            _refuse_foreign(db, path)
+            prepare(db)
             return cls(db)
         except BaseException as e:
             if db is not None:
@@ -185,7 +188,7 @@ class Store:
             if (named := unavailable(e, path)) is not None:
                 raise named from e
             if isinstance(e, sqlite3.Error | OSError):
-                raise StateError(f"cannot read the state file {path}: {e}") from None
+                raise StateError(f"cannot {verb} the state file {path}: {e}") from None
             raise
 
     @classmethod
