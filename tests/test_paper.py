@@ -188,6 +188,20 @@ def test_derived_balances_equal_a_running_balance(trades, fee_rate, slippage) ->
     assert flows.unexplained == pytest.approx(0.0, abs=1e-6)
 
 
+def test_an_order_without_a_fee_fills_without_a_fee_entry() -> None:
+    """A market (or a paper account) charging no fee: the two fills, no entry of 0."""
+    entries = fill_entries(
+        plan(order("BTC", "buy", 0.1), order("ETH", "sell", 1.0)), snapshot({}), at=T0
+    )
+    assert [(e.kind, e.asset, e.amount) for e in entries] == [
+        ("fill", "BTC", 0.1),
+        ("fill", "USDT", -5_000.0),
+        ("fill", "ETH", -1.0),
+        ("fill", "USDT", 2_000.0),
+    ]
+    assert derive_positions(entries)["BTC"].avg_cost == pytest.approx(50_000.0)
+
+
 # --- average cost --------------------------------------------------------------------------
 
 

@@ -133,15 +133,15 @@ def test_a_file_that_is_not_sqlite_is_refused_with_sqlites_reason(tmp_path: Path
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     first = Store.open(path)
-    assert first.schema_version() == 8
+    assert first.schema_version() == 9
     record(first)
     first.close()
 
     again = Store.open(path)
-    assert again.schema_version() == 8
+    assert again.schema_version() == 9
     assert again.has_period("dca:2027-01")
     assert not again.has_period("dca:2027-02")
-    assert count(again.conn, "_sqlite_migrations") == 8  # each migration applied once
+    assert count(again.conn, "_sqlite_migrations") == 9  # each migration applied once
     again.close()
 
 
@@ -159,6 +159,7 @@ def test_sqlite_utils_migrate_finds_a_new_file_up_to_date(tmp_path: Path) -> Non
         "m006_compositions",
         "m007_simulation_days",
         "m008_candles",
+        "m009_checks_without_lists",
     )
     for name in names:
         theirs(name=name)(lambda db: pytest.fail("sqlite-utils re-applied a migration"))
@@ -185,7 +186,7 @@ def test_a_file_migrated_by_sqlite_utils_gets_only_the_later_migrations(tmp_path
     db.close()
 
     store = Store.open(tmp_path / "s.db")
-    assert store.schema_version() == 8
+    assert store.schema_version() == 9
     names = store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
     assert [n for (n,) in names] == [
         "m001_initial",
@@ -196,6 +197,7 @@ def test_a_file_migrated_by_sqlite_utils_gets_only_the_later_migrations(tmp_path
         "m006_compositions",
         "m007_simulation_days",
         "m008_candles",
+        "m009_checks_without_lists",
     ]
     assert store.ledger_balances() == {"USDT": 100.0}  # m003 built the balances from the rows
     store.close()
@@ -659,6 +661,91 @@ def test_every_field_of_a_ledger_entry_has_a_column() -> None:
     assert [f.name for f in fields(LedgerEntry)] == list(LEDGER_COLUMNS[:-1])
 
 
+def test_a_file_of_m008_rebuilt_by_m009_keeps_rows_indexes_triggers_and_checks(
+    tmp_path: Path,
+) -> None:
+    """m009 declares runs, orders, skips and the ledger anew (their CHECKs compare values
+    instead of IN lists): the rows stay, so do the indexes and the ledger's triggers, and
+    every CHECK still refuses what it refused."""
+    from stagewise.store import schema
+
+    theirs = Migrations(MIGRATION_SET)
+    for name in (
+        "m001_initial",
+        "m002_price_cache",
+        "m003_ledger_balances",
+        "m004_failed_runs_leave_period_open",
+        "m005_notifications",
+        "m006_compositions",
+        "m007_simulation_days",
+        "m008_candles",
+    ):
+        step = getattr(schema, name)
+        theirs(name=name)(lambda db, step=step: step(db.conn))
+    path = tmp_path / "old.db"
+    db = Database(path)
+    theirs.apply(db)
+    at = "2027-01-01T08:00:00.000000+00:00"
+    db.execute(
+        "INSERT INTO runs (job, period, scheduled_at, started_at, finished_at, status, mode,"
+        " rule) VALUES ('dca', 'dca:2027-01', ?, ?, ?, 'ok', 'paper', 'dca')",
+        [at, at, at],
+    )
+    db.execute(
+        "INSERT INTO orders VALUES (1, 0, 'BTC/USDT', 'BTC', 'buy', 0.01, 50000, 500, 0.5,"
+        " 'dca', 'why', 0, 0.5, 0.5)"
+    )
+    db.execute("INSERT INTO skips VALUES (1, 0, 'ETH', 'dca', 'too small', 3)")
+    db.execute(
+        "INSERT INTO ledger (at, run_id, kind, asset, amount) VALUES (?, 1, 'deposit', 'USDT', 9)",
+        [at],
+    )
+    db.conn.commit()
+    before = {
+        t: db.execute(f"SELECT * FROM {t}").fetchall()
+        for t in ("runs", "orders", "skips", "ledger")
+    }
+    objects = "SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY 2"
+    kept = db.execute(objects).fetchall()
+    db.close()
+
+    store = Store.open(path)
+    assert store.schema_version() == 9 and store.integrity_ok()
+    conn = store.conn
+    assert {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in before} == before
+    assert conn.execute(objects).fetchall() == kept
+    assert " IN (" not in "".join(
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name IN ('runs', 'orders', 'skips', 'ledger')"
+        )
+    )
+    assert store.ledger_balances() == {"USDT": 9.0}
+    bad = [
+        "INSERT INTO runs (job, period, scheduled_at, started_at, finished_at, status, mode)"
+        f" VALUES ('dca', 'x', '{at}', '{at}', '{at}', 'done', 'paper')",
+        "INSERT INTO runs (job, period, scheduled_at, started_at, finished_at, status, mode)"
+        f" VALUES ('dca', 'y', '{at}', '{at}', '{at}', 'ok', 'live')",
+        "INSERT INTO runs (job, period, scheduled_at, started_at, finished_at, status, mode,"
+        f" rule) VALUES ('dca', 'z', '{at}', '{at}', '{at}', 'ok', 'paper', 'yolo')",
+        "INSERT INTO orders VALUES (1, 1, 'BTC/USDT', 'BTC', 'hold', 1, 1, 1, 0, 'dca', 'w', 0,"
+        " 0, 0)",
+        "INSERT INTO orders VALUES (1, 2, 'BTC/USDT', 'BTC', 'buy', 1, 1, 1, 0, 'bet', 'w', 0, 0,"
+        " 0)",
+        "INSERT INTO skips VALUES (1, 1, 'ETH', 'bet', 'w', 0)",
+        f"INSERT INTO ledger (at, kind, asset, amount) VALUES ('{at}', 'gift', 'USDT', 1)",
+    ]
+    for sql in bad:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            conn.execute(sql)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM ledger")
+    conn.execute(f"INSERT INTO ledger (at, kind, asset, amount) VALUES ('{at}', 'fee', 'USDT', -1)")
+    balances = conn.execute("SELECT asset, balance FROM ledger_balances").fetchall()
+    assert balances == [("USDT", 8.0)]  # the balances trigger follows again
+    store.close()
+
+
 # --- opening -------------------------------------------------------------------------------
 
 
@@ -672,10 +759,10 @@ def test_two_processes_creating_the_file_at_once_apply_each_migration_once(
         with ThreadPoolExecutor(4) as pool:
             stores = list(pool.map(Store.open, [path] * 4))
         for opened in stores:
-            assert opened.schema_version() == 8
+            assert opened.schema_version() == 9
             opened.close()
         check = Store.open(path)
-        assert count(check.conn, "_sqlite_migrations") == 8
+        assert count(check.conn, "_sqlite_migrations") == 9
         check.close()
 
 
@@ -726,7 +813,7 @@ def test_a_file_from_before_failed_runs_reopened_keeps_its_runs_and_opens_failed
     db.close()
 
     store = Store.open(path)
-    assert store.schema_version() == 8 and store.integrity_ok()
+    assert store.schema_version() == 9 and store.integrity_ok()
     assert [r["period"] for r in store.runs()] == ["dca:2027-02", "dca:2027-01"]
     assert store.ledger_balances() == {"USDT": 9.0}
     assert not store.has_period("dca:2027-01") and store.has_period("dca:2027-02")
@@ -786,7 +873,7 @@ def test_opening_a_new_file_another_process_is_writing_raises_state_busy(tmp_pat
             Store.open(path)
     finally:
         holder.close()
-    assert Store.open(path).schema_version() == 8
+    assert Store.open(path).schema_version() == 9
 
 
 def test_the_cli_meets_a_busy_file_with_one_line_and_exit_75(standin_config, cli) -> None:

@@ -60,7 +60,7 @@ def leftovers(folder: Path, keep: set[str]) -> list[str]:
 def test_a_memory_store_has_the_schema_of_a_file(tmp_path: Path) -> None:
     memory = Store.open_memory()
     file = Store.open(tmp_path / "s.db")
-    assert memory.schema_version() == file.schema_version() == 8
+    assert memory.schema_version() == file.schema_version() == 9
     assert everything(memory.conn) == everything(file.conn)
     assert memory.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     memory.close()
@@ -79,7 +79,7 @@ def test_save_writes_a_state_file_that_reopens_with_the_same_rows(
     reopened = Store.open(path)
     assert everything(reopened.conn) == everything(memory.conn)
     assert reopened.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert reopened.schema_version() == 8
+    assert reopened.schema_version() == 9
     assert reopened.integrity_ok()
     assert reopened.plan_state() == memory.plan_state()
     assert reopened.plan_state().paused
@@ -214,7 +214,7 @@ def test_save_is_refused_during_a_write_and_over_its_own_file(tmp_path: Path) ->
     with pytest.raises(StateError, match="over itself"):
         file.save(tmp_path / "f.db")
     file.save(tmp_path / "copy.db")  # a file store can be copied elsewhere
-    assert Store.open(tmp_path / "copy.db").schema_version() == 8
+    assert Store.open(tmp_path / "copy.db").schema_version() == 9
     file.close()
 
 

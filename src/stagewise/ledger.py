@@ -71,8 +71,9 @@ def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[Ledger
     The estimate already holds the paper account's costs: its price is the snapshot price
     worsened by the policy's slippage, its fee the account's fee rate (the paper account's
     snapshot carries that rate). Filling the estimate keeps the ledger and the plan equal, so
-    a plan that fits the cash never overdraws the account. Each order gives three entries in
-    this order: the base asset's fill, the quote's fill, the quote's fee.
+    a plan that fits the cash never overdraws the account. Each order gives its entries in
+    this order: the base asset's fill, the quote's fill, the quote's fee (none when the fee
+    is 0: a market without fees, or a paper account set to none).
     """
     quote = snapshot.quote
     entries: list[LedgerEntry] = []
@@ -85,8 +86,9 @@ def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[Ledger
         entries += [
             LedgerEntry(at, "fill", order.base, sign * order.amount, order.price, note),
             LedgerEntry(at, "fill", quote, -sign * order.notional, None, note),
-            LedgerEntry(at, "fee", quote, -order.fee, None, note),
         ]
+        if order.fee:
+            entries.append(LedgerEntry(at, "fee", quote, -order.fee, None, note))
     return entries
 
 
