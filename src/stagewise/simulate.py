@@ -165,11 +165,14 @@ def _not_a_simulation(path: Path, *, legacy: bool) -> str | None:
     if path.stat().st_size == 0:
         return "an empty file"
     try:
-        # A copy in memory, migrated there: an older version's simulation is recognised
-        # (and the file is only read).
-        store = Store.copy(path)
+        store = Store.read(path)  # read where it is (a copy of it costs more than the run)
     except StateError:
-        return "not a stagewise database"
+        try:
+            # An older version's: recognised from a copy in memory, migrated there (the file
+            # is only read).
+            store = Store.copy(path)
+        except StateError:
+            return "not a stagewise database"
     try:
         held = store.contents()
     finally:
