@@ -33,6 +33,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from stagewise.errors import PriceHistoryError
@@ -359,40 +360,48 @@ class HistoryMarkets:
     day's close is known from the midnight that ends it, see `PriceHistory.known_at`).
 
     Market rules are the same for every asset (a simulated exchange): an amount step, a
-    minimum order value, and a fee (the paper account applies its own)."""
+    minimum order value, and a fee (the paper account applies its own). Like an exchange's
+    list of markets, every asset of the history has one from the start; a market without a
+    price yet trades nothing (no plan buys what it cannot price)."""
 
     history: PriceHistory
     quote: str
     tz: tzinfo = UTC  # the investor's
     amount_step: float = 1e-8
     min_notional: float = 5.0
-    _markets: dict[str, Market] = field(default_factory=dict)
+    markets: Mapping[str, Market] = field(init=False)  # read only: every caller's the same
+
+    def __post_init__(self) -> None:
+        self.markets = MappingProxyType(
+            {
+                asset: Market(
+                    symbol=f"{asset}/{self.quote}",
+                    base=asset,
+                    quote=self.quote,
+                    amount_step=self.amount_step,
+                    min_notional=self.min_notional,
+                    fee_rate=0.0,
+                )
+                for asset in self.history.closes
+            }
+        )
 
     def quotes(
         self, assets: Collection[str], now: datetime
-    ) -> tuple[dict[str, float], dict[str, Market]]:
+    ) -> tuple[dict[str, float], Mapping[str, Market]]:
+        """The closes of `assets` known at `now` (an asset without one is left out), and the
+        markets."""
         i = self.history.known_index(now, self.tz)
         prices: dict[str, float] = {}
         if i is None:
-            return prices, {}
+            return prices, _NO_MARKETS  # before the history: nothing trades yet
         closes = self.history.closes
         for asset in assets:
             column = closes.get(asset)
             price = column[i] if column is not None else None
             if price is not None:
                 prices[asset] = price
-        return prices, {a: self._market(a) for a in prices}
+        return prices, self.markets
 
-    def _market(self, asset: str) -> Market:
-        market = self._markets.get(asset)
-        if market is None:
-            market = Market(
-                symbol=f"{asset}/{self.quote}",
-                base=asset,
-                quote=self.quote,
-                amount_step=self.amount_step,
-                min_notional=self.min_notional,
-                fee_rate=0.0,
-            )
-            self._markets[asset] = market
-        return market
+
+_NO_MARKETS: Mapping[str, Market] = MappingProxyType({})

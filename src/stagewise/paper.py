@@ -28,8 +28,9 @@ class MarketSource(Protocol):
 
     def quotes(
         self, assets: Sequence[str], now: datetime
-    ) -> tuple[dict[str, float], dict[str, Market]]:
-        """Prices in the quote currency and market rules keyed by base asset, for `assets`."""
+    ) -> tuple[dict[str, float], Mapping[str, Market]]:
+        """Prices in the quote currency for `assets`, and market rules keyed by base asset
+        (at least those of the priced assets)."""
         ...
 
 
