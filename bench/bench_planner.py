@@ -13,7 +13,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from stagewise.planner import PlanState, Policy, plan_rebalance
@@ -43,7 +43,7 @@ def account(n: int, seed: int = 7) -> tuple[Snapshot, Targets]:
     snap = Snapshot(datetime(2026, 6, 1, tzinfo=UTC), "USDT", balances, prices, markets)
     stage = load_config(ROOT / "config" / "example.toml").plan.stages[1]
     targets = Targets(
-        on=date(2026, 6, 1), age=35, stage=stage, glide=None, crypto_share=0.2,
+        age=35, stage=stage, glide=None, crypto_share=0.2,
         crypto_band=(0.15, 0.25), sleeves={}, weights=weights, cash=0.05,
     )  # fmt: skip
     return snap, targets

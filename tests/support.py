@@ -299,7 +299,6 @@ def targets(
     """Targets by hand: `weights` must sum to 1 - cash."""
     assert math.isclose(sum(weights.values()) + cash, 1.0)
     return Targets(
-        on=TAKEN_AT.date(),
         age=35,
         stage=stage(milestones=milestones),
         glide=None,

@@ -7,7 +7,6 @@ reads, no I/O, no settings.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,7 +59,8 @@ class SleeveTarget:
 
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """What the portfolio should look like on `on`.
+    """What the portfolio should look like on a day (the same on every day of one age of the
+    investor and one step of a glide path).
 
     crypto_share: target share of crypto in the whole investment portfolio (fraction).
     crypto_band: the stage's band for that share, blended on a glide path (fractions).
@@ -74,7 +74,6 @@ class Targets:
         index also holds is rebalanced with it).
     """
 
-    on: date
     age: int
     stage: Stage
     glide: Glide | None
@@ -230,7 +229,6 @@ def targets_on(profile: Profile, on: date, compositions: Compositions | None = N
         asset for name in per_index if sleeves[name].cadence != "never" for asset in members[name]
     }
     return Targets(
-        on=on,
         age=age_on(profile.birth_date, on),
         stage=stage,
         glide=glide,
@@ -268,8 +266,7 @@ class TargetsOn:
     def __call__(self, on: date, compositions: Compositions | None = None) -> Targets:
         glide = glide_on(self.profile, on, self._paths)
         step = None if glide is None else (glide.from_stage, glide.step)
-        found = self._of(_Stretch(age_on(self._birth, on), step, on), _frozen(compositions))
-        return found if found.on == on else dataclasses.replace(found, on=on)
+        return self._of(_Stretch(age_on(self._birth, on), step, on), _frozen(compositions))
 
     def _targets(
         self, stretch: _Stretch, held: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]

@@ -285,9 +285,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
     plan = config.plan
     if args.json:
         guide = guidance_json(targets.stage, plan)
-        emit_json({**targets_json(targets), "indices": indices, **money, "guide": guide})
+        emit_json({**targets_json(targets, on), "indices": indices, **money, "guide": guide})
     else:
-        print(render_targets(targets, len(config.plan.stages)))
+        print(render_targets(targets, on, len(config.plan.stages)))
         print("\n".join(["", *render_held(indices)]))
         print("\n".join(["", *render_money(money, config.quote)]))
         print("\n".join(["", *guidance_lines(targets.stage, plan, config.quote)]))

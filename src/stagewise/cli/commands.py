@@ -245,7 +245,7 @@ def status_data(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "now": now.isoformat(),
         "mode": config.settings.exchange.mode,
         "quote": config.quote,
-        "targets": targets_json(targets),
+        "targets": targets_json(targets, day),
         "indices": held_indices(config, targets.sleeves, recorded),
         **money_json(config, day),  # retirement, contribution, withdrawal_pct
         "paused": state.paused,

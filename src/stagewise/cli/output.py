@@ -109,7 +109,7 @@ def render_money(m: dict[str, Any], quote: str) -> list[str]:
     ]
 
 
-def targets_json(t: Targets) -> dict[str, Any]:
+def targets_json(t: Targets, on: date) -> dict[str, Any]:
     glide = None
     if t.glide is not None:
         glide = {
@@ -122,7 +122,7 @@ def targets_json(t: Targets) -> dict[str, Any]:
             "progress": round(t.glide.progress, 6),
         }
     return {
-        "on": t.on.isoformat(),
+        "on": on.isoformat(),
         "age": t.age,
         "stage": {"id": t.stage.id, "name": t.stage.name, "number": t.stage.number},
         "glide": glide,
@@ -141,10 +141,10 @@ def pct(x: float) -> str:
     return f"{x * 100:.2f} %"
 
 
-def render_targets(t: Targets, n_stages: int) -> str:
+def render_targets(t: Targets, on: date, n_stages: int) -> str:
     from tabulate import tabulate  # only the commands that print tables load it (not `run`)
 
-    lines = [f"{t.on}: age {t.age}, stage {t.stage.number} of {n_stages}: {t.stage.name}"]
+    lines = [f"{on}: age {t.age}, stage {t.stage.number} of {n_stages}: {t.stage.name}"]
     if t.glide:
         g = t.glide
         lines.append(
