@@ -33,7 +33,7 @@ from datetime import date
 
 from stagewise.money import QUOTE_EPSILON, price_text
 from stagewise.planner.book import Book, Refusal, money, open_book, pct
-from stagewise.planner.fills import Proposal, finish, refused
+from stagewise.planner.fills import Proposal, finish, refused, unchanged
 from stagewise.planner.model import Plan, PlanState, Policy
 from stagewise.planner.orders import trader_for
 from stagewise.snapshot import Snapshot
@@ -59,6 +59,8 @@ def _take_profits(snapshot: Snapshot, targets: Targets, policy: Policy, state: P
         return finish(proposal, state, policy)
     owed = {a: units for a, units in state.profit_due.items() if book.amounts.get(a, 0.0) > 0}
     wanted = _wanted(proposal, state, policy, milestones, owed.keys())
+    if not wanted and not owed:
+        return unchanged(proposal, state)  # no milestone to take today: no orders to weigh
     trader = trader_for(book, snapshot.markets, policy, "profit", {*wanted, *owed})
     taken = dict(state.milestones_taken)
     bases = dict(state.profit_base)
