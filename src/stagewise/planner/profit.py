@@ -124,6 +124,7 @@ def _wanted(
     a sale (`owed`) takes no new milestone until it is sold."""
     book = proposal.book
     wanted = {}
+    lowest = milestones[0] / 100  # a gain under the lowest milestone has none to take
     for asset in sorted(book.amounts.keys() - owed):
         cost = state.cost_basis.get(asset)
         if cost is None or not cost > 0:
@@ -134,7 +135,10 @@ def _wanted(
             )
             continue
         base = max(cost, state.profit_base.get(asset, 0.0))
-        due = _due(milestones, state.milestones_taken.get(asset, ()), book.prices[asset] / base - 1)
+        rise = book.prices[asset] / base - 1
+        if rise < lowest:
+            continue
+        due = _due(milestones, state.milestones_taken.get(asset, ()), rise)
         if not due:
             continue
         gain = _gain_text(book, asset, cost, base)

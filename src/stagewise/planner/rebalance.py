@@ -289,8 +289,12 @@ def breach(
     values, weights = book.values, targets.weights
     for name, held in groups:
         # An asset of two indices counts for each as their targets split it, aim and value.
-        aim = sum(aims.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
-        value = sum(values.get(a, 0.0) * w / weights[a] for a, w in held.items() if w > 0)
+        aim = value = 0.0
+        for a, w in held.items():
+            if w > 0:
+                weight = weights[a]
+                aim += aims.get(a, 0.0) * w / weight
+                value += values.get(a, 0.0) * w / weight
         band = band_of(aim, policy)
         if outside_band(value / total - aim, band):
             return (
