@@ -10,6 +10,8 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from itertools import repeat
+from operator import add, mul
 
 from stagewise.history import PriceHistory
 from stagewise.ledger import LedgerEntry
@@ -181,8 +183,13 @@ def _days(
     rows = history.days
     priced = rows[bisect.bisect_left(rows, first) : bisect.bisect_left(rows, last)]
     closes = history.closes
+    valued: dict[str, Sequence[float]] = {}  # an asset's closes, a gap valued at 0
     balances: dict[str, float] = {}
-    held: list[tuple[float, tuple[float | None, ...]]] = []  # amount, closes of each holding
+    # The account's value at each row from `since` while the balances stay as they are: each
+    # asset's amount times its closes over the stretch, added asset by asset (as a loop over
+    # the assets of each day adds them, in the same order).
+    stretch: list[float] = []
+    since = 0
     invested = contributions = withdrawals = profit = outside_value = 0.0
     steps = iter(outside)
     step = next(steps, None)
@@ -210,14 +217,20 @@ def _days(
                     elif e.kind == "withdrawal":
                         withdrawals -= flow
                 i += 1
-            held = [(amount, closes[a]) for a, amount in balances.items() if a != quote]
+            # Until the next entry's day: its row, or the last one.
+            last_row = history.index_on(dated[i][0]) if i < len(dated) else len(rows) - 1
+            rows_held = (last_row or n) - n + 1
+            stretch, since = [balances.get(quote, 0.0)] * rows_held, n
+            for a, amount in balances.items():
+                if a != quote:
+                    column = valued.get(a) or valued.setdefault(a, _gaps_as_zero(closes[a]))
+                    held = map(mul, repeat(amount), column[n : n + rows_held])
+                    stretch = list(map(add, stretch, held))
         while step is not None and step[0] <= day:
             outside_value = step[1]
             step = next(steps, None)
         cash = balances.get(quote, 0.0)
-        value = cash
-        for amount, column in held:
-            value += amount * (column[n] or 0.0)
+        value = stretch[n - since] if stretch else cash
         out.append(
             Day(
                 day,
@@ -243,6 +256,11 @@ def _days(
                 )
             )
     return out, allocation
+
+
+def _gaps_as_zero(column: Sequence[float | None]) -> Sequence[float]:
+    """A column of closes with each gap (None) as 0.0: a holding without a close is worth 0."""
+    return [c or 0.0 for c in column] if None in column else column  # type: ignore[return-value]
 
 
 def _slippage(
