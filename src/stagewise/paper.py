@@ -81,7 +81,7 @@ class PaperAccount:
 
         Prices are asked for `assets` and every asset held; the quote is priced 1.
         """
-        balances = dict(self.store.ledger_balances())
+        balances = self.store.ledger_balances()  # a copy of the caller's own
         for e in pending:
             balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
         balances.setdefault(self.quote, 0.0)

@@ -185,7 +185,9 @@ def next_state(book: Book, drafts: list[Draft], state: PlanState, **updates: Any
     bases = dict(updates.pop("profit_base", state.profit_base))
     due = dict(updates.pop("profit_due", state.profit_due))
     prices = book.prices
-    basis.update({a: prices[a] for a in book.amounts.keys() - basis.keys()})
+    for asset in book.amounts:
+        if asset not in basis:
+            basis[asset] = prices[asset]
     held = dict(book.amounts)
     for d in drafts:
         asset = d.asset
