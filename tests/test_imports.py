@@ -33,6 +33,7 @@ LOAD_THE_DAEMON = (
     + """
 import json, sys
 import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
+import stagewise.cli.status, stagewise.cli.windfall  # `build_parser` imports them too
 import stagewise.store, stagewise.exchange, stagewise.scheduler, stagewise.paper
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules if sys.modules[m] is not None})))
 """
@@ -56,6 +57,7 @@ def test_the_daemon_loads_no_module_it_does_not_need() -> None:
 LOAD_THE_DAEMON_AND_CLI = """
 import json, sys
 import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
+import stagewise.cli.status, stagewise.cli.windfall  # `build_parser` imports them too
 import stagewise.cli.notify, stagewise.cli.view
 print(json.dumps(sorted(sys.modules)))
 """
