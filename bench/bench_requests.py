@@ -33,7 +33,7 @@ from stagewise import logs  # noqa: E402
 from stagewise.exchange import Exchange, ReadOnlyAccount  # noqa: E402
 from stagewise.paper import PaperAccount  # noqa: E402
 from stagewise.runtime import PublicMarkets  # noqa: E402
-from stagewise.settings import ExchangeSettings  # noqa: E402
+from stagewise.sections import ExchangeSettings  # noqa: E402
 from stagewise.store import Store  # noqa: E402
 
 SIZES = (3, 10, 50)

@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 from stagewise.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
 from stagewise.exchange import Exchange, KeyPermissions, ReadOnlyAccount, redact
 from stagewise.money import floor_to_step
-from stagewise.settings import ExchangeSettings
+from stagewise.sections import ExchangeSettings
 from stagewise.snapshot import Market
 
 KEY = "KEY-SECRET-123"

@@ -40,7 +40,7 @@ from tenacity import (
 from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
 from stagewise.history import Candle
 from stagewise.keyrights import ADVICE, KeyPermissions
-from stagewise.settings import ExchangeSettings
+from stagewise.sections import ExchangeSettings
 from stagewise.snapshot import Market, Snapshot
 
 log = structlog.get_logger()
