@@ -181,7 +181,8 @@ for name, path in modules.items():
             called = ast.unparse(node.func)
             if ".".join(called.split(".")[-2:]) in CLOCK:
                 clock.append(f"{called}() line {node.lineno}")
-    found[name] = {"imports": sorted(imported & modules.keys()), "clock": clock}
+    outside = sorted({i.split(".")[0] for i in imported} - {"stagewise"})
+    found[name] = {"imports": sorted(imported & modules.keys()), "outside": outside, "clock": clock}
 print(json.dumps(found))
 """
 
@@ -189,7 +190,8 @@ print(json.dumps(found))
 @pytest.fixture(scope="module")
 def package() -> dict[str, dict[str, list[str]]]:
     """Per module of the installed package: the package modules it imports (anywhere in it:
-    at the top, in a function, for type checking only) and the clock reads it makes."""
+    at the top, in a function, for type checking only), the outside packages it imports, and
+    the clock reads it makes."""
     out = subprocess.run(
         [sys.executable, "-c", IMPORTS_OF], capture_output=True, text=True, check=True
     ).stdout
@@ -236,6 +238,16 @@ def test_no_module_imports_one_that_imports_it_back(package) -> None:
 
 def test_the_cycle_check_finds_a_loop_round_three_modules() -> None:
     assert cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+# One module per outside thing: ccxt in the exchange adapter only (the Exchange, the ccxt client
+# it wraps, the reading of that client's answers).
+EXCHANGE_ADAPTER = {"stagewise.exchange", "stagewise.exchange_client", "stagewise.exchange_answers"}
+
+
+def test_only_the_exchange_adapter_imports_ccxt(package) -> None:
+    importers = {name for name, found in package.items() if "ccxt" in found["outside"]}
+    assert importers == EXCHANGE_ADAPTER
 
 
 # Where the clock is read: the edges, which pass `now` down (the CLI, the daemon's loop, the live
