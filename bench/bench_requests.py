@@ -30,10 +30,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from standin import StandinExchange  # noqa: E402
 
 from stagewise import logs  # noqa: E402
-from stagewise.exchange import Exchange, ReadOnlyAccount  # noqa: E402
+from stagewise.exchange import Exchange  # noqa: E402
 from stagewise.paper import PaperAccount  # noqa: E402
+from stagewise.read_only import ReadOnlyAccount  # noqa: E402
 from stagewise.runtime import PublicMarkets  # noqa: E402
-from stagewise.settings import ExchangeSettings  # noqa: E402
+from stagewise.sections import ExchangeSettings  # noqa: E402
 from stagewise.store import Store  # noqa: E402
 
 SIZES = (3, 10, 50)

@@ -1,6 +1,7 @@
-"""The exchange adapter (stagewise/exchange.py) with real ccxt, over real HTTP, against the local
-Binance stand-in (tests/standin.py): snapshot parsing, precision, request economy, fault
-translation for every method that talks to the exchange, read-only safety, secrets, key rights.
+"""The exchange adapter (stagewise/exchange.py, its helpers and stagewise/read_only.py) with
+real ccxt, over real HTTP, against the local Binance stand-in (tests/standin.py): snapshot
+parsing, precision, request economy, fault translation for every method that talks to the
+exchange, read-only safety, secrets, key rights.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from standin import StandinExchange
 from structlog.testing import capture_logs
 
 from stagewise.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
-from stagewise.exchange import Exchange, KeyPermissions, ReadOnlyAccount, redact
+from stagewise.exchange import Exchange
+from stagewise.exchange_answers import redact
+from stagewise.keyrights import KeyPermissions
 from stagewise.money import floor_to_step
-from stagewise.settings import ExchangeSettings
+from stagewise.read_only import ReadOnlyAccount
+from stagewise.sections import ExchangeSettings
 from stagewise.snapshot import Market
 
 KEY = "KEY-SECRET-123"

@@ -33,6 +33,7 @@ LOAD_THE_DAEMON = (
     + """
 import json, sys
 import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
+import stagewise.cli.status, stagewise.cli.windfall  # `build_parser` imports them too
 import stagewise.store, stagewise.exchange, stagewise.scheduler, stagewise.paper
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules if sys.modules[m] is not None})))
 """
@@ -56,6 +57,7 @@ def test_the_daemon_loads_no_module_it_does_not_need() -> None:
 LOAD_THE_DAEMON_AND_CLI = """
 import json, sys
 import stagewise.cli, stagewise.cli.commands, stagewise.service, stagewise.runtime, stagewise.jobs
+import stagewise.cli.status, stagewise.cli.windfall  # `build_parser` imports them too
 import stagewise.cli.notify, stagewise.cli.view
 print(json.dumps(sorted(sys.modules)))
 """
@@ -114,6 +116,8 @@ PURE_CORE = ("stagewise.planner", "stagewise.targets", "stagewise.stages")
 OUTSIDE_THINGS = (
     "pydantic_settings",
     "stagewise.settings",
+    "stagewise.sections",
+    "stagewise.config_files",
     "ccxt",
     "apscheduler",
     "structlog",
@@ -177,7 +181,8 @@ for name, path in modules.items():
             called = ast.unparse(node.func)
             if ".".join(called.split(".")[-2:]) in CLOCK:
                 clock.append(f"{called}() line {node.lineno}")
-    found[name] = {"imports": sorted(imported & modules.keys()), "clock": clock}
+    outside = sorted({i.split(".")[0] for i in imported} - {"stagewise"})
+    found[name] = {"imports": sorted(imported & modules.keys()), "outside": outside, "clock": clock}
 print(json.dumps(found))
 """
 
@@ -185,7 +190,8 @@ print(json.dumps(found))
 @pytest.fixture(scope="module")
 def package() -> dict[str, dict[str, list[str]]]:
     """Per module of the installed package: the package modules it imports (anywhere in it:
-    at the top, in a function, for type checking only) and the clock reads it makes."""
+    at the top, in a function, for type checking only), the outside packages it imports, and
+    the clock reads it makes."""
     out = subprocess.run(
         [sys.executable, "-c", IMPORTS_OF], capture_output=True, text=True, check=True
     ).stdout
@@ -234,12 +240,23 @@ def test_the_cycle_check_finds_a_loop_round_three_modules() -> None:
     assert cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
 
 
+# One module per outside thing: ccxt in the exchange adapter only (the Exchange, the ccxt client
+# it wraps, the reading of that client's answers).
+EXCHANGE_ADAPTER = {"stagewise.exchange", "stagewise.exchange_client", "stagewise.exchange_answers"}
+
+
+def test_only_the_exchange_adapter_imports_ccxt(package) -> None:
+    importers = {name for name, found in package.items() if "ccxt" in found["outside"]}
+    assert importers == EXCHANGE_ADAPTER
+
+
 # Where the clock is read: the edges, which pass `now` down (the CLI, the daemon's loop, the live
 # scheduler), and systemd's monotonic clock for the notify protocol's MONOTONIC_USEC.
 EDGES = ("stagewise.cli", "stagewise.service", "stagewise.scheduler", "stagewise.notify")
-# Known, and left to its owner: the settings' sanity check of a birth date in the future (on
-# load, which only the edges call). The migrations' `applied_at` is sqlite-utils' bookkeeping.
-KNOWN_CLOCK_READS = {"stagewise.settings": 1}
+# Known, and left to its owner: the settings' sanity check of a birth date in the future (the
+# investor section, on load, which only the edges call). The migrations' `applied_at` is
+# sqlite-utils' bookkeeping.
+KNOWN_CLOCK_READS = {"stagewise.sections": 1}
 
 
 def test_nothing_below_the_edges_reads_the_clock(package) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from stagewise.messages import label, notices_for
-from stagewise.settings import NotifySettings
+from stagewise.sections import NotifySettings
 from stagewise.store.notices import Untold
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -21,7 +21,8 @@ from support import EVERY_SECOND, wait_for_fires
 
 from stagewise.errors import ConfigError
 from stagewise.notify import Notifier
-from stagewise.settings import NotifySettings, load_config
+from stagewise.sections import NotifySettings
+from stagewise.settings import load_config
 
 URLS = "STAGEWISE_NOTIFY__URLS"
 

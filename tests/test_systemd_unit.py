@@ -89,7 +89,7 @@ def test_unit_is_notify_with_watchdog_and_no_restart_on_bad_config():
 def test_the_daemon_and_a_person_resolve_one_state_file(tmp_path):
     """The unit runs `--config /etc/stagewise/config.toml` with $STATE_DIRECTORY set by its
     StateDirectory=; a person runs the same config without it: both get the same file."""
-    from stagewise.settings import SYSTEM_CONFIG, SYSTEM_STATE, default_state_path
+    from stagewise.config_files import SYSTEM_CONFIG, SYSTEM_STATE, default_state_path
 
     d = _directives(UNIT.read_text())
     config = Path(d["ExecStart"][0].split("--config ")[1].split()[0])

@@ -18,7 +18,7 @@ import tenacity
 from apprise.utils.parse import parse_urls
 
 from stagewise.errors import ConfigError
-from stagewise.settings import NOTIFY_URLS_ENV, PLACEHOLDER_PREFIX, NotifySettings
+from stagewise.sections import NOTIFY_URLS_ENV, PLACEHOLDER_PREFIX, NotifySettings
 
 TYPES = {
     "info": apprise.NotifyType.INFO,

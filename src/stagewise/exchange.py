@@ -1,11 +1,10 @@
-"""The daemon's only door to an exchange, and the only module that imports ccxt.
+"""The daemon's only door to an exchange (ccxt is imported here and in its two helpers only).
 
 `Exchange` reads market rules (cached), prices (one batched ticker request) and balances (one
 request); it has NO method that creates, cancels or edits an order or moves funds, and the
-ccxt object it wraps is not exposed. `ReadOnlyAccount` turns those into a `Snapshot`.
-
-Only spot markets are loaded (ccxt's defaults add futures and margin lists, and a wallet
-call): a read-only key with spot rights is enough, and a load is one request.
+ccxt object it wraps is not exposed. `ReadOnlyAccount` (stagewise.read_only) turns those into
+a `Snapshot`. The helpers: stagewise.exchange_client builds the ccxt client (spot markets
+only), stagewise.exchange_answers reads its answers into our numbers.
 
 ccxt errors are translated here, grouped by what the caller should do: retried then
 `ExchangeUnavailable` (network, timeouts, HTTP 5xx and the exchange's own "internal error,
@@ -17,12 +16,8 @@ keys and request signatures.
 from __future__ import annotations
 
 import functools
-import json
 import math
-import re
-import socket
-import ssl
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -38,17 +33,26 @@ from tenacity import (
 )
 
 from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.exchange_answers import (
+    candle,
+    finite_number,
+    network_cause,
+    parsed_json,
+    price_problem,
+    redact,
+    usable_price,
+)
+from stagewise.exchange_client import build_client
 from stagewise.history import Candle
-from stagewise.keyrights import ADVICE, KeyPermissions
-from stagewise.settings import ExchangeSettings
-from stagewise.snapshot import Market, Snapshot
+from stagewise.keyrights import KeyPermissions
+from stagewise.sections import ExchangeSettings
+from stagewise.snapshot import Market
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 # Currencies tried, in order, to price an asset that has no market in the quote currency.
 BRIDGES = ("BTC", "ETH", "BNB", "USDT", "USDC")
-_SIGNED = re.compile(r"(signature|apiKey|api_key|X-MBX-APIKEY|sign)=([^&\s\"']+)", re.IGNORECASE)
 # Answers that will not get better by asking again, though ccxt reads them as network errors:
 # the path is not served there (an exchange or a proxy without it).
 NOT_SERVED = frozenset({404, 405, 501})
@@ -57,15 +61,8 @@ NEEDS = {
     "paper": "paper mode needs {id}'s public prices",
     "read-only": "read-only mode reads the account on {id}",
 }
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with request signatures and every secret value replaced by <redacted>."""
-    text = _SIGNED.sub(lambda m: f"{m.group(1)}=<redacted>", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    return text
+# The length of a candle of each timeframe stagewise asks for (ms).
+_TIMEFRAME_MS = {"1d": 86_400_000, "1w": 7 * 86_400_000}
 
 
 def known_exchanges() -> list[str]:
@@ -83,7 +80,7 @@ class Exchange:
             for s in (settings.api_key, settings.secret, settings.password)
             if s is not None
         )
-        self.__ccxt = _build(settings)
+        self.__ccxt = build_client(settings)
         self._markets: dict[str, dict[str, Any]] = {}
         self._markets_at: datetime | None = None
         # The HTTP status of the last answer (None: no answer at all), which ccxt does not
@@ -168,12 +165,12 @@ class Exchange:
         markets: dict[str, Market] = {}
         bad: list[str] = []
         for asset, route in routes.items():
-            found = [unparsable.get(s) or _price_problem(tickers.get(s), s) for s in route]
+            found = [unparsable.get(s) or price_problem(tickers.get(s), s) for s in route]
             problems = [p for p in found if p]
             if problems:
                 bad.append(f"{asset} ({'; '.join(problems)})")
                 continue
-            legs = [_usable_price(tickers[symbol]) for symbol in route]
+            legs = [usable_price(tickers[symbol]) for symbol in route]
             prices[asset] = math.prod(legs)
             # On a bridge pair the market's minimum cost is in the bridge currency.
             markets[asset] = self._market_rules(route[0], legs[1] if len(legs) == 2 else 1.0)
@@ -202,7 +199,7 @@ class Exchange:
     def _parse_one_by_one(self, symbols: set[str]) -> tuple[dict[str, Any], dict[str, str]] | None:
         """The last tickers answer parsed one ticker at a time: (parsed, unparsable), or None
         when the answer is not a list of tickers at all."""
-        raw = _json(self.__ccxt.last_http_response)
+        raw = parsed_json(self.__ccxt.last_http_response)
         items = raw.values() if isinstance(raw, dict) else raw if isinstance(raw, list) else None
         if items is None:
             return None
@@ -233,7 +230,7 @@ class Exchange:
             raise SnapshotError(f"{self.id}: balance answer has no free balances")
         balances: dict[str, float] = {}
         for asset, amount in free.items():
-            value = _number(amount)
+            value = finite_number(amount)
             if value is None or value < 0:
                 raise SnapshotError(f"{self.id}: balance of {asset} is not a number: {amount!r}")
             if value > 0:
@@ -287,7 +284,7 @@ class Exchange:
             if not isinstance(page, list):
                 raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not a list")
             try:
-                fresh = [_candle(base, symbol, r) for r in page if int(r[0]) >= cursor]
+                fresh = [candle(base, symbol, r) for r in page if int(r[0]) >= cursor]
             except (TypeError, ValueError, IndexError, KeyError) as e:
                 raise SnapshotError(
                     f"{self.id}: OHLCV answer for {symbol} is unparsable: {e}"
@@ -295,7 +292,7 @@ class Exchange:
             if not fresh:
                 # ccxt parses a non-JSON body into an empty page: no history is not garbage
                 raw = self.__ccxt.last_http_response
-                if not page and isinstance(raw, str) and not isinstance(_json(raw), list):
+                if not page and isinstance(raw, str) and not isinstance(parsed_json(raw), list):
                     raise SnapshotError(f"{self.id}: OHLCV answer for {symbol} is not JSON")
                 break
             rows.extend(c for c in fresh if c.ts < until_ms)
@@ -308,15 +305,15 @@ class Exchange:
     def _market_rules(self, symbol: str, quote_rate: float) -> Market:
         market = self._markets[symbol]
         limits = market.get("limits") or {}
-        min_cost = (_number((limits.get("cost") or {}).get("min")) or 0.0) * quote_rate
+        min_cost = (finite_number((limits.get("cost") or {}).get("min")) or 0.0) * quote_rate
         return Market(
             symbol=market["symbol"],
             base=market["base"],
             quote=market["quote"],
             amount_step=self._amount_step(market),
-            min_amount=_number((limits.get("amount") or {}).get("min")) or 0.0,
+            min_amount=finite_number((limits.get("amount") or {}).get("min")) or 0.0,
             min_notional=min_cost,
-            fee_rate=_number(market.get("taker")) or 0.0,
+            fee_rate=finite_number(market.get("taker")) or 0.0,
             price_step=self._step(market.get("precision", {}).get("price")),
         )
 
@@ -324,7 +321,7 @@ class Exchange:
         return self._step((market.get("precision") or {}).get("amount"))
 
     def _step(self, precision: Any) -> float:
-        value = _number(precision)
+        value = finite_number(precision)
         if value is None:
             return 0.0
         if self.__ccxt.precisionMode == ccxt.DECIMAL_PLACES:
@@ -406,7 +403,7 @@ class Exchange:
                 f"{self.id} unavailable during {what} after {tries}: {type(error).__name__}: "
                 f"{detail}; {need}: try again later"
             )
-        cause = _network_cause(error, self._settings.timeout_ms)
+        cause = network_cause(error, self._settings.timeout_ms)
         return (
             f"{self.id} unreachable during {what} after {tries}: {cause} ({detail}); {need}: "
             "check the network connection (and [exchange.ccxt] urls), then try again"
@@ -429,206 +426,3 @@ class Exchange:
             )
 
         return before_sleep
-
-
-class ReadOnlyAccount:
-    """A real account seen through a read-only key: balances and prices, never an order."""
-
-    mode = "read-only"
-    # Contributions are not on the account yet when DCA runs: the plan says what to deposit.
-    allow_deposit = True
-    settles = False  # proposals are for the investor to place: the balances do not move
-
-    def __init__(self, exchange: Exchange) -> None:
-        self._exchange = exchange
-
-    def deposit(self, amount: float, now: datetime, note: str) -> list[Any]:
-        """Nothing: stagewise cannot move money on a real account."""
-        return []
-
-    def settle(self, plan: Any, snapshot: Snapshot, now: datetime) -> list[Any]:
-        """Nothing: proposals on a real account are for the investor to place or not."""
-        return []
-
-    def snapshot(
-        self, assets: Collection[str], now: datetime, *, pending: Sequence[Any] = ()
-    ) -> Snapshot:
-        """One balance request and one ticker request, whatever the number of assets."""
-        balances = self._exchange.balances()
-        wanted = set(assets) | set(balances)
-        prices, markets, unpriced = self._exchange.quotes(wanted, now)
-        return Snapshot(
-            taken_at=now,
-            quote=self._exchange.quote,
-            balances=balances,
-            prices=prices,
-            markets=markets,
-            unpriced=tuple(unpriced),
-        )
-
-    def warn_if_key_can_trade(self) -> KeyPermissions | None:
-        """Log a warning when the exchange says the key may trade or withdraw. The check is
-        optional: when the exchange does not serve it (or cannot be asked), a warning says so
-        and None is returned, as for an exchange that does not tell; a refused key raises."""
-        try:
-            rights = self._exchange.key_permissions()
-        except (SnapshotError, ExchangeUnavailable) as e:
-            log.warning(
-                "key_permissions_unknown",
-                exchange=self._exchange.id,
-                error=str(e),
-                advice="could not ask what the API key may do: make sure it can only read",
-            )
-            return None
-        if rights is not None and (rights.trade or rights.withdraw):
-            log.warning(
-                "api_key_not_read_only",
-                exchange=self._exchange.id,
-                trade=rights.trade,
-                withdraw=rights.withdraw,
-                advice=ADVICE,
-            )
-        return rights
-
-
-def _build(settings: ExchangeSettings) -> Any:
-    """The ccxt exchange object: rate limited, with a timeout, keys and pass-through config."""
-    cls = getattr(ccxt, settings.id, None)
-    if cls is None or not isinstance(cls, type) or not issubclass(cls, ccxt.Exchange):
-        from stagewise.errors import ConfigError
-
-        raise ConfigError(f"exchange.id: '{settings.id}' is not an exchange ccxt knows")
-    config: dict[str, Any] = {"enableRateLimit": True, "timeout": settings.timeout_ms}
-    for field, name in (("api_key", "apiKey"), ("secret", "secret"), ("password", "password")):
-        value = getattr(settings, field)
-        if value is not None:
-            config[name] = value.get_secret_value()
-    client = cls(_deep_merge(config, settings.ccxt))
-    _load_spot_markets_only(client.options, settings.ccxt.get("options") or {})
-    return client
-
-
-def _load_spot_markets_only(options: dict[str, Any], chosen: Mapping[str, Any]) -> None:
-    """Make ccxt's `load_markets` ask for spot markets only, where its options choose (binance,
-    bybit, okx ...: `fetchMarkets` types; binance's margin lists and private currency call),
-    unless the config's [exchange.ccxt] options chose otherwise."""
-    wanted = options.get("fetchMarkets")
-    if "fetchMarkets" not in chosen:
-        if isinstance(wanted, dict) and isinstance(wanted.get("types"), list):
-            if "spot" in wanted["types"]:
-                options["fetchMarkets"] = {**wanted, "types": ["spot"]}
-        elif isinstance(wanted, dict) and isinstance(wanted.get("types"), dict):
-            if "spot" in wanted["types"]:
-                types = {kind: kind == "spot" for kind in wanted["types"]}
-                options["fetchMarkets"] = {**wanted, "types": types}
-        elif isinstance(wanted, list) and "spot" in wanted:
-            options["fetchMarkets"] = ["spot"]
-    for name in ("fetchMargins", "fetchCurrencies"):
-        if isinstance(options.get(name), bool) and name not in chosen:
-            options[name] = False
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _json(text: Any) -> Any:
-    """`text` parsed as JSON, or None."""
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def _network_cause(error: BaseException, timeout_ms: int) -> str:
-    """Why no answer came, in words (name resolution, refused, timed out ...), from the chain
-    of errors under ccxt's (requests and urllib3 wrap the socket's error)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain:
-        chain.append(current)
-        wrapped = [a for a in (*current.args, getattr(current, "reason", None)) if a is not None]
-        current = (
-            current.__cause__
-            or current.__context__
-            or next((a for a in wrapped if isinstance(a, BaseException)), None)
-        )
-    timed_out = f"timed out (no answer within {timeout_ms} ms)"
-    causes = (
-        (socket.gaierror, "name resolution failed"),
-        (ConnectionRefusedError, "connection refused"),
-        (ConnectionResetError, "connection reset"),
-        (ccxt.RequestTimeout, timed_out),
-        (TimeoutError, timed_out),
-        (ssl.SSLError, "TLS handshake failed"),
-    )
-    for kind, text in causes:
-        if any(isinstance(e, kind) for e in chain):
-            return text
-    return "no connection"
-
-
-# The length of a candle of each timeframe stagewise asks for (ms).
-_TIMEFRAME_MS = {"1d": 86_400_000, "1w": 7 * 86_400_000}
-
-
-def _candle(base: str, symbol: str, row: Sequence[Any]) -> Candle:
-    """A ccxt OHLCV row [ts, open, high, low, close, base volume] as our Candle; a close that
-    is not a positive number, or a volume that is negative or not a number, is bad data."""
-    ts, close = int(row[0]), _number(row[4])
-    if close is None or close <= 0:
-        raise SnapshotError(f"bad close for {base}: {symbol} at {ts} is {row[4]!r}")
-    raw = row[5] if len(row) > 5 else None
-    volume = None if raw is None else _number(raw)
-    if raw is not None and (volume is None or volume < 0):
-        raise SnapshotError(f"bad volume for {base}: {symbol} at {ts} is {raw!r}")
-    return Candle(ts, close, None if volume is None else volume * close)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _price_problem(ticker: Any, symbol: str) -> str | None:
-    """What makes `ticker` unusable as the price of `symbol`, or None."""
-    if not isinstance(ticker, Mapping):
-        return f"the exchange returned no ticker for {symbol}"
-    price = _price(ticker)
-    if price is None or price <= 0:
-        raw = _raw_price(ticker)
-        info = ticker.get("info")
-        if raw is None and isinstance(info, Mapping):  # ccxt drops a zero price: show it
-            raw = next((info[k] for k in ("lastPrice", "last", "price") if k in info), None)
-        return f"{symbol} last price is {raw!r}"
-    return None
-
-
-def _raw_price(ticker: Mapping[str, Any]) -> Any:
-    """The ticker's last (or close) price, else the middle of bid and ask, as given."""
-    for key in ("last", "close"):
-        raw = ticker.get(key)
-        if raw is not None:
-            return raw
-    bid, ask = _number(ticker.get("bid")), _number(ticker.get("ask"))
-    return (bid + ask) / 2 if bid and ask else None
-
-
-def _price(ticker: Mapping[str, Any]) -> float | None:
-    return _number(_raw_price(ticker))
-
-
-def _usable_price(ticker: Mapping[str, Any]) -> float:
-    """The price of a ticker `_price_problem` found nothing wrong with."""
-    price = _price(ticker)
-    assert price is not None
-    return price

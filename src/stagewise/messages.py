@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from stagewise.keyrights import ADVICE, CAN_TRADE
 from stagewise.money import amount_text
-from stagewise.settings import NotifySettings
+from stagewise.sections import NotifySettings
 from stagewise.store.notices import Notice, Untold
 
 LEVELS = ("info", "warning", "error")

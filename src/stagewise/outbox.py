@@ -20,7 +20,8 @@ import structlog
 
 from stagewise.errors import ConfigError, StateUnavailable
 from stagewise.messages import notices_for
-from stagewise.settings import NOTIFY_URLS_ENV, Config, NotifySettings
+from stagewise.sections import NOTIFY_URLS_ENV, NotifySettings
+from stagewise.settings import Config
 from stagewise.store import Store
 from stagewise.store.notices import Notice
 

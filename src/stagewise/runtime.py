@@ -15,9 +15,10 @@ import structlog
 from stagewise import keyrights
 from stagewise.candles import CandleData
 from stagewise.errors import ConfigError
-from stagewise.exchange import Exchange, ReadOnlyAccount
+from stagewise.exchange import Exchange
 from stagewise.jobs import Account, Jobs
 from stagewise.paper import MarketSource, PaperAccount
+from stagewise.read_only import ReadOnlyAccount
 from stagewise.settings import Config
 from stagewise.snapshot import Market
 from stagewise.store import Store

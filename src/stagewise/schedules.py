@@ -19,7 +19,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import get_args
 
 from stagewise.periods import Cadence, Job
-from stagewise.settings import Config, Weekday
+from stagewise.sections import Weekday
+from stagewise.settings import Config
 
 # How far back a restart looks for periods it missed (a longer outage is logged from here).
 MAX_LOOKBACK = timedelta(days=400)

@@ -4,7 +4,9 @@ arguments, and the only one that maps errors to exit codes.
     __init__.py  the parser, main() and the config/stage commands
     arguments.py argument types and the config of the command line
     output.py    exit codes, JSON, the texts the commands share
-    commands.py  run, once, status, proposals, pause/resume, windfall
+    commands.py  run, once, proposals, pause/resume
+    status.py    status
+    windfall.py  windfall (announce, list, cancel)
     simulate.py  simulate
     init.py      init
 """
@@ -91,15 +93,9 @@ def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagewise.cli.commands import (
-        cmd_once,
-        cmd_pause,
-        cmd_proposals,
-        cmd_resume,
-        cmd_run,
-        cmd_status,
-        cmd_windfall,
-    )
+    from stagewise.cli.commands import cmd_once, cmd_pause, cmd_proposals, cmd_resume, cmd_run
+    from stagewise.cli.status import cmd_status
+    from stagewise.cli.windfall import cmd_windfall
 
     # --config is accepted before or after the command (`stagewise run --config X`).
     common = argparse.ArgumentParser(add_help=False)

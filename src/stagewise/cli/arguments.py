@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stagewise.config_files import ConfigSource, find_config
 from stagewise.errors import ConfigError
-from stagewise.settings import Config, ConfigSource, find_config, load_config
+from stagewise.settings import Config, load_config
 
 if TYPE_CHECKING:
     from stagewise.history import PriceHistory

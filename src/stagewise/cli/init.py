@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stagewise import shipped
 from stagewise.cli.output import EX_OK
-from stagewise.settings import SYSTEM_CONFIG, SYSTEM_STATE, config_places
+from stagewise.config_files import SYSTEM_CONFIG, SYSTEM_STATE, config_places
 
 SYSTEMD_UNIT = Path("/etc/systemd/system/stagewise.service")
 UNIT_COMMAND = Path("/usr/local/bin/stagewise")  # the unit's ExecStart

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from stagewise.cli.arguments import load
 from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import ConfigError
-from stagewise.settings import NOTIFY_URLS_ENV
+from stagewise.sections import NOTIFY_URLS_ENV
 
 TEST_TITLE = "stagewise: test message"
 TEST_BODY = (
