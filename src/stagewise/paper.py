@@ -37,7 +37,7 @@ class MarketSource(Protocol):
 class Ledger(Protocol):
     """What the paper account needs of the store: the ledger it keeps."""
 
-    def ledger_balances(self) -> Mapping[str, float]: ...
+    def ledger_balances(self) -> dict[str, float]: ...  # the caller's own copy
 
     def ledger_entries(self) -> list[LedgerEntry]: ...
 
@@ -81,7 +81,7 @@ class PaperAccount:
 
         Prices are asked for `assets` and every asset held; the quote is priced 1.
         """
-        balances = self.store.ledger_balances()  # a copy of the caller's own
+        balances = self.store.ledger_balances()
         for e in pending:
             balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
         balances.setdefault(self.quote, 0.0)
