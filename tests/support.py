@@ -227,12 +227,14 @@ def plan_stage(
 
 def write_plan_files(
     folder: Path,
-    indices: dict[str, tuple[str, dict[str, float]]],
+    indices: Mapping[str, tuple[str, dict[str, float]] | dict[str, Any]],
     stages: list[dict[str, Any]] | None = None,
     transition_months: tuple[int, int] = (12, 24),
 ) -> dict[str, Any]:
     """Write stages.toml and indices.toml into `folder` (see `write_plan`); returns the config
-    overrides naming them."""
+    overrides naming them. An index is (cadence, constituents), a fixed basket, or its whole
+    table as indices.toml holds it (a rule: `cadence`, `universe`, `select`, ...; `name`
+    defaults to its key)."""
     folder.mkdir(parents=True, exist_ok=True)
     stages_file = {
         "plan": {
@@ -244,8 +246,10 @@ def write_plan_files(
     }
     indices_file = {
         "index": {
-            name: {"name": name, "cadence": cadence, "constituents": constituents}
-            for name, (cadence, constituents) in indices.items()
+            name: {"name": name, **index}
+            if isinstance(index, dict)
+            else {"name": name, "cadence": index[0], "constituents": index[1]}
+            for name, index in indices.items()
         }
     }
     (folder / "stages.toml").write_text(tomli_w.dumps(stages_file))
