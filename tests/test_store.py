@@ -545,6 +545,34 @@ def test_ledger_balances_are_the_sums_per_asset(store: Store) -> None:
     assert store.ledger_balances() == {"BTC": 0.01, "USDT": 999.5}
 
 
+def test_compositions_are_the_latest_of_each_index_reading_one_row_each(store: Store) -> None:
+    """Per index, the newest composition at or before `at` (of `period`), whatever how many
+    were recorded before: a weekly index's years of them are not read on every run."""
+    from stagewise.composition import Composition
+
+    for week in range(1, 41):
+        moment = T0 + timedelta(weeks=week)
+        for index in ("momentum", "sector"):
+            made = Composition(index, moment, moment.date(), {f"W{week}": 100.0})
+            store.add_composition(f"rebalance:{index}:w{week}", made, {"index": index})
+    read: list[str] = []
+    store.conn.set_trace_callback(read.append)
+    latest = store.compositions(indices=["momentum", "sector", "none"])
+    store.conn.set_trace_callback(None)
+    assert {i: c["weights"] for i, c in latest.items()} == {
+        "momentum": {"W40": 100.0},
+        "sector": {"W40": 100.0},
+    }
+    assert len(read) == 3 and all("LIMIT 1" in sql for sql in read)  # a row an index
+    at = T0 + timedelta(weeks=10, days=3)
+    assert store.compositions(at=at)["sector"]["weights"] == {"W10": 100.0}
+    assert store.compositions(at=at)["sector"]["moment"] == T0 + timedelta(weeks=10)
+    assert store.compositions(period="rebalance:momentum:w7") == {
+        "momentum": store.compositions(at=T0 + timedelta(weeks=7))["momentum"]
+    }
+    assert store.compositions(at=T0) == {}
+
+
 def test_the_ledger_is_append_only(store: Store) -> None:
     store.seed_ledger({"USDT": 1_000.0}, T0)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

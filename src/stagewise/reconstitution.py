@@ -85,7 +85,8 @@ class Reconstitutions:
         (the index whose rebalance this is) and any never composed, a new composition made
         at `now` under `period` (one of `period` already recorded is reused: a retry).
         `due` that cannot be composed raises; another keeps its last (or holds nothing)."""
-        recorded = self.store.compositions(at=now)
+        indices = list(indices)
+        recorded = self.store.compositions(at=now, indices=indices)
         self._left, self._failed = {}, {}
         out: dict[str, dict[str, float]] = {}
         for index in indices:
@@ -139,7 +140,7 @@ class Reconstitutions:
     def _reconstitute(
         self, index: str, now: datetime, period: str, last: Mapping | None
     ) -> dict[str, float]:
-        again = self.store.compositions(period=period).get(index)
+        again = self.store.compositions(period=period, indices=[index]).get(index)
         if again is not None:  # a retry of this period: what it chose stands
             return again["weights"]
         if self.data is None:
@@ -155,7 +156,7 @@ class Reconstitutions:
         try:
             self.store.add_composition(period, made, event)
         except DuplicatePeriod:  # another process composed it first: take its choice
-            return self.store.compositions(period=period)[index]["weights"]
+            return self.store.compositions(period=period, indices=[index])[index]["weights"]
         moved = event["reweighted"]
         log.info(
             "reconstituted",
