@@ -414,7 +414,24 @@ def test_a_csv_history_is_read_by_the_investors_midnight():
     made = compose("m", index, data.history(["AAA", "BBB"], evening, 11), evening)
     assert made.close_day == date(2027, 1, 29)
     later = datetime(2027, 1, 31, 5, 0, tzinfo=UTC)  # midnight in New York
-    assert compose("m", index, data.history([], later, 11), later).close_day == date(2027, 1, 30)
+    assert compose("m", index, data.history(["AAA", "BBB"], later, 11), later).close_day == date(
+        2027, 1, 30
+    )
+
+
+def test_a_simulations_index_data_are_the_days_a_rule_reads_known_at_the_moment():
+    """As the exchange's candles: the `days` days whose close is known at the moment and one
+    more, of the assets asked (nothing later: point in time)."""
+    from stagewise.reconstitution import HistoryData
+
+    h = history(AAA=ramp(100, 130), BBB=ramp(100, 160))
+    data = HistoryData(h, "USDT", UTC)
+    at = datetime(2027, 1, 20, 12, 0, tzinfo=UTC)  # the 19th's close is the last known
+    window = data.history(["AAA"], at, 5)
+    assert window.days == tuple(date(2027, 1, d) for d in range(14, 20))
+    assert window.closes == {"AAA": h.closes["AAA"][13:19]}
+    early = data.history(["AAA", "BBB"], datetime(2027, 1, 3, tzinfo=UTC), 5)
+    assert early.days == (date(2027, 1, 1), date(2027, 1, 2))  # what there is of it
 
 
 def test_a_zero_close_is_no_price_for_a_ranking() -> None:

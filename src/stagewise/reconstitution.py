@@ -24,6 +24,7 @@ from stagewise.composition import (
     from_holdings,
     history_days,
     left_reason,
+    usable_days,
 )
 from stagewise.errors import ConfigError, StagewiseError
 from stagewise.history import PriceHistory
@@ -64,7 +65,20 @@ class HistoryData:
         return resolve(index, self.prices.assets, self.quote, unlisted, assets)
 
     def history(self, assets: Sequence[str], now: datetime, days: int) -> PriceHistory:
-        return self.prices  # the composition reads only what is known at `now`
+        """The closes (and volumes) of `assets` of the `days` days known at `now` and one
+        more, as the exchange's candles come: what a reconstitution reads (a copy of every
+        column up to `now` at each of a weekly index's reconstitutions was a tenth of a
+        10-year simulation)."""
+        prices = self.prices
+        n = usable_days(prices, now)
+        first = max(0, n - days - 1)
+        return PriceHistory(
+            prices.days[first:n],
+            {a: prices.closes[a][first:n] for a in assets if a in prices.closes},
+            prices.source,
+            prices.zone,
+            {a: prices.volumes[a][first:n] for a in assets if a in prices.volumes},
+        )
 
 
 class Reconstitutions:
