@@ -12,6 +12,7 @@ fires on every real hour whose wall time has its minute: one check less, or one 
 
 from __future__ import annotations
 
+import calendar
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -69,8 +70,20 @@ class Schedule:
                 fire = local_fire(day, at, self.tz)
                 if fire >= moment:
                     return fire
-            day += timedelta(days=1)
+            day = self._next_day(day)
         return None
+
+    def _next_day(self, day: date) -> date:
+        """The first local day after `day` that can match the day of the month (every day
+        when none is set): a monthly or quarterly schedule walks months, not days."""
+        if self.day is None:
+            return day + timedelta(days=1)
+        months = day.year * 12 + day.month - 1 + (day.day >= self.day)  # from year 0
+        while True:  # the next month that has the day (a 31st skips the short months)
+            year, month = divmod(months, 12)
+            if self.day <= calendar.monthrange(year, month + 1)[1]:
+                return date(year, month + 1, self.day)
+            months += 1
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after `moment`."""
