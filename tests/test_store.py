@@ -220,6 +220,22 @@ def test_a_store_works_on_an_in_memory_database() -> None:
     assert store.has_period("dca:2027-01")
 
 
+def test_no_two_parts_of_the_store_define_the_same_name() -> None:
+    """The Store is composed of a part per thing it keeps (store/base.py): a method two parts
+    defined would silently be the first one's, by the order of the Store's bases."""
+    owner: dict[str, str] = {}
+    clashes = []
+    for part in Store.__mro__[:-1]:  # the Store and its parts, `object` aside
+        for name in vars(part):
+            if name.startswith("__"):
+                continue
+            if name in owner:
+                clashes.append(f"{name}: {owner[name]} and {part.__name__}")
+            owner[name] = part.__name__
+    assert {"open", "record_run", "plan_state", "ledger_entries", "_writing"} <= owner.keys()
+    assert clashes == []
+
+
 def test_foreign_keys_are_enforced(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         record(store, plan=plan())  # a run to copy the order of

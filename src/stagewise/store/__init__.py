@@ -6,25 +6,28 @@ skipped; the planner's carried state; the paper account's append-only ledger; an
 windfalls waiting for a run. A run and everything it changed are written in one transaction.
 A simulation keeps the same database in memory and saves it as a file when it ends.
 
-    store.py    the Store: the whole API, on a sqlite-utils Database
-    files.py    where the database lives: a shared WAL file, or memory saved whole
-    schema.py   the tables, as sqlite-utils migrations
-    runs.py     a run as recorded (RunRecord) and its rows, hand-written (the hot path)
-    reads.py    what the jobs read on every run, kept until a write
-    notices.py  the notifications' rows
-    codec.py    how values become columns and back (times, JSON, the plan state)
+    store.py         the Store: opening, saving and closing the file; composes the parts below
+    base.py          what every part builds on: the database, its kept reads, the transaction
+    runs.py          a run as recorded (RunRecord), its rows hand-written (the hot path), the runs
+    plan_state.py    the planner's carried state and the emergency pause
+    events.py        the event log
+    ledger.py        the paper account's ledger and balances
+    windfalls.py     windfalls announced, pending until a run consumes them
+    compositions.py  the compositions of rule indices
+    candles.py       the candle cache
+    simulation.py    what marks a simulation's file, and its value series
+    notices.py       the notifications' rows
+    files.py         where the database lives: a shared WAL file, or memory saved whole
+    schema.py        the tables, as sqlite-utils migrations
+    reads.py         what the jobs read on every run, kept until a write
+    codec.py         how values become columns and back (times, JSON, the plan state)
 """
 
-from stagewise.store.runs import RunRecord, RunStatus
-from stagewise.store.store import (
-    Contents,
-    DuplicatePeriod,
-    Pause,
-    PendingWindfall,
-    StateError,
-    Store,
-    Windfall,
-)
+from stagewise.store.plan_state import Pause
+from stagewise.store.runs import DuplicatePeriod, RunRecord, RunStatus
+from stagewise.store.simulation import Contents
+from stagewise.store.store import StateError, Store
+from stagewise.store.windfalls import PendingWindfall, Windfall
 
 __all__ = [
     "Contents",

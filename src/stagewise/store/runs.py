@@ -1,4 +1,5 @@
-"""A run as the store records it (`RunRecord`), and its rows.
+"""A run as the store records it (`RunRecord`), its rows, and the store's runs (`RunStore`:
+recording them, and what was recorded).
 
 The hot path of every run (a simulation records thousands): hand-written INSERTs of tuples,
 not sqlite-utils' insert_all, which looks the table up and builds its statement on every
@@ -14,12 +15,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from stagewise.churn import ProposedOrder
+from stagewise.errors import StagewiseError
 from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip
 from stagewise.snapshot import Snapshot
-from stagewise.store.codec import fields_of, iso, to_json
+from stagewise.store.codec import decoded, fields_of, from_iso, iso, to_json, where_clause
+from stagewise.store.plan_state import PlanStateStore
 
 RunStatus = Literal["ok", "failed", "skipped", "missed"]
+
+
+class DuplicatePeriod(StagewiseError):
+    """A run for this period key is already recorded: a period runs at most once."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,3 +158,145 @@ def insert_ledger(
             last, at = e.at, iso(e.at)
         rows.append((at, e.kind, e.asset, e.amount, e.price, e.note or "", run_id))
     conn.executemany(_LEDGER, rows)
+
+
+class RunStore(PlanStateStore):
+    """The store's runs: one per period key (failed attempts aside), with the orders they
+    proposed and the snapshot they saw."""
+
+    def has_period(self, period: str) -> bool:
+        """True when `period` is done: a run of it ran, was skipped or was missed. Failed
+        attempts leave it open (to be retried)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM runs WHERE period = ? AND status <> 'failed'", [period]
+        ).fetchone()
+        return row is not None
+
+    def failed_attempts(self, period: str) -> int:
+        """How many attempts at `period` failed (0 once it is done: then it needs no retry)."""
+        if self.has_period(period):
+            return 0
+        (count,) = self.conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE period = ? AND status = 'failed'", [period]
+        ).fetchone()
+        return count
+
+    def open_failures(self, since: datetime) -> list[dict[str, Any]]:
+        """The newest failed attempt of each period still open, scheduled at or after `since`
+        (what a start retries inside the grace window), oldest first."""
+        rows = self.conn.execute(
+            "SELECT job, period, MAX(scheduled_at) AS scheduled_at, COUNT(*) AS attempts"
+            " FROM runs AS r WHERE status = 'failed' AND scheduled_at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM runs AS d"
+            "   WHERE d.period = r.period AND d.status <> 'failed')"
+            " GROUP BY job, period ORDER BY MAX(scheduled_at)",
+            [iso(since)],
+        )
+        return decoded(rows)
+
+    def record_run(self, run: RunRecord) -> int:
+        """Record one run and all it changed (see RunRecord), whole or not at all; returns
+        the run's id. Raises DuplicatePeriod if its period is already done (a failed run may
+        be recorded for a period any number of times), ValueError for a naive time or a
+        windfall not pending."""
+        conn = self.conn
+        with self._writing():
+            try:
+                run_id = insert_run(conn, run)
+            except sqlite3.IntegrityError as e:
+                if "runs.period" in str(e):
+                    raise DuplicatePeriod(f"period {run.period} has already run") from e
+                raise
+            if run.plan is not None:
+                insert_plan(conn, run_id, run.plan)
+            if run.snapshot is not None:
+                insert_snapshot(conn, run_id, run.snapshot)
+            carried = run.carried
+            if carried is not None:
+                self._carry_state(carried, run.finished_at)
+            insert_ledger(conn, run.ledger, run_id)
+            for kind, data in run.events:
+                self._insert_event(kind, run.finished_at, data, run_id)
+            self._consume_windfalls(run.consume_windfalls, run_id)
+        return run_id
+
+    def runs(
+        self, *, job: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recorded runs, newest first, optionally of one job and/or status."""
+        where, args = where_clause(("job = ?", job), ("status = ?", status))
+        return self._newest("runs", where, args, limit)
+
+    def counts(self) -> dict[str, dict[tuple[str, str], int]]:
+        """How many runs per (job, status), and proposed orders per (job, side)."""
+        runs = self.conn.execute("SELECT job, status, count(*) FROM runs GROUP BY 1, 2")
+        orders = self.conn.execute(
+            "SELECT r.job, o.side, count(*) FROM orders o JOIN runs r ON r.id = o.run_id"
+            " GROUP BY 1, 2"
+        )
+        return {
+            "runs": {(job, status): n for job, status, n in runs},
+            "orders": {(job, side): n for job, side, n in orders},
+        }
+
+    def proposed_orders(self) -> list[ProposedOrder]:
+        """Every proposed order with its run's id, job and finished_at, oldest first."""
+        rows = self.conn.execute(
+            "SELECT r.id, r.job, r.finished_at, o.notional FROM orders o"
+            " JOIN runs r ON r.id = o.run_id ORDER BY r.id, o.seq"
+        )
+        return [ProposedOrder(run, job, from_iso(at), notional) for run, job, at, notional in rows]
+
+    def last_run(self, job: str) -> dict[str, Any] | None:
+        """The newest run of `job` (any status), or None."""
+        found = self.runs(job=job, limit=1)
+        return found[0] if found else None
+
+    def proposals(
+        self, *, since: datetime | None = None, job: str | None = None, period: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Proposed orders with their run's job, period, mode, finished_at, notes and the
+        deposit it asks for, newest first."""
+        where, args = where_clause(
+            ("r.finished_at >= ?", iso(since) if since else None),
+            ("r.job = ?", job),
+            ("r.period = ?", period),
+        )
+        sql = (
+            "SELECT o.*, r.job, r.period, r.mode, r.finished_at, r.notes, r.deposit_needed"
+            " FROM orders o JOIN runs r ON r.id = o.run_id"
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY r.id DESC, o.seq"
+        )
+        return decoded(self.conn.execute(sql, args))
+
+    def latest_snapshot(self) -> tuple[datetime, dict[str, dict[str, Any]]] | None:
+        """The newest recorded snapshot: its time and, per asset, amount, price and value."""
+        row = self.conn.execute(
+            "SELECT id, snapshot_at FROM runs WHERE snapshot_at IS NOT NULL "
+            "ORDER BY snapshot_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        assets = self.conn.execute(
+            "SELECT asset, amount, price, value FROM snapshots WHERE run_id = ? ORDER BY asset",
+            [row[0]],
+        ).fetchall()
+        return from_iso(row[1]), {
+            a: {"amount": amount, "price": price, "value": value}
+            for a, amount, price, value in assets
+        }
+
+    # -- writing, inside a caller's transaction ---------------------------------------------
+
+    # Here, not in windfalls.py: recording a run consumes them, and a cancelled windfall is a
+    # run (windfalls.py builds on this module).
+    def _consume_windfalls(self, ids: Sequence[int], run_id: int) -> None:
+        for windfall_id in ids:
+            cursor = self.conn.execute(
+                "UPDATE pending_windfalls SET consumed_run = ?"
+                " WHERE id = ? AND consumed_run IS NULL",
+                [run_id, windfall_id],
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"windfall {windfall_id} is not pending")
