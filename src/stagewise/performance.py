@@ -217,13 +217,15 @@ def _days(
                     elif e.kind == "withdrawal":
                         withdrawals -= flow
                 i += 1
-            # Until the next entry's day: its row, or the last one.
-            last_row = history.index_on(dated[i][0]) if i < len(dated) else len(rows) - 1
-            rows_held = (last_row or n) - n + 1
+            # Until the next entry's day (its row: that day's close, or the last before it).
+            following = history.index_on(dated[i][0]) if i < len(dated) else None
+            rows_held = (len(rows) - 1 if following is None else following) - n + 1
             stretch, since = [balances.get(quote, 0.0)] * rows_held, n
             for a, amount in balances.items():
                 if a != quote:
-                    column = valued.get(a) or valued.setdefault(a, _gaps_as_zero(closes[a]))
+                    column = valued.get(a)
+                    if column is None:
+                        column = valued[a] = _gaps_as_zero(closes[a])
                     held = map(mul, repeat(amount), column[n : n + rows_held])
                     stretch = list(map(add, stretch, held))
         while step is not None and step[0] <= day:
