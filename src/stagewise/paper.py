@@ -29,8 +29,8 @@ class MarketSource(Protocol):
     def quotes(
         self, assets: Sequence[str], now: datetime
     ) -> tuple[dict[str, float], Mapping[str, Market]]:
-        """Prices in the quote currency for `assets`, and market rules keyed by base asset
-        (at least those of the priced assets)."""
+        """Prices in the quote currency for `assets` (a new dict, the caller's), and market
+        rules keyed by base asset (at least those of the priced assets)."""
         ...
 
 
@@ -86,11 +86,11 @@ class PaperAccount:
             balances[e.asset] = balances.get(e.asset, 0.0) + e.amount
         balances.setdefault(self.quote, 0.0)
         asked = (set(assets) | balances.keys()) - {self.quote}
-        wanted = sorted(asked)
-        prices, markets = self.market_source.quotes(wanted, now)
-        prices = {a: p for a, p in prices.items() if a in asked}
+        prices, markets = self.market_source.quotes(sorted(asked), now)
+        for extra in prices.keys() - asked:  # e.g. an exchange's price of the quote itself
+            del prices[extra]
+        unpriced = tuple(sorted(asked - prices.keys()))
         prices[self.quote] = 1.0
-        unpriced = tuple(a for a in wanted if a not in prices)
         return Snapshot(now, self.quote, balances, prices, self._own_fees(markets), unpriced)
 
     def _own_fees(self, markets: Mapping[str, Market]) -> dict[str, Market]:

@@ -260,8 +260,9 @@ def breach(
 ) -> str | None:
     """What puts the account outside the drift watch's bands (the first found), or None."""
     total = book.value
+    worth = max(policy.min_order, WEIGHT_TOLERANCE * total)  # a holding worth noticing
     for asset, value in book.values.items():
-        if aims.get(asset, 0.0) <= 0 and value >= max(policy.min_order, WEIGHT_TOLERANCE * total):
+        if value >= worth and aims.get(asset, 0.0) <= 0:
             return f"{asset} is held ({pct(value / total)}) but not in the plan"
     if share is not None:
         if share.above:
