@@ -126,26 +126,22 @@ def _held(
     bad: dict[str, str] = {}
     ignored: list[str] = []
     quote, balances, quoted = snapshot.quote, snapshot.balances, snapshot.prices
-    # `non_negative` and `usable` written out: this loop runs for every held asset.
+    inf = math.inf
     for asset in sorted(balances):
         amount = balances[asset]
         if asset == quote or amount == 0:
             continue
-        try:
-            fine = 0.0 <= amount < math.inf
-        except TypeError:
-            fine = False
-        if not fine:
-            raise Refusal(f"the {asset} balance is {amount!r}: not a usable amount")
         price = quoted.get(asset)
-        try:
-            fine = 0.0 < price < math.inf  # type: ignore[operator]  # NaN compares False
+        try:  # a usable amount and price (`usable`, written out: this runs for every asset)
+            fine = 0.0 < amount < inf and 0.0 < price < inf  # type: ignore[operator]
         except TypeError:
             fine = False
         if fine:
             amounts[asset] = amount
             prices[asset] = price  # type: ignore[assignment]
             values[asset] = amount * price  # type: ignore[operator]
+        elif not non_negative(amount):
+            raise Refusal(f"the {asset} balance is {amount!r}: not a usable amount")
         elif asset in snapshot.unpriced and asset not in planned:
             ignored.append(asset)
         else:
