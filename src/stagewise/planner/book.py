@@ -26,7 +26,7 @@ class Refusal(Exception):  # noqa: N818 - it is the domain word: the planner ref
 class Book:
     """A checked snapshot: held assets with usable prices, their values, the account's value.
 
-    amounts: positive free balances of the held assets (the quote currency excluded).
+    amounts: positive free balances of the held assets (the quote currency excluded), by name.
     prices: a usable (finite, positive) price for every held asset and every asset to buy.
     values: amount * price of every held asset, in the order of `amounts`.
     cash: the free quote balance, less the profit proceeds set aside to be moved out.

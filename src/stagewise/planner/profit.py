@@ -125,7 +125,9 @@ def _wanted(
     book = proposal.book
     wanted = {}
     lowest = milestones[0] / 100  # a gain under the lowest milestone has none to take
-    for asset in sorted(book.amounts.keys() - owed):
+    for asset in book.amounts:  # by name
+        if asset in owed:
+            continue
         cost = state.cost_basis.get(asset)
         if cost is None or not cost > 0:
             proposal.skip(

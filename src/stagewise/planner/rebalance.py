@@ -209,12 +209,13 @@ def _begin(
     state: PlanState,
     scope: Collection[str] | None,
 ) -> _Start:
-    held = {a for a, n in snapshot.balances.items() if n and a != snapshot.quote}
-    in_scope = (held | set(targets.weights)) - {snapshot.quote}
+    weights = targets.weights
+    in_scope = {a for a, n in snapshot.balances.items() if n} | weights.keys()
+    in_scope.discard(snapshot.quote)
     if scope is not None:
         in_scope &= set(scope)
-    buyable = [a for a in in_scope if targets.weights.get(a, 0.0) > 0]
-    book = open_book(snapshot, targets.weights, buyable, set_aside=state.profit_to_move)
+    buyable = [a for a, w in weights.items() if w > 0 and a in in_scope]
+    book = open_book(snapshot, weights, buyable, set_aside=state.profit_to_move)
     share = share_of(book, targets, policy)
     if share is None:
         aims = _around_dca_only(book, targets.weights, targets.dca_only)
