@@ -65,6 +65,20 @@ def snapshot() -> Snapshot:
     )
 
 
+# Every migration of the schema, in the order they apply.
+MIGRATION_NAMES = (
+    "m001_initial",
+    "m002_price_cache",
+    "m003_ledger_balances",
+    "m004_failed_runs_leave_period_open",
+    "m005_notifications",
+    "m006_compositions",
+    "m007_simulation_days",
+    "m008_candles",
+    "m009_checks_without_lists",
+)
+
+
 def record(store: Store, period: str = "dca:2027-01", at: datetime = T0, **extra: Any) -> int:
     """Record an ok paper run of `period` finishing at `at`; `extra` overrides any argument."""
     args: dict[str, Any] = {
@@ -150,17 +164,7 @@ def test_sqlite_utils_migrate_finds_a_new_file_up_to_date(tmp_path: Path) -> Non
     `sqlite-utils migrate` command runs) see every stagewise migration applied."""
     Store.open(tmp_path / "s.db").close()
     theirs = Migrations(MIGRATION_SET)
-    names = (
-        "m001_initial",
-        "m002_price_cache",
-        "m003_ledger_balances",
-        "m004_failed_runs_leave_period_open",
-        "m005_notifications",
-        "m006_compositions",
-        "m007_simulation_days",
-        "m008_candles",
-        "m009_checks_without_lists",
-    )
+    names = MIGRATION_NAMES
     for name in names:
         theirs(name=name)(lambda db: pytest.fail("sqlite-utils re-applied a migration"))
     db = Database(tmp_path / "s.db")
@@ -188,17 +192,7 @@ def test_a_file_migrated_by_sqlite_utils_gets_only_the_later_migrations(tmp_path
     store = Store.open(tmp_path / "s.db")
     assert store.schema_version() == 9
     names = store.conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
-    assert [n for (n,) in names] == [
-        "m001_initial",
-        "m002_price_cache",
-        "m003_ledger_balances",
-        "m004_failed_runs_leave_period_open",
-        "m005_notifications",
-        "m006_compositions",
-        "m007_simulation_days",
-        "m008_candles",
-        "m009_checks_without_lists",
-    ]
+    assert tuple(n for (n,) in names) == MIGRATION_NAMES
     assert store.ledger_balances() == {"USDT": 100.0}  # m003 built the balances from the rows
     store.close()
 
@@ -714,16 +708,7 @@ def test_a_file_of_m008_rebuilt_by_m009_keeps_rows_indexes_triggers_and_checks(
     from stagewise.store import schema
 
     theirs = Migrations(MIGRATION_SET)
-    for name in (
-        "m001_initial",
-        "m002_price_cache",
-        "m003_ledger_balances",
-        "m004_failed_runs_leave_period_open",
-        "m005_notifications",
-        "m006_compositions",
-        "m007_simulation_days",
-        "m008_candles",
-    ):
+    for name in MIGRATION_NAMES[: MIGRATION_NAMES.index("m009_checks_without_lists")]:
         step = getattr(schema, name)
         theirs(name=name)(lambda db, step=step: step(db.conn))
     path = tmp_path / "old.db"
