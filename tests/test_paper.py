@@ -278,7 +278,7 @@ def test_the_account_sees_its_ledger_at_market_prices(store: Store) -> None:
     assert snap.unpriced == ("SOL",)
     assert snap.total_value == pytest.approx(2_500.0)
     assert store.ledger_balances() == {"BTC": 0.02, "USDT": 1_000.0}  # pending is not stored
-    assert account.positions()["BTC"] == Position(0.02, 50_000.0)
+    assert derive_positions(store.ledger_entries())["BTC"] == Position(0.02, 50_000.0)
 
 
 def test_the_account_charges_its_own_fee_on_the_markets_the_source_has_now(store: Store) -> None:
@@ -321,6 +321,8 @@ def test_a_paper_run_fills_its_plan_and_the_stored_ledger_agrees(store: Store) -
 
     # 0.02 BTC at 50_025 = 1_000.5 plus fee 1.0005: 1_500 - 1_001.5005 = 498.4995 USDT left
     assert store.ledger_balances() == pytest.approx({"USDT": 498.4995, "BTC": 0.02})
-    derived = {a: p.amount for a, p in account.positions().items()}
+    derived = {a: p.amount for a, p in derive_positions(store.ledger_entries()).items()}
     assert derived == pytest.approx(store.ledger_balances())
-    assert account.positions()["BTC"].avg_cost == pytest.approx(1_001.5005 / 0.02)
+    assert derive_positions(store.ledger_entries())["BTC"].avg_cost == pytest.approx(
+        1_001.5005 / 0.02
+    )

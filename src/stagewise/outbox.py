@@ -31,12 +31,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 
-class Result(Protocol):
-    service: str
-    delivered: bool
-    attempts: int
-
-
 class Delivery(Protocol):
     """What sends a message to every target (AppriseTargets implements it)."""
 

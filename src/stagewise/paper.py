@@ -13,9 +13,7 @@ from typing import Protocol
 
 from stagewise.ledger import (
     LedgerEntry,
-    Position,
     deposit_entry,
-    derive_positions,
     fill_entries,
     withdrawal_entry,
 )
@@ -38,8 +36,6 @@ class Ledger(Protocol):
     """What the paper account needs of the store: the ledger it keeps."""
 
     def ledger_balances(self) -> dict[str, float]: ...  # the caller's own copy
-
-    def ledger_entries(self) -> list[LedgerEntry]: ...
 
     def seed_ledger(
         self, balances: Mapping[str, float], at: datetime, *, prices: Mapping[str, float]
@@ -129,7 +125,3 @@ class PaperAccount:
         assets = sorted(a for a in balances if a != self.quote)
         prices, _ = self.market_source.quotes(assets, now) if assets else ({}, {})
         return self.store.seed_ledger(balances, now, prices=prices)
-
-    def positions(self) -> dict[str, Position]:
-        """Balances and average costs derived from the whole stored ledger."""
-        return derive_positions(self.store.ledger_entries())
