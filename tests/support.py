@@ -359,6 +359,23 @@ CAPITAL = 100_000.0
 TOLERANCE = 1e-4  # 0.01 %
 
 # Only the quarterly rebalance trades, all the way back to target.
+# Every job stays out of the way except DCA: no drift watch, bands so wide no weight can leave
+# them, no crypto-share check (no outside investments), no seed, no yearly increase; a fee of
+# 0.1 % and no slippage.
+DCA_ONLY: dict[str, Any] = {
+    "investor": {
+        "timezone": "UTC",
+        "outside_investments": 0,
+        "monthly_contribution": 1000,
+        "contribution_start": None,
+    },
+    "paper": {"initial_balances": None, "fee_rate": 0.001, "slippage": 0},
+    "schedule": {"drift_enabled": False, "dca_day": 1, "dca_hour": 9},
+    "policy": {"band_abs_pct": 100, "band_rel_pct": 1000},
+}
+NO_FEES: dict[str, Any] = {"paper": {"fee_rate": 0}}
+
+
 QUARTERLY_ONLY: dict[str, Any] = {
     "investor": {
         "timezone": "UTC",

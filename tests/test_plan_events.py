@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import deep_merge, plan_stage
+from support import DCA_ONLY, NO_FEES, deep_merge, plan_stage
 
 from stagewise.errors import EventsFileError, InputMissing, UsageError
 from stagewise.event_files import load_events
@@ -28,17 +28,7 @@ from stagewise.settings import load_config
 from stagewise.simulate import simulate
 from stagewise.store import Store
 
-QUIET = {
-    "investor": {
-        "timezone": "UTC",
-        "outside_investments": 0,
-        "monthly_contribution": 1000,
-        "contribution_start": None,
-    },
-    "paper": {"initial_balances": None, "fee_rate": 0, "slippage": 0},
-    "schedule": {"drift_enabled": False, "dca_day": 1, "dca_hour": 9},
-    "policy": {"band_abs_pct": 100, "band_rel_pct": 1000},
-}
+QUIET = deep_merge(DCA_ONLY, NO_FEES)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from support import deep_merge, plan_stage
+from support import DCA_ONLY, deep_merge, plan_stage
 
 from stagewise.errors import OutputRefused, PriceHistoryError, UsageError
 from stagewise.history import PriceHistory, load_csv
@@ -31,20 +31,6 @@ from stagewise.store import Store
 
 CENT = 0.005  # "equal to the cent": closer than half a cent
 
-# Every job stays out of the way except DCA: no drift watch, bands so wide no weight can
-# leave them, no crypto-share check (no outside investments), no seed, no yearly increase.
-QUIET = {
-    "investor": {
-        "timezone": "UTC",
-        "outside_investments": 0,
-        "monthly_contribution": 1000,
-        "contribution_start": None,
-    },
-    "paper": {"initial_balances": None, "fee_rate": 0.001, "slippage": 0},
-    "schedule": {"drift_enabled": False, "dca_day": 1, "dca_hour": 9},
-    "policy": {"band_abs_pct": 100, "band_rel_pct": 1000},
-}
-
 
 @pytest.fixture
 def quiet_config(write_plan, write_config):
@@ -52,7 +38,7 @@ def quiet_config(write_plan, write_config):
 
     def make(constituents: dict[str, float], **overrides):
         plan = write_plan({"basket": ("quarterly", constituents)})
-        return load_config(write_config(deep_merge(deep_merge(QUIET, plan), overrides)))
+        return load_config(write_config(deep_merge(deep_merge(DCA_ONLY, plan), overrides)))
 
     return make
 
@@ -346,10 +332,10 @@ def test_turnover_is_the_lesser_of_bought_and_sold_by_rebalancing_a_year(
     of a year: turnover = 500 / (93,000 / 91) / (91 / 365.25) = 1.9637..x a year."""
     plan = write_plan({"basket": ("quarterly", {"A": 50, "B": 50})})
     overrides = {
-        **QUIET,
-        "investor": {**QUIET["investor"], "monthly_contribution": 0},
+        **DCA_ONLY,
+        "investor": {**DCA_ONLY["investor"], "monthly_contribution": 0},
         "paper": {"initial_balances": {"USDT": 1000}, "fee_rate": 0, "slippage": 0},
-        "schedule": {**QUIET["schedule"], "rebalance_day": 1, "rebalance_hour": 10},
+        "schedule": {**DCA_ONLY["schedule"], "rebalance_day": 1, "rebalance_hour": 10},
         "policy": {"band_abs_pct": 0.0001, "max_order_pct": 100, "rebalance_to": "target"},
     }
     config = load_config(write_config(deep_merge(overrides, plan)))
@@ -676,7 +662,7 @@ def glide_config(write_plan, write_config, *, s_cadence: str):
         "investor": {"birth_date": "1991-01-01"},
         "plan": {"transition_months": 12, "transition_anchor": "end"},
     }
-    return load_config(write_config(deep_merge(deep_merge(QUIET, plan), overrides)))
+    return load_config(write_config(deep_merge(deep_merge(DCA_ONLY, plan), overrides)))
 
 
 def test_the_investor_glides_into_the_next_stage_during_a_multi_year_run(

@@ -13,7 +13,7 @@ import statistics
 from datetime import date, timedelta
 
 import pytest
-from support import deep_merge, plan_stage
+from support import DCA_ONLY, NO_FEES, deep_merge, plan_stage
 
 from stagewise import shipped
 from stagewise.errors import ConfigError, PriceHistoryError, UsageError
@@ -269,18 +269,7 @@ def test_a_window_that_fails_names_itself_and_stops_the_sweep(make_config, sampl
 
 # A plan that only buys: one index of BTC, no fee, no slippage, no drift watch, bands no weight
 # can leave, no crypto-share check (no outside investments), no seed, no yearly increase.
-DCA_ONLY = {
-    "investor": {
-        "timezone": "UTC",
-        "birth_date": "1990-01-01",
-        "outside_investments": 0,
-        "monthly_contribution": 1000,
-        "contribution_start": None,
-    },
-    "paper": {"initial_balances": None, "fee_rate": 0, "slippage": 0},
-    "schedule": {"drift_enabled": False, "dca_day": 1, "dca_hour": 9},
-    "policy": {"band_abs_pct": 100, "band_rel_pct": 1000},
-}
+BTC_DCA = deep_merge(deep_merge(DCA_ONLY, NO_FEES), {"investor": {"birth_date": "1990-01-01"}})
 
 
 def dca_by_hand(closes: dict[date, float], start: date, end: date) -> float:
@@ -314,7 +303,7 @@ def dca_by_hand(closes: dict[date, float], start: date, end: date) -> float:
 @pytest.mark.parametrize("rows", ["daily", "monthly"])
 def test_btc_dca_windows_equal_the_arithmetic_written_out(write_plan, write_config, rows):
     plan = write_plan({"basket": ("quarterly", {"BTC": 100})}, [plan_stage("only")])
-    config = load_config(write_config(deep_merge(DCA_ONLY, plan)))
+    config = load_config(write_config(deep_merge(BTC_DCA, plan)))
     if rows == "daily":  # a wave around 30,000, to the cent
         prices = daily(
             date(2020, 12, 31),

@@ -69,6 +69,11 @@ def draw(result: SimulationResult, out: Path, quote: str) -> None:
     holdings by value share."""
     plt = pyplot()
     fig = figure(plt, value_series(result), result.allocation, quote)
+    save(plt, fig, out)
+
+
+def save(plt: Any, fig: Any, out: Path) -> None:
+    """Write `fig` to `out` (the format by its suffix) and close it, written or not."""
     try:
         fig.savefig(out, dpi=100, format=out.suffix[1:].lower() or DEFAULT_FORMAT)
     except OSError as e:
@@ -165,9 +170,4 @@ def draw_sweep(summaries: Sequence[Summary], out: Path, quote: str, goal: float 
     bottom.set_xlabel("months since the window's start (median, p10-p90 shaded)")
     bottom.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=100, format=out.suffix[1:].lower() or DEFAULT_FORMAT)
-    except OSError as e:
-        raise StagewiseError(f"cannot write the chart {out}: {e.strerror}") from None
-    finally:
-        plt.close(fig)
+    save(plt, fig, out)
