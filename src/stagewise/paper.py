@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Protocol
 
 from stagewise.ledger import (
@@ -68,7 +69,7 @@ class PaperAccount:
         self.market_source = market_source
         self.quote = quote
         self.fee_rate = fee_rate
-        self._last_rules: tuple[dict[str, Market], dict[str, Market]] | None = None
+        self._last_rules: tuple[dict[str, Market], Mapping[str, Market]] | None = None
 
     def snapshot(
         self, assets: Iterable[str], now: datetime, *, pending: Sequence[LedgerEntry] = ()
@@ -89,7 +90,7 @@ class PaperAccount:
         prices[self.quote] = 1.0
         return Snapshot(now, self.quote, balances, prices, self._own_fees(markets), unpriced)
 
-    def _own_fees(self, markets: Mapping[str, Market]) -> dict[str, Market]:
+    def _own_fees(self, markets: Mapping[str, Market]) -> Mapping[str, Market]:
         """Each market with the paper account's own fee, whatever the exchange charges. The
         last answer is kept while the source hands out equal markets (one dict comparison,
         cheap when they are the same objects: every snapshot of a simulation; without it
@@ -98,8 +99,8 @@ class PaperAccount:
         if last is None or last[0] != markets:
             fee = self.fee_rate
             rules = {a: dataclasses.replace(m, fee_rate=fee) for a, m in markets.items()}
-            last = self._last_rules = (dict(markets), rules)
-        return dict(last[1])
+            last = self._last_rules = (dict(markets), MappingProxyType(rules))
+        return last[1]  # read only: the snapshots share it
 
     def fills(self, plan: Plan, snapshot: Snapshot, at: datetime) -> list[LedgerEntry]:
         """The entries of filling `plan` (priced with this account's fee and the slippage)."""

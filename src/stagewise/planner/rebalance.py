@@ -194,12 +194,12 @@ def _around_dca_only(
 @dataclass(slots=True)
 class _Start:
     """What a rebalance starts from: the proposal (its book and aims), the crypto share, the
-    cash above its target and the carry (`spare`), and the assets it may trade."""
+    cash above its target and the carry (`spare`), and the scope it trades (None: all)."""
 
     proposal: Proposal
     share: Share | None
     spare: float
-    in_scope: set[str]
+    scope: Collection[str] | None
 
 
 def _begin(
@@ -210,11 +210,11 @@ def _begin(
     scope: Collection[str] | None,
 ) -> _Start:
     weights = targets.weights
-    in_scope = {a for a, n in snapshot.balances.items() if n} | weights.keys()
-    in_scope.discard(snapshot.quote)
-    if scope is not None:
-        in_scope &= set(scope)
-    buyable = [a for a, w in weights.items() if w > 0 and a in in_scope]
+    if scope is None:
+        buyable = [a for a, w in weights.items() if w > 0]
+    else:
+        scoped = set(scope)
+        buyable = [a for a, w in weights.items() if w > 0 and a in scoped]
     book = open_book(snapshot, weights, buyable, set_aside=state.profit_to_move)
     share = share_of(book, targets, policy)
     if share is None:
@@ -224,7 +224,7 @@ def _begin(
     else:
         aims = _around_dca_only(book, _mix_now(book, targets), targets.dca_only)
     spare = max(0.0, book.cash - book.value * (1 - sum(aims.values())) - state.carry)
-    return _Start(Proposal("rebalance", book, aims), share, spare, in_scope)
+    return _Start(Proposal("rebalance", book, aims), share, spare, scope)
 
 
 def _trade(
@@ -240,9 +240,12 @@ def _trade(
     `topping`, see `_crypto_share`)."""
     proposal = start.proposal
     book, aims = proposal.book, proposal.aims
-    wanted = _wanted(
-        book, aims, policy, start.in_scope, keep, start.share, topping, targets.dca_only
-    )
+    # What it may trade: every asset held or planned, or those of the scope.
+    in_scope = {a for a, n in snapshot.balances.items() if n} | targets.weights.keys()
+    in_scope.discard(snapshot.quote)
+    if start.scope is not None:
+        in_scope &= set(start.scope)
+    wanted = _wanted(book, aims, policy, in_scope, keep, start.share, topping, targets.dca_only)
     trader = trader_for(book, snapshot.markets, policy, "rebalance", wanted)
     cash = _sell(proposal, trader, wanted, aims)
     cash_target = book.value * max(0.0, 1 - sum(aims.values())) + state.carry
