@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import tomli_w
 
+from stagewise.history import Candle, PriceHistory, from_candles
+from stagewise.ledger import LedgerEntry
 from stagewise.planner import Plan, Policy
 from stagewise.settings import Config, load_config
 from stagewise.snapshot import Market, Snapshot
@@ -454,3 +457,62 @@ def shipped_index_assets() -> list[str]:
 
     indices = read_toml(REPO / "config" / "indices.toml", "indices")["index"]
     return sorted({a for i in indices.values() for a in i.get("constituents") or i["universe"]})
+
+
+# -- test oracles: what the tests check the product against (not the product's own code) --
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """How a run of entries changed the account's value at fixed prices, explained.
+
+    change: value of all entries at `prices` (= value after - value before).
+    deposits / withdrawals: value of money put in (seeds included) and taken out.
+    fees: fees paid; slippage: the cost of filling worse than `prices`.
+    """
+
+    change: float
+    deposits: float
+    withdrawals: float
+    fees: float
+    slippage: float
+
+    @property
+    def unexplained(self) -> float:
+        """What the flows do not explain; zero up to float noise on a sound ledger."""
+        return self.change - (self.deposits - self.withdrawals - self.fees - self.slippage)
+
+
+def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Reconciliation:
+    """Explain the value change of `entries` at unchanged `prices` (the quote priced 1).
+
+    On a sound ledger: value after = value before + deposits - withdrawals - fees - slippage.
+    """
+    change = deposits = withdrawals = fees = slip = 0.0
+    for e in entries:
+        if e.asset not in prices:
+            raise ValueError(f"reconcile: no price for {e.asset}")
+        value = e.amount * prices[e.asset]
+        change += value
+        if e.kind in ("seed", "deposit"):
+            deposits += value
+        elif e.kind == "withdrawal":
+            withdrawals -= value
+        elif e.kind == "fee":
+            fees -= value
+        elif e.price is not None:  # the base side of a fill: paid above / got below market
+            slip += e.amount * (e.price - prices[e.asset])
+    return Reconciliation(change, deposits, withdrawals, fees, slip)
+
+
+def on_step(amount: float, step: float) -> bool:
+    """True when `amount` is a whole number of `step`, within float noise."""
+    if step <= 0:
+        return True
+    units = amount / step
+    return abs(units - round(units)) <= 1e-6 * max(1.0, abs(units))
+
+
+def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
+    """A history from per-asset (timestamp ms, close) rows (no volumes): see from_candles."""
+    return from_candles({a: [Candle(t, c) for t, c in rows] for a, rows in closes.items()}, source)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import structlog
+from support import reconcile
 
-from stagewise.ledger import reconcile
 from stagewise.store import Store
 
 CHAINS = 2  # independent state files, their processes killed side by side

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support import from_closes
 
 from stagewise.errors import PriceHistoryError
 from stagewise.history import (
@@ -19,7 +20,6 @@ from stagewise.history import (
     HistoryMarkets,
     PriceHistory,
     from_candles,
-    from_closes,
     load_csv,
 )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import reconcile
 
 from stagewise.errors import SnapshotError
 from stagewise.ledger import (
@@ -16,7 +17,6 @@ from stagewise.ledger import (
     deposit_entry,
     derive_positions,
     fill_entries,
-    reconcile,
     withdrawal_entry,
 )
 from stagewise.paper import PaperAccount

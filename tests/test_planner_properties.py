@@ -12,9 +12,8 @@ import math
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from support import QUOTE, TAKEN_AT, market, targets
+from support import QUOTE, TAKEN_AT, market, on_step, targets
 
-from stagewise.money import on_step
 from stagewise.planner import (
     Plan,
     PlanState,

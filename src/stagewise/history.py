@@ -345,11 +345,6 @@ def _hold(
             column[i] = last
 
 
-def from_closes(closes: Mapping[str, Sequence[tuple[int, float]]], source: str) -> PriceHistory:
-    """A history from per-asset (timestamp ms, close) rows (no volumes): see from_candles."""
-    return from_candles({a: [Candle(t, c) for t, c in rows] for a, rows in closes.items()}, source)
-
-
 def _utc_day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 

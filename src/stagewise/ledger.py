@@ -5,7 +5,7 @@ beside them. Filling a plan is a pure function (`fill_entries`). Pure: no I/O, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -42,27 +42,6 @@ class Position:
 
     amount: float
     avg_cost: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciliation:
-    """How a run of entries changed the account's value at fixed prices, explained.
-
-    change: value of all entries at `prices` (= value after - value before).
-    deposits / withdrawals: value of money put in (seeds included) and taken out.
-    fees: fees paid; slippage: the cost of filling worse than `prices`.
-    """
-
-    change: float
-    deposits: float
-    withdrawals: float
-    fees: float
-    slippage: float
-
-    @property
-    def unexplained(self) -> float:
-        """What the flows do not explain; zero up to float noise on a sound ledger."""
-        return self.change - (self.deposits - self.withdrawals - self.fees - self.slippage)
 
 
 def fill_entries(plan: Plan, snapshot: Snapshot, *, at: datetime) -> list[LedgerEntry]:
@@ -142,25 +121,3 @@ def _average(amount: float, cost: float | None) -> float | None:
     if cost is None:
         return None
     return cost / amount if amount > 0 else None
-
-
-def reconcile(entries: Iterable[LedgerEntry], prices: Mapping[str, float]) -> Reconciliation:
-    """Explain the value change of `entries` at unchanged `prices` (the quote priced 1).
-
-    On a sound ledger: value after = value before + deposits - withdrawals - fees - slippage.
-    """
-    change = deposits = withdrawals = fees = slip = 0.0
-    for e in entries:
-        if e.asset not in prices:
-            raise ValueError(f"reconcile: no price for {e.asset}")
-        value = e.amount * prices[e.asset]
-        change += value
-        if e.kind in ("seed", "deposit"):
-            deposits += value
-        elif e.kind == "withdrawal":
-            withdrawals -= value
-        elif e.kind == "fee":
-            fees -= value
-        elif e.price is not None:  # the base side of a fill: paid above / got below market
-            slip += e.amount * (e.price - prices[e.asset])
-    return Reconciliation(change, deposits, withdrawals, fees, slip)

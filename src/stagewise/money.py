@@ -46,14 +46,6 @@ def _decimal(step: float) -> Decimal:
     return Decimal(repr(step))
 
 
-def on_step(amount: float, step: float) -> bool:
-    """True when `amount` is a whole number of `step`, within float noise."""
-    if step <= 0:
-        return True
-    units = amount / step
-    return abs(units - round(units)) <= 1e-6 * max(1.0, abs(units))
-
-
 def cents(value: float) -> float:
     """A quote-currency value rounded to two decimals, for display and reports."""
     return round(value + 0.0, 2)
