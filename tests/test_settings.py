@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import tomli_w
@@ -16,7 +16,8 @@ from stagewise.settings import load_config
 EX_CONFIG = 78
 
 SECRET = "s3cr3t-KEY-do-not-print-9f8e7d"
-NEXT_YEAR = (date.today() + timedelta(days=366)).isoformat()
+NOW = datetime.now(UTC)  # what the CLI passes when it loads a config
+NEXT_YEAR = (NOW.date() + timedelta(days=366)).isoformat()
 
 
 def stages_with(tmp_path, change) -> str:
@@ -183,8 +184,28 @@ def test_bad_config_is_refused_naming_the_field(write_config, tmp_path, case, ov
         overrides = overrides(tmp_path)
     path = write_config(overrides)
     with pytest.raises(ConfigError) as raised:
-        load_config(path)
+        load_config(path, now=NOW)
     assert named.replace("Value error, ", "") in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("now", "birth", "refused"),
+    [
+        # Today somewhere on Earth: 10:00 UTC is already midnight past in UTC+14.
+        (datetime(2026, 12, 2, 10, 0, tzinfo=UTC), date(2026, 12, 3), False),
+        (datetime(2026, 12, 2, 10, 0, tzinfo=UTC), date(2026, 12, 4), True),
+        (datetime(2026, 12, 2, 9, 59, tzinfo=UTC), date(2026, 12, 3), True),
+    ],
+)
+def test_a_birth_date_is_in_the_future_after_today_where_the_day_is_furthest_on(
+    write_config, now, birth, refused
+):
+    path = write_config({"investor": {"birth_date": birth.isoformat(), "contribution_start": None}})
+    if refused:
+        with pytest.raises(ConfigError, match=f"investor.birth_date: {birth} is in the future"):
+            load_config(path, now=now)
+    else:
+        assert load_config(path, now=now).settings.investor.birth_date == birth
 
 
 def test_there_are_at_least_fifteen_distinct_bad_configs():

@@ -5,6 +5,7 @@ each validating its own values. `stagewise.settings` puts them together (`Settin
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,17 @@ PLACEHOLDER_PREFIX = "replace-with-"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
+
+# The latest birth date a config may give: today where the day is furthest on (UTC+14), set
+# by `settings.load_config` while it validates, from the moment its caller (an edge, with the
+# clock) passes; unset (None), a birth date is not compared with today. Pydantic-settings does
+# not hand a validation context to the validators (pydantic/pydantic-settings#665).
+LATEST_BIRTH_DATE: ContextVar[date | None] = ContextVar("latest_birth_date", default=None)
+
+
+def latest_birth_date(now: datetime) -> date:
+    """Today where the day is furthest on at `now` (UTC+14): no investor's today is later."""
+    return (now.astimezone(UTC) + timedelta(hours=14)).date()
 
 
 class Section(BaseModel):
@@ -61,11 +73,10 @@ class InvestorSettings(Section):
     def _plausible(cls, value: date) -> date:
         if not date(1900, 1, 1) <= value <= date(2100, 1, 1):
             raise ValueError(f"{value} is not a plausible birth date")
-        # The one clock read of the settings: no stage covers an age below 0, so every command
-        # would fail on such a date. Today where the day is furthest on (UTC+14): no investor's
-        # today is later.
-        latest = (datetime.now(UTC) + timedelta(hours=14)).date()
-        if value > latest:
+        # No stage covers an age below 0: every command would fail on such a date. Checked
+        # here, before the dates that must come after it, so it is the error a person sees.
+        latest = LATEST_BIRTH_DATE.get()
+        if latest is not None and value > latest:
             raise ValueError(f"{value} is in the future")
         return value
 

@@ -359,7 +359,7 @@ class Service:
         for a running job (the store's connection is one thread's at a time)."""
         self.notifier.reloading()
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, now=utcnow())
         except ConfigError as e:
             log.error("config_reload_refused", error=str(e), problems=e.problems)
             with self.lock:

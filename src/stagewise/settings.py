@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from stagewise.environment import ENV_PREFIX, invalid, setting_variables
 from stagewise.errors import ConfigError
 from stagewise.planner.model import Policy
 from stagewise.sections import (
+    LATEST_BIRTH_DATE,
     NOTIFY_URLS_ENV,
     SECRET_FIELDS,
     ExchangeSettings,
@@ -44,6 +46,7 @@ from stagewise.sections import (
     PolicySettings,
     ScheduleSettings,
     StateSettings,
+    latest_birth_date,
 )
 from stagewise.stages import PlanData, load_plan, read_toml
 from stagewise.targets import Profile
@@ -163,12 +166,15 @@ class Config:
         )
 
 
-def load_config(path: Path, *, example: bool = False) -> Config:
+def load_config(path: Path, *, example: bool = False, now: datetime | None = None) -> Config:
     """Read, validate and resolve the config at `path` (and the plan files it names).
-    Relative paths in it are relative to its folder; unset plan files are the shipped ones."""
+    Relative paths in it are relative to its folder; unset plan files are the shipped ones.
+    `now`: the moment it is loaded (the edges pass their clock's): a birth date later than
+    that day anywhere on Earth is refused; None: not compared with today."""
     data = read_toml(path, "config")
     _refuse_secrets_in_file(data, path)
     variables = setting_variables(os.environ, Settings)
+    latest = LATEST_BIRTH_DATE.set(None if now is None else latest_birth_date(now))
     try:
         settings = Settings(**data)
     except ValidationError as e:
@@ -176,6 +182,8 @@ def load_config(path: Path, *, example: bool = False) -> Config:
     except SettingsError as e:  # e.g. a STAGEWISE_<SECTION> variable that is not JSON
         # The message names the field and the source, never the value (it may hold a key).
         raise ConfigError(f"the environment: {e}") from None
+    finally:
+        LATEST_BIRTH_DATE.reset(latest)
     _refuse_verbose(settings, data, path, variables)
     base = path.resolve().parent
 

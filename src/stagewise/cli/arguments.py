@@ -94,7 +94,7 @@ def load(args: argparse.Namespace, *, writes: bool = False) -> Config:
             f"{source.path}; `stagewise init` writes one to edit",
             file=sys.stderr,
         )
-    return load_config(source.path, example=source.example)
+    return load_config(source.path, example=source.example, now=datetime.now(UTC))
 
 
 def aware(moment: datetime, config: Config) -> datetime:
