@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from stagewise.churn import ProposedOrder
-from stagewise.errors import StateBusy, StateFull
+from stagewise.errors import StateBusy, StateFull, StateReadOnly
 from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
 from stagewise.snapshot import Market, Snapshot
@@ -950,6 +951,59 @@ def test_a_full_disk_raises_state_full_and_writes_nothing(store: Store) -> None:
     assert not store.conn.in_transaction
     assert counts(store) == before
     assert store.plan_state() == PlanState()
+
+
+READ_ONLY = (
+    "it is read-only (its permissions, its folder's or a read-only file system); nothing was "
+    "written"
+)
+
+
+def test_every_write_to_a_file_that_may_not_be_written_raises_state_read_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    Store.open(path).close()
+    store = Store.open(path)
+    # SQLite's answer to a write on a file it may only read (as for a file without write
+    # permission): SQLITE_READONLY.
+    store.conn.execute("PRAGMA query_only=ON")
+    writes = {
+        "pause": lambda: store.set_paused(True, "emergency", T0),
+        "windfall": lambda: store.add_pending_windfall(1_000.0, T0),
+        "run": lambda: record(store, state=PlanState(carry=5.0)),
+        "event": lambda: store.add_event("daemon_started", T0, {}),
+        "seed": lambda: store.seed_ledger({"USDT": 100.0}, T0),
+    }
+    for name, write in writes.items():
+        with pytest.raises(StateReadOnly) as caught:
+            write()
+        assert str(caught.value) == f"cannot write the state file {path}: {READ_ONLY}", name
+        assert not store.conn.in_transaction, name
+    assert counts(store) == dict.fromkeys(TABLES, 0)
+    store.close()
+
+
+def test_the_cli_meets_a_read_only_state_file_with_one_line_and_exit_75(
+    tmp_path: Path, write_config, cli
+) -> None:
+    """An immutable file (`chattr +i`: read-only even for root, who runs these tests): every
+    command that writes says so in one line, EX_TEMPFAIL, and the file is left as it was."""
+    config = write_config()
+    path = tmp_path / "state" / "stagewise.db"
+    assert cli("pause", "--reason", "lost my job", "--config", str(config)).returncode == 0
+    before = path.read_bytes()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not allowed here: no way to make the file read-only for root")
+    try:
+        for command in (("resume",), ("windfall", "1000"), ("pause", "--reason", "x", "--replace")):
+            result = cli(*command, "--config", str(config))
+            assert result.returncode == 75, (command, result.stderr)
+            said = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+            assert said == [f"stagewise: cannot write the state file {path}: {READ_ONLY}"], said
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    assert path.read_bytes() == before
 
 
 def test_a_commit_sqlite_refuses_is_rolled_back_not_left_open(tmp_path: Path) -> None:

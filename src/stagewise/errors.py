@@ -82,6 +82,10 @@ class StateFull(StateUnavailable):
     """No room left for the write: the disk holding the state file is full."""
 
 
+class StateReadOnly(StateUnavailable):
+    """The state file (or its folder, or its file system) may not be written."""
+
+
 class DataError(StagewiseError):
     """A data file a command was given is unusable (exit 65, EX_DATAERR)."""
 

@@ -56,8 +56,8 @@ Config: --config PATH, else $STAGEWISE_CONFIG, else ~/.config/stagewise/config.t
 use the shipped example (and say so). `stagewise init` writes a starter config.
 Environment variables override the file: STAGEWISE_<SECTION>__<KEY>.
 Exit codes: 0 ok, 1 a run failed, 2 bad arguments, 65 bad data, 66 no such input file,
-69 exchange unavailable, 73 output file refused, 75 state file busy or disk full (try
-again), 78 bad config. With --json, an error is also printed as JSON."""
+69 exchange unavailable, 73 output file refused, 75 state file busy, read-only or disk
+full (try again once fixed), 78 bad config. With --json, an error is also printed as JSON."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import tenacity
 from sqlite_utils import Database
 
-from stagewise.errors import StateBusy, StateFull, StateUnavailable
+from stagewise.errors import StateBusy, StateFull, StateReadOnly, StateUnavailable
 
 
 def connect_file(path: Path) -> Database:
@@ -109,14 +109,25 @@ def locked(db: Database) -> Iterator[None]:
         raise
 
 
+def result_code(error: BaseException) -> int:
+    """SQLite's primary result code of `error` (0: none). Extended codes (SQLITE_BUSY_SNAPSHOT,
+    ...) carry the primary one in the low byte."""
+    return (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+
+
 def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | None:
     """The named error for a write refused because another connection holds the file's
-    write lock, or because the disk is full; None for any other error."""
+    write lock, because the file may not be written, or because the disk is full; None for
+    any other error."""
     where = f"the state file {path}" if path is not None else "the state database"
-    # Extended result codes (SQLITE_BUSY_SNAPSHOT, ...) carry the primary one in the low byte.
-    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    code = result_code(error)
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StateBusy(f"{where} is busy: another stagewise process is writing it; try again")
+    if code == sqlite3.SQLITE_READONLY:
+        return StateReadOnly(
+            f"cannot write {where}: it is read-only (its permissions, its folder's or a "
+            "read-only file system); nothing was written"
+        )
     if code == sqlite3.SQLITE_FULL or (
         isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
     ):

@@ -24,6 +24,7 @@ from stagewise.store.files import (
     connect_reading,
     enable_wal,
     file_of,
+    result_code,
     save_copy,
     unavailable,
 )
@@ -111,7 +112,11 @@ class Store(
             if (named := unavailable(e, path)) is not None:
                 raise named from e
             if isinstance(e, sqlite3.Error | OSError):
-                raise StateError(f"cannot {verb} the state file {path}: {e}") from None
+                hint = ""
+                if verb == "use" and result_code(e) == sqlite3.SQLITE_CANTOPEN:
+                    hint = " (stagewise writes the file and, beside it, SQLite's journal files"
+                    hint += ": may it write the file and its folder?)"
+                raise StateError(f"cannot {verb} the state file {path}: {e}{hint}") from None
             raise
 
     @classmethod
