@@ -41,6 +41,40 @@ def test_a_day_before_the_investors_birth_is_a_bad_argument(cli, write_config, a
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["stage", "--at", "9999-12-31"], "--at: '9999-12-31' is not a day from 1900-01-01"),
+        (["stage", "--at", "9999-12-31", "--json"], "'9999-12-31' is not a day from 1900-01-01"),
+        (["indices", "--at", "9999-12-31"], "'9999-12-31' is not a day from 1900-01-01"),
+        (["once", "dca", "--at", "0001-01-01"], "'0001-01-01' is not a day from 1900-01-01"),
+        (["proposals", "--since", "0001-01-01"], "'0001-01-01' is not a day from 1900-01-01"),
+        (["simulate", "--end", "9999-12-31"], "--end: '9999-12-31' is not a day from 1900-01-01"),
+        (["simulate", "--windfall", "9999-01-01:5"], "'9999-01-01:5' is not a day from 1900"),
+        (["view", "--port", "99999"], "--port: '99999' is not a port number (1 to 65535)"),
+        (["view", "--port", "-1"], "--port: '-1' is not a port number (1 to 65535)"),
+    ],
+    ids=["stage", "stage-json", "indices", "once", "proposals", "end", "windfall", "port", "neg"],
+)
+def test_a_day_or_port_out_of_range_is_a_bad_argument(cli, write_config, args, named):
+    """Days far outside a plan's lifetime (Python's calendar ends at 0001 and 9999: a day's
+    arithmetic there overflowed), ports outside 1-65535: refused as they are read."""
+    result = cli("--config", str(write_config()), *args)
+    assert result.returncode == EX_USAGE, result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_view_of_a_file_that_is_no_state_file_names_it(cli, write_config, tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("not a database\n")
+    result = cli("--config", str(write_config()), "view", "--db", str(text))
+    assert result.returncode == EX_FAILURE, result.stderr
+    assert f"cannot read the state file {text}: file is not a database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert text.read_text() == "not a database\n"
+
+
 def test_once_at_a_time_before_birth_is_refused_before_the_exchange(
     cli, standin_config, plan_standin
 ):

@@ -208,6 +208,8 @@ def test_the_db_is_never_another_file(cli, write_config, tmp_path):
     [
         (["--windows", "5y"], 2, "a 5y window is longer than the history"),
         (["--windows", "12m", "--step", "0m"], 2, "a step of nothing yields no next window"),
+        (["--windows", "99999999999y"], 2, "'99999999999y' is longer than 200 years"),
+        (["--windows", "12m", "--step", "9999999d"], 2, "'9999999d' is longer than 200 years"),
         (["--windows", "12"], 2, "'12' is not a length like 48m"),
         (["--windows", "12m", "--goal", "lots"], 2, "'lots' is not a number"),
         (["--windows", "12m", "-j", "0"], 2, "'0' must be at least 1"),

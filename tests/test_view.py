@@ -104,3 +104,18 @@ def test_view_without_a_state_file_says_so(write_config, cli) -> None:
     done = cli("view", "--config", str(write_config()))
     assert done.returncode == 66
     assert "no state file at" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_view_on_a_port_in_use_says_so_before_it_claims_to_serve(viewed_state, cli) -> None:
+    config, db_path = viewed_state
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("view", "--config", str(config), "--port", str(port))
+    assert done.returncode == 69, done.stderr
+    assert done.stderr == (
+        f"stagewise: port {port} on 127.0.0.1 is not free (Address already in use): "
+        "choose another with --port\n"
+    )
+    assert "read-only at" not in done.stdout

@@ -41,6 +41,8 @@ from stagewise.targets import add_months
 
 Unit = Literal["d", "m", "y"]
 _UNITS: dict[str, Unit] = {"d": "d", "m": "m", "y": "y"}
+LONGEST_YEARS = 200  # a window or a step: longer than any price history
+_MOST: dict[Unit, int] = {"d": 366 * LONGEST_YEARS, "m": 12 * LONGEST_YEARS, "y": LONGEST_YEARS}
 _SPAN = re.compile(r"\s*(\d+)\s*([dmy])\s*", re.IGNORECASE)
 
 
@@ -63,14 +65,20 @@ class Span:
         return f"{self.count}{self.unit}"
 
 
+class NoSpan(ValueError):
+    """A span of 0 days, months or years."""
+
+
 def parse_span(text: str) -> Span:
-    """`text` as a Span; ValueError saying what is wrong."""
+    """`text` as a Span; ValueError saying what is wrong (NoSpan for one of length 0)."""
     found = _SPAN.fullmatch(text)
     if not found:
         raise ValueError(f"'{text}' is not a length like 48m (months), 2y (years) or 30d (days)")
     span = Span(int(found[1]), _UNITS[found[2].lower()])
     if span.count == 0:
-        raise ValueError(f"'{text}' is no length: at least 1d")
+        raise NoSpan(f"'{text}' is no length: at least 1d")
+    if span.count > _MOST[span.unit]:
+        raise ValueError(f"'{text}' is longer than {LONGEST_YEARS} years")
     return span
 
 

@@ -56,21 +56,47 @@ def positive_int(text: str) -> int:
     return value
 
 
+# The days a command may be asked about: a plan's lifetime (a birth date from 1900 to 2100,
+# an age to 130, see the settings), far from the ends of Python's calendar.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2299, 12, 31)
+
+
 def parse_time(text: str) -> datetime:
     """An ISO date or date-time; naive ones are completed later in the investor's zone."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not a time like 2027-01-31 or 2027-01-31T09:00"
         ) from None
+    in_range(text, moment.date())
+    return moment
 
 
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2027-01-31") from None
+    return in_range(text, day)
+
+
+def in_range(text: str, day: date) -> date:
+    """`day` (given as `text`), refused outside FIRST_DAY .. LAST_DAY."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a day from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 1 <= port <= 65_535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (1 to 65535)")
+    return port
 
 
 def config_source(args: argparse.Namespace) -> ConfigSource:

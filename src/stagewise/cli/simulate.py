@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagewise import logs
-from stagewise.cli.arguments import load, load_history, parse_date
+from stagewise.cli.arguments import in_range, load, load_history, parse_date
 from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.errors import UsageError
 from stagewise.money import MAX_MONEY
@@ -199,7 +199,7 @@ def pause_event(text: str) -> Pause:
 
 def _event_date(text: str, day: str) -> date:
     try:
-        return date.fromisoformat(day.strip())
+        return in_range(text, date.fromisoformat(day.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"'{text}': '{day}' is not a date like 2027-01-31"

@@ -82,12 +82,14 @@ def window_length(text: str) -> Span:
 
 
 def window_step(text: str) -> Span:
-    from stagewise.sweep import parse_span
+    from stagewise.sweep import NoSpan, parse_span
 
     try:
         return parse_span(text)
-    except ValueError as e:
+    except NoSpan as e:
         raise argparse.ArgumentTypeError(f"{e} (a step of nothing yields no next window)") from None
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def vary_values(text: str) -> tuple[str, list[str]]:

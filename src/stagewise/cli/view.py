@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from stagewise import shipped
-from stagewise.cli.arguments import load
+from stagewise.cli.arguments import load, port_number
 from stagewise.cli.output import EX_OK, EX_UNAVAILABLE
 from stagewise.errors import InputMissing
+from stagewise.store import Store
 
 SHIPPED_DATABASE = "stagewise"  # the key config/datasette.yml describes (stagewise.db)
 HOST = "127.0.0.1"
@@ -33,7 +35,7 @@ def add_view_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         cmd_view,
         "the state in a browser: Datasette on 127.0.0.1, read-only, with canned queries",
     )
-    p.add_argument("--port", type=int, default=8001, help="the port on 127.0.0.1 (8001)")
+    p.add_argument("--port", type=port_number, default=8001, help="the port on 127.0.0.1 (8001)")
     p.add_argument("--db", type=Path, metavar="PATH", help="another state file to view")
 
 
@@ -53,11 +55,20 @@ def cmd_view(args: argparse.Namespace) -> int:
     path = (args.db or config.state_path).resolve()
     if not path.is_file():
         raise InputMissing(f"no state file at {path} yet (nothing has run with this config)")
+    Store.read(path).close()  # a state file of this version, or the reason it is not
     try:
         from datasette.cli import cli as datasette
     except ImportError:
         print(
             "stagewise: the view needs Datasette: pip install 'stagewise[view]'",
+            file=sys.stderr,
+        )
+        return EX_UNAVAILABLE
+    taken = _port_taken(args.port)
+    if taken is not None:
+        print(
+            f"stagewise: port {args.port} on {HOST} is not free ({taken}): choose another "
+            "with --port",
             file=sys.stderr,
         )
         return EX_UNAVAILABLE
@@ -81,3 +92,16 @@ def cmd_view(args: argparse.Namespace) -> int:
             standalone_mode=False,
         )
     return EX_OK
+
+
+def _port_taken(port: int) -> str | None:
+    """Why `port` on HOST cannot be listened on now (None: it can), found before the
+    "read-only at" line is printed (Datasette would refuse only after it, with exit 3). The
+    probe binds as the server does (SO_REUSEADDR), so a port left in TIME_WAIT is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
