@@ -931,6 +931,15 @@ def test_a_permission_check_the_exchange_does_not_answer_warns_and_goes_on(
     assert_no_secrets(repr(events), standin)
 
 
+def test_redact_hides_the_user_and_password_of_urls() -> None:
+    said = "GET http://user:hunter2@127.0.0.1:1/api/v3/exchangeInfo via https://me@proxy:3128"
+    assert redact(said, ()) == (
+        "GET http://<redacted>@127.0.0.1:1/api/v3/exchangeInfo via https://<redacted>@proxy:3128"
+    )
+    kept = "GET https://api.binance.com/api/v3/ticker?symbol=BTCUSDT (mail me@example.com)"
+    assert redact(kept, ()) == kept
+
+
 def test_a_refused_key_is_not_taken_for_an_unanswered_permission_check(
     standin: StandinExchange, connect: Callable[..., Exchange]
 ) -> None:

@@ -18,11 +18,16 @@ from stagewise.errors import SnapshotError
 from stagewise.history import Candle
 
 _SIGNED = re.compile(r"(signature|apiKey|api_key|X-MBX-APIKEY|sign)=([^&\s\"']+)", re.IGNORECASE)
+# A URL's user and password (http://user:password@host/, as an [exchange.ccxt] url or proxy
+# may carry them).
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/?#\s@\"']+@", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with request signatures and every secret value replaced by <redacted>."""
+    """`text` with request signatures, the user and password of URLs and every secret value
+    replaced by <redacted>."""
     text = _SIGNED.sub(lambda m: f"{m.group(1)}=<redacted>", text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}<redacted>@", text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<redacted>")
