@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from support import from_closes
 
-from stagewise.errors import PriceHistoryError
+from stagewise.errors import InputMissing, PriceHistoryError
 from stagewise.history import (
     MAX_GAP_DAYS,
     Candle,
@@ -147,8 +147,8 @@ BAD_FILES = [
         ["row 3", "BTC", "must be positive"],
     ),
     ("negative", "date,BTC\n2020-01-01,-5\n", ["row 2", "BTC", "-5 must be positive"]),
-    ("nan", "date,BTC\n2020-01-01,NaN\n", ["row 2", "BTC", "NaN must be positive"]),
-    ("infinite", "date,BTC\n2020-01-01,inf\n", ["row 2", "BTC", "inf must be positive"]),
+    ("nan", "date,BTC\n2020-01-01,NaN\n", ["row 2", "BTC", "NaN is not a finite number"]),
+    ("infinite", "date,BTC\n2020-01-01,inf\n", ["row 2", "BTC", "inf is not a finite number"]),
     (
         "gap-after-prices",
         "date,BTC,ETH\n2020-01-01,1,2\n2020-01-02,1,2\n2020-01-03,1, \n",
@@ -174,13 +174,14 @@ def test_bad_csv_is_a_price_history_error_naming_row_and_asset(tmp_path, case, t
         assert fragment in message, (case, message)
 
 
-def test_missing_file_is_a_price_history_error(tmp_path):
-    with pytest.raises(PriceHistoryError, match="cannot read price history .*nowhere.csv"):
+def test_missing_file_is_no_input(tmp_path):
+    """As a missing --events file: EX_NOINPUT at the CLI, not a file of bad data."""
+    with pytest.raises(InputMissing, match="^no price history file at .*nowhere.csv$"):
         load_csv(tmp_path / "nowhere.csv")
 
 
 def test_a_folder_or_binary_file_is_a_price_history_error(tmp_path):
-    with pytest.raises(PriceHistoryError, match="cannot read price history"):
+    with pytest.raises(PriceHistoryError, match="is a folder, not a price history file"):
         load_csv(tmp_path)
     binary = tmp_path / "prices.xlsx"
     binary.write_bytes(b"PK\x03\x04\xff\xfe\x00\x81")
@@ -372,16 +373,15 @@ def test_history_markets_hold_the_last_close_after_the_history():
     [
         ("date,BTC\n2020-01-01,1\n2020-01-02,-1\n", "row 3: BTC price -1 must be positive"),
         ("date,BTC\n2020-01-01,1\n2020-01-02,1e-300\n", "row 3: BTC price 1e-300 is outside"),
-        (None, "cannot read price history"),
+        ("date,BTC\n2020-01-01,1\n2020-01-02,inf\n", "row 3: BTC price inf is not a finite"),
     ],
-    ids=["negative-price", "tiny-price", "missing-file"],
+    ids=["negative-price", "tiny-price", "infinite-price"],
 )
 def test_cli_simulate_with_bad_prices_exits_65_with_the_message(
     cli, write_config, tmp_path, text, fragment
 ):
     bad = tmp_path / "bad.csv"
-    if text is not None:
-        bad.write_text(text)
+    bad.write_text(text)
     result = cli("--config", str(write_config()), "simulate", "--prices", str(bad))
     assert result.returncode == EX_DATAERR, result.stderr
     assert fragment in result.stderr and str(bad) in result.stderr
@@ -431,6 +431,7 @@ def test_volumes_are_read_onto_the_days_of_the_prices(tmp_path):
     assert history.closes == prices.closes
     for text, message in [
         ("date,ETH\n2020-01-02,-1\n", "row 2: ETH volume -1 must be 0 or more"),
+        ("date,ETH\n2020-01-02,inf\n", "row 2: ETH volume inf is not a finite number"),
         ('date,ETH\n2020-01-02,"1,5"\n', "row 2: ETH volume '1,5' is not a number (a decimal"),
         ("date,ETH\n2020-01-02,1,5\n", "row 2: 3 cells, expected 2"),
         ("date,ETH\n2020-01-03,1\n", "row 2: 2020-01-03 is not a date of"),

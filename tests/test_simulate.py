@@ -860,6 +860,19 @@ def test_dates_that_make_no_simulation_are_a_bad_argument(cli, offline, tmp_path
     assert not Path(offline["NETWORK_ATTEMPTS"]).exists()
 
 
+@pytest.mark.parametrize("option", ["--prices", "--volumes"])
+def test_a_price_or_volume_file_that_is_not_there_is_no_input(cli, offline, tmp_path, option):
+    missing, folder, db = tmp_path / "prices.csv", tmp_path, tmp_path / "sim.db"
+    result = cli(*DEMO, "--db", str(db), option, str(missing), env=offline)
+    assert result.returncode == 66, result.stderr  # EX_NOINPUT, as for --events
+    what = "price history" if option == "--prices" else "volumes"
+    assert f"stagewise: no {what} file at {missing}" in result.stderr
+    result = cli(*DEMO, "--db", str(db), option, str(folder), env=offline)
+    assert result.returncode == 65, result.stderr
+    assert f"stagewise: {folder} is a folder, not a {what} file" in result.stderr
+    assert "Traceback" not in result.stderr and not db.exists()
+
+
 @pytest.fixture
 def no_matplotlib(tmp_path, offline) -> dict[str, str]:
     """Environment for a subprocess in which matplotlib cannot be imported (as without the

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
-from stagewise.errors import PriceHistoryError
+from stagewise.errors import InputMissing, PriceHistoryError
 from stagewise.money import PRICE_RANGE
 from stagewise.snapshot import Market
 
@@ -157,6 +157,10 @@ def _read_table(path: Path, what: str) -> tuple[list[str], list[tuple[int, list[
                 for row in reader
                 if row and "".join(row).strip() and not row[0].lstrip().startswith("#")
             ]
+    except FileNotFoundError:
+        raise InputMissing(f"no {what} file at {path}") from None
+    except IsADirectoryError:
+        raise PriceHistoryError(f"{path} is a folder, not a {what} file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise PriceHistoryError(f"cannot read {what} {path}: {e}") from None
     rows = [row for _, row in numbered]
@@ -223,7 +227,9 @@ def _volume(path: Path, n: int, asset: str, cell: str) -> float | None:
     if not text:
         return None
     value = _number(path, n, f"{asset} volume", text)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value):
+        raise PriceHistoryError(f"{path}: row {n}: {asset} volume {text} is not a finite number")
+    if value < 0:
         raise PriceHistoryError(f"{path}: row {n}: {asset} volume {text} must be 0 or more")
     return value
 
@@ -258,7 +264,9 @@ def _cell(path: Path, n: int, asset: str, cell: str, before: list[float | None])
             raise PriceHistoryError(f"{path}: row {n}: {asset} has a gap (empty after prices)")
         return None
     value = _number(path, n, f"{asset} price", text)
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value):
+        raise PriceHistoryError(f"{path}: row {n}: {asset} price {text} is not a finite number")
+    if value <= 0:
         raise PriceHistoryError(f"{path}: row {n}: {asset} price {text} must be positive")
     low, high = PRICE_RANGE
     if not low <= value <= high:
