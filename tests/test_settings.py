@@ -78,6 +78,17 @@ BAD_CONFIGS = [
         f"investor.birth_date: {NEXT_YEAR} is in the future",
     ),
     (
+        # pydantic alone reads a number as seconds since 1970: 0 would be 1970-01-01
+        "birth-as-number",
+        {"investor": {"birth_date": 0}},
+        "investor.birth_date: 0 is a number, not a date like 1987-06-15",
+    ),
+    (
+        "start-as-a-year",
+        {"investor": {"contribution_start": "2020"}},
+        "investor.contribution_start: '2020' is not a date like 1987-06-15",
+    ),
+    (
         "contribution-before-birth",
         {"investor": {"contribution_start": "1980-01-01"}},
         "investor.contribution_start: 1980-01-01 is before the birth date 1987-06-15",

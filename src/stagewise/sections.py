@@ -68,6 +68,22 @@ class InvestorSettings(Section):
             ) from None
         return value
 
+    @field_validator("birth_date", "contribution_start", "retirement_date", mode="before")
+    @classmethod
+    def _written_as_a_date(cls, value: object) -> object:
+        """A date as TOML writes one (1987-06-15) or as ISO text: not a number, which pydantic
+        would read as seconds since 1970 (0 is 1970-01-01)."""
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a date like 1987-06-15")
+        if isinstance(value, int | float):
+            raise ValueError(f"{value!r} is a number, not a date like 1987-06-15")
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"'{value}' is not a date like 1987-06-15") from None
+        return value
+
     @field_validator("birth_date")
     @classmethod
     def _plausible(cls, value: date) -> date:
