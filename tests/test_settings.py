@@ -306,7 +306,7 @@ def test_a_section_in_the_environment_that_is_not_json_is_a_config_error(write_c
     env = {"STAGEWISE_EXCHANGE": '{"api_key": "' + SECRET}
     result = run_cli("--config", str(write_config()), "check-config", env=env)
     assert result.returncode == EX_CONFIG
-    assert 'field "exchange"' in result.stderr and "Traceback" not in result.stderr
+    assert "STAGEWISE_EXCHANGE is not JSON" in result.stderr and "Traceback" not in result.stderr
     assert SECRET not in result.stdout + result.stderr
 
 
@@ -547,6 +547,24 @@ def test_secret_from_environment_appears_in_no_output_or_repr(write_config, monk
         assert result.returncode == 0, result.stderr
         assert SECRET not in result.stdout + result.stderr
     assert "API key set" in run_cli("--config", str(path), "check-config", env=env).stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STAGEWISE_PAPER__INITIAL_BALANCES", "USDT=5"),
+        ("STAGEWISE_INVESTOR", "not json"),
+    ],
+)
+def test_a_variable_that_is_not_the_json_its_table_needs_is_named(
+    write_config, monkeypatch, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_config(write_config())
+    said = str(raised.value)
+    assert said.startswith(f"the environment: {variable} is not JSON: a table or a list"), said
+    assert value not in said and SECRET not in said
 
 
 def test_secret_in_the_file_is_not_echoed_in_the_error(write_config):

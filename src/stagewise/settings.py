@@ -13,7 +13,10 @@ and where the state file goes, `stagewise.config_files`.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -180,8 +183,7 @@ def load_config(path: Path, *, example: bool = False, now: datetime | None = Non
     except ValidationError as e:
         raise invalid(str(path), e, Settings, variables) from None
     except SettingsError as e:  # e.g. a STAGEWISE_<SECTION> variable that is not JSON
-        # The message names the field and the source, never the value (it may hold a key).
-        raise ConfigError(f"the environment: {e}") from None
+        raise ConfigError(f"the environment: {_not_json(e, os.environ)}") from None
     finally:
         LATEST_BIRTH_DATE.reset(latest)
     _refuse_verbose(settings, data, path, variables)
@@ -207,6 +209,30 @@ def load_config(path: Path, *, example: bool = False, now: datetime | None = Non
     plan = load_plan(settings.plan.stages, settings.plan.indices)
     _check_against_plan(settings, plan, path)
     return Config(settings=settings, plan=plan, path=path.resolve(), example=example)
+
+
+def _not_json(error: SettingsError, environ: Mapping[str, str]) -> str:
+    """What pydantic-settings could not parse, by variable name (never its value: it may hold
+    a key): a table or a list set from the environment is JSON."""
+    found = re.search(r'field "(\w+)"', str(error))
+    if found is None:
+        return str(error)
+    section = f"{ENV_PREFIX}{found[1].upper()}"
+    given = sorted(k for k in environ if k == section or k.startswith(f"{section}__"))
+    unreadable = [k for k in given if not _is_json(environ[k])] or given or [section]
+    return (
+        f"{' or '.join(unreadable)} is not JSON: a table or a list set from the environment "
+        f"is written as JSON (e.g. {ENV_PREFIX}PAPER__INITIAL_BALANCES='{{\"USDT\": 1000}}'); "
+        f"or one key by its own variable, {section}__<KEY>"
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # The sections a simulation reads: what a variant of a sweep may change (`with_setting`).
