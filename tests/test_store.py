@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 from dataclasses import replace
@@ -143,6 +144,19 @@ def test_a_file_that_is_not_sqlite_is_refused_with_sqlites_reason(tmp_path: Path
     with pytest.raises(StateError, match="file is not a database"):
         Store.open(path)
     assert path.read_text() == "shopping list\n" * 100
+
+
+def test_an_empty_file_is_read_as_no_state_yet_and_a_writer_starts_it(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.touch()  # e.g. made by hand, or by a tool that creates the file first
+    said = f"{path} holds no stagewise state yet (an empty file)"
+    with pytest.raises(StateError, match=re.escape(said)):
+        Store.read(path)
+    assert path.read_bytes() == b""
+    Store.open(path).close()  # a writer starts it, as a new file
+    reader = Store.read(path)
+    assert reader.schema_version() == 9
+    reader.close()
 
 
 def test_migrations_rerun_harmlessly_and_data_survives_reopen(tmp_path: Path) -> None:

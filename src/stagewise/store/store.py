@@ -82,6 +82,11 @@ class Store(
         an older stagewise wrote is refused until a writer (the daemon) upgrades it."""
 
         def upgraded(db: Database) -> None:
+            if not db.table_names():  # a file of 0 bytes (or an SQLite file of no tables)
+                raise StateError(
+                    f"{path} holds no stagewise state yet (an empty file): the daemon or a "
+                    "command that writes (e.g. `stagewise once reassess`) starts it there"
+                )
             if not up_to_date(db):
                 raise StateError(
                     f"{path} was written by an older stagewise: start the daemon (or run a "
