@@ -704,6 +704,19 @@ def test_an_unknown_exchange_id_is_a_config_error(standin: StandinExchange) -> N
         Exchange(exchange_settings(standin, id="nosuchexchange"))
 
 
+def test_proxy_settings_ccxt_refuses_are_a_config_error_not_the_exchanges(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    """Two proxies in [exchange.ccxt]: ccxt refuses them before any request; the config is
+    at fault, not the exchange (and a proxy's password is not shown)."""
+    proxies = {"httpsProxy": "http://me:pr0xy-pw@127.0.0.1:9", "httpProxy": "http://127.0.0.1:9"}
+    exchange = connect(ccxt={**standin.ccxt_config(), **proxies})
+    with pytest.raises(ConfigError, match="^exchange.ccxt: ccxt refused the proxy settings: ") as e:
+        exchange.load_markets(NOW)
+    assert "pr0xy-pw" not in str(e.value)
+    assert standin.requests == []
+
+
 # -- 5. safety -----------------------------------------------------------------------------
 
 _MUTATING = re.compile(

@@ -101,6 +101,18 @@ def test_init_refuses_a_folder_it_cannot_write(cli, tmp_path):
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_init_given_a_file_asks_for_its_folder(cli, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("# mine\n")
+    result = cli("init", str(config))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"stagewise: init: {config} is a file: give the folder to write config.toml into "
+        f"(e.g. {tmp_path})\n"
+    )
+    assert config.read_text() == "# mine\n"
+
+
 def test_read_commands_need_no_secret_and_create_nothing(cli, write_config, tmp_path):
     state = tmp_path / "nowhere" / "state.db"
     path = write_config({"exchange": {"mode": "read-only"}, "state": {"path": str(state)}})

@@ -129,6 +129,24 @@ def test_a_simulations_own_database_is_replaced_and_marked(write_config, cli, tm
     assert rows(db, "SELECT min(period) FROM runs") == [("dca:2026-03",)]
 
 
+def test_a_simulations_database_is_refused_as_the_daemons_state_file(
+    write_config, cli, tmp_path
+) -> None:
+    """The other way round: state.path at a simulation's database. Its simulated runs and
+    paper ledger would read as the account's; every command that writes refuses it, the
+    daemon's opening too (runtime: `once`), and the file is left byte for byte."""
+    db = tmp_path / "sim.db"
+    assert simulate(cli, write_config(), db).returncode == 0
+    before = db.read_bytes()
+    config = write_config({"state": {"path": str(db)}})
+    for command in (["pause", "--reason", "x"], ["windfall", "100"], ["once", "reassess"]):
+        done = cli("--config", str(config), *command)
+        assert done.returncode == EX_CANTCREAT, (command, done.stderr)
+        assert f"{db} is a simulation's database (`stagewise simulate` wrote it)" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert db.read_bytes() == before
+
+
 def test_a_simulation_database_with_runs_of_another_mode_is_refused(
     write_config, cli, tmp_path
 ) -> None:

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from stagewise.errors import ExchangeAuthError, ExchangeUnavailable, SnapshotError
+from stagewise.errors import ConfigError, ExchangeAuthError, ExchangeUnavailable, SnapshotError
 from stagewise.exchange_answers import (
     candle,
     finite_number,
@@ -363,6 +363,10 @@ class Exchange:
             raise ExchangeAuthError(
                 f"{self.id} refused the API key during {what}: {self._clean(e)}. Check "
                 "STAGEWISE_EXCHANGE__API_KEY / __SECRET (a read-only key is enough)"
+            ) from None
+        except ccxt.InvalidProxySettings as e:  # the config's, before any request is sent
+            raise ConfigError(
+                f"exchange.ccxt: ccxt refused the proxy settings: {self._clean(e)}"
             ) from None
         except ccxt.BaseError as e:
             if self._temporary(e):

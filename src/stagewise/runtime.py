@@ -78,7 +78,7 @@ def open_runtime(
         raise ConfigError(f"{config.path}: cannot read the account", [missing])
     history = getattr(market_source, "history", None)  # a price history's (HistoryMarkets)
     if store is None:
-        store = Store.open(config.state_path)
+        store = Store.open_state(config.state_path)
     if settings.exchange.mode == "read-only":
         exchange = Exchange(settings.exchange)
         account: Account = ReadOnlyAccount(exchange)

@@ -168,7 +168,7 @@ def _report_once(
 def open_store(path: Path) -> Store:
     from stagewise.store import Store
 
-    return Store.open(path)
+    return Store.open_state(path)
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:

@@ -53,6 +53,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"stagewise: init: give {given} or --system, not both", file=sys.stderr)
         return 2
     system = args.system
+    if args.dir is not None and args.dir.exists() and not args.dir.is_dir():
+        print(
+            f"stagewise: init: {args.dir} is a file: give the folder to write config.toml "
+            f"into (e.g. {args.dir.parent})",
+            file=sys.stderr,
+        )
+        return 2
     folder = SYSTEM_CONFIG.parent if system else (args.dir or config_places()[0].parent)
     config = folder / f"{args.example or 'config'}.toml"
     starter = starter_config(args.plan, system, args.example)

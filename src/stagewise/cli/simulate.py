@@ -308,9 +308,10 @@ def _progress_bar(start: date, end: date) -> Callable[[float], None]:
 
 
 def render_last_proposals(db_path: Path, n: int, tz: tzinfo) -> str:
-    from stagewise.cli.commands import open_store, render_proposals
+    from stagewise.cli.commands import render_proposals
+    from stagewise.store import Store
 
-    store = open_store(db_path)
+    store = Store.read(db_path)  # the simulation's database, only read
     try:
         rows = store.proposals()[:n]
     finally:

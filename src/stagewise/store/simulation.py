@@ -47,6 +47,13 @@ class SimulationStore(EventStore):
         one kind of file a simulation replaces."""
         self.add_event(SIMULATION_EVENT, at, details)
 
+    def is_simulation(self) -> bool:
+        """True for a database `stagewise simulate` wrote (it is marked so)."""
+        found = self.conn.execute(
+            "SELECT 1 FROM events WHERE kind = ? LIMIT 1", [SIMULATION_EVENT]
+        ).fetchone()
+        return found is not None
+
     def contents(self) -> Contents:
         """What the file holds, in brief (see Contents)."""
         kinds = {k for (k,) in self.conn.execute("SELECT DISTINCT kind FROM events")}

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from stagewise.errors import StagewiseError
+from stagewise.errors import OutputRefused, StagewiseError
 from stagewise.store import notices
 from stagewise.store.base import StoreBase
 from stagewise.store.candles import CandleStore
@@ -74,6 +74,20 @@ class Store(
         """Open (creating it and its folder if needed) the state file at `path`, in WAL mode.
         Another application's SQLite file is refused, and left exactly as it is."""
         return cls._opened(path, connect_file, enable_wal, "use")
+
+    @classmethod
+    def open_state(cls, path: Path) -> Store:
+        """`open` the daemon's own state file (the daemon, `once`, `pause`, `windfall` ...):
+        a simulation's database is refused (OutputRefused), left as it is: its simulated
+        runs and paper ledger would read as the account's."""
+        store = cls.open(path)
+        if store.is_simulation():
+            store.close()
+            raise OutputRefused(
+                f"{path} is a simulation's database (`stagewise simulate` wrote it), not a "
+                "state file: left as it is; point state.path at another file"
+            )
+        return store
 
     @classmethod
     def read(cls, path: Path) -> Store:
