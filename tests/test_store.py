@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -884,18 +885,22 @@ def held(tmp_path: Path):
     holder.close()
 
 
-def test_every_write_to_a_file_another_process_is_writing_raises_state_busy(held) -> None:
-    path, holder = held
-    store = Store.open(path)
-    store.conn.execute("PRAGMA busy_timeout=50")  # the test's patience, not the daemon's 5 s
-    writes = {
+def every_write(store: Store) -> dict[str, Callable[[], object]]:
+    """One call of each kind of write the store makes, by name."""
+    return {
         "pause": lambda: store.set_paused(True, "emergency", T0),
         "windfall": lambda: store.add_pending_windfall(1_000.0, T0),
         "run": lambda: record(store, state=PlanState(carry=5.0)),
         "event": lambda: store.add_event("daemon_started", T0, {}),
         "seed": lambda: store.seed_ledger({"USDT": 100.0}, T0),
     }
-    for name, write in writes.items():
+
+
+def test_every_write_to_a_file_another_process_is_writing_raises_state_busy(held) -> None:
+    path, holder = held
+    store = Store.open(path)
+    store.conn.execute("PRAGMA busy_timeout=50")  # the test's patience, not the daemon's 5 s
+    for name, write in every_write(store).items():
         with pytest.raises(StateBusy) as caught:
             write()
         assert str(caught.value) == f"the state file {path} {BUSY}", name
@@ -982,14 +987,7 @@ def test_every_write_to_a_file_that_may_not_be_written_raises_state_read_only(
     # SQLite's answer to a write on a file it may only read (as for a file without write
     # permission): SQLITE_READONLY.
     store.conn.execute("PRAGMA query_only=ON")
-    writes = {
-        "pause": lambda: store.set_paused(True, "emergency", T0),
-        "windfall": lambda: store.add_pending_windfall(1_000.0, T0),
-        "run": lambda: record(store, state=PlanState(carry=5.0)),
-        "event": lambda: store.add_event("daemon_started", T0, {}),
-        "seed": lambda: store.seed_ledger({"USDT": 100.0}, T0),
-    }
-    for name, write in writes.items():
+    for name, write in every_write(store).items():
         with pytest.raises(StateReadOnly) as caught:
             write()
         assert str(caught.value) == f"cannot write the state file {path}: {READ_ONLY}", name
