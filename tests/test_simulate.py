@@ -860,6 +860,20 @@ def test_dates_that_make_no_simulation_are_a_bad_argument(cli, offline, tmp_path
     assert not Path(offline["NETWORK_ATTEMPTS"]).exists()
 
 
+def test_a_history_too_short_to_start_on_is_bad_data(cli, offline, tmp_path):
+    """One day of closes: the simulation could start only the day after, when its close is
+    known, which is the day after the history ends (was: "must end after it starts", exit 2)."""
+    prices, db = tmp_path / "one-day.csv", tmp_path / "sim.db"
+    prices.write_text("date,BTC,ETH\n2022-09-25,20000,1300\n")
+    result = cli("simulate", "--prices", str(prices), "--db", str(db), env=offline)
+    assert result.returncode == 65, result.stderr
+    assert (
+        f"{prices}: its closes end on 2022-09-25, and a simulation over them could start on "
+        "2022-09-26 at the earliest"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr and not db.exists()
+
+
 @pytest.mark.parametrize("option", ["--prices", "--volumes"])
 def test_a_price_or_volume_file_that_is_not_there_is_no_input(cli, offline, tmp_path, option):
     missing, folder, db = tmp_path / "prices.csv", tmp_path, tmp_path / "sim.db"

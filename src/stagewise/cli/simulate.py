@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from stagewise import logs
 from stagewise.cli.arguments import in_range, load, load_history, parse_date
 from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
-from stagewise.errors import UsageError
+from stagewise.errors import PriceHistoryError, UsageError
 from stagewise.money import MAX_MONEY
 
 if TYPE_CHECKING:
@@ -254,6 +254,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     history = load_history(args, config)
     start = args.start or default_start(config, history)  # the first a rule can be composed
     end = args.end or history.days[-1] + timedelta(days=1)
+    if args.start is None and args.end is None and end <= start:
+        raise PriceHistoryError(
+            f"{history.source}: its closes end on {history.days[-1]}, and a simulation over "
+            f"them could start on {start} at the earliest (a day's close is known from the "
+            "midnight that ends it; a rule index needs its days of closes): give a longer history"
+        )
     show = _progress_bar(start, end) if sys.stderr.isatty() and not args.json else None
     result = simulate(
         config,
