@@ -155,6 +155,24 @@ def test_the_jobs_and_the_simulation_load_no_scheduler(module: str) -> None:
     assert "apscheduler" not in loaded and "stagewise.scheduler" not in loaded
 
 
+def test_the_command_line_starts_without_the_store() -> None:
+    """Every command builds the whole parser: what only some commands use (the state file, and
+    sqlite-utils' pandas where it is installed) is imported by the command, not at start."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from stagewise.cli import build_parser; build_parser(); "
+            "print(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loaded = roots(set(json.loads(out)))
+    assert loaded.isdisjoint({"stagewise.store", "sqlite_utils", "pandas"}), sorted(loaded)
+
+
 # --- the package's own imports, read from its installed files ----------------------------------
 
 IMPORTS_OF = """

@@ -23,7 +23,6 @@ from stagewise import shipped
 from stagewise.cli.arguments import load, port_number
 from stagewise.cli.output import EX_OK, EX_UNAVAILABLE
 from stagewise.errors import InputMissing
-from stagewise.store import Store
 
 SHIPPED_DATABASE = "stagewise"  # the key config/datasette.yml describes (stagewise.db)
 HOST = "127.0.0.1"
@@ -55,6 +54,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     path = (args.db or config.state_path).resolve()
     if not path.is_file():
         raise InputMissing(f"no state file at {path} yet (nothing has run with this config)")
+    from stagewise.store import Store  # not at the parser's start: every command builds it
+
     Store.read(path).close()  # a state file of this version, or the reason it is not
     try:
         from datasette.cli import cli as datasette
