@@ -115,6 +115,50 @@ BAD_CONFIGS = [
         {"investor": {"contributions": {"retiree": -100}}},
         "investor.contributions.retiree: Input should be greater than or equal to 0",
     ),
+    # pydantic alone reads true as 1 and false as 0: `monthly_contribution = true` would
+    # invest 1.00 USDT a month and pass check-config
+    (
+        "money-as-true",
+        {"investor": {"monthly_contribution": True}},
+        "investor.monthly_contribution: true is a yes/no value, not a number",
+    ),
+    (
+        "whole-number-as-false",
+        {"schedule": {"dca_day": False}},
+        "schedule.dca_day: false is a yes/no value, not a number",
+    ),
+    (
+        "stage-contribution-as-true",
+        {"investor": {"contributions": {"retiree": True}}},
+        "investor.contributions: retiree = true is a yes/no value, not a number",
+    ),
+    (
+        "paper-balance-as-true",
+        {"paper": {"initial_balances": {"USDT": True}}},
+        "paper.initial_balances: USDT = true is a yes/no value, not a number",
+    ),
+    (
+        "plan-weight-as-true",
+        lambda t: {
+            "plan": {
+                "stages": stages_with(
+                    t, lambda d: set_in(d, ["stage", 0, "sleeve", 0, "weight_pct"], True)
+                )
+            }
+        },
+        "stage.0.sleeve.0.weight_pct: true is a yes/no value, not a number",
+    ),
+    (
+        "index-weight-as-true",
+        lambda t: {
+            "plan": {
+                "indices": indices_with(
+                    t, lambda d: set_in(d, ["index", "defi", "constituents", "UNI"], True)
+                )
+            }
+        },
+        "index.defi.constituents: UNI = true is a yes/no value, not a number",
+    ),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 
 from stagewise.environment import ENV_PREFIX
 from stagewise.money import MAX_MONEY
+from stagewise.stages import numbers_not_flags
 
 SECRET_FIELDS = ("api_key", "secret", "password")
 # The values of systemd/stagewise.env.example all start so: a copied file never edited.
@@ -37,6 +38,8 @@ def latest_birth_date(now: datetime) -> date:
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _numbers_not_flags = field_validator("*", mode="before")(classmethod(numbers_not_flags))
 
 
 class InvestorSettings(Section):

@@ -6,11 +6,20 @@ Frozen pydantic models; nothing here reads the clock or touches the exchange.
 from __future__ import annotations
 
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from stagewise.errors import ConfigError
 from stagewise.money import WEIGHT_SUM_TOLERANCE_PCT
@@ -22,8 +31,39 @@ IndexCadence = Literal["weekly", "monthly", "quarterly", "annual", "never"]
 Percent = Field(ge=0, le=100)
 
 
+def numbers_not_flags(model: type[BaseModel], value: object, info: ValidationInfo) -> object:
+    """`value` unless it is true or false given for a number (or among a table's or a list's
+    numbers), which pydantic alone reads as 1 or 0: `monthly_contribution = true` would invest
+    1.00 a month. For a `field_validator("*", mode="before")` of a model's base class."""
+    if info.field_name is None or _admits_flags(model.model_fields[info.field_name].annotation):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{_toml(value)} is a yes/no value, not a number")
+    items = value.items() if isinstance(value, dict) else ()
+    for key, item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"{key} = {_toml(item)} is a yes/no value, not a number")
+    return value
+
+
+def _admits_flags(annotation: object) -> bool:
+    """True when a field's type takes true/false somewhere (bool, Any, a nested model, a
+    Literal of true or false)."""
+    if annotation is bool or annotation is Any or isinstance(annotation, bool):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_admits_flags(a) for a in typing.get_args(annotation))
+
+
+def _toml(flag: bool) -> str:
+    return "true" if flag else "false"
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _numbers_not_flags = field_validator("*", mode="before")(classmethod(numbers_not_flags))
 
 
 class Band(Frozen):
