@@ -391,6 +391,29 @@ def test_an_asset_listed_in_the_middle_of_the_window_joins_the_targets_from_then
         simulate(config, prices, date(2030, 1, 1), date(2030, 4, 1), db, strict_history=True)
 
 
+def test_days_without_a_close_in_the_span_are_said_in_the_report(quiet_config, tmp_path):
+    """Rows 2030-02-10 .. 02-19 are missing (a gap of 11 days after 02-09) and 03-05 .. 03-06
+    (3 days after 03-04); the history's last row is 03-27, four days before the end: every
+    job in them plans with the last close before, and the report says so. A gap before the
+    start (12-25 .. 12-29) is not the simulation's."""
+    config = quiet_config({"A": 100})
+    rows = daily(date(2029, 12, 20), date(2030, 3, 27), {"A": 100.0})
+    for day in [date(2029, 12, 25) + timedelta(days=i) for i in range(5)]:
+        del rows[day]
+    for day in [date(2030, 2, 10) + timedelta(days=i) for i in range(10)]:
+        del rows[day]
+    del rows[date(2030, 3, 5)], rows[date(2030, 3, 6)]
+    result = simulate(config, history(rows), date(2030, 1, 1), date(2030, 4, 1), tmp_path / "s.db")
+    assert result.notes == [
+        "the price history skips days: 2 gaps of more than a day between rows in the "
+        "simulated span (the longest 11 days, 2030-02-09 to 2030-02-20), and its last row "
+        "(2030-03-27) is 4 days before the last day simulated (2030-03-31); a job on a day "
+        "without a close plans with the last close before it"
+    ]
+    full = daily(date(2029, 12, 20), date(2030, 3, 31), {"A": 100.0})
+    assert simulate(config, history(full), date(2030, 1, 1), date(2030, 4, 1), None).notes == []
+
+
 def test_an_asset_never_priced_in_the_window_is_refused(quiet_config, tmp_path):
     config = quiet_config({"A": 50, "B": 50})
     days = tuple(daily(date(2029, 12, 31), date(2030, 1, 31), {}))

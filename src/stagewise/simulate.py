@@ -432,8 +432,42 @@ def _notes(
             late.append(f"{asset} (first close {history.days[first]}, in the targets from {day})")
     if late:
         yield f"listed later: {', '.join(late)}; {LISTING_RULE}"
+    skipped = _days_skipped(history, start, end)
+    if skipped:
+        yield skipped
     for e in sorted(events, key=first_day):
         yield note(e, end)
+
+
+def _days_skipped(history: PriceHistory, start: date, end: date) -> str | None:
+    """What the report says of the days of the span without a row of closes (a gap between
+    rows, the days after the last one), which the jobs plan on an older close; None: none."""
+    last_day = end - timedelta(days=1)
+    first, last = history.index_on(start - timedelta(days=1)), history.index_on(last_day)
+    if first is None or last is None:
+        return None
+    rows = history.days[first : last + 1]
+    gaps = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if (b - a).days > 1]
+    after = (last_day - rows[-1]).days
+    said = []
+    if gaps:
+        a, b = max(gaps, key=lambda gap: (gap[1] - gap[0]).days)  # the first of the longest
+        count = "1 gap" if len(gaps) == 1 else f"{len(gaps)} gaps"
+        said.append(
+            f"{count} of more than a day between rows in the simulated span (the longest "
+            f"{(b - a).days} days, {a} to {b})"
+        )
+    if after > 0:
+        said.append(
+            f"its last row ({rows[-1]}) is {after} day{'s' if after > 1 else ''} before the "
+            f"last day simulated ({last_day})"
+        )
+    if not said:
+        return None
+    return (
+        f"the price history skips days: {', and '.join(said)}; a job on a day without a close "
+        "plans with the last close before it"
+    )
 
 
 def _guide_notes(result: SimulationResult, config: Config) -> list[str]:
