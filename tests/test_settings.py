@@ -149,6 +149,17 @@ BAD_CONFIGS = [
         "stage.0.sleeve.0.weight_pct: true is a yes/no value, not a number",
     ),
     (
+        "milestone-as-true",
+        lambda t: {
+            "plan": {
+                "stages": stages_with(
+                    t, lambda d: set_in(d, ["stage", 1, "profit_milestones_pct"], [True, 100])
+                )
+            }
+        },
+        "stage.1.profit_milestones_pct: true (item 1) is a yes/no value, not a number",
+    ),
+    (
         "index-weight-as-true",
         lambda t: {
             "plan": {

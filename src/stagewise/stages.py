@@ -39,10 +39,14 @@ def numbers_not_flags(model: type[BaseModel], value: object, info: ValidationInf
         return value
     if isinstance(value, bool):
         raise ValueError(f"{_toml(value)} is a yes/no value, not a number")
-    items = value.items() if isinstance(value, dict) else ()
-    for key, item in items:
-        if isinstance(item, bool):
-            raise ValueError(f"{key} = {_toml(item)} is a yes/no value, not a number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, bool):
+                raise ValueError(f"{key} = {_toml(item)} is a yes/no value, not a number")
+    if isinstance(value, list):
+        for n, item in enumerate(value, 1):
+            if isinstance(item, bool):
+                raise ValueError(f"{_toml(item)} (item {n}) is a yes/no value, not a number")
     return value
 
 
