@@ -942,6 +942,40 @@ def test_a_chart_that_cannot_be_written_fails_before_the_simulation(
     assert not db.exists() and result.stdout == ""  # nothing ran
 
 
+@pytest.mark.parametrize(
+    "case", ["a-link-to-the-state", "a-link-to-the-db", "the-db-itself", "another-database"]
+)
+def test_a_chart_never_replaces_the_state_a_database_or_the_simulation_it_keeps(
+    cli, offline, tmp_path, case
+):
+    """`--chart` at the state file (through a link), at `--db` (the same path or a link) or at
+    any SQLite database is refused before anything runs (exit 73): the file is left byte for
+    byte (it was replaced by a PNG, exit 0, and the daemon's state was gone)."""
+    state = tmp_path / "state.db"
+    env = {**offline, "STAGEWISE_STATE__PATH": str(state)}
+    assert cli("init", str(tmp_path)).returncode == 0
+    env["STAGEWISE_CONFIG"] = str(tmp_path / "config.toml")
+    assert cli("pause", "--reason", "keep", env=env).returncode == 0
+    db, chart = tmp_path / "sim.db", tmp_path / "chart.png"
+    if case == "a-link-to-the-state":
+        chart.symlink_to(state)
+    elif case == "a-link-to-the-db":
+        assert cli(*DEMO, "--db", str(db), env=env).returncode == 0
+        chart.symlink_to(db)
+    elif case == "the-db-itself":
+        db = chart
+    else:
+        chart.write_bytes(state.read_bytes())  # another program's file, or a copy of the state
+    guarded = {p: p.read_bytes() for p in (state, db, chart) if p.exists()}
+    result = cli(*DEMO, "--db", str(db), "--chart", str(chart), env=env)
+    assert result.returncode == 73, result.stderr
+    assert f"--chart {chart}" in result.stderr and "left as it is" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in guarded} == guarded
+    if case == "the-db-itself":
+        assert not chart.exists()  # nothing ran
+
+
 def test_a_chart_without_matplotlib_fails_before_the_simulation(cli, no_matplotlib, tmp_path):
     db = tmp_path / "sim.db"
     result = cli(*DEMO, "--db", str(db), "--chart", str(tmp_path / "c.png"), env=no_matplotlib)

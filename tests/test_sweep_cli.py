@@ -265,6 +265,15 @@ def test_the_chart_of_a_sweep(sweep, tmp_path):
     assert chart.read_bytes()[:4] == b"\x89PNG" and f"chart: {chart}" in result.stdout
 
 
+def test_a_sweeps_chart_never_replaces_its_database(sweep, tmp_path):
+    """`--db` and `--chart` at one file: the chart had replaced the sweep's database."""
+    both = tmp_path / "sweep.png"
+    result = sweep("--windows", "6m", "--step", "12m", "--db", str(both), "--chart", str(both))
+    assert result.returncode == 73, result.stderr
+    assert f"--chart {both}: is the sweep's --db: left as it is" in result.stderr
+    assert not both.exists() and result.stdout == ""
+
+
 # --- progress, interruption ---------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from stagewise.errors import StagewiseError, UsageError
+from stagewise.errors import OutputRefused, StagewiseError, UsageError
 from stagewise.simulate import SimulationResult
 from stagewise.spread import percentile
 
@@ -49,6 +49,21 @@ def chart_file(out: Path) -> Path:
     except OSError as e:
         raise UsageError(f"--chart {out}: cannot write in {out.parent}: {e.strerror}") from None
     return out
+
+
+def refuse_replacing(out: Path, kept: Mapping[str, Path]) -> None:
+    """Refuse (OutputRefused) a chart at a file stagewise keeps, read only: one of `kept`
+    (what each is, by its path: the state file, the run's database) by its path or through a
+    link, or any SQLite database (another's, a copy of a state). Before anything runs."""
+    from stagewise.store import is_database, same_file
+
+    for what, path in kept.items():
+        if same_file(out, path):
+            raise OutputRefused(f"--chart {out}: is {what}: left as it is; choose another")
+    if is_database(out):
+        raise OutputRefused(
+            f"--chart {out}: is an SQLite database, not a chart: left as it is; choose another"
+        )
 
 
 def pyplot() -> ModuleType:

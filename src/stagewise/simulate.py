@@ -43,7 +43,7 @@ from stagewise.plan_events import (
 )
 from stagewise.schedules import Schedule, fire_times, schedules
 from stagewise.settings import Config
-from stagewise.store import Contents, StateError, Store
+from stagewise.store import Contents, StateError, Store, same_file
 from stagewise.targets import TargetsOn, add_months, birthday, targets_on
 
 
@@ -131,10 +131,7 @@ def check_output(config: Config, db_path: Path) -> None:
     """Refuse (OutputRefused) a `db_path` a simulation may not replace, reading it only: the
     configured state file, a folder, anything but a simulation database of stagewise's (or
     one with runs of another mode than a simulation's)."""
-    state = config.state_path
-    if db_path.resolve() == state.resolve() or (
-        db_path.exists() and state.exists() and db_path.samefile(state)
-    ):
+    if same_file(db_path, config.state_path):
         raise OutputRefused(
             f"the simulation database {db_path} is the daemon's own state file (state.path): "
             "left as it is; choose another"

@@ -251,6 +251,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     logs.configure("info" if args.verbose else "warning", config.settings.log.format)
     db_path = args.db or default_db_path(config)
     check_output(config, db_path)  # before a download, not only before the simulation runs
+    if chart:
+        from stagewise.chart import refuse_replacing
+
+        state = "the daemon's state file (state.path)"
+        refuse_replacing(chart, {state: config.state_path, "the simulation's --db": db_path})
     history = load_history(args, config)
     start = args.start or default_start(config, history)  # the first a rule can be composed
     end = args.end or history.days[-1] + timedelta(days=1)

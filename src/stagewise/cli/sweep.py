@@ -129,6 +129,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     logs.configure(level, config.settings.log.format)
     if args.db:  # before a download or a window runs
         check_sweep_output(args.db, config.state_path)
+    if chart:
+        from stagewise.chart import refuse_replacing
+
+        kept = {"the daemon's state file (state.path)": config.state_path}
+        refuse_replacing(chart, kept | ({"the sweep's --db": args.db} if args.db else {}))
     variants = sweeps.variants(config, args.vary)
     history = load_history(args, config)
     step = args.step or sweeps.Span(1, "m")

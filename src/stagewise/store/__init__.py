@@ -23,6 +23,7 @@ A simulation keeps the same database in memory and saves it as a file when it en
     codec.py         how values become columns and back (times, JSON, the plan state)
 """
 
+from stagewise.store.files import is_database, same_file
 from stagewise.store.plan_state import Pause
 from stagewise.store.runs import DuplicatePeriod, RunRecord, RunStatus
 from stagewise.store.simulation import Contents
@@ -39,4 +40,6 @@ __all__ = [
     "StateError",
     "Store",
     "Windfall",
+    "is_database",
+    "same_file",
 ]

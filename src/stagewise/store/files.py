@@ -135,6 +135,22 @@ def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | N
     return None
 
 
+def same_file(path: Path, other: Path) -> bool:
+    """True when `path` names `other`: the same path once resolved, or a link to it."""
+    if path.resolve() == other.resolve():
+        return True
+    return path.exists() and other.exists() and path.samefile(other)
+
+
+def is_database(path: Path) -> bool:
+    """True when `path` is a file that starts as every SQLite database does."""
+    try:
+        with path.open("rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:  # not a file, or not readable: not one to guard
+        return False
+
+
 def file_of(db: Database) -> Path | None:
     """The file behind `db`'s main database; None in memory."""
     for _, name, file in db.conn.execute("PRAGMA database_list").fetchall():

@@ -14,7 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from stagewise.errors import OutputRefused
-from stagewise.store.files import save_copy
+from stagewise.store.files import same_file, save_copy
 
 WRITTEN_BY = "stagewise sweep"
 
@@ -22,9 +22,7 @@ WRITTEN_BY = "stagewise sweep"
 def check_sweep_output(path: Path, state: Path) -> None:
     """Refuse (OutputRefused) a `path` a sweep may not replace: the daemon's state file
     `state`, a folder, or any file but a sweep's. Only reads it."""
-    if path.resolve() == state.resolve() or (
-        path.exists() and state.exists() and path.samefile(state)
-    ):
+    if same_file(path, state):
         raise OutputRefused(
             f"the sweep database {path} is the daemon's own state file (state.path): left as "
             "it is; choose another"
