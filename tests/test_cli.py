@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 
 import pytest
 from support import REPO
@@ -73,6 +74,34 @@ def test_view_of_a_file_that_is_no_state_file_names_it(cli, write_config, tmp_pa
     assert f"cannot read the state file {text}: file is not a database" in result.stderr
     assert "Traceback" not in result.stderr
     assert text.read_text() == "not a database\n"
+
+
+@pytest.mark.parametrize("stub", ["empty", "no-tables"])
+def test_a_state_file_with_nothing_in_it_reads_as_no_state_yet(cli, write_config, tmp_path, stub):
+    """What a first write that failed (a full disk: exit 75, "nothing was written") leaves,
+    or a file made by hand: the read commands answer as before anything ran (they exited 1
+    with "holds no stagewise state yet"), and the file is left as it is."""
+    config = write_config()
+    state = tmp_path / "state" / "stagewise.db"
+    state.parent.mkdir()
+    state.touch()
+    if stub == "no-tables":
+        conn = sqlite3.connect(state)
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("DROP TABLE t")
+        conn.commit()
+        conn.close()
+    before = state.read_bytes()
+    for args, said in [
+        (["status"], f"state: {state} (nothing recorded yet: nothing has run with this config)"),
+        (["proposals"], "no proposals recorded"),
+        (["windfall", "list"], "no windfalls announced"),
+        (["indices"], "not composed yet"),
+    ]:
+        result = cli("--config", str(config), *args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert said in result.stdout, (args, result.stdout)
+    assert state.read_bytes() == before
 
 
 def test_once_at_a_time_before_birth_is_refused_before_the_exchange(

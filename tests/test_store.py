@@ -20,7 +20,7 @@ from stagewise.errors import StateBusy, StateFull, StateReadOnly
 from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import Order, Plan, PlanState, Skip, Summary
 from stagewise.snapshot import Market, Snapshot
-from stagewise.store import Contents, DuplicatePeriod, RunRecord, StateError, Store
+from stagewise.store import Contents, DuplicatePeriod, NoStateYet, RunRecord, StateError, Store
 from stagewise.store.files import database
 from stagewise.store.schema import MIGRATION_SET, m001_initial, m002_price_cache
 
@@ -151,7 +151,7 @@ def test_an_empty_file_is_read_as_no_state_yet_and_a_writer_starts_it(tmp_path: 
     path = tmp_path / "s.db"
     path.touch()  # e.g. made by hand, or by a tool that creates the file first
     said = f"{path} holds no stagewise state yet (an empty file)"
-    with pytest.raises(StateError, match=re.escape(said)):
+    with pytest.raises(NoStateYet, match=re.escape(said)):
         Store.read(path)
     assert path.read_bytes() == b""
     Store.open(path).close()  # a writer starts it, as a new file

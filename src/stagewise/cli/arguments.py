@@ -153,7 +153,12 @@ def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
 
 def read_store(path: Path) -> Store | None:
     """The state file at `path`, read-only (a read command creates nothing); None when
-    there is none yet."""
-    from stagewise.store import Store
+    there is none yet (no file, or one that holds nothing yet)."""
+    from stagewise.store import NoStateYet, Store
 
-    return Store.read(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return Store.read(path)
+    except NoStateYet:
+        return None

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 # As in cli/commands.py: the store and tabulate are imported by the functions that use them.
 
+# What `status` says of a state path without a state, by whether a file is there.
+NOTHING_YET = {
+    False: "no file yet: nothing has run with this config",
+    True: "nothing recorded yet: nothing has run with this config",
+}
+
 
 def cmd_status(args: argparse.Namespace) -> int:
     from stagewise.store import Store
@@ -38,7 +44,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    data["state"] = {"path": str(state_path), "exists": store is not None}
+    # exists: a state to read; file: a file at the path (one that holds nothing yet: no state)
+    data["state"] = {
+        "path": str(state_path),
+        "exists": store is not None,
+        "file": state_path.exists(),
+    }
     if args.json:
         emit_json(data)
     else:
@@ -117,8 +128,7 @@ def render_status(d: dict[str, Any]) -> str:
     t = d["targets"]
     state = d["state"]
     lines = [
-        f"state: {state['path']}"
-        + ("" if state["exists"] else " (no file yet: nothing has run with this config)"),
+        f"state: {state['path']}" + ("" if state["exists"] else f" ({NOTHING_YET[state['file']]})"),
         f"mode {d['mode']}; age {t['age']}, stage {t['stage']['name']}",
     ]
     if t["glide"]:

@@ -27,12 +27,13 @@ from stagewise.store.files import is_database, same_file
 from stagewise.store.plan_state import Pause
 from stagewise.store.runs import DuplicatePeriod, RunRecord, RunStatus
 from stagewise.store.simulation import Contents
-from stagewise.store.store import StateError, Store
+from stagewise.store.store import NoStateYet, StateError, Store
 from stagewise.store.windfalls import PendingWindfall, Windfall
 
 __all__ = [
     "Contents",
     "DuplicatePeriod",
+    "NoStateYet",
     "Pause",
     "PendingWindfall",
     "RunRecord",

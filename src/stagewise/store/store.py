@@ -42,6 +42,12 @@ class StateError(StagewiseError):
     record that cannot be used."""
 
 
+class NoStateYet(StateError):
+    """The state file exists but holds nothing of stagewise's yet (0 bytes, no tables): what
+    a first write that failed leaves, or a file made by hand. A reader takes it for no state
+    file; a writer starts the state there."""
+
+
 class Store(
     WindfallStore,
     RunStore,
@@ -97,7 +103,7 @@ class Store(
 
         def upgraded(db: Database) -> None:
             if not db.table_names():  # a file of 0 bytes (or an SQLite file of no tables)
-                raise StateError(
+                raise NoStateYet(
                     f"{path} holds no stagewise state yet (an empty file): the daemon or a "
                     "command that writes (e.g. `stagewise once reassess`) starts it there"
                 )
