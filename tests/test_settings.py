@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 
@@ -170,6 +171,8 @@ BAD_CONFIGS = [
         },
         "index.defi.constituents: UNI = true is a yes/no value, not a number",
     ),
+    # an empty path is the config's folder: check-config passed it, every command failed
+    ("state-path-empty", {"state": {"path": ""}}, "state.path: is empty"),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),
@@ -310,12 +313,16 @@ def test_cli_check_config_exits_78_naming_the_field(write_config, tmp_path, case
         (None, "config file not found"),
         ("[investor\nbirth_date = 1990-01-01", "not valid TOML"),
         (b"\xff\xfe[investor]", "not"),
+        # a pipe (or /dev/zero) is read forever: the command hung
+        ("fifo", "is not a regular file"),
     ],
-    ids=["missing", "bad-toml", "not-utf8"],
+    ids=["missing", "bad-toml", "not-utf8", "a-pipe"],
 )
 def test_cli_unreadable_config_is_a_clear_error(tmp_path, content, message):
     path = tmp_path / "c.toml"
-    if isinstance(content, bytes):
+    if content == "fifo":
+        os.mkfifo(path)
+    elif isinstance(content, bytes):
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
@@ -323,6 +330,16 @@ def test_cli_unreadable_config_is_a_clear_error(tmp_path, content, message):
     assert result.returncode == EX_CONFIG
     assert message in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(write_config):
+    """Notepad's "UTF-8" puts U+FEFF first: tomllib refuses it as "Invalid statement (at
+    line 1, column 1)", which names nothing a person can see."""
+    path = write_config()
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = run_cli("--config", str(path), "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "config OK" in result.stdout
 
 
 def test_cli_check_config_ok_summarises(write_config):

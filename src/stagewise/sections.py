@@ -238,6 +238,14 @@ class StateSettings(Section):
 
     path: Path | None = None
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        """An empty path would be the config's folder, which no command can use."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give the state file's path, or leave it out")
+        return value
+
 
 NotifyEvent = Literal["proposals", "deposit", "failing", "key", "stage", "pause"]
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (

@@ -394,10 +394,14 @@ class PlanData(Frozen):
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """The parsed TOML file, or a ConfigError naming the file and the problem."""
+    """The parsed TOML file, or a ConfigError naming the file and the problem. A byte order
+    mark first (Notepad's "UTF-8") is read past; a pipe or a device is refused unread (it
+    would be read forever)."""
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise ConfigError(f"{what} file {path} is not a regular file: name the TOML file")
         with path.open("rb") as f:
-            return tomllib.load(f)
+            return tomllib.loads(f.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{what} file not found: {path}") from None
     except (PermissionError, IsADirectoryError) as e:
