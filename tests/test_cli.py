@@ -113,7 +113,24 @@ def test_once_at_a_time_before_birth_is_refused_before_the_exchange(
     assert plan_standin.requests == []
 
 
-def test_proposals_of_a_db_that_does_not_exist_is_no_input(cli, write_config, tmp_path):
+@pytest.mark.parametrize("command", ["proposals", "indices", "view"])
+def test_a_db_that_does_not_exist_is_no_input(cli, write_config, tmp_path, command):
+    """A mistyped --db must not read as "no proposals" or "not composed yet" (indices said
+    so, exit 0); a folder is named as one."""
+    missing = tmp_path / "simulaton.db"  # mistyped
+    for extra in ([], ["--json"]) if command != "view" else ([],):  # view has no --json
+        result = cli("--config", str(write_config()), command, "--db", str(missing), *extra)
+        assert result.returncode == EX_NOINPUT, result.stderr
+        assert f"stagewise: no state file at {missing}\n" in result.stderr
+        assert not missing.exists()
+    if command != "view":
+        assert json.loads(result.stdout)["errors"] == [f"no state file at {missing}"]
+    result = cli("--config", str(write_config()), command, "--db", str(tmp_path))
+    assert result.returncode == EX_NOINPUT, result.stderr
+    assert f"--db {tmp_path} is a folder: name the state file" in result.stderr
+
+
+def test_proposals_of_a_db_that_does_not_exist_answers_in_json(cli, write_config, tmp_path):
     missing = tmp_path / "simulaton.db"  # mistyped
     for extra in ([], ["--json"]):
         result = cli("--config", str(write_config()), "proposals", "--db", str(missing), *extra)

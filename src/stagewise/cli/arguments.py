@@ -151,6 +151,18 @@ def load_history(args: argparse.Namespace, config: Config) -> PriceHistory:
     return load_volumes(args.volumes, history) if args.volumes else history
 
 
+def given_db(path: Path) -> Path:
+    """The state file a command was told to read with --db: it must be there (a mistyped
+    path must not read as "nothing recorded"), else InputMissing naming it (or its folder)."""
+    from stagewise.errors import InputMissing
+
+    if path.is_dir():
+        raise InputMissing(f"--db {path} is a folder: name the state file")
+    if not path.is_file():
+        raise InputMissing(f"no state file at {path}")
+    return path
+
+
 def read_store(path: Path) -> Store | None:
     """The state file at `path`, read-only (a read command creates nothing); None when
     there is none yet (no file, or one that holds nothing yet)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagewise import logs
-from stagewise.cli.arguments import aware, config_source, load, read_store
+from stagewise.cli.arguments import aware, config_source, given_db, load, read_store
 from stagewise.cli.output import EX_FAILURE, EX_OK, EX_USAGE, emit_json
 from stagewise.money import amount_text, price_text
 from stagewise.periods import Job
@@ -173,12 +173,7 @@ def open_store(path: Path) -> Store:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     config = load(args)
-    path = args.db or config.state_path
-    if args.db is not None and not args.db.is_file():
-        from stagewise.errors import InputMissing
-
-        # A mistyped path must not read as "no proposals".
-        raise InputMissing(f"no state file at {args.db}")
+    path = config.state_path if args.db is None else given_db(args.db)
     store = read_store(path)
     rows = []
     if store is not None:

@@ -27,10 +27,10 @@ def add_indices_command(command: Callable[..., argparse.ArgumentParser]) -> None
 
 
 def cmd_indices(args: argparse.Namespace) -> int:
-    from stagewise.cli.arguments import read_store
+    from stagewise.cli.arguments import given_db, read_store
 
     config = load(args)
-    store = read_store(args.db or config.state_path)
+    store = read_store(config.state_path if args.db is None else given_db(args.db))
     at = None
     if args.at is not None:  # the end of that day, in the investor's time zone
         at = datetime.combine(args.at + timedelta(days=1), time(0), tzinfo=config.tz)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stagewise import shipped
-from stagewise.cli.arguments import load, port_number
+from stagewise.cli.arguments import given_db, load, port_number
 from stagewise.cli.output import EX_OK, EX_UNAVAILABLE
 from stagewise.errors import InputMissing
 
@@ -51,9 +51,10 @@ def metadata_for(database: str) -> dict[str, Any]:
 
 def cmd_view(args: argparse.Namespace) -> int:
     config = load(args)
-    path = (args.db or config.state_path).resolve()
+    path = config.state_path if args.db is None else given_db(args.db)
     if not path.is_file():
         raise InputMissing(f"no state file at {path} yet (nothing has run with this config)")
+    path = path.resolve()
     from stagewise.store import Store  # not at the parser's start: every command builds it
 
     Store.read(path).close()  # a state file of this version, or the reason it is not
