@@ -145,6 +145,30 @@ def test_proposals_of_a_db_that_does_not_exist_answers_in_json(cli, write_config
     }
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["simulate", "--start", "2025-02-29"], "argument --start: "),
+        (["once", "bogus"], "argument job: invalid choice: 'bogus'"),
+        (["once"], "the following arguments are required: job"),
+        (["proposals", "--limit", "-1"], "argument --limit: "),
+        (["once", "dca", "--record"], "--record needs --at (the moment of the period to run)"),
+    ],
+    ids=["bad-day", "unknown-job", "no-job", "bad-limit", "record-without-at"],
+)
+def test_a_bad_argument_with_json_is_answered_in_json(cli, write_config, args, said):
+    """The README: "With --json, an error is printed on stdout too": argparse's errors left
+    stdout empty (a script reading it got nothing to parse)."""
+    result = cli("--config", str(write_config()), *args, "--json")
+    assert result.returncode == EX_USAGE, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == EX_USAGE
+    assert said in answer["error"] and answer["errors"] == [answer["error"]]
+    assert said in result.stderr and "Traceback" not in result.stderr
+    without = cli("--config", str(write_config()), *args)
+    assert without.returncode == EX_USAGE and without.stdout == ""
+
+
 def test_once_json_answers_in_json_when_there_is_nothing_to_run(cli, standin_config):
     config = str(standin_config())
     first = cli("--config", config, "once", "dca", "--json")

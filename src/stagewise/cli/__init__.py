@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from stagewise.cli.arguments import (
 from stagewise.cli.output import (
     EX_CONFIG,
     EX_OK,
+    EX_USAGE,
     emit_json,
     exit_code_for,
     money_json,
@@ -60,9 +62,33 @@ Exit codes: 0 ok, 1 a run failed, 2 bad arguments, 65 bad data, 66 no such input
 full (try again once fixed), 78 bad config. With --json, an error is also printed as JSON."""
 
 
+class BadArguments(Exception):
+    """argparse refused the command line (exit 2): the parser that did, and its message."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser (and its subcommands'), whose refusals reach `main` as BadArguments
+    instead of exiting, so that `--json` answers them on stdout too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise BadArguments(self, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(words)
+    except BadArguments as e:
+        e.parser.print_usage(sys.stderr)
+        print(f"{e.parser.prog}: error: {e.message}", file=sys.stderr)
+        if "--json" in words:
+            emit_error(EX_USAGE, e.message)
+        return EX_USAGE
     try:
         return int(args.func(args) or EX_OK)
     except ConfigError as e:
@@ -84,12 +110,13 @@ def error_exit(args: argparse.Namespace, error: StagewiseError, code: int) -> in
     """`code`, after printing `error` on stdout as JSON if the command was asked for JSON (a
     script reading stdout gets an answer, not nothing)."""
     if getattr(args, "json", False):
-        problems = getattr(error, "problems", None) or []
-        headline = str(error).splitlines()[0]
-        emit_json(
-            {"ok": False, "exit_code": code, "error": headline, "errors": problems or [headline]}
-        )
+        emit_error(code, str(error).splitlines()[0], getattr(error, "problems", None) or [])
     return code
+
+
+def emit_error(code: int, headline: str, problems: Sequence[str] = ()) -> None:
+    """An error as JSON on stdout: its exit code, its first line and each problem."""
+    emit_json({"ok": False, "exit_code": code, "error": headline, "errors": problems or [headline]})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,11 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     from stagewise.cli.windfall import cmd_windfall
 
     # --config is accepted before or after the command (`stagewise run --config X`).
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--config", metavar="PATH", default=argparse.SUPPRESS, help="the investor config (TOML)"
     )
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="stagewise",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagewise import logs
 from stagewise.cli.arguments import aware, config_source, given_db, load, read_store
-from stagewise.cli.output import EX_FAILURE, EX_OK, EX_USAGE, emit_json
+from stagewise.cli.output import EX_FAILURE, EX_OK, emit_json
 from stagewise.money import amount_text, price_text
 from stagewise.periods import Job
 from stagewise.settings import Config
@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    from stagewise.errors import StagewiseError
+    from stagewise.errors import StagewiseError, UsageError
     from stagewise.runtime import open_runtime, seed_paper
     from stagewise.store import Store
 
@@ -62,15 +62,12 @@ def cmd_once(args: argparse.Namespace) -> int:
     now = now_utc()
     at = aware(args.at, config).astimezone(UTC) if args.at else None
     if args.record and at is None:
-        print("stagewise: --record needs --at (the moment of the period to run)", file=sys.stderr)
-        return EX_USAGE
+        raise UsageError("--record needs --at (the moment of the period to run)")
     if args.record and at is not None and at > now:
-        print(
-            f"stagewise: --at {args.at.isoformat()} is in the future: a future period cannot "
-            "be recorded (its prices are not known yet); without --record it is a dry run",
-            file=sys.stderr,
+        raise UsageError(
+            f"--at {args.at.isoformat()} is in the future: a future period cannot be recorded "
+            "(its prices are not known yet); without --record it is a dry run"
         )
-        return EX_USAGE
     dry = at is not None and not args.record
     sched = _schedule_for(config, args.job, at or now)
     if sched is None:  # only the drift watch can be switched off
