@@ -11,6 +11,7 @@ command run for real, with the network cut off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -974,6 +975,60 @@ def test_a_chart_never_replaces_the_state_a_database_or_the_simulation_it_keeps(
     assert {p: p.read_bytes() for p in guarded} == guarded
     if case == "the-db-itself":
         assert not chart.exists()  # nothing ran
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KiB file system of its own (tmpfs; root only), unmounted after the test: room
+    for a state file, not for the demo's simulation database (about 1.1 MB)."""
+    import subprocess
+
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr!r}")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def fill(folder: Path) -> None:
+    """Write a file into `folder` until its file system has no byte left."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        for chunk in (b"x" * 4096, b"x"):
+            with contextlib.suppress(OSError):
+                while os.write(fd, chunk):
+                    pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_the_disk_full_exit_and_leaves_nothing(cli, offline, small_disk, tmp_path):
+    """Saving a simulation (its database is larger than the disk) and a pause or windfall on
+    a full disk: exit 75 ("try again once fixed") naming the full disk (they exited 1:
+    "database or disk is full", "disk I/O error"); no half file is left."""
+    db = small_disk / "sim.db"
+    result = cli("simulate", "--db", str(db), "--proposals", "0", env=offline)
+    assert result.returncode == 75, result.stderr
+    assert "the disk is full" in result.stderr and "Traceback" not in result.stderr
+    assert list(small_disk.iterdir()) == []
+    assert cli("init", str(tmp_path / "cfg")).returncode == 0
+    env = {
+        **offline,
+        "STAGEWISE_CONFIG": str(tmp_path / "cfg" / "config.toml"),
+        "STAGEWISE_STATE__PATH": str(small_disk / "state.db"),
+    }
+    assert cli("pause", "--reason", "keep", env=env).returncode == 0
+    fill(small_disk)
+    before = (small_disk / "state.db").read_bytes()
+    for args in (["windfall", "100"], ["resume"]):
+        result = cli(*args, env=env)
+        assert result.returncode == 75, (args, result.stderr)
+        assert "the disk is full" in result.stderr, (args, result.stderr)
+    assert (small_disk / "state.db").read_bytes() == before
 
 
 def test_a_chart_without_matplotlib_fails_before_the_simulation(cli, no_matplotlib, tmp_path):

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,11 +116,14 @@ def result_code(error: BaseException) -> int:
     return (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
 
 
-def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | None:
+def unavailable(
+    error: BaseException, path: Path | None, what: str = "the state file"
+) -> StateUnavailable | None:
     """The named error for a write refused because another connection holds the file's
-    write lock, because the file may not be written, or because the disk is full; None for
-    any other error."""
-    where = f"the state file {path}" if path is not None else "the state database"
+    write lock, because the file may not be written, or because the disk is full (SQLite's
+    "disk I/O error" on a file system with no byte left is one); None for any other error.
+    `what`: the file `path` is, as its message names it."""
+    where = f"{what} {path}" if path is not None else "the state database"
     code = result_code(error)
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StateBusy(f"{where} is busy: another stagewise process is writing it; try again")
@@ -128,11 +132,21 @@ def unavailable(error: BaseException, path: Path | None) -> StateUnavailable | N
             f"cannot write {where}: it is read-only (its permissions, its folder's or a "
             "read-only file system); nothing was written"
         )
-    if code == sqlite3.SQLITE_FULL or (
-        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if (
+        code == sqlite3.SQLITE_FULL
+        or (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))
+        or (code == sqlite3.SQLITE_IOERR and path is not None and _no_space(path))
     ):
         return StateFull(f"cannot write {where}: the disk is full; free some space, try again")
     return None
+
+
+def _no_space(path: Path) -> bool:
+    """True when the file system holding `path` (or its folder) has no byte left."""
+    for place in (path, path.parent):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(place).free == 0
+    return False
 
 
 def same_file(path: Path, other: Path) -> bool:

@@ -188,6 +188,8 @@ class Store(
         try:
             save_copy(self.db, path, durable=durable)
         except (sqlite3.Error, OSError) as e:
+            if (named := unavailable(e, path, "the database")) is not None:
+                raise named from e
             raise StateError(f"cannot save the state to {path}: {e}") from e
 
     def close(self) -> None:
