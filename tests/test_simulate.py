@@ -1189,8 +1189,26 @@ def test_a_coin_listed_later_is_simulated_and_strict_history_refuses_it(cli, off
             ["--pause", "2026-01-05:2026-01-20", "--pause", "2026-01-10:2026-01-25:bills"],
             "the pause 2026-01-10 .. 2026-01-25 overlaps the pause 2026-01-05 .. 2026-01-20",
         ),
+        # The live rule (`stagewise windfall`), on the simulated portfolio of that day (about
+        # 3,000): a simulation took any amount up to 1e12.
+        (
+            ["--windfall", "2026-01-15:5000000"],
+            "the windfall of 5,000,000.00 on 2026-01-15: a windfall of 5,000,000.00 USDT is not "
+            "plausible: at most 1,000,000.00 USDT, the larger of 1,000,000.00 USDT and 10 times "
+            "the portfolio's last recorded value (",
+        ),
     ],
-    ids=["bad-date", "no-amount", "negative", "nan", "no-end", "backwards", "outside", "overlap"],
+    ids=[
+        "bad-date",
+        "no-amount",
+        "negative",
+        "nan",
+        "no-end",
+        "backwards",
+        "outside",
+        "overlap",
+        "implausible",
+    ],
 )
 def test_bad_plan_events_are_a_bad_argument_naming_them(cli, offline, tmp_path, args, message):
     db = tmp_path / "sim.db"

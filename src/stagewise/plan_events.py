@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from stagewise.errors import EventsFileError, UsageError
 from stagewise.money import MAX_MONEY
+from stagewise.planner.windfall import implausible
 from stagewise.store import Store
 
 
@@ -125,15 +126,13 @@ class Announcement:
     outside_value: float | None = None
 
 
-def announcements(events: Sequence[PlanEvent], tz: tzinfo) -> list[Announcement]:
+def announcements(events: Sequence[PlanEvent], tz: tzinfo, quote: str) -> list[Announcement]:
     """What each event does, and when: at the midnight (in `tz`) of its day(s)."""
     out: list[Announcement] = []
     for e in events:
         if isinstance(e, Windfall):
             at = _midnight(e.day, tz)
-            out.append(
-                Announcement(at, partial(Store.add_pending_windfall, amount=e.amount, at=at))
-            )
+            out.append(Announcement(at, partial(_announce, windfall=e, at=at, quote=quote)))
         elif isinstance(e, OutsideValue):
             out.append(Announcement(_midnight(e.day, tz), outside_value=e.amount))
         else:
@@ -147,6 +146,15 @@ def announcements(events: Sequence[PlanEvent], tz: tzinfo) -> list[Announcement]
                     Announcement(at, partial(Store.set_paused, paused=False, reason="", at=at))
                 )
     return sorted(out, key=lambda a: a.at)
+
+
+def _announce(store: Store, windfall: Windfall, at: datetime, quote: str) -> None:
+    """`stagewise windfall AMOUNT` at `at`: refused, as live, when the amount is not a
+    plausible bonus for the portfolio of that day (the simulation stops, naming it)."""
+    why = implausible(windfall.amount, store.portfolio_value(), quote)
+    if why is not None:
+        _refuse(windfall, "amount", f"{windfall}: {why} on that day; check the amount")
+    store.add_pending_windfall(windfall.amount, at)
 
 
 def outside_values(initial: float, events: Sequence[PlanEvent]) -> list[tuple[date, float]]:

@@ -278,7 +278,9 @@ def simulate(
             return _jobs(with_outside_value(sim, outside_value), store, account, history)
 
         jobs = _jobs(sim, store, account, history)
-        _drive(jobs, reload, sim, start_at, end_at, announcements(events, sim.tz), progress)
+        _drive(
+            jobs, reload, sim, start_at, end_at, announcements(events, sim.tz, sim.quote), progress
+        )
         outside = outside_values(sim.settings.investor.outside_investments, events)
         result = _result(sim, store, history, start, end, db_path, outside)
         result.notes.extend(_notes(history, assets, start, end, sim, events))

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from stagewise.cli.arguments import load, read_store
 from stagewise.cli.commands import minute, now_utc, open_store
 from stagewise.cli.output import EX_OK
 from stagewise.contributions import bonus_share_pct
 from stagewise.errors import UsageError
+from stagewise.planner.windfall import implausible, shown_amount
 from stagewise.targets import targets_on
-
-if TYPE_CHECKING:
-    from stagewise.store import Store
 
 # As in cli/commands.py: the store and tabulate are imported by the functions that use them.
 
@@ -32,7 +29,6 @@ def cmd_windfall(args: argparse.Namespace) -> int:
 
 
 def windfall_announce(args: argparse.Namespace) -> int:
-    from stagewise.planner.windfall import bonus_ceiling
 
     config = load(args, writes=True)
     amount = args.amount
@@ -42,8 +38,9 @@ def windfall_announce(args: argparse.Namespace) -> int:
     path = config.state_path
     store = open_store(path) if path.exists() else None  # a refused amount creates no file
     try:
-        value = portfolio_value(store) if store is not None else None
-        plausible(amount, bonus_ceiling(value), value, config.quote)
+        why = implausible(amount, store.portfolio_value() if store else None, config.quote)
+        if why is not None:
+            raise UsageError(f"{why}; check the amount; nothing recorded")
         if store is None:
             store = open_store(path)
         windfall_id = store.add_pending_windfall(amount, now)
@@ -58,43 +55,6 @@ def windfall_announce(args: argparse.Namespace) -> int:
     if share == 0:
         print("this stage invests no share of bonuses: nothing will be bought", file=sys.stderr)
     return EX_OK
-
-
-def portfolio_value(store: Store) -> float | None:
-    """The portfolio's value at the last recorded snapshot; None before the first."""
-    latest = store.latest_snapshot()
-    return None if latest is None else sum(a["value"] or 0 for a in latest[1].values())
-
-
-def plausible(amount: float, ceiling: float, value: float | None, quote: str) -> None:
-    """Refuse (UsageError) a bonus too small to be money or above `ceiling` (a typo)."""
-    from stagewise.money import QUOTE_EPSILON
-    from stagewise.planner.windfall import BONUS_CEILING, BONUS_PORTFOLIO_MULTIPLE
-
-    if amount < QUOTE_EPSILON:
-        raise UsageError(
-            f"a windfall of {amount:g} {quote} is too small to invest: at least "
-            f"{QUOTE_EPSILON:g} {quote}; nothing recorded"
-        )
-    if amount <= ceiling:
-        return
-    times = f"{BONUS_PORTFOLIO_MULTIPLE} times the portfolio's"
-    if value is None:
-        why = f"while no portfolio value is recorded (then {times} value, if larger)"
-    else:
-        why = (
-            f"the larger of {BONUS_CEILING:,.2f} {quote} and {times} last recorded value "
-            f"({value:,.2f} {quote})"
-        )
-    raise UsageError(
-        f"a windfall of {shown_amount(amount)} {quote} is not plausible: at most "
-        f"{ceiling:,.2f} {quote}, {why}; check the amount; nothing recorded"
-    )
-
-
-def shown_amount(amount: float) -> str:
-    """A windfall's amount to read: 5,000.00 (and 1e+308 for what an older version took)."""
-    return f"{amount:,.2f}" if amount < 1e15 else f"{amount:.3g}"
 
 
 def windfall_list(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from stagewise.money import MAX_MONEY
+from stagewise.money import MAX_MONEY, QUOTE_EPSILON
 from stagewise.planner.book import Refusal, money, pct
 from stagewise.planner.dca import invest, must_be_money
 from stagewise.planner.fills import refused
@@ -54,3 +54,33 @@ def bonus_ceiling(portfolio_value: float | None) -> float:
     if portfolio_value is None or not math.isfinite(portfolio_value):
         return BONUS_CEILING
     return min(MAX_MONEY, max(BONUS_CEILING, BONUS_PORTFOLIO_MULTIPLE * portfolio_value))
+
+
+def implausible(amount: float, portfolio_value: float | None, quote: str) -> str | None:
+    """Why `amount` is no bonus to record: too small to be money, or above `bonus_ceiling`
+    (a typo); None when it is plausible. `portfolio_value`: the last recorded (None: none)."""
+    if amount < QUOTE_EPSILON:
+        return (
+            f"a windfall of {amount:g} {quote} is too small to invest: at least "
+            f"{QUOTE_EPSILON:g} {quote}"
+        )
+    ceiling = bonus_ceiling(portfolio_value)
+    if amount <= ceiling:
+        return None
+    times = f"{BONUS_PORTFOLIO_MULTIPLE} times the portfolio's"
+    if portfolio_value is None:
+        why = f"while no portfolio value is recorded (then {times} value, if larger)"
+    else:
+        why = (
+            f"the larger of {BONUS_CEILING:,.2f} {quote} and {times} last recorded value "
+            f"({portfolio_value:,.2f} {quote})"
+        )
+    return (
+        f"a windfall of {shown_amount(amount)} {quote} is not plausible: at most "
+        f"{ceiling:,.2f} {quote}, {why}"
+    )
+
+
+def shown_amount(amount: float) -> str:
+    """A windfall's amount to read: 5,000.00 (and 1e+308 for what an older version took)."""
+    return f"{amount:,.2f}" if amount < 1e15 else f"{amount:.3g}"

@@ -287,6 +287,11 @@ class RunStore(PlanStateStore):
             for a, amount, price, value in assets
         }
 
+    def portfolio_value(self) -> float | None:
+        """The portfolio's value at the newest recorded snapshot; None before the first."""
+        latest = self.latest_snapshot()
+        return None if latest is None else sum(a["value"] or 0 for a in latest[1].values())
+
     # -- writing, inside a caller's transaction ---------------------------------------------
 
     # Here, not in windfalls.py: recording a run consumes them, and a cancelled windfall is a
