@@ -173,6 +173,17 @@ BAD_CONFIGS = [
     ),
     # an empty path is the config's folder: check-config passed it, every command failed
     ("state-path-empty", {"state": {"path": ""}}, "state.path: is empty"),
+    # no portfolio is that large (and 1e300 overflows the planner's arithmetic)
+    (
+        "money-too-large",
+        {"investor": {"monthly_contribution": 1e300}},
+        "investor.monthly_contribution: Input should be less than or equal to 1000000000000",
+    ),
+    (
+        "balance-too-large",
+        {"paper": {"initial_balances": {"USDT": 1e300}}},
+        "paper.initial_balances: USDT: balance must be a number from 0 to 1e+12, not 1e+300",
+    ),
     ("band", {"policy": {"band_abs_pct": 0}}, "policy.band_abs_pct"),
     ("rebalance-to", {"policy": {"rebalance_to": "halfway"}}, "policy.rebalance_to"),
     ("fee", {"paper": {"fee_rate": 0.5}}, "paper.fee_rate"),

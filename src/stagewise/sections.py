@@ -47,8 +47,8 @@ class InvestorSettings(Section):
 
     birth_date: date
     timezone: str = "UTC"
-    outside_investments: float = Field(default=0, ge=0, allow_inf_nan=False)
-    monthly_contribution: float = Field(default=0, ge=0, allow_inf_nan=False)
+    outside_investments: Money = 0
+    monthly_contribution: Money = 0
     # By stage id, the monthly amount of that stage instead of monthly_contribution
     # (stagewise.contributions); checked against the plan's stage ids on load.
     contributions: dict[str, Money] = {}
@@ -179,8 +179,10 @@ class PaperSettings(Section):
     @classmethod
     def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
         for asset, amount in value.items():
-            if not (amount >= 0) or amount == float("inf"):
-                raise ValueError(f"{asset}: balance must be a non-negative number, not {amount}")
+            if not (0 <= amount <= MAX_MONEY):  # NaN compares False
+                raise ValueError(
+                    f"{asset}: balance must be a number from 0 to {MAX_MONEY:g}, not {amount}"
+                )
         return value
 
 
