@@ -11,6 +11,7 @@ from support import plan_stage, run_cli
 
 from stagewise.contributions import (
     bonus_share_pct,
+    choice_warnings,
     contribution_on,
     contribution_warnings,
     monthly_contribution,
@@ -143,6 +144,37 @@ def test_a_contribution_named_for_the_retirement_stage_goes_on_after_retiring(ma
 
 
 # --- the guide's ranges: warnings ----------------------------------------------------------------
+
+
+def test_the_investors_own_percentages_outside_the_guide_are_warned_of(make_config):
+    """withdrawal_pct = 0.04 (meant as 4 %) withdrew 0.04 % a year without a word; 100 % a
+    year passed check-config too. Each figure against the stages still to come that use it:
+    withdrawals in retirement (2-4 %), the bonus share in the stages that invest one (young
+    professional 50 %, career builder 30-40 %, peak earner 30 %); born 2000, a young
+    professional in 2027."""
+    config = make_config(
+        with_investor(
+            birth_date="2000-01-01",
+            withdrawal_pct=0.04,
+            bonus_share_pct=35,
+        )
+    )
+    assert choice_warnings(config, date(2027, 3, 1)) == [
+        "investor.withdrawal_pct: 0.04 % a year, below the guide's 2-4 % for stage 'retiree' "
+        "(a percent: 4 is 4 %, 0.04 is 0.04 %)",
+        "investor.bonus_share_pct: 35 % of a bonus, below the guide's 50 % for stage "
+        "'young_professional'",
+        "investor.bonus_share_pct: 35 % of a bonus, above the guide's 30 % for stage 'peak_earner'",
+    ]
+    # A peak earner (born 1980, 47) has no young professional's stage to come.
+    later = make_config(with_investor(birth_date="1980-01-01", bonus_share_pct=35))
+    assert choice_warnings(later, date(2027, 3, 1)) == [
+        "investor.bonus_share_pct: 35 % of a bonus, above the guide's 30 % for stage 'peak_earner'"
+    ]
+    inside = make_config(
+        with_investor(birth_date="2000-01-01", withdrawal_pct=3.3, derisk_pct_per_year=1.5)
+    )
+    assert choice_warnings(inside, date(2027, 3, 1)) == []  # unset: each stage's own figure
 
 
 def test_warnings_name_the_stages_to_come_that_start_outside_the_guides_range(make_config):

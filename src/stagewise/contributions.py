@@ -23,12 +23,13 @@ Pure functions of the config and a day (no clock, no I/O), like the targets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 from stagewise.money import QUOTE_EPSILON
 from stagewise.settings import Config
-from stagewise.stages import Stage
+from stagewise.stages import PercentBand, Stage
 from stagewise.targets import age_on, birthday, stage_on
 
 
@@ -199,5 +200,44 @@ def contribution_warnings(config: Config, today: date) -> list[str]:
         seen.add(stage.id)
         warning = outside_range(starting_contribution(config, stage), config.quote)
         if warning is not None:
+            warnings.append(warning)
+    return warnings
+
+
+# The investor's own percentages (config field, the stage's band of it, what it is of), each
+# checked against the guide's range in the stages that use it (a band above 0); a de-risking
+# outside the pre-retiree's range is refused on load (settings: the guide's protocol).
+_CHOICES: tuple[tuple[str, Callable[[Stage], PercentBand], str], ...] = (
+    ("withdrawal_pct", lambda s: s.withdrawal_pct, "a year"),
+    ("bonus_share_pct", lambda s: s.contribution.bonus_share_pct, "of a bonus"),
+)
+
+
+def choice_warnings(config: Config, today: date) -> list[str]:
+    """The investor's withdrawal rate and bonus share, where set, outside the guide's range
+    of a stage still to come (today's included) that uses them (`check-config`): a figure
+    meant as a percent but written as a fraction (0.04 for 4 %) is named so."""
+    investor = config.settings.investor
+    age = age_on(investor.birth_date, today)
+    coming = [s for s in config.plan.stages if s.max_age is None or s.max_age >= age]
+    warnings = []
+    for name, band_of, per in _CHOICES:
+        value = getattr(investor, name)
+        if value is None:
+            continue
+        for stage in coming:
+            band = band_of(stage)
+            if band.max <= 0 or band.min - 1e-9 <= value <= band.max + 1e-9:
+                continue
+            side = "above" if value > band.max else "below"
+            guide = f"{band.min:g}" if band.min == band.max else f"{band.min:g}-{band.max:g}"
+            warning = (
+                f"investor.{name}: {value:g} % {per}, {side} the guide's {guide} % for stage "
+                f"'{stage.id}'"
+            )
+            if band.min <= value * 100 <= band.max:
+                warning += (
+                    f" (a percent: {value * 100:g} is {value * 100:g} %, {value:g} is {value:g} %)"
+                )
             warnings.append(warning)
     return warnings

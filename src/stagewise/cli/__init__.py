@@ -42,7 +42,7 @@ from stagewise.cli.output import (
     render_targets,
     targets_json,
 )
-from stagewise.contributions import contribution_warnings
+from stagewise.contributions import choice_warnings, contribution_warnings
 from stagewise.errors import ConfigError, StagewiseError
 from stagewise.guidance import guidance_json, guidance_lines
 from stagewise.periods import JOBS, SCHEDULED_JOBS
@@ -257,7 +257,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         "assets": config.plan.assets(),
         "state": str(s.state.path),
         "timezone": s.investor.timezone,
-        "warnings": contribution_warnings(config, today(config)),
+        "warnings": [
+            *contribution_warnings(config, today(config)),
+            *choice_warnings(config, today(config)),
+        ],
         "notify": notify,
     }
     if args.json:
