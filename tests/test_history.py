@@ -125,6 +125,11 @@ BAD_FILES = [
         ["row 2", "ETH", "not a number", "a decimal comma"],
     ),
     (
+        "thousands-separator",
+        'date,BTC\n2020-01-01,"29,374.15"\n',
+        ["row 2", "BTC", "not a number", "a thousands separator: write 29374.15"],
+    ),
+    (
         "comma-decimal-unquoted",
         "date,BTC,ETH\n2020-01-01,7200,17,130,8\n",
         ["row 2", "5 cells, expected 3", "decimal comma"],

@@ -76,6 +76,17 @@ def test_a_blank_reason_is_refused_and_nothing_is_written(config, cli, reason: s
     assert not state_of(Path(config)).exists()
 
 
+@pytest.mark.parametrize("reason", ["a\nFAKE line", "red \x1b[31mtext"])
+def test_a_reason_with_control_characters_is_refused(config, cli, reason: str) -> None:
+    """It was echoed as given by pause, resume and status: a line break forged a line, an
+    escape sequence ran in the reader's terminal."""
+    done = cli("--config", config, "pause", "--reason", reason)
+    assert done.returncode == 2
+    assert "the reason holds a control character" in done.stderr
+    assert "\x1b" not in done.stderr + done.stdout
+    assert not state_of(Path(config)).exists()
+
+
 def test_resume_when_not_paused_records_nothing_and_says_so(config, cli) -> None:
     never = cli("--config", config, "resume")
     assert never.returncode == 0, never.stderr

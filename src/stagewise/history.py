@@ -283,7 +283,13 @@ def _number(path: Path, n: int, what: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        comma = " (a decimal comma: write it with a point)" if "," in text else ""
+        comma = ""
+        if "," in text:  # 7200,17 (a decimal comma) or 29,374.15 (thousands separated)
+            comma = (
+                " (a thousands separator: write 29374.15)"
+                if "." in text
+                else " (a decimal comma: write it with a point)"
+            )
         why = f"{path}: row {n}: {what} '{text}' is not a number{comma}"
         raise PriceHistoryError(why) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,9 +41,15 @@ def windfall_word(text: str) -> float | str:
 
 
 def reason_text(text: str) -> str:
-    """A reason a person can read later: not empty, not only spaces."""
+    """A reason a person can read later: not empty, not only spaces, one line without
+    control characters (a terminal would run an escape sequence shown back with it)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("give a reason (it is kept in the journal)")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise argparse.ArgumentTypeError(
+            "the reason holds a control character (a line break, an escape): give it as "
+            "one line of text"
+        )
     return text.strip()
 
 
