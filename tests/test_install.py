@@ -82,6 +82,11 @@ def test_init_never_overwrites_and_plan_copies_the_plan_to_edit(cli, tmp_path):
     assert config.read_bytes() == edited  # the user's edit survives
     assert (folder / "stages.toml").read_text() == shipped.text(shipped.STAGES)
     assert (folder / "indices.toml").read_text() == shipped.text(shipped.INDICES)
+    # The kept config still reads the shipped plan: editing the copies would change nothing.
+    assert (
+        "note: the kept config.toml does not use the plan files copied beside it: set "
+        'stages = "stages.toml" and indices = "indices.toml" in its [plan] table'
+    ) in again.stdout
     # A fresh --plan config names the copies, so editing them changes the plan.
     other = tmp_path / "other"
     assert cli("init", str(other), "--plan").returncode == 0
@@ -91,6 +96,7 @@ def test_init_never_overwrites_and_plan_copies_the_plan_to_edit(cli, tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "stage 1 of 5: Mine" in shown.stdout
     assert f"--config {other / 'config.toml'} check-config" in cli("init", str(other)).stdout
+    assert "note:" not in cli("init", str(other), "--plan").stdout  # it names them
 
 
 def test_init_refuses_a_folder_it_cannot_write(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,15 +70,39 @@ def cmd_init(args: argparse.Namespace) -> int:
     if system:
         files.append((folder / "stagewise.env", shipped.text(shipped.ENV_EXAMPLE), 0o600))
         files.append((SYSTEMD_UNIT, shipped.text(shipped.UNIT), 0o644))
+    kept = set()
     try:
         for path, text, mode in files:
-            print(f"{'wrote' if write_new(path, text, mode) else 'kept (exists)'}  {path}")
+            if not write_new(path, text, mode):
+                kept.add(path)
+            print(f"{'kept (exists)' if path in kept else 'wrote'}  {path}")
     except OSError as e:
         print(f"stagewise: init: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
         return 73  # EX_CANTCREAT: nothing already there was touched
+    if args.plan and config in kept and not names_plan_files(config):
+        print(
+            f"note: the kept {config.name} does not use the plan files copied beside it: set "
+            'stages = "stages.toml" and indices = "indices.toml" in its [plan] table to edit them'
+        )
     print()
     print(next_steps(config, system, starter if args.example else None))
     return EX_OK
+
+
+def names_plan_files(config: Path) -> bool:
+    """True when the config at `config` names both plan files of its folder ([plan] stages
+    and indices); False too when it cannot be read as TOML."""
+    try:
+        plan = tomllib.loads(config.read_text(encoding="utf-8-sig")).get("plan", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    folder = config.parent
+    wanted = {"stages": shipped.STAGES, "indices": shipped.INDICES}
+    return all(
+        isinstance(plan.get(key), str)
+        and (folder / plan[key]).resolve() == (folder / name).resolve()
+        for key, name in wanted.items()
+    )
 
 
 def starter_config(plan: bool, system: bool, example: str | None = None) -> str:
