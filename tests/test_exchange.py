@@ -717,6 +717,19 @@ def test_proxy_settings_ccxt_refuses_are_a_config_error_not_the_exchanges(
     assert standin.requests == []
 
 
+def test_urls_ccxt_cannot_use_are_a_config_error_not_the_exchanges(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    """`urls = {api = "..."}` in [exchange.ccxt] replaces binance's table of endpoints: ccxt
+    finds none for its public calls and refuses before any request (NotSupported, "does not
+    have a testnet/sandbox URL"); it read as the exchange's unusable answer, exit 1."""
+    exchange = connect(ccxt={**standin.ccxt_config(), "urls": {"api": standin.base_url}})
+    with pytest.raises(ConfigError, match="^exchange.ccxt: binance cannot load_markets as ") as e:
+        exchange.load_markets(NOW)
+    assert "configured" in str(e.value) and "NotSupported" in str(e.value)
+    assert standin.requests == []
+
+
 # -- 5. safety -----------------------------------------------------------------------------
 
 _MUTATING = re.compile(

@@ -368,6 +368,17 @@ class Exchange:
             raise ConfigError(
                 f"exchange.ccxt: ccxt refused the proxy settings: {self._clean(e)}"
             ) from None
+        except ccxt.NotSupported as e:
+            if self._status is not None:  # the exchange's answer: it does not serve this
+                raise SnapshotError(
+                    f"{self.id} does not serve {what}: {type(e).__name__}: {self._clean(e)}"
+                ) from None
+            # Refused by ccxt before any request: the exchange as [exchange.ccxt] sets it up
+            # (its urls, its options) cannot make the call.
+            raise ConfigError(
+                f"exchange.ccxt: {self.id} cannot {what} as configured: {type(e).__name__}: "
+                f"{self._clean(e)} (check [exchange.ccxt]: an urls or options override?)"
+            ) from None
         except ccxt.BaseError as e:
             if self._temporary(e):
                 attempts = retrying.statistics.get("attempt_number", 1)
