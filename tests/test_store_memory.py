@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_store import T0, order, plan, record, snapshot
 
+from stagewise.errors import StateFull
 from stagewise.ledger import LedgerEntry
 from stagewise.planner.model import PlanState
 from stagewise.store import StateError, Store
@@ -191,7 +192,7 @@ def test_a_failed_first_save_leaves_no_file_at_all(
     memory = simulated(Store.open_memory())
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space")))
 
-    with pytest.raises(StateError, match="No space"):
+    with pytest.raises(StateFull, match="the disk is full"):  # exit 75, as every full disk
         memory.save(tmp_path / "s.db")
 
     assert leftovers(tmp_path, keep=set()) == []
