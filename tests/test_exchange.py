@@ -1018,6 +1018,37 @@ def test_once_with_a_nan_price_fails_each_period_cleanly_naming_the_asset(
     assert not [e for e in stderr_events(done.stderr) if e.get("event") == "proposal"]
 
 
+@pytest.mark.parametrize("factor", [1000, 1e-9], ids=["x1000", "near-zero"])
+def test_a_price_far_from_the_last_recorded_one_is_refused(
+    standin_config: Callable[..., Any],
+    plan_standin: StandinExchange,
+    cli: Callable[..., Any],
+    plan_prices: dict[str, float],
+    factor: float,
+) -> None:
+    """A first DCA records the account at the stand-in's prices; then the exchange gives BTC
+    at 1000x (or a billionth of) that: the rebalance proposed selling 527,371 USDT of BTC
+    (and a DCA in paper mode filled 67 billion ETH at 1e-8). Refused, naming the price, the
+    last recorded one and the way out (policy.max_price_jump); the same run at 9x goes on."""
+    config = standin_config({"exchange": QUICK_RETRIES})
+    assert cli("once", "dca", "--config", str(config)).returncode == 0
+    btc = plan_prices["BTC"]
+    plan_standin.set_price("BTC", btc * factor)
+
+    done = cli("once", "rebalance", "--json", "--config", str(config))
+
+    assert done.returncode == 1, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert outcomes and all(o["status"] == "failed" for o in outcomes)
+    error = outcomes[0]["error"]
+    assert error.startswith("BTC is ") and "of the last recorded snapshot" in error, error
+    assert "taken for a bad price: no plan is made from it" in error
+    assert "policy.max_price_jump" in error
+    assert not [e for e in stderr_events(done.stderr) if e.get("event") == "proposal"]
+    plan_standin.set_price("BTC", btc * 9)
+    assert cli("once", "rebalance", "--config", str(config)).returncode == 0
+
+
 @pytest.mark.parametrize(("faults", "code"), [(2, 69), (1, 0)], ids=["spent", "recovered"])
 def test_once_retries_an_internal_error_and_exits_69_when_the_retries_are_spent(
     standin_config: Callable[..., Any],

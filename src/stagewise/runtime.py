@@ -18,6 +18,7 @@ from stagewise.errors import ConfigError
 from stagewise.exchange import Exchange
 from stagewise.jobs import Account, Jobs
 from stagewise.paper import MarketSource, PaperAccount
+from stagewise.plausible_prices import PlausiblePrices
 from stagewise.read_only import ReadOnlyAccount
 from stagewise.settings import Config
 from stagewise.snapshot import Market
@@ -96,7 +97,11 @@ def open_runtime(
         )
     # Rule indices read the price history when there is one, else the exchange's candles.
     candles = None if history is not None else CandleData(exchange, store)
-    jobs = Jobs(config, store, account, clock, history=history, index_data=candles)
+    # Prices from the exchange are checked against the account's last recorded ones (a
+    # price history's are the simulation's data, taken as they are).
+    max_jump = settings.policy.max_price_jump
+    planned: Account = account if history is not None else PlausiblePrices(account, store, max_jump)
+    jobs = Jobs(config, store, planned, clock, history=history, index_data=candles)
     return Runtime(config, store, account, jobs, exchange)
 
 

@@ -224,6 +224,9 @@ class PolicySettings(Section):
     profit_min_days: int = Field(default=90, ge=0, le=3_650)
     profit_min_value: float = Field(default=500, ge=0, le=1_000_000_000)
     cash_pct: float = Field(default=0, ge=0, lt=100)
+    # A live price this many times above (or below 1/this of) the account's last recorded one
+    # of the asset, recorded within a month, is taken for a bad price (0: not checked).
+    max_price_jump: float = Field(default=10, ge=0, le=1_000_000)
 
 
 class PlanSettings(Section):
