@@ -187,9 +187,14 @@ class Service:
     # -- runs ----------------------------------------------------------------------------
 
     def on_fire(self, schedule: Schedule, scheduled_at: datetime) -> None:
-        """A trigger fired (in the scheduler's worker thread). Never raises."""
+        """A trigger fired (in the scheduler's worker thread). Never raises. Once a stop is
+        asked for, no new job starts (the scheduler's queue still hands out fires that were
+        due, e.g. a catch-up's: the stop would wait for all of them)."""
         self.no_reload_waiting.wait()
         with self.lock:
+            if self.stop_requested.is_set():
+                log.info("not_started_stopping", schedule=schedule.name)
+                return
             try:
                 jobs = self.runtime.jobs
                 outcomes = self.while_busy(
@@ -249,6 +254,8 @@ class Service:
                 due.append((when, sched))  # failed before the stop: retried inside the grace
         failed = []
         for when, sched in sorted(due, key=lambda d: d[0]):
+            if self.stop_requested.is_set():  # the rest waits for the next start
+                break
             log.info("catch_up", schedule=sched.name, scheduled_at=when.isoformat())
             outcomes = jobs.fire(sched, when, now)
             if any(o.status == "failed" for o in outcomes):
