@@ -121,6 +121,45 @@ def test_ready_watchdog_status_then_stopping_on_sigterm(
     assert len({e.get("job") for e in after if e["event"] == "run_finished"}) <= 1
 
 
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_state_file_deleted_or_replaced_under_the_daemon_stops_it(
+    standin_config, spawn, notify, daemon_env, cli, how
+) -> None:
+    """Its runs went on into a deleted file no one would open again (and a reload opened a
+    new, empty one: the paper account restarted empty, without a word). A deleted file is
+    put back whole from the one the daemon has open; a replaced one is left as it is. Either
+    way the daemon says so and exits 1 (systemd starts it again, on the file at the path)."""
+    daemon, _, config = started_every_second(standin_config, spawn, notify, daemon_env)
+    daemon.wait_for_event("run_finished")
+    state = config.parent / "state" / "stagewise.db"
+    if how == "deleted":
+        seen = Store.read(state)
+        try:
+            recorded = len(seen.runs(limit=10_000))
+        finally:
+            seen.close()
+        for file in state.parent.glob("stagewise.db*"):
+            file.unlink()
+    else:  # at once, by a rename over it (a backup put back, say)
+        other = config.parent / "other.db"
+        env = {"STAGEWISE_STATE__PATH": str(other)}
+        assert cli("--config", str(config), "pause", "--reason", "mine", env=env).returncode == 0
+        theirs = other.read_bytes()
+        other.replace(state)
+    assert daemon.finish(timeout=20) == 1
+    if how == "deleted":
+        gone = daemon.wait_for_event("state_file_gone")
+        assert gone["level"] == "error" and gone["put_back"] is True
+        store = Store.read(state)  # the history is back at the path
+        try:
+            assert len(store.runs(limit=10_000)) >= recorded >= 1
+        finally:
+            store.close()
+    else:
+        assert daemon.wait_for_event("state_file_replaced")["level"] == "error"
+        assert state.read_bytes() == theirs
+
+
 def test_sighup_with_a_broken_config_is_refused_and_the_daemon_goes_on(
     standin_config, spawn, notify, daemon_env
 ) -> None:

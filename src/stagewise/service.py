@@ -92,6 +92,7 @@ class Service:
         self.reload_requested = threading.Event()
         self.wake = threading.Event()
         self.last_result = "no run yet"
+        self.exit_code = 0  # what `serve` returns: 1 after a stop of the daemon's own
         self.status_sent: str | None = None
         # Notifications (None: none configured): delivered by a thread of their own.
         self.outbox: Outbox | None = notifications(config)
@@ -170,7 +171,7 @@ class Service:
             self.note("daemon_stopped", {})
             self.runtime.close()
         log.info("daemon_stopped")
-        return 0
+        return self.exit_code
 
     def install_signal_handlers(self) -> None:
         def on_stop(signum: int, _frame: object) -> None:
@@ -194,6 +195,8 @@ class Service:
         with self.lock:
             if self.stop_requested.is_set():
                 log.info("not_started_stopping", schedule=schedule.name)
+                return
+            if self.state_file_moved():
                 return
             try:
                 jobs = self.runtime.jobs
@@ -324,6 +327,33 @@ class Service:
         except StateUnavailable as e:
             log.error("event_not_recorded", kind=kind, error=str(e))
 
+    def state_file_moved(self) -> bool:
+        """True, and the daemon stopping with exit 1 (systemd starts it again), when its state
+        file is no longer at its path (the caller holds the lock): its runs would be written
+        where no one reads them. A deleted file is first put back, whole, from the open one;
+        one replaced by another file is left as it is (the next start opens that one)."""
+        store = self.runtime.store
+        moved = store.file_moved()
+        if moved is None:
+            return False
+        path = str(self.runtime.config.state_path)
+        if moved == "gone":
+            try:
+                log.error("state_file_gone", path=str(store.put_back()), put_back=True)
+            except StagewiseError as e:
+                log.error("state_file_gone", path=path, put_back=False, error=str(e))
+        else:
+            log.error(
+                "state_file_replaced",
+                path=path,
+                advice="another file is at the state file's path: the daemon stops; its next "
+                "start opens that file",
+            )
+        self.exit_code = 1
+        self.stop_requested.set()
+        self.wake.set()
+        return True
+
     # -- notifications -------------------------------------------------------------------
 
     def tells(self) -> None:
@@ -389,6 +419,8 @@ class Service:
     def switch_to(self, config: Config) -> bool:
         """Run `config` from now on (the caller holds the lock); False, keeping the old one,
         when its runtime cannot be opened (e.g. its state file is busy)."""
+        if self.state_file_moved():  # before a new file is opened where it was
+            return False
         try:
             outbox = notifications(config)
             runtime = self.while_busy("config_reload", lambda: open_runtime(config, clock=utcnow))

@@ -74,6 +74,7 @@ class Store(
         self._reads = Reads(db.conn)  # what the jobs read on every run, kept until a write
         db.conn.execute("PRAGMA foreign_keys=ON")  # per connection; the schema relies on it
         migrate(db)
+        self._opened_as = _identity(file_of(db))  # the file this store has open, by its path
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -192,6 +193,35 @@ class Store(
                 raise named from e
             raise StateError(f"cannot save the state to {path}: {e}") from e
 
+    def file_moved(self) -> str | None:
+        """What became of the file this store has open, by its path: None while the path
+        still names it (or in memory); "gone" when it was deleted or renamed away (what is
+        written goes to a file no one will open again), "replaced" when another is there."""
+        if self._opened_as is None:
+            return None
+        path, device, inode = self._opened_as
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return "gone"
+        except OSError:
+            return None  # not to be told now (a permission): the writes will say
+        return None if (found.st_dev, found.st_ino) == (device, inode) else "replaced"
+
+    def put_back(self) -> Path:
+        """Write the open database, whole, to its path after it was deleted there (see
+        `file_moved`): atomically, as `save`; returns the path."""
+        if self._opened_as is None or self.file_moved() != "gone":
+            raise StateError("the state file is where it was opened: nothing to put back")
+        path = self._opened_as[0]
+        try:
+            save_copy(self.db, path)
+        except (sqlite3.Error, OSError) as e:
+            if (named := unavailable(e, path)) is not None:
+                raise named from e
+            raise StateError(f"cannot put the state back at {path}: {e}") from e
+        return path
+
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
@@ -249,3 +279,14 @@ def _foreign(db: Database) -> bool:
     """True for a database with tables but no stagewise migration applied: someone else's
     (a new, empty file has no tables; a state file lists its migrations)."""
     return bool(db.table_names()) and not applied(db)
+
+
+def _identity(path: Path | None) -> tuple[Path, int, int] | None:
+    """`path` with its file's device and inode (None: in memory, or not to be read)."""
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return path, found.st_dev, found.st_ino
