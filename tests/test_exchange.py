@@ -160,6 +160,7 @@ def test_snapshot_parses_balances_prices_and_market_rules(
         "DUST": 7.0,
         "LUNA": 100.0,
     }  # free amounts only, zero lines dropped
+    assert snap.locked == {"BTC": 0.1}  # what open orders hold: said in every plan
     assert snap.prices == {
         "USDT": 1.0,
         "BTC": 65000.0,

@@ -217,6 +217,28 @@ def test_an_unpriced_coin_outside_the_plan_is_left_out_with_a_note():
     assert any("AIRDROP" in n for n in plan.notes)
 
 
+def test_amounts_held_by_open_orders_are_said_in_every_plan():
+    """A read-only account's BTC in a sell order on the exchange (0.04 of 0.05) and USDT in
+    a buy order: not free, so not planned with (a buy of BTC toward its target may follow);
+    they were dropped without a word."""
+    snap = Snapshot(
+        TAKEN_AT,
+        QUOTE,
+        {"BTC": 0.01, QUOTE: 500.0},
+        {"BTC": 50_000.0},
+        {"BTC": market("BTC")},
+        locked={"BTC": 0.04, QUOTE: 250.0},
+    )
+    plan = plan_rebalance(snap, targets({"BTC": 1.0}), POLICY, PlanState())
+    assert plan.refused is None
+    assert [n for n in plan.notes if "open orders" in n] == [
+        "BTC: 0.04 held by open orders on the exchange (worth 2,000.00 USDT): not counted or "
+        "traded; the plan sees the free 0.01 (placing the proposals, mind your orders)",
+        "USDT: 250 held by open orders on the exchange (worth 250.00 USDT): not counted or "
+        "traded; the plan sees the free 500 (placing the proposals, mind your orders)",
+    ]
+
+
 def test_a_sell_beyond_the_cap_is_proposed_in_part_up_to_the_cap():
     # 1,000 account: BTC 600 vs target 10 % must sell 500 = 50 % of the account > 25 % cap:
     # 250 of it is proposed now (the rest at a later run), and its proceeds buy ETH.

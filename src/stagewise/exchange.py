@@ -219,8 +219,9 @@ class Exchange:
                 unparsable[symbol] = f"{symbol} ticker is unparsable, last price {last!r}"
         return parsed, unparsable
 
-    def balances(self) -> dict[str, float]:
-        """Free balance per asset (non-zero only), from ONE balance request."""
+    def balances(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Free balance per asset, and the amount its open orders hold (non-zero only), from
+        ONE balance request."""
         answer = self._call("fetch_balance", self.__ccxt.fetch_balance)
         free = answer.get("free") if isinstance(answer, Mapping) else None
         # ccxt turns a non-JSON body into an EMPTY balance; an empty account must never be
@@ -228,14 +229,23 @@ class Exchange:
         raw = answer.get("info") if isinstance(answer, Mapping) else None
         if not isinstance(free, Mapping) or not isinstance(raw, Mapping | list):
             raise SnapshotError(f"{self.id}: balance answer has no free balances")
-        balances: dict[str, float] = {}
-        for asset, amount in free.items():
+        used = answer.get("used")
+        return self._amounts(free, "balance"), self._amounts(
+            used if isinstance(used, Mapping) else {}, "locked balance"
+        )
+
+    def _amounts(self, amounts: Mapping[Any, Any], what: str) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for asset, amount in amounts.items():
             value = finite_number(amount)
             if value is None or value < 0:
-                raise SnapshotError(f"{self.id}: balance of {asset} is not a number: {amount!r}")
+                raise SnapshotError(
+                    f"{self.id}: {what} of {asset} is not an amount (negative, or not a "
+                    f"number): {amount!r}"
+                )
             if value > 0:
-                balances[str(asset)] = value
-        return balances
+                found[str(asset)] = value
+        return found
 
     def key_permissions(self) -> KeyPermissions | None:
         """What the API key may do, where the exchange tells (Binance's apiRestrictions)."""

@@ -40,7 +40,7 @@ class ReadOnlyAccount:
         self, assets: Collection[str], now: datetime, *, pending: Sequence[Any] = ()
     ) -> Snapshot:
         """One balance request and one ticker request, whatever the number of assets."""
-        balances = self._exchange.balances()
+        balances, locked = self._exchange.balances()
         wanted = set(assets) | set(balances)
         prices, markets, unpriced = self._exchange.quotes(wanted, now)
         return Snapshot(
@@ -50,6 +50,7 @@ class ReadOnlyAccount:
             prices=prices,
             markets=markets,
             unpriced=tuple(unpriced),
+            locked=locked,
         )
 
     def warn_if_key_can_trade(self) -> KeyPermissions | None:

@@ -38,6 +38,8 @@ class Snapshot:
     balances: free amount per asset (the quote currency included).
     prices: price of one unit of each asset in the quote currency (the quote itself is 1).
     markets: trading rules keyed by base asset (the market BASE/QUOTE, or the bridge used).
+    locked: amount per asset held by the exchange's open orders (a read-only account's): not
+        free, so neither planned with nor traded; each plan says so.
     """
 
     taken_at: datetime
@@ -46,6 +48,7 @@ class Snapshot:
     prices: Mapping[str, float]
     markets: Mapping[str, Market]
     unpriced: tuple[str, ...] = field(default=())
+    locked: Mapping[str, float] = field(default_factory=dict)
 
     def value_of(self, asset: str) -> float:
         """Quote-currency value of the free balance of `asset`."""

@@ -103,7 +103,7 @@ def open_book(
     notes = tuple(
         f"{a} is held but has no price on the exchange: left out of the account's value"
         for a in ignored
-    )
+    ) + tuple(_locked_note(snapshot, a, n) for a, n in sorted(snapshot.locked.items()))
     if set_aside > 0:
         notes += (
             f"{money(set_aside, quote)} of profit proceeds are set aside to be moved to your "
@@ -147,6 +147,17 @@ def _held(
         else:
             bad[asset] = _price_problem(asset, price)
     return amounts, prices, values, bad, ignored
+
+
+def _locked_note(snapshot: Snapshot, asset: str, amount: float) -> str:
+    """What the plan says of `amount` of `asset` held by the exchange's open orders."""
+    price = 1.0 if asset == snapshot.quote else snapshot.prices.get(asset, 0.0)
+    worth = f" (worth {money(amount * price, snapshot.quote)})" if usable(price) else ""
+    free = snapshot.balances.get(asset, 0.0)
+    return (
+        f"{asset}: {amount:,.8g} held by open orders on the exchange{worth}: not counted or "
+        f"traded; the plan sees the free {free:,.8g} (placing the proposals, mind your orders)"
+    )
 
 
 def _price_problem(asset: str, price: object) -> str:
