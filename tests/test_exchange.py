@@ -196,6 +196,15 @@ def test_snapshot_parses_balances_prices_and_market_rules(
     assert snap.total_value == pytest.approx(1234.56 + 0.5 * 65000 + 2 * 3000.5 + 3 * 195)
 
 
+def test_a_negative_locked_balance_is_refused_naming_it(
+    standin: StandinExchange, connect: Callable[..., Exchange]
+) -> None:
+    declare_account(standin)
+    standin.set_balance("BTC", "0.05", locked="-1")  # it was taken without a word
+    with pytest.raises(SnapshotError, match="locked balance of BTC is not an amount"):
+        ReadOnlyAccount(connect()).snapshot(["BTC"], NOW)
+
+
 def test_direct_market_is_preferred_to_a_bridge(
     standin: StandinExchange, connect: Callable[..., Exchange]
 ) -> None:
