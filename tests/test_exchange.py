@@ -177,6 +177,7 @@ def test_snapshot_parses_balances_prices_and_market_rules(
         min_notional=pytest.approx(5),
         fee_rate=pytest.approx(0.001),  # ccxt's Binance spot taker fee (the stand-in has none)
         price_step=pytest.approx(0.01),
+        max_amount=pytest.approx(9_000_000),  # LOT_SIZE maxQty
     )
     eth = snap.markets["ETH"]
     assert (eth.symbol, eth.amount_step, eth.min_amount, eth.min_notional, eth.price_step) == (

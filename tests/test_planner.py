@@ -217,6 +217,21 @@ def test_an_unpriced_coin_outside_the_plan_is_left_out_with_a_note():
     assert any("AIRDROP" in n for n in plan.notes)
 
 
+def test_an_order_above_the_markets_maximum_amount_is_skipped_with_the_reason():
+    """A first run (no recorded price to compare, see plausible_prices) at an ETH price of
+    0.0001: 2,000 USDT of DCA bought 20 million ETH, above the 9,000,000 the exchange takes
+    in one order (its maxQty, not read): skipped, the money carried."""
+    eth = dataclasses.replace(market("ETH", step=1e-5), max_amount=9_000_000.0)
+    snap = Snapshot(TAKEN_AT, QUOTE, {QUOTE: 2_000.0}, {"ETH": 1e-4}, {"ETH": eth})
+    plan = plan_dca(snap, targets({"ETH": 1.0}), POLICY, PlanState(), 2_000.0)
+    assert plan.orders == ()
+    (skip,) = plan.skipped
+    assert "above the market's maximum amount 9000000 ETH: the exchange would refuse" in (
+        skip.reason
+    )
+    assert plan.state.carry == pytest.approx(2_000.0)
+
+
 def test_amounts_held_by_open_orders_are_said_in_every_plan():
     """A read-only account's BTC in a sell order on the exchange (0.04 of 0.05) and USDT in
     a buy order: not free, so not planned with (a buy of BTC toward its target may follow);

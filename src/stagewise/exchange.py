@@ -325,6 +325,7 @@ class Exchange:
             min_notional=min_cost,
             fee_rate=finite_number(market.get("taker")) or 0.0,
             price_step=self._step(market.get("precision", {}).get("price")),
+            max_amount=finite_number((limits.get("amount") or {}).get("max")) or math.inf,
         )
 
     def _amount_step(self, market: Mapping[str, Any]) -> float:

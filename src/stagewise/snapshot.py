@@ -6,6 +6,7 @@ the pure planner. Never raw ccxt dicts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ class Market:
     min_amount: the smallest base amount the exchange accepts (0 = none).
     min_notional: the smallest order value in the quote currency (0 = none).
     fee_rate: taker fee as a fraction (0.001 = 0.1 %).
+    max_amount: the largest base amount the exchange accepts in one order (inf = none).
     """
 
     symbol: str
@@ -29,6 +31,7 @@ class Market:
     min_notional: float = 0.0
     fee_rate: float = 0.001
     price_step: float = 0.0
+    max_amount: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)

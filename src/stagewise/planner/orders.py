@@ -123,6 +123,12 @@ class Trader:
                 f"below the market's minimum amount {amount_text(market.min_amount)} {draft.asset} "
                 f"(step {amount_text(market.amount_step)})",
             )
+        if amount > market.max_amount:
+            return self._skip(
+                draft,
+                f"above the market's maximum amount {amount_text(market.max_amount)} "
+                f"{draft.asset}: the exchange would refuse it (a bad price?)",
+            )
         if notional < market.min_notional:
             return self._skip(
                 draft,
@@ -193,6 +199,7 @@ def _rules_ok(market: Market) -> bool:
             0.0 <= market.amount_step < math.inf
             and 0.0 <= market.min_amount < math.inf
             and 0.0 <= market.min_notional < math.inf
+            and market.max_amount > 0.0  # inf: none; NaN compares False
         )
     except TypeError:
         return False
