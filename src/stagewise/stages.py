@@ -35,8 +35,9 @@ def numbers_not_flags(model: type[BaseModel], value: object, info: ValidationInf
     """`value` unless it is true or false given for a number (or among a table's or a list's
     numbers), which pydantic alone reads as 1 or 0: `monthly_contribution = true` would invest
     1.00 a month. For a `field_validator("*", mode="before")` of a model's base class."""
-    if info.field_name is None or _admits_flags(model.model_fields[info.field_name].annotation):
-        return value
+    annotation = None if info.field_name is None else model.model_fields[info.field_name].annotation
+    if not _takes_numbers(annotation) or _admits_flags(annotation):
+        return value  # (a text field refuses true/false itself, as a text)
     if isinstance(value, bool):
         raise ValueError(f"{_toml(value)} is a yes/no value, not a number")
     if isinstance(value, dict):
@@ -48,6 +49,13 @@ def numbers_not_flags(model: type[BaseModel], value: object, info: ValidationInf
             if isinstance(item, bool):
                 raise ValueError(f"{_toml(item)} (item {n}) is a yes/no value, not a number")
     return value
+
+
+def _takes_numbers(annotation: object) -> bool:
+    """True when a field's type holds numbers somewhere (int, float, a table or list of them)."""
+    if annotation is int or annotation is float:
+        return True
+    return any(_takes_numbers(a) for a in typing.get_args(annotation))
 
 
 def _admits_flags(annotation: object) -> bool:
