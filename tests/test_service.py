@@ -298,6 +298,17 @@ def non_check_runs(db_path: Path) -> dict[str, int]:
         store.close()
 
 
+def recorded_jobs(db_path: Path, jobs: set[str], timeout: float = 30) -> None:
+    """Wait until each of `jobs` has a run recorded in the state file at `db_path`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {p.split(":")[0] for p in non_check_runs(db_path)} if db_path.exists() else set()
+        if jobs <= found:
+            return
+        assert time.monotonic() < deadline, f"no run of {sorted(jobs - found)} in {timeout} s"
+        time.sleep(0.05)
+
+
 def test_two_daemon_lifetimes_never_record_a_period_twice(
     standin_config, plan_standin, spawn, notify, daemon_env
 ) -> None:
@@ -308,7 +319,10 @@ def test_two_daemon_lifetimes_never_record_a_period_twice(
         daemon = spawn("run", "--config", str(config), env=daemon_env, command=EVERY_SECOND)
         notify.wait_for("READY=1", after=len(notify.messages), timeout=START_TIMEOUT)
         if n == 0:
-            daemon.wait_for_event("run_finished")
+            # Every job has its period recorded before the stop (once a stop is asked, the
+            # fires still queued do not start: a job not yet fired would be the second
+            # lifetime's first period, not a period recorded twice).
+            recorded_jobs(db_path, {"dca", "rebalance", "withdraw", "reassess"})
         wait_for_fires(plan_standin)  # more fires of every job: they find their periods done
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.finish(timeout=10) == 0
