@@ -144,7 +144,9 @@ def test_stage_shows_the_guides_worked_example_of_the_stage(cli, write_config) -
 
 def test_indices_shows_each_index_focus_from_the_guide(cli) -> None:
     # No config: the read command uses the shipped example (said on stderr).
-    shown = json.loads(cli("indices", "--json").stdout)
+    done = cli("indices", "--json")
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    shown = json.loads(done.stdout)
     assert shown["value_investor"]["focus"] == (
         "Quality and stability; Bitcoin/Ethereum heavy, large caps"
     )
