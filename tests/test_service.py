@@ -160,6 +160,26 @@ def test_a_state_file_deleted_or_replaced_under_the_daemon_stops_it(
         assert state.read_bytes() == theirs
 
 
+def test_a_second_daemon_on_the_same_state_file_is_refused(
+    standin_config, spawn, notify, daemon_env
+) -> None:
+    """It started beside the first (READY, its own fires): both asked the exchange and would
+    tell every notice twice. The second exits 75 naming the first's pid; the first goes on."""
+    daemon, ready, config = started_every_second(standin_config, spawn, notify, daemon_env)
+    second = spawn("run", "--config", str(config), env=daemon_env)  # `stagewise run` itself
+    assert second.finish(timeout=30) == 75
+    said = second.stderr[-1]
+    assert f"another stagewise daemon (pid {daemon.proc.pid}) runs on the state file" in said
+    assert "daemon_started" not in [e["event"] for e in second.events()]
+    notify.wait_for("WATCHDOG=1", after=ready + 1)  # the first still pings
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.finish(timeout=10) == 0
+    again = spawn("run", "--config", str(config), env=daemon_env, command=EVERY_SECOND)
+    again.wait_for_event("daemon_started", timeout=START_TIMEOUT)  # the lock went with the first
+    again.proc.send_signal(signal.SIGTERM)
+    assert again.finish(timeout=10) == 0
+
+
 def test_sighup_with_a_broken_config_is_refused_and_the_daemon_goes_on(
     standin_config, spawn, notify, daemon_env
 ) -> None:

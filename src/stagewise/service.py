@@ -16,6 +16,8 @@ daemon (systemd restarts it but for 78).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import signal
 import threading
 import time
@@ -133,6 +135,10 @@ class Service:
         """The main loop, until SIGTERM/SIGINT; returns the exit code (0). It pings the
         watchdog at half the period systemd asks for (none when it asks for none), and sends
         STATUS when it changed; reloads run in their own thread."""
+        with one_daemon(self.runtime.config.state_path):
+            return self._serve()
+
+    def _serve(self) -> int:
         self.install_signal_handlers()
         self.start()
         threading.Thread(target=self.reloads, name="reload", daemon=True).start()
@@ -451,3 +457,28 @@ class Service:
 
     def status_text(self) -> str:
         return f"{self.mode}: last {self.last_result}; next {self.next_runs_text() or '-'}"
+
+
+@contextlib.contextmanager
+def one_daemon(state: Path) -> Iterator[None]:
+    """Hold the daemon's lock on `state` (a file beside it, `NAME.lock`, locked while the
+    daemon lives: the kernel lets it go when the process ends, however it ends). A second
+    daemon on the same state file is refused (StateBusy, exit 75): two would ask the exchange
+    and tell every notice twice. `stagewise once` and the other commands take no such lock."""
+    lock = state.with_name(f"{state.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.seek(0)
+            pid = held.read().strip() or "?"
+            raise StateBusy(
+                f"another stagewise daemon (pid {pid}) runs on the state file {state}: one "
+                "daemon per state file"
+            ) from None
+        held.seek(0)
+        held.truncate()
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        yield
