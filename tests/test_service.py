@@ -163,8 +163,8 @@ def test_a_state_file_deleted_or_replaced_under_the_daemon_stops_it(
 def test_a_second_daemon_on_the_same_state_file_is_refused(
     standin_config, spawn, notify, daemon_env
 ) -> None:
-    """It started beside the first (READY, its own fires): both asked the exchange and would
-    tell every notice twice. The second exits 75 naming the first's pid; the first goes on."""
+    """It started beside the first (READY, its own fires): both asked the exchange and fired
+    every job. The second exits 75 naming the first's pid; the first goes on."""
     daemon, ready, config = started_every_second(standin_config, spawn, notify, daemon_env)
     second = spawn("run", "--config", str(config), env=daemon_env)  # `stagewise run` itself
     assert second.finish(timeout=30) == 75

@@ -463,8 +463,9 @@ class Service:
 def one_daemon(state: Path) -> Iterator[None]:
     """Hold the daemon's lock on `state` (a file beside it, `NAME.lock`, locked while the
     daemon lives: the kernel lets it go when the process ends, however it ends). A second
-    daemon on the same state file is refused (StateBusy, exit 75): two would ask the exchange
-    and tell every notice twice. `stagewise once` and the other commands take no such lock."""
+    daemon on the same state file is refused (StateBusy, exit 75): two would each ask the
+    exchange and fire every job, and a second's start marks the first's notices in flight as
+    interrupted. `stagewise once` and the other commands take no such lock."""
     lock = state.with_name(f"{state.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a+") as held:
