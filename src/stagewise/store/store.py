@@ -186,12 +186,7 @@ class Store(
         own = file_of(self.db)
         if own is not None and own.resolve() == path.resolve():
             raise StateError(f"cannot save the state file {path} over itself")
-        try:
-            save_copy(self.db, path, durable=durable)
-        except (sqlite3.Error, OSError) as e:
-            if (named := unavailable(e, path, "the database")) is not None:
-                raise named from e
-            raise StateError(f"cannot save the state to {path}: {e}") from e
+        self._write_copy(path, durable, "the database", "cannot save the state to")
 
     def file_moved(self) -> str | None:
         """What became of the file this store has open, by its path: None while the path
@@ -214,13 +209,18 @@ class Store(
         if self._opened_as is None or self.file_moved() != "gone":
             raise StateError("the state file is where it was opened: nothing to put back")
         path = self._opened_as[0]
-        try:
-            save_copy(self.db, path)
-        except (sqlite3.Error, OSError) as e:
-            if (named := unavailable(e, path)) is not None:
-                raise named from e
-            raise StateError(f"cannot put the state back at {path}: {e}") from e
+        self._write_copy(path, True, "the state file", "cannot put the state back at")
         return path
+
+    def _write_copy(self, path: Path, durable: bool, what: str, failed: str) -> None:
+        """`save_copy` to `path`; a busy, read-only or full disk named (`what` the file is),
+        any other failure a StateError starting with `failed`."""
+        try:
+            save_copy(self.db, path, durable=durable)
+        except (sqlite3.Error, OSError) as e:
+            if (named := unavailable(e, path, what)) is not None:
+                raise named from e
+            raise StateError(f"{failed} {path}: {e}") from e
 
     def close(self) -> None:
         """Close the database connection."""
